@@ -141,7 +141,7 @@ class ExactHamiltonian:
         system = self.system
         grid = system.grid
         h = grid.kinetic_dense() + np.diag(system.v_ext)
-        energies, orbitals = np.linalg.eigh(h)
+        _, orbitals = np.linalg.eigh(h)
         occupied = orbitals[:, : self.major.electrons] ** 2
         density = (occupied.sum(axis=1) + (orbitals[:, : self.minor.electrons] ** 2).sum(axis=1)) / grid.dx
         v_hartree = system.w @ density * grid.dx
@@ -189,7 +189,7 @@ class ExactHamiltonian:
         minor = self.minor.determinant(orbitals[:, :n_minor])
         psi = np.outer(major, minor)
         if parity == -1:
-            excited = self.major.determinant(orbitals[:, list(range(n_major - 1)) + [n_major]])
+            excited = self.major.determinant(orbitals[:, [*range(n_major - 1), n_major]])
             psi = np.outer(major, excited) - np.outer(excited, major)
         vector = self.pack(psi, parity)
         noise = np.random.default_rng(seed).standard_normal(vector.size)
@@ -306,7 +306,11 @@ def _lowest_in_sector(
         counted_operator, k=count, which="SA", v0=hamiltonian.start_vector(parity), ncv=ncv, tol=tol
     )
     order = np.argsort(energies)
-    return energies[order], vectors[:, order], {"method": "lanczos", "dimension": dimension, "matvecs": calls[0]}
+    return (
+        energies[order],
+        vectors[:, order],
+        {"method": "lanczos", "dimension": dimension, "matvecs": calls[0]},
+    )
 
 
 def _lobpcg(
@@ -334,7 +338,12 @@ def _lobpcg(
             retResidualNormsHistory=True,
         )
     residuals = np.linalg.norm(operator.matmat(vectors) - vectors * energies, axis=0)
-    info = {"method": "lobpcg", "dimension": dimension, "iterations": len(history), "residual": float(residuals.max())}
+    info = {
+        "method": "lobpcg",
+        "dimension": dimension,
+        "iterations": len(history),
+        "residual": float(residuals.max()),
+    }
     if residuals.max() > 1e3 * residual_tol:
         info["fallback"] = "lanczos"
         ncv = min(dimension - 1, max(2 * count + 1, 24))

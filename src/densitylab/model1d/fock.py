@@ -73,7 +73,11 @@ class SpinBlock:
         if n == 0:
             return sps.csr_matrix((1, 1))
         offsets, weights = self.grid.kinetic_offsets, self.grid.kinetic_weights
-        rows, cols, values = [np.arange(dimension)], [np.arange(dimension)], [np.full(dimension, n * weights[offsets == 0][0])]
+        rows, cols, values = (
+            [np.arange(dimension)],
+            [np.arange(dimension)],
+            [np.full(dimension, n * weights[offsets == 0][0])],
+        )
         for k in range(n):
             others = np.delete(tuples, k, axis=1)
             for offset, weight in zip(offsets, weights, strict=True):
@@ -92,7 +96,8 @@ class SpinBlock:
                 cols.append(colex_rank(target, points))
                 values.append(weight * (1.0 - 2.0 * (crossings % 2)))
         matrix = sps.coo_matrix(
-            (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(dimension, dimension)
+            (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(dimension, dimension),
         )
         return matrix.tocsr()
 

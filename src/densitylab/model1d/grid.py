@@ -76,9 +76,7 @@ class Grid:
             f"at least {max(self.stencil, 2)} points for a {self.stencil}-point stencil",
             self.points,
         )
-        require(
-            np.isfinite(self.x_min) and np.isfinite(self.x_max), "x_min/x_max", "finite numbers"
-        )
+        require(np.isfinite(self.x_min) and np.isfinite(self.x_max), "x_min/x_max", "finite numbers")
         require(self.x_max > self.x_min, "x_max", f"a value greater than x_min={self.x_min}", self.x_max)
 
     @cached_property
@@ -106,7 +104,9 @@ class Grid:
     def kinetic_sparse(self) -> sps.csr_matrix:
         """Single-particle kinetic operator −½ D2 as a sparse (N, N) matrix (hard walls), Ha."""
         n = self.points
-        diagonals = [np.full(n - abs(k), w) for k, w in zip(self.kinetic_offsets, self.kinetic_weights, strict=True)]
+        diagonals = [
+            np.full(n - abs(k), w) for k, w in zip(self.kinetic_offsets, self.kinetic_weights, strict=True)
+        ]
         return sps.diags(diagonals, self.kinetic_offsets.tolist(), shape=(n, n), format="csr")
 
     def kinetic_dense(self) -> np.ndarray:

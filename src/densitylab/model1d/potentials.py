@@ -49,7 +49,11 @@ _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 def _evaluate(node: ast.AST, x: np.ndarray, source: str) -> np.ndarray | float:
     if isinstance(node, ast.Expression):
         return _evaluate(node.body, x, source)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    ):
         return float(node.value)
     if isinstance(node, ast.Name):
         if node.id == "x":
@@ -78,6 +82,11 @@ def _evaluate(node: ast.AST, x: np.ndarray, source: str) -> np.ndarray | float:
 
             function = erf
         return function(*(_evaluate(arg, x, source) for arg in node.args))
+    if isinstance(node, ast.Call):
+        called = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
+        raise InvalidParameterError(
+            "potential", f"only the functions {sorted(_FUNCTIONS)}; {called!r} is not allowed", source
+        )
     raise InvalidParameterError(
         "potential",
         "an arithmetic expression in x (numbers, x, + - * / ** %, and whitelisted functions); "
@@ -107,7 +116,9 @@ def harmonic(x: np.ndarray, omega: float = 0.25, center: float = 0.0) -> np.ndar
     return 0.5 * omega**2 * (x - center) ** 2
 
 
-def softened_atom(x: np.ndarray, charge: float = 1.0, softening: float = 1.0, center: float = 0.0) -> np.ndarray:
+def softened_atom(
+    x: np.ndarray, charge: float = 1.0, softening: float = 1.0, center: float = 0.0
+) -> np.ndarray:
     """−Z / (|x − x0| + a), the softened nucleus matching the default interaction, Ha."""
     return -charge / (np.abs(x - center) + softening)
 
@@ -146,7 +157,9 @@ def random_fourier(
 
     a_k, b_k are uniform in (−2L/3, 2L/3), drawn from ``numpy.random.default_rng(seed)``.
     """
-    cos_coefficients, sin_coefficients = random_fourier_coefficients(np.random.default_rng(seed), length, harmonics)
+    cos_coefficients, sin_coefficients = random_fourier_coefficients(
+        np.random.default_rng(seed), length, harmonics
+    )
     return fourier_potential(x, cos_coefficients, sin_coefficients, length, confinement, amplitude)
 
 
@@ -161,9 +174,9 @@ def fourier_potential(
     """D·x^10 + F·Σ_k [a_k cos(kπx/L) + b_k sin(kπx/L)] for given coefficients, Ha."""
     k = np.arange(1, len(cos_coefficients) + 1)[:, None]
     phase = k * np.pi * np.asarray(x)[None, :] / length
-    series = np.asarray(cos_coefficients)[:, None] * np.cos(phase) + np.asarray(sin_coefficients)[:, None] * np.sin(
-        phase
-    )
+    series = np.asarray(cos_coefficients)[:, None] * np.cos(phase) + np.asarray(sin_coefficients)[
+        :, None
+    ] * np.sin(phase)
     return confinement * np.asarray(x) ** 10 + amplitude * series.sum(axis=0)
 
 
@@ -227,6 +240,13 @@ def resolve_potential(potential: str | np.ndarray | Path, x: np.ndarray) -> np.n
             values = evaluate_expression(potential, x)
     else:
         values = np.asarray(potential, dtype=float)
-    require(values.shape == x.shape, "potential", f"an array of shape {x.shape} (one value per grid point)", values.shape)
-    require(bool(np.all(np.isfinite(values))), "potential", "finite values at every grid point (no NaN or inf)")
+    require(
+        values.shape == x.shape,
+        "potential",
+        f"an array of shape {x.shape} (one value per grid point)",
+        values.shape,
+    )
+    require(
+        bool(np.all(np.isfinite(values))), "potential", "finite values at every grid point (no NaN or inf)"
+    )
     return values

@@ -28,9 +28,7 @@ def parse_electrons(electrons: str) -> tuple[int, int]:
         "a spin string of 'u' and 'd' characters, e.g. 'ud' or 'uud'",
         electrons,
     )
-    require(
-        len(electrons) <= MAX_ELECTRONS, "electrons", f"at most {MAX_ELECTRONS} electrons", electrons
-    )
+    require(len(electrons) <= MAX_ELECTRONS, "electrons", f"at most {MAX_ELECTRONS} electrons", electrons)
     return electrons.count("u"), electrons.count("d")
 
 
@@ -94,8 +92,12 @@ def parse_interaction(spec: str | Interaction) -> Interaction:
     keywords: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in arguments.split(","))):
         key, sep, value = item.partition("=")
-        require(sep == "=" and key.strip() in ("strength", "softening"), "interaction",
-                "'kind[:strength=s,softening=a]'", spec)
+        require(
+            sep == "=" and key.strip() in ("strength", "softening"),
+            "interaction",
+            "'kind[:strength=s,softening=a]'",
+            spec,
+        )
         try:
             keywords[key.strip()] = float(value)
         except ValueError:
