@@ -358,8 +358,12 @@ def solve_exact(system: System, states: int = 1, tol: float = 1e-13) -> ExactSol
     Args:
         system: the model system (grid, v_ext, interaction, spin string).
         states: how many of the lowest states to return (≥ 1). For states = 1 with n↑ = n↓,
-            only the spin-flip-even sector (p = +1, S even) is searched: by Lieb–Mattis the
-            ground state has S = 0.
+            only the spin-flip-even sector (p = +1, S even; the singlet for two electrons) is
+            searched. By Lieb–Mattis that is the ground state whenever all lattice hoppings are
+            non-positive (the 3-point stencil, and the continuum limit). Higher-order stencils
+            have positive next-neighbour hoppings, so for well-separated electrons an S-odd
+            state can lie below the singlet by an exponentially small amount (~1e-11 Ha seen on
+            coarse grids); ask for states ≥ 2 to search both sectors.
         tol: relative eigenvalue tolerance passed to ARPACK.
 
     Returns:

@@ -151,6 +151,8 @@ def invert_system_density(system: System, density: np.ndarray, tol: float = 1e-8
     """Invert a density of ``system``: start from v_ext + (N−1)/N·v_H[n] (Fermi–Amaldi, which
     has the right far-field tail) and return v_KS matching v_ext at the box edges."""
     density = np.asarray(density, dtype=float)
+    points = system.grid.points
+    require(density.shape == (points,), "density", f"shape ({points},)", density.shape)
     v_hartree = system.w @ density * system.grid.dx
     v_start = system.v_ext + (system.count - 1) / system.count * v_hartree
     return invert_density(system.grid, density, system.electrons, v_start, v_edge=system.v_ext, tol=tol)

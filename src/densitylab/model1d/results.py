@@ -59,9 +59,7 @@ class GroundStateReport:
             "energies": [float(e) for e in self.energies],
             **{key: float(value) for key, value in self.components.items()},
             "density_integral": float(np.sum(self.density) * dx),
-            "natural_occupations": [
-                float(v) for v in self.natural_occupations[: max(8, self.system.count + 4)]
-            ],
+            "natural_occupations": [float(v) for v in self.natural_occupations],
             "seconds": float(self.seconds),
             "parameters": self.system.parameters(),
             "solver": self.details,

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+from densitylab.errors import InvalidParameterError, SCFConvergenceError
+from densitylab.model1d import Interaction, System, lda, make_system, solve_exact
+from densitylab.model1d.meanfield import solve_mean_field
+
+
+def test_one_electron_hartree_fock_is_exact():
+    system = make_system(80, -10, 10, "u", "atom:charge=1")
+    hf = solve_mean_field(system, "hartree-fock")
+    assert hf.energy == pytest.approx(solve_exact(system).ground.energy, abs=1e-9)
+    assert hf.hartree_energy + hf.exchange_energy == pytest.approx(0.0, abs=1e-12)
+
+
+def test_restricted_exchange_is_minus_half_hartree_for_two_electron_singlet():
+    # one doubly occupied orbital: E_x = −E_H / 2 (iDEA's restricted HF counts it twice)
+    system = make_system(80, -8, 8, "ud", "atom:charge=2")
+    rhf = solve_mean_field(system, "hartree-fock", restricted=True)
+    assert rhf.exchange_energy == pytest.approx(-0.5 * rhf.hartree_energy, rel=1e-12)
+
+
+def test_hartree_fock_is_variational_and_unrestricted_not_above_restricted():
+    system = make_system(70, -10, 10, "ud", "double-well:barrier=1,separation=6")
+    exact = solve_exact(system).ground.energy
+    rhf = solve_mean_field(system, "hartree-fock", restricted=True)
+    uhf = solve_mean_field(system, "hartree-fock", restricted=False)
+    assert exact <= uhf.energy + 1e-12
+    assert uhf.energy <= rhf.energy + 1e-10
+
+
+def test_hartree_fock_energy_equals_expectation_of_its_determinant():
+    # the HF energy must equal <Φ|H|Φ> of its own Slater determinant, evaluated on the grid
+    system = make_system(40, -6, 6, "uud", "atom:charge=3", stencil=7)
+    hf = solve_mean_field(system, "hartree-fock")
+    dx = system.grid.dx
+    t = system.grid.kinetic_dense()
+    phi_u, phi_d = hf.orbitals_up[:, :2] * np.sqrt(dx), hf.orbitals_down[:, :1] * np.sqrt(dx)
+    one_body = sum(np.sum(phi * ((t + np.diag(system.v_ext)) @ phi)) for phi in (phi_u, phi_d))
+    density = (np.sum(phi_u**2, axis=1) + np.sum(phi_d**2, axis=1)) / dx
+    gamma_u, gamma_d = phi_u @ phi_u.T / dx, phi_d @ phi_d.T / dx
+    coulomb = 0.5 * density @ system.w @ density * dx * dx
+    # self-exchange of every electron is included: it cancels that electron's self-Hartree
+    exchange = -0.5 * np.sum(system.w * (gamma_u**2 + gamma_d**2)) * dx * dx
+    assert hf.energy == pytest.approx(one_body + coulomb + exchange, abs=1e-10)
+
+
+def test_non_interacting_mean_field_equals_exact_without_interaction():
+    grid_system = make_system(60, -8, 8, "uud", "harmonic", interaction="none")
+    assert solve_mean_field(grid_system, "non-interacting").energy == pytest.approx(
+        solve_exact(grid_system).ground.energy, abs=1e-9
+    )
+
+
+def test_lda_potential_is_the_functional_derivative_of_the_energy():
+    x = np.linspace(-5, 5, 40)
+    dx = x[1] - x[0]
+    n_up, n_down = 0.4 * np.exp(-(x**2) / 3), 0.25 * np.exp(-((x - 1) ** 2) / 2)
+    v_up, v_down = lda.lda_potentials(n_up, n_down)
+    for index in (10, 20, 25):
+        bump = np.zeros_like(x)
+        bump[index] = 1e-6
+        d_up = (
+            lda.lda_energy(n_up + bump, n_down, dx)[0]
+            + lda.lda_energy(n_up + bump, n_down, dx)[1]
+            - sum(lda.lda_energy(n_up - bump, n_down, dx))
+        ) / (2e-6 * dx)
+        d_down = (
+            sum(lda.lda_energy(n_up, n_down + bump, dx)) - sum(lda.lda_energy(n_up, n_down - bump, dx))
+        ) / (2e-6 * dx)
+        assert d_up == pytest.approx(v_up[index], rel=1e-6)
+        assert d_down == pytest.approx(v_down[index], rel=1e-6)
+
+
+def test_lda_spin_scaling_is_idea_functional_for_polarised_systems_only():
+    polarised = make_system(60, -8, 8, "uu", "harmonic")
+    scaled = solve_mean_field(polarised, "lda", spin_scaling=True).energy
+    idea = solve_mean_field(polarised, "lda", spin_scaling=False).energy
+    assert scaled == pytest.approx(idea, abs=1e-10)
+    singlet = make_system(60, -8, 8, "ud", "harmonic")
+    assert solve_mean_field(singlet, "lda").exchange_energy != pytest.approx(
+        solve_mean_field(singlet, "lda", spin_scaling=False).exchange_energy, abs=1e-3
+    )
+
+
+def test_spin_scaled_exchange_of_unpolarised_density_is_twice_polarised_half_density():
+    x = np.linspace(-5, 5, 50)
+    dx = x[1] - x[0]
+    density = 0.6 * np.exp(-(x**2) / 4)
+    exchange, _ = lda.lda_energy(density / 2, density / 2, dx)
+    polarised_half, _ = lda.lda_energy(density / 2, 0 * density, dx)
+    assert exchange == pytest.approx(2 * polarised_half, rel=1e-14)
+
+
+def test_non_convergence_reports_the_residual():
+    system = make_system(60, -10, 10, "ud", "double-well:barrier=1,separation=6")
+    with pytest.raises(SCFConvergenceError, match="residual"):
+        solve_mean_field(system, "hartree-fock", max_iterations=2)
+
+
+def test_restricted_open_shell_is_rejected():
+    with pytest.raises(InvalidParameterError, match="restricted"):
+        solve_mean_field(make_system(30, -5, 5, "uud", "harmonic"), "hartree-fock", restricted=True)
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(InvalidParameterError, match="method"):
+        solve_mean_field(make_system(30, -5, 5, "ud", "harmonic"), "dft")
+
+
+def test_hartree_fock_without_interaction_is_non_interacting():
+    system = make_system(40, -5, 5, "uud", "atom:charge=2")
+    free = System(system.grid, system.v_ext, "uud", Interaction(kind="none"))
+    assert solve_mean_field(free, "hartree-fock").energy == pytest.approx(
+        solve_mean_field(free, "non-interacting").energy, abs=1e-10
+    )

@@ -1,0 +1,103 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from densitylab.cli import app
+from densitylab.data import read_h5
+from densitylab.model1d import make_system, solve_exact
+
+runner = CliRunner()
+
+
+def test_exact1d_json_output_file_and_plot(tmp_path):
+    output, plot = tmp_path / "result.h5", tmp_path / "state.png"
+    result = runner.invoke(
+        app,
+        [
+            "exact1d",
+            "--points",
+            "60",
+            "--x-min",
+            "-8",
+            "--x-max",
+            "8",
+            "--electrons",
+            "uud",
+            "--potential",
+            "0.5*0.25**2*x**2 - exp(-(x-1)**2)",
+            "--json",
+            "--output",
+            str(output),
+            "--plot",
+            str(plot),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    occupations = np.array(summary["natural_occupations"])
+    assert summary["density_integral"] == pytest.approx(3.0, abs=1e-10)
+    assert np.all(np.diff(occupations) <= 1e-14)
+    assert occupations.sum() == pytest.approx(3.0, abs=1e-6)
+    assert summary["seconds"] > 0
+    system = make_system(60, -8, 8, "uud", "0.5*0.25**2*x**2 - exp(-(x-1)**2)")
+    assert summary["energy"] == pytest.approx(solve_exact(system).ground.energy, abs=1e-10)
+    arrays, attributes = read_h5(output)
+    assert (
+        attributes["electrons"] == "uud" and attributes["points"] == 60 and "densitylab_version" in attributes
+    )
+    np.testing.assert_allclose(np.trace(arrays["rdm1"]) * (16 / 59), 3.0, atol=1e-10)
+    assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("method", ["hartree-fock", "lda", "non-interacting", "hartree"])
+def test_exact1d_mean_field_methods(method):
+    result = runner.invoke(
+        app, ["exact1d", "--points", "50", "--electrons", "ud", "--method", method, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["method"] == method
+    assert summary["natural_occupations"][0] == pytest.approx(2.0, abs=1e-10)
+
+
+def test_exact1d_excited_states_are_ascending():
+    result = runner.invoke(app, ["exact1d", "--points", "40", "--states", "3", "--json"])
+    energies = json.loads(result.stdout)["energies"]
+    assert len(energies) == 3 and energies == sorted(energies)
+
+
+@pytest.mark.parametrize(
+    "arguments, parameter",
+    [
+        (["--points", "5"], "points"),
+        (["--electrons", "uxd"], "electrons"),
+        (["--potential", "x*nan"], "potential"),
+        (["--potential", "__import__('os').getcwd()"], "potential"),
+        (["--stencil", "4"], "stencil"),
+        (["--method", "ccsd"], "method"),
+        (["--interaction", "yukawa"], "interaction"),
+        (["--output", "result.txt"], "output"),
+        (["--method", "lda", "--states", "2"], "states"),
+    ],
+)
+def test_exact1d_bad_input_gets_a_clear_error(arguments, parameter, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app,
+        ["exact1d", "--points", "30", *arguments] if arguments[0] != "--points" else ["exact1d", *arguments],
+    )
+    assert result.exit_code == 2
+    assert f"Error: {parameter}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_demo_writes_figures_and_summary(tmp_path):
+    result = runner.invoke(app, ["demo", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "summary.md").read_text()
+    for label in ("exact", "Hartree-Fock", "LDA", "KS inversion"):
+        assert label in summary
+    for figure in ("exact1d_state.png", "exact1d_densities.png", "exact1d_potentials.png"):
+        assert (tmp_path / figure).stat().st_size > 10_000
