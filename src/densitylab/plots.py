@@ -39,18 +39,39 @@ def plot_state(
     return Path(path)
 
 
+def _occupied_range(x: np.ndarray, density: np.ndarray, threshold: float = 1e-3) -> tuple[float, float]:
+    """x-range where the density exceeds ``threshold`` × its maximum, padded by 10 %."""
+    inside = x[density > threshold * density.max()]
+    low, high = float(inside.min()), float(inside.max())
+    pad = 0.1 * (high - low)
+    return max(x[0], low - pad), min(x[-1], high + pad)
+
+
 def plot_densities(
     x: np.ndarray, densities: Mapping[str, np.ndarray], v_ext: np.ndarray, title: str, path: str | Path
 ) -> Path:
-    """Several densities on one axis, with v_ext on a twin axis."""
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    for index, (label, density) in enumerate(densities.items()):
-        axis.plot(x, density, label=label, lw=2 if index == 0 else 1.3, ls="-" if index == 0 else "--")
-    axis.set(xlabel="x (bohr)", ylabel="n(x) (bohr$^{-1}$)", title=title)
+    """Densities (the first is the reference) with v_ext, and their differences from the reference."""
+    figure, (axis, difference_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
+    labels = list(densities)
+    reference = densities[labels[0]]
+    span = _occupied_range(x, reference)
+    for index, label in enumerate(labels):
+        axis.plot(
+            x, densities[label], label=label, lw=2.2 if index == 0 else 1.2, ls="-" if index == 0 else "--"
+        )
+        if index:
+            difference_axis.plot(x, densities[label] - reference, label=f"{label} − {labels[0]}")
+    axis.set(xlabel="x (bohr)", ylabel="n(x) (bohr$^{-1}$)", title=title, xlim=span)
     twin = axis.twinx()
-    twin.plot(x, v_ext, color="0.6", lw=1)
+    window = (x >= span[0]) & (x <= span[1])
+    twin.plot(x[window], v_ext[window], color="0.6", lw=1)
     twin.set_ylabel("v_ext (Ha)", color="0.5")
     axis.legend(loc="upper right", fontsize=8)
+    difference_axis.axhline(0, color="0.7", lw=0.8)
+    difference_axis.set(
+        xlabel="x (bohr)", ylabel="Δn(x) (bohr$^{-1}$)", title="difference from " + labels[0], xlim=span
+    )
+    difference_axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -58,13 +79,20 @@ def plot_densities(
 
 
 def plot_potentials(
-    x: np.ndarray, potentials: Mapping[str, np.ndarray], title: str, path: str | Path
+    x: np.ndarray,
+    potentials: Mapping[str, np.ndarray],
+    title: str,
+    path: str | Path,
+    density: np.ndarray | None = None,
 ) -> Path:
-    """Potentials on one axis (e.g. v_ext, v_KS, v_Hxc)."""
+    """Potentials on one axis (e.g. v_ext, v_KS, v_Hxc), limited to where ``density`` lives."""
     figure, axis = plt.subplots(figsize=(7, 4.2))
+    span = _occupied_range(x, density) if density is not None else (x[0], x[-1])
+    window = (x >= span[0]) & (x <= span[1])
     for label, values in potentials.items():
-        axis.plot(x, values, label=label)
+        axis.plot(x[window], values[window], label=label)
     axis.set(xlabel="x (bohr)", ylabel="Ha", title=title)
+    axis.axhline(0, color="0.8", lw=0.8)
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -76,5 +76,6 @@ def run(output: Path) -> list[dict]:
         },
         "exact Kohn-Sham potential of the double well",
         output / "exact1d_potentials.png",
+        density=exact.density,
     )
     return rows
