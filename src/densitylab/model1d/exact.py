@@ -97,6 +97,18 @@ class ExactHamiltonian:
     def _upper(self) -> tuple[np.ndarray, np.ndarray]:
         return np.triu_indices(self.major.dimension, k=1)
 
+    @cached_property
+    def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat indices of the strict upper triangle, its mirror, and the diagonal of a (D, D) matrix."""
+        d = self.major.dimension
+        rows, cols = self._upper
+        return rows * d + cols, cols * d + rows, np.arange(d) * (d + 1)
+
+    @cached_property
+    def _minor_kinetic_dense(self) -> np.ndarray | None:
+        """The minor block's kinetic matrix as a dense array when small (then Ψ K↓ᵀ is one BLAS call)."""
+        return self.minor.kinetic.toarray() if 0 < self.minor.dimension <= 400 else None
+
     def sector_dimension(self, parity: int | None) -> int:
         d = self.major.dimension
         if parity is None:
@@ -107,28 +119,55 @@ class ExactHamiltonian:
         """Orthonormal sector coordinates of Ψ (an isometry on the sector)."""
         if parity is None:
             return psi.reshape(-1)
-        upper = psi[self._upper] * np.sqrt(2.0)
-        return np.concatenate([upper, np.diag(psi)]) if parity == 1 else upper
+        upper, _, diagonal = self._flat
+        flat = psi.reshape(-1)
+        packed = flat[upper] * np.sqrt(2.0)
+        return np.concatenate([packed, flat[diagonal]]) if parity == 1 else packed
 
     def unpack(self, vector: np.ndarray, parity: int | None) -> np.ndarray:
         """Inverse of :meth:`pack`: Ψ of shape (D↑, D↓)."""
         if parity is None:
             return vector.reshape(self.shape)
         d = self.major.dimension
-        rows, cols = self._upper
-        psi = np.zeros((d, d), dtype=vector.dtype)
-        off_diagonal = vector[: rows.size] / np.sqrt(2.0)
-        psi[rows, cols] = off_diagonal
-        psi[cols, rows] = parity * off_diagonal
+        upper, lower, diagonal = self._flat
+        off_diagonal = vector[: upper.size] * (1.0 / np.sqrt(2.0))
+        flat = np.zeros(d * d, dtype=vector.dtype)
+        flat[upper] = off_diagonal
+        flat[lower] = off_diagonal if parity == 1 else -off_diagonal
         if parity == 1:
-            psi[np.arange(d), np.arange(d)] = vector[rows.size :]
-        return psi
+            flat[diagonal] = vector[upper.size :]
+        return flat.reshape(d, d)
+
+    def apply_packed(self, vector: np.ndarray, parity: int | None) -> np.ndarray:
+        """H acting on sector coordinates, without forming HΨ's redundant half.
+
+        With spin-flip symmetry Ψ K↓ᵀ = p (K↑ Ψ)ᵀ, so one sparse product serves both blocks and
+        the packed result is gathered straight from A = K↑ Ψ.
+        """
+        if parity is None:
+            psi = vector.reshape(self.shape)
+            result = self.diagonal * psi
+            if self.major.electrons:
+                result += self.major.kinetic @ psi
+            if self._minor_kinetic_dense is not None:
+                result += psi @ self._minor_kinetic_dense.T
+            elif self.minor.electrons:
+                result += (self.minor.kinetic @ psi.T).T
+            return result.reshape(-1)
+        psi = self.unpack(vector, parity)
+        kinetic = (self.major.kinetic @ psi).reshape(-1)
+        potential = (self.diagonal * psi).reshape(-1)
+        upper, lower, diagonal = self._flat
+        packed = (kinetic[upper] + parity * kinetic[lower] + potential[upper]) * np.sqrt(2.0)
+        if parity == -1:
+            return packed
+        return np.concatenate([packed, 2.0 * kinetic[diagonal] + potential[diagonal]])
 
     def operator(self, parity: int | None) -> spla.LinearOperator:
         dimension = self.sector_dimension(parity)
 
         def matvec(vector: np.ndarray) -> np.ndarray:
-            return self.pack(self.apply(self.unpack(np.ravel(vector), parity)), parity)
+            return self.apply_packed(np.ravel(vector), parity)
 
         return spla.LinearOperator((dimension, dimension), matvec=matvec, dtype=float)
 
