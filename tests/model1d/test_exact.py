@@ -142,3 +142,26 @@ def test_random_potentials_singlet_below_triplet_and_match_dense(cos, sin):
     triplet_energy = solve_exact(triplet).ground.energy
     assert singlet_energy <= triplet_energy + 1e-12  # Lieb–Mattis
     assert singlet_energy == pytest.approx(_reference(singlet, "ud", 1)[0], abs=1e-9)
+
+
+@pytest.mark.parametrize("electrons", [1, 2, 3, 4])
+def test_block_transform_equals_compound_matrix(electrons):
+    from densitylab.model1d.fock import SpinBlock
+
+    block = SpinBlock(Grid(points=11, x_min=-3, x_max=3, stencil=5), electrons)
+    rng = np.random.default_rng(electrons)
+    matrix = rng.standard_normal((11, 11))
+    values = rng.standard_normal((block.dimension, 3))
+    np.testing.assert_allclose(
+        block.transform(matrix, values, chunk_elements=2000), block.compound(matrix) @ values, atol=1e-12
+    )
+
+
+def test_compound_matrix_of_a_product_is_the_product_of_compounds():
+    # Cauchy–Binet: C_n(AB) = C_n(A) C_n(B), an identity independent of the implementation
+    from densitylab.model1d.fock import SpinBlock
+
+    block = SpinBlock(Grid(points=9, x_min=-3, x_max=3, stencil=5), 3)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((9, 9)), rng.standard_normal((9, 9))
+    np.testing.assert_allclose(block.compound(a @ b), block.compound(a) @ block.compound(b), atol=1e-10)

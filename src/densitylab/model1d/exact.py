@@ -29,7 +29,7 @@ from densitylab.model1d.fock import SpinBlock
 from densitylab.model1d.system import System
 
 DENSE_LIMIT = 600
-PRECONDITIONER_LIMIT = 5000  # largest block dimension for which the compound-matrix preconditioner is built
+PRECONDITIONER_COST_LIMIT = 2e10  # multiply-adds per preconditioner application before Lanczos is preferred
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,31 +189,41 @@ class ExactHamiltonian:
 
     @property
     def can_precondition(self) -> bool:
-        return self.major.dimension <= PRECONDITIONER_LIMIT
+        cost = self.major.transform_cost(self.minor.dimension) + self.minor.transform_cost(
+            self.major.dimension
+        )
+        return cost <= PRECONDITIONER_COST_LIMIT
 
     @cached_property
-    def _compounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        energies, orbitals = self.mean_field_orbitals
-        major = self.major.compound(orbitals)
-        minor = major if self.has_spin_flip_symmetry else self.minor.compound(orbitals)
+    def _levels(self) -> np.ndarray:
+        """Σ of mean-field orbital energies of each product state (I, J), shifted to be ≥ gap > 0."""
+        energies = self.mean_field_orbitals[0]
         level = self.major.one_body_sum(energies)[:, None] + self.minor.one_body_sum(energies)[None, :]
-        return major, minor, level
+        gap = max(energies[1] - energies[0], 1e-3)
+        return level - level.min() + gap
 
     def preconditioner(self, parity: int | None) -> spla.LinearOperator:
-        """(H₀ − E₀ + δ)⁻¹ for the separable mean-field H₀, applied in its product basis (SPD)."""
-        major, minor, level = self._compounds
-        energies = self.mean_field_orbitals[0]
-        gap = max(energies[1] - energies[0], 1e-3)
-        denominator = level - level.min() + gap
+        """(H₀ − E₀ + δ)⁻¹ for the separable mean-field H₀, applied in its product basis (SPD).
+
+        H₀'s eigenvectors are the Slater determinants of h's orbitals U; the basis change acts on
+        each block as U⊗…⊗U restricted to antisymmetric functions (:meth:`SpinBlock.transform`).
+        """
+        orbitals = self.mean_field_orbitals[1]
+        transposed = np.ascontiguousarray(orbitals.T)
+        denominator = self._levels
         dimension = self.sector_dimension(parity)
+
+        def both_blocks(matrix: np.ndarray, psi: np.ndarray) -> np.ndarray:
+            psi = self.major.transform(matrix, psi)
+            return self.minor.transform(matrix, psi.T).T
 
         def apply(vector: np.ndarray) -> np.ndarray:
             columns = vector.reshape(dimension, -1)
             out = np.empty_like(columns)
             for c in range(columns.shape[1]):
                 psi = self.unpack(columns[:, c], parity)
-                transformed = (major.T @ psi @ minor) / denominator
-                out[:, c] = self.pack(major @ transformed @ minor.T, parity)
+                transformed = both_blocks(transposed, psi) / denominator
+                out[:, c] = self.pack(both_blocks(orbitals, transformed), parity)
             return out
 
         return spla.LinearOperator((dimension, dimension), matvec=apply, matmat=apply, dtype=float)

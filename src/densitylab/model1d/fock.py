@@ -134,21 +134,61 @@ class SpinBlock:
             return np.ones(1)
         return np.linalg.det(orbitals[self.tuples, :])
 
-    def compound(self, orbitals: np.ndarray) -> np.ndarray:
-        """n-th compound matrix of a square orbital matrix: det(U[I, J]) for tuples I, J, shape (D, D).
+    @cached_property
+    def _signed_permutations(self) -> list[tuple[tuple[int, ...], float]]:
+        result = []
+        for permutation in itertools.permutations(range(self.electrons)):
+            inversions = sum(1 for a, b in itertools.combinations(permutation, 2) if a > b)
+            result.append((permutation, -1.0 if inversions % 2 else 1.0))
+        return result
 
-        This is U⊗…⊗U restricted to the antisymmetric block, in the ordered basis.
+    def transform_cost(self, columns: int) -> float:
+        """Multiply-adds of :meth:`transform` on ``columns`` columns."""
+        points = self.grid.points
+        return float(self.electrons * points ** (self.electrons + 1) * columns) if self.electrons > 1 else 0.0
+
+    def transform(
+        self, matrix: np.ndarray, values: np.ndarray, chunk_elements: int = 4_000_000
+    ) -> np.ndarray:
+        """Apply M⊗…⊗M (n factors, M of shape (N, N)) to axis 0 of ``values`` (D, K).
+
+        In the ordered basis this is the n-th compound matrix of M (:meth:`compound`), applied
+        here without forming it: each column is expanded to its antisymmetric n-index tensor
+        (in chunks of at most ``chunk_elements`` entries), M is contracted into every index, and
+        the ordered entries are read back. One electron is simply M @ values.
+        """
+        if self.electrons == 0:
+            return values
+        if self.electrons == 1:
+            return matrix @ values
+        points, n = self.grid.points, self.electrons
+        ordered = tuple(self.tuples[:, k] for k in range(n))
+        step = max(1, chunk_elements // points**n)
+        out = np.empty((self.tuples.shape[0], values.shape[1]))
+        for start in range(0, values.shape[1], step):
+            block = values[:, start : start + step]
+            tensor = np.zeros((points,) * n + (block.shape[1],))
+            for permutation, sign in self._signed_permutations:
+                tensor[tuple(ordered[p] for p in permutation)] = sign * block
+            for axis in range(n):
+                tensor = np.moveaxis(np.tensordot(matrix, tensor, axes=(1, axis)), 0, axis)
+            out[:, start : start + step] = tensor[ordered]
+        return out
+
+    def compound(self, orbitals: np.ndarray) -> np.ndarray:
+        """n-th compound matrix of a square matrix: det(U[I, J]) for tuples I, J, shape (D, D).
+
+        Reference implementation (Leibniz formula) of what :meth:`transform` applies.
         """
         if self.electrons == 0:
             return np.ones((1, 1))
         tuples = self.tuples
         result = np.zeros((tuples.shape[0], tuples.shape[0]))
-        for permutation in itertools.permutations(range(self.electrons)):
-            inversions = sum(1 for a, b in itertools.combinations(permutation, 2) if a > b)
+        for permutation, sign in self._signed_permutations:
             term = np.ones_like(result)
             for k, p in enumerate(permutation):
                 term *= orbitals[np.ix_(tuples[:, k], tuples[:, p])]
-            result += term if inversions % 2 == 0 else -term
+            result += sign * term
         return result
 
     def rdm1(self, coefficients: np.ndarray, dx: float, chunk_elements: int = 4_000_000) -> np.ndarray:
