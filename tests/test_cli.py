@@ -101,3 +101,21 @@ def test_demo_writes_figures_and_summary(tmp_path):
         assert label in summary
     for figure in ("exact1d_state.png", "exact1d_densities.png", "exact1d_potentials.png"):
         assert (tmp_path / figure).stat().st_size > 10_000
+
+
+def test_exact1d_unrestricted_hartree_fock_breaks_symmetry_in_a_double_well():
+    common = [
+        "exact1d",
+        "--points",
+        "60",
+        "--electrons",
+        "ud",
+        "--potential",
+        "double-well:barrier=2,separation=7",
+        "--method",
+        "hartree-fock",
+        "--json",
+    ]
+    restricted = json.loads(runner.invoke(app, [*common, "--restricted"]).stdout)["energy"]
+    unrestricted = json.loads(runner.invoke(app, [*common, "--unrestricted"]).stdout)["energy"]
+    assert unrestricted < restricted - 1e-4

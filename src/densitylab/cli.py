@@ -56,6 +56,12 @@ def exact1d(
     method: Annotated[
         str, typer.Option(help="exact | hartree-fock | lda | hartree | non-interacting.")
     ] = "exact",
+    restricted: Annotated[
+        bool | None,
+        typer.Option(
+            "--restricted/--unrestricted", help="Mean-field only. Default: restricted for closed shells."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result to FILE.h5.")] = None,
     plot: Annotated[
@@ -67,7 +73,9 @@ def exact1d(
     from densitylab.model1d.system import make_system
 
     system = make_system(points, x_min, x_max, electrons, potential, interaction, stencil)
-    report = solve_ground_state(system, method, states=states)
+    options = {} if method == "exact" or restricted is None else {"restricted": restricted}
+    with err.status(f"solving {electrons} on {points} points ({method})"):
+        report = solve_ground_state(system, method, states=states, **options)
     summary = report.summary()
     if output is not None:
         report.save(output)
