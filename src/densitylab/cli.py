@@ -17,7 +17,39 @@ from rich.table import Table
 from densitylab.errors import DensitylabError
 
 app = typer.Typer(help="densitylab: machine learning for electronic structure.", no_args_is_help=True)
+rdm_app = typer.Typer(
+    help="1-RDM learning: datasets of exact one-body density matrices.", no_args_is_help=True
+)
+app.add_typer(rdm_app, name="rdm")
 err = Console(stderr=True)
+
+
+def _systems_progress(description: str):
+    """A Rich progress bar that shows systems per second; returns (progress, callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} systems/s"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = progress.add_task(description, total=None, rate="—")
+    started: dict[str, float] = {}
+
+    def update(done: int, total: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        if "time" not in started:
+            started.update(time=now, done=done)
+        elapsed = now - started["time"]
+        rate = f"{(done - started['done']) / elapsed:.0f}" if elapsed > 0 and done > started["done"] else "—"
+        progress.update(task, completed=done, total=total, rate=rate)
+
+    return progress, update
 
 
 def friendly_errors(function):
@@ -106,6 +138,61 @@ def exact1d(
         table.add_row("energies", ", ".join(f"{e:.8f}" for e in summary["energies"]))
     table.add_row("natural occupations", ", ".join(f"{v:.3e}" for v in summary["natural_occupations"][:6]))
     Console().print(table)
+
+
+@rdm_app.command("generate")
+@friendly_errors
+def rdm_generate(
+    output: Annotated[Path, typer.Option(help="The dataset file to create or resume (.h5).")],
+    systems: Annotated[int, typer.Option(help="Number of systems.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Base seed; system i uses default_rng([seed, i]).")] = 0,
+    points: Annotated[int, typer.Option(help="Grid points.")] = 62,
+    x_min: Annotated[float, typer.Option(help="Left box edge (bohr).")] = -7.5,
+    x_max: Annotated[float, typer.Option(help="Right box edge (bohr).")] = 7.5,
+    stencil: Annotated[int, typer.Option(help="Finite-difference stencil points.")] = 13,
+    length: Annotated[float, typer.Option(help="L in cos(kπx/L) (bohr).")] = 15.0,
+    confinement: Annotated[float, typer.Option(help="D in D·x^10 (Ha bohr^-10).")] = 1e-11,
+    amplitude: Annotated[float, typer.Option(help="F, the Fourier amplitude (Ha).")] = 0.1,
+    harmonics: Annotated[int, typer.Option(help="Number of Fourier harmonics.")] = 3,
+    interaction: Annotated[str, typer.Option(help="Interaction spec, e.g. softened.")] = "softened",
+    chunk_size: Annotated[
+        int, typer.Option(help="Systems per chunk (unit of work and of resumption).")
+    ] = 1000,
+    workers: Annotated[int, typer.Option(help="Local Dask worker processes (1: in this process).")] = 2,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of a running dask.distributed scheduler.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Generate (or resume) a dataset of exact, non-interacting and UHF 1-RDMs of the
+    random-potential family of Wetherell et al. (2020)."""
+    from densitylab.rdm.dataset import DatasetSpec, generate_dataset
+
+    spec = DatasetSpec(
+        systems=systems,
+        seed=seed,
+        points=points,
+        x_min=x_min,
+        x_max=x_max,
+        stencil=stencil,
+        length=length,
+        confinement=confinement,
+        amplitude=amplitude,
+        harmonics=harmonics,
+        interaction=interaction,
+        chunk_size=chunk_size,
+    )
+    progress, update = _systems_progress("generating")
+    with progress:
+        summary = generate_dataset(spec, output, workers=workers, scheduler=scheduler, progress=update)
+    summary["systems_per_second"] = summary["systems"] / summary["seconds"] if summary["seconds"] else None
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(
+            f"{summary['systems']} systems in {output} ({summary['computed_chunks']} chunks computed, "
+            f"{summary['resumed_chunks']} resumed) in {summary['seconds']:.1f} s"
+        )
 
 
 @app.command("demo")

@@ -1,0 +1,371 @@
+"""Datasets of exact 1-RDMs for the random-potential family of Wetherell et al. (2020).
+
+System i has the potential V = D·x¹⁰ + F Σ_k [a_k cos(kπx/L) + b_k sin(kπx/L)] with a_k, b_k
+drawn from ``numpy.random.default_rng([seed, i])``: the same whatever the number of workers or
+chunks. For each system the file holds the exact singlet ("ud") ground state and the
+non-interacting and unrestricted Hartree–Fock solutions.
+
+Layout of the HDF5 file (S systems, N points, all atomic units)::
+
+    x (N,)                       attrs: every generation parameter, version, seed
+    v_ext (S, N)
+    density (S, N), rdm1 (S, N, N), energy (S,), kinetic_energy (S,),
+    natural_occupations (S, N)                      exact, spin-summed, descending
+    noninteracting/{density, orbital, energy, kinetic_energy, natural_occupations}
+    uhf/{density, orbital_up, orbital_down, energy, kinetic_energy, natural_occupations}
+
+The mean-field 1-RDMs are stored factored, as their occupied orbitals (γ = 2φφᵀ for the
+non-interacting singlet, γ = φ↑φ↑ᵀ + φ↓φ↓ᵀ for UHF), which is the same information in 1/N of
+the space; :meth:`Dataset.rdm1` rebuilds any of the three.
+
+Generation is resumable and interrupt-safe: every finished chunk is written atomically to
+``OUT.parts/chunk-XXXXXX.npz`` next to the output; a rerun skips finished chunks, refuses a
+parts folder made with other parameters, and assembles the single HDF5 file (atomically)
+once all chunks exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from densitylab import __version__
+from densitylab.errors import DensitylabError, InvalidParameterError, require
+from densitylab.model1d.batch import one_body_eigen, solve_singlet_batch, uhf_two_electron_batch
+from densitylab.model1d.grid import Grid
+from densitylab.model1d.potentials import fourier_potential, random_fourier_coefficients
+from densitylab.model1d.system import parse_interaction
+from densitylab.parallel import run_tasks
+
+SUB_BATCH = 128  # systems per vectorised exact solve (cache-friendly on small grids)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything that defines a dataset; stored as attributes of the file.
+
+    Attributes:
+        systems: number of systems S.
+        seed: base seed; system i uses ``default_rng([seed, i])``.
+        points, x_min, x_max, stencil: the grid (both edges included).
+        length, confinement, amplitude, harmonics: L, D, F and the number of Fourier terms.
+        interaction: interaction spec, e.g. ``softened`` (1/(|x−x'|+1)).
+        chunk_size: systems per stored chunk (the unit of work and of resumption).
+    """
+
+    systems: int = 50_000
+    seed: int = 0
+    points: int = 62
+    x_min: float = -7.5
+    x_max: float = 7.5
+    stencil: int = 13
+    length: float = 15.0
+    confinement: float = 1e-11
+    amplitude: float = 0.1
+    harmonics: int = 3
+    interaction: str = "softened"
+    chunk_size: int = 1000
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.systems, int) and self.systems >= 1, "systems", "a positive integer", self.systems
+        )
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", "a non-negative integer", self.seed)
+        require(
+            isinstance(self.chunk_size, int) and self.chunk_size >= 1,
+            "chunk_size",
+            "a positive integer",
+            self.chunk_size,
+        )
+        require(
+            isinstance(self.harmonics, int) and self.harmonics >= 1,
+            "harmonics",
+            "a positive integer",
+            self.harmonics,
+        )
+        require(self.length > 0, "length", "a positive box length L", self.length)
+        self.grid()  # validates points, x_min, x_max, stencil
+        parse_interaction(self.interaction)
+
+    def grid(self) -> Grid:
+        return Grid(points=self.points, x_min=self.x_min, x_max=self.x_max, stencil=self.stencil)
+
+    def chunks(self) -> list[tuple[int, int, int]]:
+        """(index, start, stop) of every chunk."""
+        return [
+            (index, start, min(start + self.chunk_size, self.systems))
+            for index, start in enumerate(range(0, self.systems, self.chunk_size))
+        ]
+
+    def parameters(self) -> dict:
+        return asdict(self)
+
+
+def potentials(spec: DatasetSpec, start: int, stop: int) -> np.ndarray:
+    """External potentials of systems start..stop−1, shape (stop − start, N), Ha."""
+    x = spec.grid().x
+    rows = []
+    for index in range(start, stop):
+        cos_coefficients, sin_coefficients = random_fourier_coefficients(
+            np.random.default_rng([spec.seed, index]), spec.length, spec.harmonics
+        )
+        rows.append(
+            fourier_potential(
+                x, cos_coefficients, sin_coefficients, spec.length, spec.confinement, spec.amplitude
+            )
+        )
+    return np.array(rows)
+
+
+def _descending_occupations(rdm1: np.ndarray, dx: float) -> np.ndarray:
+    return np.linalg.eigvalsh(rdm1 * dx)[:, ::-1].copy()
+
+
+def solve_chunk(spec: DatasetSpec, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Solve systems start..stop−1 exactly, non-interacting and by UHF. Pure and picklable."""
+    grid = spec.grid()
+    dx = grid.dx
+    interaction = parse_interaction(spec.interaction)
+    v_ext = potentials(spec, start, stop)
+    count, points = v_ext.shape
+    result: dict[str, np.ndarray] = {"v_ext": v_ext}
+    energies, vectors = one_body_eigen(grid, v_ext)  # shared by all three methods
+    exact_parts = [
+        solve_singlet_batch(
+            grid,
+            v_ext[i : i + SUB_BATCH],
+            interaction,
+            tol=1e-8,
+            one_body=(energies[i : i + SUB_BATCH], vectors[i : i + SUB_BATCH]),
+        )
+        for i in range(0, count, SUB_BATCH)
+    ]
+    rdm1 = np.concatenate([part.rdm1 for part in exact_parts])
+    result |= {
+        "density": np.concatenate([part.density for part in exact_parts]),
+        "rdm1": rdm1,
+        "energy": np.concatenate([part.energy for part in exact_parts]),
+        "kinetic_energy": np.concatenate([part.kinetic_energy for part in exact_parts]),
+        "natural_occupations": _descending_occupations(rdm1, dx),
+    }
+    kinetic = grid.kinetic_dense()
+    orbital = vectors[:, :, 0] * np.sign(vectors[:, :, 0].sum(axis=1))[:, None] / np.sqrt(dx)
+    occupations = np.zeros((count, points))
+    occupations[:, 0] = 2.0
+    result |= {
+        "noninteracting/orbital": orbital,
+        "noninteracting/density": 2.0 * orbital**2,
+        "noninteracting/energy": 2.0 * energies[:, 0],
+        "noninteracting/kinetic_energy": 2.0 * np.einsum("bi,ij,bj->b", orbital, kinetic, orbital) * dx,
+        "noninteracting/natural_occupations": occupations,
+    }
+    uhf = uhf_two_electron_batch(grid, v_ext, interaction, tol=1e-7, one_body=(energies, vectors))
+    overlap = np.abs(np.sum(uhf.orbital_up * uhf.orbital_down, axis=1) * dx)
+    occupations = np.zeros((count, points))
+    occupations[:, 0], occupations[:, 1] = 1.0 + overlap, 1.0 - overlap
+    result |= {
+        "uhf/orbital_up": uhf.orbital_up,
+        "uhf/orbital_down": uhf.orbital_down,
+        "uhf/density": uhf.density,
+        "uhf/energy": uhf.energy,
+        "uhf/kinetic_energy": uhf.kinetic_energy,
+        "uhf/natural_occupations": occupations,
+    }
+    return result
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def _parts_folder(output: Path) -> Path:
+    return output.with_name(output.name + ".parts")
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _save_part(folder: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
+    temporary = folder / f"chunk-{index:06d}.tmp.npz"
+    np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
+    os.replace(temporary, folder / f"chunk-{index:06d}.npz")
+
+
+def _load_part(folder: Path, index: int) -> dict[str, np.ndarray]:
+    with np.load(folder / f"chunk-{index:06d}.npz") as part:
+        return {name.replace("__", "/"): part[name] for name in part.files}
+
+
+def _stored_parameters(output: Path) -> dict:
+    with h5py.File(output, "r") as handle:
+        return json.loads(handle.attrs["parameters"])
+
+
+def _refuse_mismatch(found: dict, spec: DatasetSpec, where: Path) -> None:
+    wanted = spec.parameters()
+    differing = sorted(key for key in set(found) | set(wanted) if found.get(key) != wanted.get(key))
+    if differing:
+        details = ", ".join(f"{key}: {found.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
+        raise InvalidParameterError(
+            "output", f"a new file name, or the parameters {where} was made with ({details})", str(where)
+        )
+
+
+def _assemble(spec: DatasetSpec, folder: Path, output: Path) -> None:
+    chunks = spec.chunks()
+    first = _load_part(folder, 0)
+    temporary = output.with_name(output.name + ".tmp")
+    with h5py.File(temporary, "w") as handle:
+        handle.attrs["densitylab_version"] = __version__
+        handle.attrs["parameters"] = json.dumps(spec.parameters(), sort_keys=True)
+        handle.attrs["electrons"] = "ud"
+        for key, value in spec.parameters().items():
+            handle.attrs[key] = value
+        handle.create_dataset("x", data=spec.grid().x)
+        for name, value in first.items():
+            handle.create_dataset(
+                name,
+                shape=(spec.systems, *value.shape[1:]),
+                dtype=value.dtype,
+                chunks=(min(spec.chunk_size, spec.systems, 256), *value.shape[1:]),
+            )
+        for index, start, stop in chunks:
+            part = first if index == 0 else _load_part(folder, index)
+            for name, value in part.items():
+                handle[name][start:stop] = value
+    os.replace(temporary, output)
+    shutil.rmtree(folder)
+
+
+def generate_dataset(
+    spec: DatasetSpec,
+    output: str | Path,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Generate (or resume) the dataset ``spec`` into ``output`` (an .h5 file).
+
+    Args:
+        spec: the dataset definition.
+        output: the HDF5 file to produce.
+        workers: local worker processes (Dask) when > 1.
+        scheduler: address of an existing dask.distributed scheduler.
+        progress: called as ``progress(systems_done_now, systems_total)`` after each chunk.
+
+    Returns:
+        a summary: systems, chunks computed now and before, seconds.
+
+    Raises:
+        InvalidParameterError: the output (or its parts folder) was made with other parameters.
+    """
+    output = Path(output)
+    require(output.suffix in (".h5", ".hdf5"), "output", "a file name ending in .h5", str(output))
+    start_time = time.perf_counter()
+    chunks = spec.chunks()
+    if output.exists():
+        _refuse_mismatch(_stored_parameters(output), spec, output)
+        if progress:
+            progress(spec.systems, spec.systems)
+        return {
+            "systems": spec.systems,
+            "computed_chunks": 0,
+            "resumed_chunks": len(chunks),
+            "seconds": 0.0,
+            "output": str(output),
+        }
+    folder = _parts_folder(output)
+    manifest = folder / "manifest.json"
+    if folder.exists():
+        require(manifest.exists(), "output", f"{folder} to be a densitylab parts folder (no manifest.json)")
+        _refuse_mismatch(json.loads(manifest.read_text()), spec, folder)
+    else:
+        folder.mkdir(parents=True)
+        _atomic_write_bytes(manifest, json.dumps(spec.parameters(), sort_keys=True).encode())
+    done = {index for index, _, _ in chunks if (folder / f"chunk-{index:06d}.npz").exists()}
+    todo = [(index, (spec, start, stop)) for index, start, stop in chunks if index not in done]
+    sizes = {index: stop - start for index, start, stop in chunks}
+    completed = sum(sizes[index] for index in done)
+    if progress:
+        progress(completed, spec.systems)
+
+    def save(index: int, arrays: dict[str, np.ndarray]) -> None:
+        nonlocal completed
+        _save_part(folder, index, arrays)
+        completed += sizes[index]
+        if progress:
+            progress(completed, spec.systems)
+
+    run_tasks(solve_chunk, todo, save, workers=workers, scheduler=scheduler)
+    _assemble(spec, folder, output)
+    return {
+        "systems": spec.systems,
+        "computed_chunks": len(todo),
+        "resumed_chunks": len(done),
+        "seconds": time.perf_counter() - start_time,
+        "output": str(output),
+    }
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A generated dataset, read fully into memory (use h5py directly for lazy access)."""
+
+    x: np.ndarray
+    arrays: dict[str, np.ndarray]
+    parameters: dict
+
+    @property
+    def dx(self) -> float:
+        return float(self.x[1] - self.x[0])
+
+    def __len__(self) -> int:
+        return self.arrays["v_ext"].shape[0]
+
+    def rdm1(self, kind: str = "exact") -> np.ndarray:
+        """Spin-summed 1-RDMs (S, N, N) of ``kind``: exact, noninteracting or uhf."""
+        if kind == "exact":
+            return self.arrays["rdm1"]
+        if kind == "noninteracting":
+            orbital = self.arrays["noninteracting/orbital"]
+            return 2.0 * orbital[:, :, None] * orbital[:, None, :]
+        if kind == "uhf":
+            up, down = self.arrays["uhf/orbital_up"], self.arrays["uhf/orbital_down"]
+            return up[:, :, None] * up[:, None, :] + down[:, :, None] * down[:, None, :]
+        raise InvalidParameterError("kind", "one of 'exact', 'noninteracting', 'uhf'", kind)
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read a dataset written by :func:`generate_dataset`."""
+    path = Path(path)
+    require(path.is_file(), "dataset", "an existing .h5 file made by 'densitylab rdm generate'", str(path))
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with h5py.File(path, "r") as handle:
+            parameters = json.loads(handle.attrs["parameters"])
+            x = handle["x"][()]
+            handle.visititems(
+                lambda name, item: (
+                    arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
+                )
+            )
+    except (OSError, KeyError) as exc:
+        raise DensitylabError(f"dataset: {path} is not a densitylab 1-RDM dataset ({exc})") from None
+    arrays.pop("x")
+    return Dataset(x=x, arrays=arrays, parameters=parameters)
