@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from densitylab.errors import DensitylabError
+from densitylab.errors import DensitylabError, InvalidParameterError
 
 app = typer.Typer(help="densitylab: machine learning for electronic structure.", no_args_is_help=True)
 rdm_app = typer.Typer(
@@ -158,6 +158,7 @@ def rdm_generate(
     chunk_size: Annotated[
         int, typer.Option(help="Systems per chunk (unit of work and of resumption).")
     ] = 1000,
+    tolerance: Annotated[float, typer.Option(help="Residual tolerance of the exact solves.")] = 1e-12,
     workers: Annotated[int, typer.Option(help="Local Dask worker processes (1: in this process).")] = 2,
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running dask.distributed scheduler.")
@@ -181,6 +182,7 @@ def rdm_generate(
         harmonics=harmonics,
         interaction=interaction,
         chunk_size=chunk_size,
+        tolerance=tolerance,
     )
     progress, update = _systems_progress("generating")
     with progress:
@@ -193,6 +195,137 @@ def rdm_generate(
             f"{summary['systems']} systems in {output} ({summary['computed_chunks']} chunks computed, "
             f"{summary['resumed_chunks']} resumed) in {summary['seconds']:.1f} s"
         )
+
+
+def _compression_table(title: str, rows: list[tuple[int, list[dict]]]) -> Table:
+    table = Table(title=title)
+    for column in (
+        "points",
+        "quantity",
+        "features",
+        "k: var ≤ 1e-14",
+        "k: var ≤ 1e-6",
+        "k: max err ≤ 1e-12",
+        "k: max err ≤ 1e-6",
+    ):
+        table.add_column(column)
+    for points, curves in rows:
+        for row in curves:
+            table.add_row(
+                str(points),
+                row["name"],
+                str(row["features"]),
+                str(row["components_variance_machine_precision"]),
+                str(row["components_variance_1e-6"]),
+                str(row["components_machine_precision"]),
+                str(row["components_error_1e-6"]),
+            )
+    return table
+
+
+@rdm_app.command("compression")
+@friendly_errors
+def rdm_compression(
+    output: Annotated[Path, typer.Option(help="Folder for the datasets, compression.json and the figure.")],
+    grids: Annotated[str, typer.Option(help="Comma-separated grid sizes.")] = "2,3,4,6,62",
+    systems: Annotated[int, typer.Option(help="Systems per grid.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
+    test_fraction: Annotated[float, typer.Option(help="Held-out fraction.")] = 0.04,
+) -> None:
+    """The paper's compression study: generate (or resume) the random family on several grids
+    and report how many principal components the densities and 1-RDMs need. Grids with fewer
+    than 13 points use the 3-point stencil."""
+    from densitylab.plots import plot_compression
+    from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
+    from densitylab.rdm.pca import analyse_dataset
+
+    try:
+        sizes = [int(item) for item in grids.split(",") if item.strip()]
+    except ValueError:
+        raise InvalidParameterError("grids", "comma-separated integers, e.g. 2,3,4,6,62", grids) from None
+    output.mkdir(parents=True, exist_ok=True)
+    rows, all_curves = [], []
+    for points in sizes:
+        spec = DatasetSpec(systems=systems, seed=seed, points=points, stencil=3 if points < 13 else 13)
+        progress, update = _systems_progress(f"{points} points")
+        with progress:
+            generate_dataset(spec, output / f"family-{points}.h5", workers=workers, progress=update)
+        data = load_dataset(output / f"family-{points}.h5")
+        with err.status(f"PCA, {points} points"):
+            curves = analyse_dataset(data.arrays["density"], data.rdm1(), test_fraction)
+        for curve in curves:
+            all_curves.append(
+                curve.__class__(
+                    name=f"{curve.name}, {points} points",
+                    features=curve.features,
+                    explained_variance_ratio=curve.explained_variance_ratio,
+                    max_error=curve.max_error,
+                    mean_error=curve.mean_error,
+                )
+            )
+        rows.append((points, [curve.summary() for curve in curves]))
+    (output / "compression.json").write_text(
+        json.dumps({"systems": systems, "seed": seed, "grids": {str(p): c for p, c in rows}}, indent=1)
+    )
+    plot_compression(all_curves, output / "compression.png", f"PCA compression, {systems} systems per grid")
+    Console().print(_compression_table(f"PCA compression ({systems} systems per grid)", rows))
+
+
+@rdm_app.command("pca")
+@friendly_errors
+def rdm_pca(
+    dataset: Annotated[Path, typer.Argument(help="A dataset made by 'densitylab rdm generate'.")],
+    output: Annotated[Path, typer.Option(help="Folder for pca.json and pca.png.")] = Path("rdm-pca"),
+    test_fraction: Annotated[float, typer.Option(help="Held-out fraction for reconstruction errors.")] = 0.04,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """PCA of the densities and 1-RDMs: explained variance, and the components needed for
+    machine precision (max held-out error ≤ 1e-12) and for an error of 1e-6."""
+    from densitylab.plots import plot_compression
+    from densitylab.rdm.dataset import load_dataset
+    from densitylab.rdm.pca import analyse_dataset
+
+    with err.status("loading"):
+        data = load_dataset(dataset)
+    with err.status("fitting PCA"):
+        curves = analyse_dataset(data.arrays["density"], data.rdm1("exact"), test_fraction)
+    output.mkdir(parents=True, exist_ok=True)
+    points = data.parameters["points"]
+    plot_compression(curves, output / "pca.png", f"PCA of {len(data)} systems on {points} points")
+    summary = {
+        "dataset": str(dataset),
+        "systems": len(data),
+        "points": points,
+        "test_fraction": test_fraction,
+        "curves": [curve.summary() for curve in curves],
+        "max_error": {curve.name: curve.max_error.tolist() for curve in curves},
+        "explained_variance_ratio": {curve.name: curve.explained_variance_ratio.tolist() for curve in curves},
+    }
+    (output / "pca.json").write_text(json.dumps(summary))
+    if as_json:
+        sys.stdout.write(
+            json.dumps({key: summary[key] for key in ("dataset", "systems", "points", "curves")}) + "\n"
+        )
+    else:
+        table = Table(title=f"PCA compression, {points} points")
+        for column in (
+            "quantity",
+            "features",
+            "k (machine precision)",
+            "k (max error 1e-6)",
+            "k (mean error 1e-6)",
+        ):
+            table.add_column(column)
+        for row in summary["curves"]:
+            table.add_row(
+                row["name"],
+                str(row["features"]),
+                str(row["components_machine_precision"]),
+                str(row["components_error_1e-6"]),
+                str(row["components_mean_error_1e-6"]),
+            )
+        Console().print(table)
 
 
 @app.command("demo")

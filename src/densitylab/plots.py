@@ -98,3 +98,34 @@ def plot_potentials(
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_compression(curves, path: str | Path, title: str = "PCA compression") -> Path:
+    """Explained variance and held-out max reconstruction error against component count.
+
+    ``curves`` are :class:`densitylab.rdm.pca.CompressionCurve` objects.
+    """
+    figure, (variance_axis, error_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for curve in curves:
+        k = np.arange(1, len(curve.explained_variance_ratio) + 1)
+        remaining = 1.0 - np.cumsum(curve.explained_variance_ratio)
+        variance_axis.semilogy(
+            k, np.clip(remaining, 1e-32, None), label=f"{curve.name} ({curve.features} features)"
+        )
+        error_axis.semilogy(
+            np.arange(len(curve.max_error)), np.clip(curve.max_error, 1e-17, None), label=curve.name
+        )
+    variance_axis.set(
+        xlabel="components k", ylabel="unexplained variance fraction", title="explained variance"
+    )
+    for level, label in ((1e-6, "1e-6"), (1e-12, "machine precision (1e-12)")):
+        error_axis.axhline(level, color="0.6", ls=":", lw=1)
+        error_axis.text(1, level * 1.5, label, color="0.4", fontsize=8)
+    error_axis.set(xlabel="components k", ylabel="held-out max |x − x̂|", title="reconstruction error")
+    variance_axis.legend(fontsize=8)
+    error_axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -55,6 +55,42 @@ class SingletBatch:
         return 2.0 * np.sum(self.wavefunction**2, axis=2) * self.dx
 
 
+DENSE_POINTS = 16  # grids this small are diagonalised directly in the symmetric subspace
+
+
+def _dense_singlets(
+    grid: Grid, kinetic: np.ndarray, w: np.ndarray, external: np.ndarray, diagonal: np.ndarray
+):
+    """Tiny grids (e.g. the 2–6-point systems of the compression study): build H in an
+    orthonormal basis of symmetric N×N matrices and diagonalise it, batched."""
+    points = grid.points
+    rows, cols = np.triu_indices(points)
+    basis = np.zeros((rows.size, points, points))
+    basis[np.arange(rows.size), rows, cols] = 1.0
+    basis[np.arange(rows.size), cols, rows] = 1.0
+    basis /= np.linalg.norm(basis.reshape(rows.size, -1), axis=1)[:, None, None]
+    kinetic_part = basis @ kinetic
+    kinetic_part = kinetic_part + kinetic_part.transpose(0, 2, 1)
+    kinetic_matrix = np.einsum("aij,bij->ab", basis, kinetic_part)
+    potential_matrix = np.einsum("aij,bij,sij->sab", basis, basis, diagonal)
+    energies, vectors = np.linalg.eigh(kinetic_matrix[None] + potential_matrix)
+    psi = np.einsum("sa,aij->sij", vectors[:, :, 0], basis)
+    sign = np.sign(np.einsum("bii->b", psi))
+    psi *= np.where(sign == 0, 1.0, sign)[:, None, None]
+    weight = psi**2
+    energy = energies[:, 0]
+    return SingletBatch(
+        energy=energy,
+        kinetic_energy=energy - np.einsum("bij,bij->b", weight, diagonal),
+        external_energy=np.einsum("bij,bij->b", weight, external),
+        interaction_energy=np.einsum("bij,ij->b", weight, w),
+        wavefunction=psi / grid.dx,
+        iterations=0,
+        residual=np.zeros(len(energy)),
+        dx=grid.dx,
+    )
+
+
 def _inner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Frobenius inner product of each pair of matrices, (B, N, N) × (B, N, N) → (B,)."""
     return np.vecdot(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
@@ -95,6 +131,8 @@ def solve_singlet_batch(
     w = interaction.matrix(grid.x)
     external = v_ext[:, :, None] + v_ext[:, None, :]
     diagonal = external + w[None]
+    if points <= DENSE_POINTS:
+        return _dense_singlets(grid, kinetic, w, external, diagonal)
 
     def apply(psi: np.ndarray, index: np.ndarray) -> np.ndarray:
         half = (psi.reshape(-1, points) @ kinetic).reshape(psi.shape)
@@ -155,6 +193,10 @@ def solve_singlet_batch(
         projected[~usable, 2, :] = 0.0
         projected[~usable, :, 2] = 0.0
         projected[~usable, 2, 2] = 1e30
+        vanished = trial_norm <= 1e-300  # preconditioned residual vanished: nothing new to add
+        projected[vanished, 1, :] = 0.0
+        projected[vanished, :, 1] = 0.0
+        projected[vanished, 1, 1] = 1e30
         _, vectors = np.linalg.eigh(projected)
         c = vectors[:, :, 0]
         new_search = c[:, 1, None, None] * trial + c[:, 2, None, None] * p
@@ -264,63 +306,87 @@ def uhf_two_electron_batch(
 
     residual_norm = np.full(batch, np.inf)
     active = np.arange(batch)
-    iteration = 0
-    while iteration < max_iterations:
-        iteration += 1
-        worst = np.zeros(active.size)
-        v_active, basis_active, basis_t_active = v_ext[active], basis[active], basis_t[active]
-        denominator_active = denominator[active]
-        for spin, other in (("up", "down"), ("down", "up")):
-            c, p, c_other = orbitals[spin][active], previous[spin][active], orbitals[other][active]
-            potential = (c_other**2) @ w  # v[φ_other²]: Σ_y w φ² dx = Σ_y w c² for c = φ √dx
 
-            def operator(vectors: np.ndarray, local=potential + v_active) -> np.ndarray:
-                return vectors @ kinetic + local * vectors  # h = T + v_ext: one GEMM for the batch
+    def descend(active: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+        """Block-coordinate descent on the systems ``active`` for at most ``limit`` iterations."""
+        iteration = 0
+        while iteration < limit:
+            iteration += 1
+            worst = np.zeros(active.size)
+            v_active, basis_active, basis_t_active = v_ext[active], basis[active], basis_t[active]
+            denominator_active = denominator[active]
+            for spin, other in (("up", "down"), ("down", "up")):
+                c, p, c_other = orbitals[spin][active], previous[spin][active], orbitals[other][active]
+                potential = (c_other**2) @ w  # v[φ_other²]: Σ_y w φ² dx = Σ_y w c² for c = φ √dx
 
-            fc = operator(c)
-            rayleigh = np.sum(c * fc, axis=1)
-            residual = fc - rayleigh[:, None] * c
-            worst = np.maximum(worst, np.linalg.norm(residual, axis=1))
-            trial = np.einsum(
-                "bij,bj->bi",
-                basis_active,
-                np.einsum("bij,bj->bi", basis_t_active, residual) / denominator_active,
-            )
-            trial -= np.sum(c * trial, axis=1)[:, None] * c
-            trial_norm = np.linalg.norm(trial, axis=1)
-            trial /= np.where(trial_norm > 1e-300, trial_norm, 1.0)[:, None]
-            p = p - np.sum(c * p, axis=1)[:, None] * c - np.sum(trial * p, axis=1)[:, None] * trial
-            p_norm = np.linalg.norm(p, axis=1)
-            usable = p_norm > 1e-8
-            p = p / np.where(usable, p_norm, 1.0)[:, None] * usable[:, None]
-            vectors = (c, trial, p)
-            images = (fc, operator(trial), operator(p))
-            projected = np.empty((active.size, 3, 3))
-            for i in range(3):
-                for j in range(i, 3):
-                    projected[:, i, j] = projected[:, j, i] = np.sum(vectors[i] * images[j], axis=1)
-            projected[~usable, 2, :] = 0.0
-            projected[~usable, :, 2] = 0.0
-            projected[~usable, 2, 2] = 1e30
-            _, eigenvectors = np.linalg.eigh(projected)
-            coefficients = eigenvectors[:, :, 0]
-            step = coefficients[:, 1, None] * trial + coefficients[:, 2, None] * p
-            new = coefficients[:, 0, None] * c + step
-            orbitals[spin][active] = new / np.linalg.norm(new, axis=1)[:, None]
-            previous[spin][active] = step
-        residual_norm[active] = worst
-        active = active[worst >= tol]
-        if active.size == 0:
-            break
+                def operator(vectors: np.ndarray, local=potential + v_active) -> np.ndarray:
+                    return vectors @ kinetic + local * vectors  # h = T + v_ext: one GEMM for the batch
+
+                fc = operator(c)
+                rayleigh = np.sum(c * fc, axis=1)
+                residual = fc - rayleigh[:, None] * c
+                worst = np.maximum(worst, np.linalg.norm(residual, axis=1))
+                trial = np.einsum(
+                    "bij,bj->bi",
+                    basis_active,
+                    np.einsum("bij,bj->bi", basis_t_active, residual) / denominator_active,
+                )
+                trial -= np.sum(c * trial, axis=1)[:, None] * c
+                trial_norm = np.linalg.norm(trial, axis=1)
+                trial /= np.where(trial_norm > 1e-300, trial_norm, 1.0)[:, None]
+                p = p - np.sum(c * p, axis=1)[:, None] * c - np.sum(trial * p, axis=1)[:, None] * trial
+                p_norm = np.linalg.norm(p, axis=1)
+                usable = p_norm > 1e-8
+                p = p / np.where(usable, p_norm, 1.0)[:, None] * usable[:, None]
+                vectors = (c, trial, p)
+                images = (fc, operator(trial), operator(p))
+                projected = np.empty((active.size, 3, 3))
+                for i in range(3):
+                    for j in range(i, 3):
+                        projected[:, i, j] = projected[:, j, i] = np.sum(vectors[i] * images[j], axis=1)
+                projected[~usable, 2, :] = 0.0
+                projected[~usable, :, 2] = 0.0
+                projected[~usable, 2, 2] = 1e30
+                vanished = trial_norm <= 1e-14  # residual already zero (or no room left, e.g. 2 points)
+                projected[vanished, 1, :] = 0.0
+                projected[vanished, :, 1] = 0.0
+                projected[vanished, 1, 1] = 1e30
+                _, eigenvectors = np.linalg.eigh(projected)
+                coefficients = eigenvectors[:, :, 0]
+                step = coefficients[:, 1, None] * trial + coefficients[:, 2, None] * p
+                new = coefficients[:, 0, None] * c + step
+                orbitals[spin][active] = new / np.linalg.norm(new, axis=1)[:, None]
+                previous[spin][active] = step
+            residual_norm[active] = worst
+            active = active[worst >= tol]
+            if active.size == 0:
+                break
+        return active, iteration
+
+    active, iteration = descend(np.arange(batch), max_iterations)
+    stubborn = []
     for index in active:  # stragglers near a bifurcation: DIIS one by one
+        from densitylab.errors import SCFConvergenceError
         from densitylab.model1d.meanfield import solve_mean_field
         from densitylab.model1d.system import System
 
         system = System(grid=grid, v_ext=v_ext[index], electrons="ud", interaction=interaction)
-        result = solve_mean_field(system, "hartree-fock", restricted=False, tol=min(tol, 1e-9))
+        try:
+            result = solve_mean_field(system, "hartree-fock", restricted=False, tol=min(tol, 1e-9))
+        except SCFConvergenceError:
+            stubborn.append(index)  # DIIS oscillates; the monotone descent will get there
+            continue
         orbitals["up"][index] = result.orbitals_up[:, 0] * np.sqrt(dx)
         orbitals["down"][index] = result.orbitals_down[:, 0] * np.sqrt(dx)
         residual_norm[index] = result.residual
+    if stubborn:
+        left, extra = descend(np.array(stubborn), 100 * max_iterations)
+        iteration += extra
+        if left.size:
+            raise DensitylabError(
+                f"batched UHF: {left.size} of {batch} systems unconverged (largest residual "
+                f"{residual_norm[left].max():.2e} > tol {tol:.1e}) after descent and DIIS"
+            )
     c_up, c_down = orbitals["up"], orbitals["down"]
     one_body = np.einsum("bi,bij,bj->b", c_up, h, c_up) + np.einsum("bi,bij,bj->b", c_down, h, c_down)
     kinetic_energy = np.einsum("bi,ij,bj->b", c_up, kinetic, c_up) + np.einsum(

@@ -70,10 +70,11 @@ class Grid:
             self.points,
         )
         require(self.stencil in STENCILS, "stencil", f"one of {STENCILS}", self.stencil)
+        minimum = max((self.stencil + 1) // 2, 2)
         require(
-            self.points >= max(self.stencil, 2),
+            self.points >= minimum,
             "points",
-            f"at least {max(self.stencil, 2)} points for a {self.stencil}-point stencil",
+            f"at least {minimum} points for a {self.stencil}-point stencil (half-width + 1)",
             self.points,
         )
         require(np.isfinite(self.x_min) and np.isfinite(self.x_max), "x_min/x_max", "finite numbers")

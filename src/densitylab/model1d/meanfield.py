@@ -161,6 +161,7 @@ def _scf(
     max_iterations: int,
     diis_size: int,
     break_symmetry: float,
+    level_shift: float = 0.0,
 ) -> MeanFieldResult:
     start = time.perf_counter()
     grid = system.grid
@@ -200,6 +201,12 @@ def _scf(
         extrapolated = (
             _diis_extrapolate(history_fock, history_error) if len(history_fock) > 1 else history_fock[-1]
         )
+        if level_shift:
+            # raise the virtual space: same fixed point ([F, P] = 0), damped occupied/virtual mixing
+            identity = np.eye(grid.points)
+            extrapolated = extrapolated + level_shift * np.stack(
+                [identity - projector_up, identity - projector_down]
+            )
         eigen_up, vectors_up = np.linalg.eigh(extrapolated[0])
         eigen_down, vectors_down = (eigen_up, vectors_up) if restricted else np.linalg.eigh(extrapolated[1])
     else:
@@ -262,6 +269,9 @@ def solve_mean_field(
         break_symmetry: unrestricted only; also start from a spin-symmetry-broken guess and
             keep the lower of the two solutions.
 
+    A run whose DIIS oscillates is retried with a 1 Ha level shift on the virtual orbitals,
+    which leaves the converged solution unchanged.
+
     Raises:
         InvalidParameterError: unknown method; restricted with n↑ ≠ n↓.
         SCFConvergenceError: no convergence; the message reports the residual.
@@ -275,7 +285,11 @@ def solve_mean_field(
         "False for open shells (restricted needs equal numbers of up and down electrons)",
         system.electrons,
     )
-    result = _scf(system, method, restricted, spin_scaling, tol, max_iterations, diis_size, 0.0)
+    try:
+        result = _scf(system, method, restricted, spin_scaling, tol, max_iterations, diis_size, 0.0)
+    except SCFConvergenceError:
+        # oscillating DIIS (small gaps, coarse grids): retry with a level shift of 1 Ha
+        result = _scf(system, method, restricted, spin_scaling, tol, 2 * max_iterations, diis_size, 0.0, 1.0)
     if (
         not restricted
         and break_symmetry
@@ -286,7 +300,12 @@ def solve_mean_field(
         try:
             broken = _scf(system, method, restricted, spin_scaling, tol, max_iterations, diis_size, 0.3)
         except SCFConvergenceError:
-            broken = result
+            try:
+                broken = _scf(
+                    system, method, restricted, spin_scaling, tol, 2 * max_iterations, diis_size, 0.3, 1.0
+                )
+            except SCFConvergenceError:
+                broken = result
         if broken.energy < result.energy - 1e-10:
             result = broken
     return result
