@@ -10,6 +10,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -270,6 +271,123 @@ def rdm_compression(
     )
     plot_compression(all_curves, output / "compression.png", f"PCA compression, {systems} systems per grid")
     Console().print(_compression_table(f"PCA compression ({systems} systems per grid)", rows))
+
+
+def _load_rdm_model(model: str, dataset_points: int, dx: float):
+    """'sqrt' or a saved model file → a callable γ[n]."""
+    from densitylab.rdm.functionals import LinearPCAFunctional, check_densities, sqrt_functional
+
+    if model == "sqrt":
+        return lambda density: sqrt_functional(check_densities(density, dataset_points, dx))
+    path = Path(model)
+    if not path.is_file():
+        raise InvalidParameterError("model", "'sqrt' or a model file made by 'densitylab rdm train'", model)
+    return LinearPCAFunctional.load(path)
+
+
+@rdm_app.command("train")
+@friendly_errors
+def rdm_train(
+    dataset: Annotated[Path, typer.Option(help="Training dataset (densitylab rdm generate).")],
+    output: Annotated[Path, typer.Option(help="Model file to write (.npz).")],
+    model: Annotated[str, typer.Option(help="Model kind: pca-linear.")] = "pca-linear",
+    components: Annotated[int, typer.Option(help="Density principal components used as features.")] = 40,
+    test_fraction: Annotated[float, typer.Option(help="Held-out fraction (never trained on).")] = 0.04,
+    as_json: Annotated[bool, typer.Option("--json", help="Print held-out metrics as JSON.")] = False,
+) -> None:
+    """Fit a γ[n] functional on the training split of DATASET and report held-out metrics."""
+    from densitylab.model1d.system import parse_interaction
+    from densitylab.rdm.dataset import load_dataset
+    from densitylab.rdm.functionals import LinearPCAFunctional
+    from densitylab.rdm.metrics import evaluate_rdm
+    from densitylab.rdm.pca import split
+
+    if model != "pca-linear":
+        raise InvalidParameterError("model", "'pca-linear' (neural models are not available yet)", model)
+    with err.status("loading"):
+        data = load_dataset(dataset)
+    train, test = split(len(data), test_fraction)
+    density, rdm1 = data.arrays["density"], data.rdm1()
+    with err.status("fitting"):
+        functional = LinearPCAFunctional.fit(density[train], rdm1[train], data.dx, components)
+    functional.save(output)
+    grid_kinetic = _grid_of(data.parameters).kinetic_dense()
+    w = parse_interaction(data.parameters["interaction"]).matrix(data.x)
+    metrics = evaluate_rdm(functional(density[test]), rdm1[test], density[test], grid_kinetic, w, data.dx)
+    summary = {"model": model, "output": str(output), "components": components, "held_out": metrics}
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(summary)
+
+
+def _grid_of(parameters: dict):
+    from densitylab.model1d.grid import Grid
+
+    return Grid(parameters["points"], parameters["x_min"], parameters["x_max"], parameters["stencil"])
+
+
+@rdm_app.command("evaluate")
+@friendly_errors
+def rdm_evaluate(
+    dataset: Annotated[Path, typer.Option(help="Dataset to evaluate on (its held-out split).")],
+    model: Annotated[str, typer.Option(help="'sqrt' (√(n n') baseline) or a model file.")] = "sqrt",
+    test_fraction: Annotated[float, typer.Option(help="Held-out fraction; must match training.")] = 0.04,
+    plot: Annotated[Path | None, typer.Option(help="Folder for example γ heat maps.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Held-out accuracy of a γ[n] functional: mae, kinetic_rel_error, exchange error,
+    occupation error and the fraction of kinetic correlation recovered; the √(n n') baseline
+    is reported beside it."""
+    from densitylab.model1d.system import parse_interaction
+    from densitylab.plots import plot_rdm_comparison
+    from densitylab.rdm.dataset import load_dataset
+    from densitylab.rdm.functionals import sqrt_functional
+    from densitylab.rdm.metrics import evaluate_rdm
+    from densitylab.rdm.pca import split
+
+    with err.status("loading"):
+        data = load_dataset(dataset)
+    functional = _load_rdm_model(model, data.parameters["points"], data.dx)
+    _, test = split(len(data), test_fraction)
+    density, exact = data.arrays["density"][test], data.rdm1()[test]
+    kinetic = _grid_of(data.parameters).kinetic_dense()
+    w = parse_interaction(data.parameters["interaction"]).matrix(data.x)
+    predicted = functional(density)
+    metrics = evaluate_rdm(predicted, exact, density, kinetic, w, data.dx)
+    baseline = evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
+    summary = {"model": model, "dataset": str(dataset), **metrics, "baseline_sqrt": baseline}
+    if plot is not None:
+        plot.mkdir(parents=True, exist_ok=True)
+        errors = np.mean(np.abs(predicted - exact), axis=(1, 2))
+        for label, index in (
+            ("median", int(np.argsort(errors)[len(errors) // 2])),
+            ("worst", int(np.argmax(errors))),
+        ):
+            plot_rdm_comparison(
+                data.x,
+                exact[index],
+                predicted[index],
+                f"{model}: {label} held-out system",
+                plot / f"rdm_{label}.png",
+            )
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        table = Table(title=f"{model} on {len(test)} held-out systems")
+        table.add_column("metric")
+        table.add_column(model, justify="right")
+        table.add_column("√(n n') baseline", justify="right")
+        for key in (
+            "mae",
+            "kinetic_rel_error",
+            "exchange_rel_error",
+            "occupation_mae",
+            "kinetic_correlation_recovered",
+            "variance_captured",
+        ):
+            table.add_row(key, f"{metrics[key]:.4g}", f"{baseline[key]:.4g}")
+        Console().print(table)
 
 
 @rdm_app.command("pca")

@@ -129,3 +129,26 @@ def plot_compression(curves, path: str | Path, title: str = "PCA compression") -
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_rdm_comparison(
+    x: np.ndarray, exact: np.ndarray, predicted: np.ndarray, title: str, path: str | Path
+) -> Path:
+    """Exact, predicted and difference 1-RDMs of one system as heat maps."""
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    extent = (x[0], x[-1], x[-1], x[0])
+    limit = float(np.max(np.abs(exact)))
+    for axis, matrix, label in ((axes[0], exact, "exact γ"), (axes[1], predicted, "predicted γ")):
+        image = axis.imshow(matrix, extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set(title=label, xlabel="x' (bohr)", ylabel="x (bohr)")
+        figure.colorbar(image, ax=axis, shrink=0.85)
+    difference = predicted - exact
+    scale = float(np.max(np.abs(difference))) or 1.0
+    image = axes[2].imshow(difference, extent=extent, cmap="PuOr", vmin=-scale, vmax=scale)
+    axes[2].set(title=f"difference (max {scale:.1e})", xlabel="x' (bohr)", ylabel="x (bohr)")
+    figure.colorbar(image, ax=axes[2], shrink=0.85)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
