@@ -97,10 +97,28 @@ def test_demo_writes_figures_and_summary(tmp_path):
     result = runner.invoke(app, ["demo", "--output", str(tmp_path)])
     assert result.exit_code == 0, result.output
     summary = (tmp_path / "summary.md").read_text()
-    for label in ("exact", "Hartree-Fock", "LDA", "KS inversion"):
+    for label in (
+        "exact",
+        "Hartree-Fock",
+        "LDA",
+        "KS inversion",
+        "√(n(x) n(x')) baseline",
+        "linear PCA functional",
+    ):
         assert label in summary
-    for figure in ("exact1d_state.png", "exact1d_densities.png", "exact1d_potentials.png"):
+    for figure in (
+        "exact1d_state.png",
+        "exact1d_densities.png",
+        "exact1d_potentials.png",
+        "rdm_pca.png",
+        "rdm_sqrt.png",
+        "rdm_linear.png",
+    ):
         assert (tmp_path / figure).stat().st_size > 10_000
+    # every table row has as many cells as its header (no stray '|' inside a cell)
+    for line in summary.splitlines():
+        if line.startswith("| ") and not line.startswith("|---"):
+            assert line.count("|") in (5, 6)
 
 
 def test_exact1d_unrestricted_hartree_fock_breaks_symmetry_in_a_double_well():

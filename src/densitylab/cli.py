@@ -4,7 +4,6 @@ that imports all of them."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 from functools import wraps
 from pathlib import Path
@@ -457,29 +456,24 @@ def demo(
     from rich.progress import Progress
 
     from densitylab.model1d import demo as model1d_demo
+    from densitylab.rdm import demo as rdm_demo
 
-    sections = [("Exact 1D model systems: two electrons in a double well", model1d_demo.run)]
+    sections = [
+        ("Exact 1D model systems: two electrons in a double well", model1d_demo.run),
+        ("1-RDM learning: 1000 exact 1-RDMs, PCA and density functionals", rdm_demo.run),
+    ]
     lines = ["# densitylab demo", ""]
     with Progress(console=err) as progress:
         task = progress.add_task("demo", total=len(sections))
         for title, run in sections:
             progress.update(task, description=title[:40])
-            rows = run(output)
-            lines += [
-                f"## {title}",
-                "",
-                "| method | energy (Ha) | ∫|n − n_exact| dx | seconds |",
-                "|---|---|---|---|",
-            ]
-            for row in rows:
-                energy = "—" if math.isnan(row["energy_ha"]) else f"{row['energy_ha']:.8f}"
-                lines.append(
-                    f"| {row['method']} | {energy} | {row['density_error']:.2e} | {row['seconds']:.3f} |"
-                )
+            columns, rows = run(output)
+            lines += [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
             lines.append("")
             progress.advance(task)
     (output / "summary.md").write_text("\n".join(lines))
-    Console().print("\n".join(lines))
+    Console().print("\n".join(lines), markup=False, highlight=False)
     Console().print(f"Figures and summary written to {output}/")
 
 

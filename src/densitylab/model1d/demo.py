@@ -21,9 +21,12 @@ DEMO_SYSTEM = {
 }
 
 
-def run(output: Path) -> list[dict]:
+COLUMNS = ("method", "energy (Ha)", "‖n − n_exact‖₁ = ∫ abs(Δn) dx", "seconds")
+
+
+def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """Solve the demo system exactly, by unrestricted HF, by LDA and by inverting the exact
-    density; write figures and return one summary row per method."""
+    density; write figures and return the summary table (columns, rows)."""
     output.mkdir(parents=True, exist_ok=True)
     system = make_system(**DEMO_SYSTEM)
     x, dx = system.grid.x, system.grid.dx
@@ -39,22 +42,9 @@ def run(output: Path) -> list[dict]:
         ("Hartree-Fock (UHF)", hartree_fock),
         ("LDA (LSDA)", local_density),
     ):
-        rows.append(
-            {
-                "method": label,
-                "energy_ha": report.energies[0],
-                "density_error": float(np.sum(np.abs(report.density - exact.density)) * dx),
-                "seconds": report.seconds,
-            }
-        )
-    rows.append(
-        {
-            "method": "KS inversion of exact n",
-            "energy_ha": float("nan"),
-            "density_error": inversion.error,
-            "seconds": inversion.seconds,
-        }
-    )
+        error = float(np.sum(np.abs(report.density - exact.density)) * dx)
+        rows.append((label, f"{report.energies[0]:.8f}", f"{error:.2e}", f"{report.seconds:.3f}"))
+    rows.append(("KS inversion of exact n", "—", f"{inversion.error:.2e}", f"{inversion.seconds:.3f}"))
     plot_densities(
         x,
         {
@@ -78,4 +68,4 @@ def run(output: Path) -> list[dict]:
         output / "exact1d_potentials.png",
         density=exact.density,
     )
-    return rows
+    return COLUMNS, rows
