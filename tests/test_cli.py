@@ -104,6 +104,7 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "KS inversion",
         "√(n(x) n(x')) baseline",
         "linear PCA functional",
+        "pretrained neural γ[n]",
     ):
         assert label in summary
     for figure in (
@@ -113,6 +114,7 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "rdm_pca.png",
         "rdm_sqrt.png",
         "rdm_linear.png",
+        "rdm_neural.png",
     ):
         assert (tmp_path / figure).stat().st_size > 10_000
     # every table row has as many cells as its header (no stray '|' inside a cell)

@@ -278,9 +278,19 @@ def _load_rdm_model(model: str, dataset_points: int, dx: float):
 
     if model == "sqrt":
         return lambda density: sqrt_functional(check_densities(density, dataset_points, dx))
+    if model == "pretrained":
+        from densitylab.rdm.neural import pretrained
+
+        return pretrained()
     path = Path(model)
+    if path.is_dir():
+        from densitylab.rdm.neural import NeuralFunctional
+
+        return NeuralFunctional.load(path)
     if not path.is_file():
-        raise InvalidParameterError("model", "'sqrt' or a model file made by 'densitylab rdm train'", model)
+        raise InvalidParameterError(
+            "model", "'sqrt', 'pretrained' or a model made by 'densitylab rdm train'", model
+        )
     return LinearPCAFunctional.load(path)
 
 
@@ -289,8 +299,14 @@ def _load_rdm_model(model: str, dataset_points: int, dx: float):
 def rdm_train(
     dataset: Annotated[Path, typer.Option(help="Training dataset (densitylab rdm generate).")],
     output: Annotated[Path, typer.Option(help="Model file to write (.npz).")],
-    model: Annotated[str, typer.Option(help="Model kind: pca-linear.")] = "pca-linear",
-    components: Annotated[int, typer.Option(help="Density principal components used as features.")] = 40,
+    model: Annotated[str, typer.Option(help="Model kind: neural (γ[n] network) or pca-linear.")] = "neural",
+    components: Annotated[int, typer.Option(help="pca-linear: density principal components used.")] = 40,
+    epochs: Annotated[int, typer.Option(help="neural: training epochs.")] = 40,
+    rank: Annotated[int, typer.Option(help="neural: rank r of the correlation matrix.")] = 12,
+    width: Annotated[int, typer.Option(help="neural: hidden width.")] = 512,
+    depth: Annotated[int, typer.Option(help="neural: hidden layers.")] = 3,
+    learning_rate: Annotated[float, typer.Option(help="neural: initial Adam learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="neural: initialisation and shuffling seed.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Held-out fraction (never trained on).")] = 0.04,
     as_json: Annotated[bool, typer.Option("--json", help="Print held-out metrics as JSON.")] = False,
 ) -> None:
@@ -301,19 +317,69 @@ def rdm_train(
     from densitylab.rdm.metrics import evaluate_rdm
     from densitylab.rdm.pca import split
 
-    if model != "pca-linear":
-        raise InvalidParameterError("model", "'pca-linear' (neural models are not available yet)", model)
+    if model not in ("neural", "pca-linear"):
+        raise InvalidParameterError("model", "'neural' or 'pca-linear'", model)
     with err.status("loading"):
         data = load_dataset(dataset)
     train, test = split(len(data), test_fraction)
     density, rdm1 = data.arrays["density"], data.rdm1()
-    with err.status("fitting"):
-        functional = LinearPCAFunctional.fit(density[train], rdm1[train], data.dx, components)
-    functional.save(output)
     grid_kinetic = _grid_of(data.parameters).kinetic_dense()
+    extra = {}
+    if model == "pca-linear":
+        with err.status("fitting"):
+            functional = LinearPCAFunctional.fit(density[train], rdm1[train], data.dx, components)
+        functional.save(output)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from densitylab.plots import plot_learning_curve
+        from densitylab.rdm.neural import NeuralConfig, train_neural
+
+        config = NeuralConfig(
+            points=data.parameters["points"], dx=data.dx, rank=rank, width=width, depth=depth, seed=seed
+        )
+        progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]} held-out MAE {task.fields[mae]}"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        task = progress.add_task("train", total=epochs, loss="—", mae="—")
+
+        def report(epoch, total, loss, mae):
+            progress.update(task, completed=epoch, loss=f"{loss:.2e}", mae=f"{mae:.2e}")
+
+        with progress:
+            functional, history = train_neural(
+                density[train],
+                rdm1[train],
+                grid_kinetic,
+                config,
+                epochs=epochs,
+                learning_rate=learning_rate,
+                validation=(density[test], rdm1[test]),
+                progress=report,
+            )
+        functional.save(output)
+        (Path(output) / "history.json").write_text(
+            json.dumps(
+                {
+                    **history,
+                    "dataset": str(dataset),
+                    "dataset_parameters": data.parameters,
+                    "epochs": epochs,
+                    "learning_rate": learning_rate,
+                    "test_fraction": test_fraction,
+                }
+            )
+        )
+        plot_learning_curve(history, Path(output) / "learning_curve.png")
+        extra = {"history": str(Path(output) / "history.json")}
     w = parse_interaction(data.parameters["interaction"]).matrix(data.x)
     metrics = evaluate_rdm(functional(density[test]), rdm1[test], density[test], grid_kinetic, w, data.dx)
-    summary = {"model": model, "output": str(output), "components": components, "held_out": metrics}
+    summary = {"model": model, "output": str(output), "held_out": metrics, **extra}
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
@@ -387,6 +453,29 @@ def rdm_evaluate(
         ):
             table.add_row(key, f"{metrics[key]:.4g}", f"{baseline[key]:.4g}")
         Console().print(table)
+
+
+@rdm_app.command("predict")
+@friendly_errors
+def rdm_predict(
+    density: Annotated[Path, typer.Option(help="Densities, shape (S, 62) (or (62,)), as .npy.")],
+    output: Annotated[Path, typer.Option(help="1-RDMs, shape (S, 62, 62), as .npy.")],
+    model: Annotated[str, typer.Option(help="'pretrained', 'sqrt', or a trained model.")] = "pretrained",
+) -> None:
+    """Apply a γ[n] functional to densities on its grid (default: the shipped model)."""
+    if not density.is_file():
+        raise InvalidParameterError("density", "an existing .npy file of shape (S, 62)", str(density))
+    try:
+        values = np.load(density, allow_pickle=False)
+    except ValueError as exc:
+        raise InvalidParameterError("density", f"a plain numeric .npy array ({exc})", str(density)) from None
+    from densitylab.rdm.functionals import check_densities
+
+    dx = 15.0 / 61
+    functional = _load_rdm_model(model, 62, dx)
+    gamma = functional(check_densities(values, getattr(functional, "points", 62), dx))
+    np.save(output, gamma)
+    err.print(f"wrote {gamma.shape} 1-RDMs to {output}")
 
 
 @rdm_app.command("pca")

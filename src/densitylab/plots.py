@@ -152,3 +152,18 @@ def plot_rdm_comparison(
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_learning_curve(history: dict, path: str | Path) -> Path:
+    """Training loss and held-out MAE against epoch."""
+    figure, (loss_axis, mae_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.semilogy(history["epoch"], history["train_loss"])
+    loss_axis.set(xlabel="epoch", ylabel="training loss (mean squared γ error)", title="training")
+    values = [v for v in history["validation_mae"] if v is not None]
+    if values:
+        mae_axis.semilogy(history["epoch"][: len(values)], values, color="C3")
+    mae_axis.set(xlabel="epoch", ylabel="held-out MAE (bohr⁻¹)", title="held-out")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

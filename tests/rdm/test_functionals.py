@@ -103,7 +103,19 @@ def test_train_and_evaluate_commands(dataset, tmp_path):
     model = tmp_path / "linear.npz"
     result = runner.invoke(
         app,
-        ["rdm", "train", "--dataset", str(dataset), "--output", str(model), "--components", "15", "--json"],
+        [
+            "rdm",
+            "train",
+            "--dataset",
+            str(dataset),
+            "--output",
+            str(model),
+            "--model",
+            "pca-linear",
+            "--components",
+            "15",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     result = runner.invoke(

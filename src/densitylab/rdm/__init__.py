@@ -5,4 +5,12 @@ Built on :mod:`densitylab.model1d`. See docs/rdm.md.
 
 from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
 
-__all__ = ["DatasetSpec", "generate_dataset", "load_dataset"]
+
+def pretrained(name: str = "gamma-n"):
+    """The shipped neural γ[n] functional (loads JAX lazily); see :func:`densitylab.rdm.neural.pretrained`."""
+    from densitylab.rdm.neural import pretrained as load
+
+    return load(name)
+
+
+__all__ = ["DatasetSpec", "generate_dataset", "load_dataset", "pretrained"]

@@ -1,0 +1,227 @@
+"""A neural 1-RDM functional of the density, γ[n], with the physics built in.
+
+Architecture ("correlation functional"). The network maps the density to one unit vector
+u(x) ∈ R^r per grid point, and
+
+    γ(x, x') = √n(x) · u(x)·u(x') · √n(x').
+
+C(x, x') = u(x)·u(x') is a correlation matrix (symmetric, PSD, unit diagonal), so by
+construction, for every input:
+
+* γ is symmetric and γ(x, x) = n(x) exactly;
+* γ is positive semi-definite. Its occupations (eigenvalues of γ·dx) are ≥ 0 and sum to
+  Σ n dx = 2, so each lies in [0, 2];
+* with all u(x) equal, γ = √(n n'), the exact answer for one doubly occupied orbital. The
+  network is initialised next to it and learns the correlation correction;
+* any exact two-electron γ = Σ_k o_k φ_k φ_kᵀ is representable with r ≥ its rank
+  (u_k(x) = √o_k φ_k(x)/√n(x)), so nothing is lost to the constraints.
+
+Inputs are √n (smoother than n in the tails). Training minimises the mean squared error of γ
+(optionally plus a weight on the error of T[γ] = Tr(Kγ) dx; off by default, because K's
+1/dx² entries make that term's gradients swamp Adam's normalisation and training stalls at
+the √(n n') start). JAX runs in 64-bit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.errors import require
+
+
+def _jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    return jax, jnp, eqx
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Hyperparameters (stored with the weights)."""
+
+    points: int = 62
+    dx: float = 15.0 / 61
+    rank: int = 12
+    width: int = 512
+    depth: int = 3
+    seed: int = 0
+
+
+def build_model(config: NeuralConfig):
+    """An Equinox module γ[n] for ``config``."""
+    jax, jnp, eqx = _jax()
+
+    class CorrelationFunctional(eqx.Module):
+        mlp: eqx.nn.MLP
+        points: int = eqx.field(static=True)
+        rank: int = eqx.field(static=True)
+
+        def __init__(self, key):
+            self.points, self.rank = config.points, config.rank
+            self.mlp = eqx.nn.MLP(
+                config.points,
+                config.points * config.rank,
+                config.width,
+                config.depth,
+                activation=jax.nn.softplus,
+                key=key,
+            )
+
+        def vectors(self, density):
+            root = jnp.sqrt(jnp.maximum(density, 0.0))
+            raw = self.mlp(root).reshape(self.points, self.rank)
+            vectors = jnp.zeros((self.points, self.rank)).at[:, 0].set(1.0) + 0.1 * raw
+            return vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
+
+        def __call__(self, density):
+            root = jnp.sqrt(jnp.maximum(density, 0.0))
+            vectors = self.vectors(density)
+            return root[:, None] * (vectors @ vectors.T) * root[None, :]
+
+    model = CorrelationFunctional(jax.random.PRNGKey(config.seed))
+    # start next to √(n n'): a small last layer puts every u(x) near e₁. Not exactly at it:
+    # there C = u·uᵀ has zero gradient (perpendicular changes of u enter C at second order),
+    # a saddle that training never leaves.
+    last = model.mlp.layers[-1]
+    return eqx.tree_at(
+        lambda m: (m.mlp.layers[-1].weight, m.mlp.layers[-1].bias),
+        model,
+        (0.05 * last.weight, jnp.zeros_like(last.bias)),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class NeuralFunctional:
+    """A trained γ[n]; call it on densities of shape (S, N) or (N,)."""
+
+    config: NeuralConfig
+    model: object
+
+    @property
+    def points(self) -> int:
+        return self.config.points
+
+    def __call__(self, density: np.ndarray, batch: int = 1024) -> np.ndarray:
+        from densitylab.rdm.functionals import check_densities
+
+        jax, jnp, _ = _jax()
+        density = check_densities(density, self.config.points, self.config.dx)
+        forward = jax.jit(jax.vmap(self.model))
+        return np.concatenate(
+            [np.asarray(forward(jnp.asarray(density[i : i + batch]))) for i in range(0, len(density), batch)]
+        )
+
+    def save(self, path: str | Path) -> Path:
+        _, _, eqx = _jax()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(self.config.__dict__, indent=1))
+        eqx.tree_serialise_leaves(path / "weights.eqx", self.model)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> NeuralFunctional:
+        _, _, eqx = _jax()
+        path = Path(path)
+        require(
+            (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
+            "model",
+            "a folder with config.json and weights.eqx written by 'densitylab rdm train --model neural'",
+            str(path),
+        )
+        config = NeuralConfig(**json.loads((path / "config.json").read_text()))
+        return cls(config, eqx.tree_deserialise_leaves(path / "weights.eqx", build_model(config)))
+
+
+def train_neural(
+    density: np.ndarray,
+    rdm1: np.ndarray,
+    kinetic: np.ndarray,
+    config: NeuralConfig,
+    epochs: int = 60,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    kinetic_weight: float = 0.0,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    progress=None,
+) -> tuple[NeuralFunctional, dict]:
+    """Train with Adam (cosine-decayed learning rate) on mean squared γ error + kinetic term.
+
+    Args:
+        density, rdm1: training data, (S, N) and (S, N, N).
+        kinetic: the grid's kinetic matrix (N, N), for T[γ] = Tr(Kγ) dx.
+        validation: optional held-out (density, rdm1) for the learning curve.
+        progress: called as ``progress(epoch, epochs, train_loss, validation_mae)``.
+
+    Returns:
+        the trained functional and a history dict (per-epoch loss and validation MAE).
+    """
+    jax, jnp, eqx = _jax()
+    import optax
+
+    require(epochs >= 1, "epochs", "a positive integer", epochs)
+    require(len(density) >= 1, "dataset", "at least one training system", len(density))
+    batch_size = min(batch_size, len(density))  # small datasets: one full batch per epoch
+    model = build_model(config)
+    steps = epochs * max(1, len(density) // batch_size)
+    optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-2))
+    state = optimiser.init(eqx.filter(model, eqx.is_inexact_array))
+    kinetic_matrix = jnp.asarray(kinetic)
+    dx = config.dx
+
+    def loss_fn(model, densities, targets):
+        predicted = jax.vmap(model)(densities)
+        difference = predicted - targets
+        kinetic_error = jnp.einsum("ij,sji->s", kinetic_matrix, difference) * dx
+        return jnp.mean(difference**2) + kinetic_weight * jnp.mean(kinetic_error**2)
+
+    @eqx.filter_jit
+    def step(model, state, densities, targets):
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, densities, targets)
+        updates, state = optimiser.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
+        return eqx.apply_updates(model, updates), state, loss
+
+    @eqx.filter_jit
+    def mae(model, densities, targets):
+        return jnp.mean(jnp.abs(jax.vmap(model)(densities) - targets))
+
+    rng = np.random.default_rng(config.seed)
+    history = {"epoch": [], "train_loss": [], "validation_mae": []}
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(density))
+        losses = []
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            model, state, loss = step(model, state, jnp.asarray(density[index]), jnp.asarray(rdm1[index]))
+            losses.append(float(loss))
+        validation_mae = (
+            float(mae(model, jnp.asarray(validation[0]), jnp.asarray(validation[1]))) if validation else None
+        )
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(np.mean(losses)))
+        history["validation_mae"].append(validation_mae)
+        if progress:
+            progress(epoch, epochs, history["train_loss"][-1], validation_mae)
+    return NeuralFunctional(config, model), history
+
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+def pretrained(name: str = "gamma-n") -> NeuralFunctional:
+    """The γ[n] functional shipped with densitylab (62 points on [−7.5, 7.5], 2 electrons).
+
+    See docs/rdm.md for the command and dataset seed that produced it and its accuracy.
+    """
+    path = PRETRAINED / name
+    available = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
+    require(path.is_dir(), "name", f"one of the shipped models {available}", name)
+    return NeuralFunctional.load(path)
