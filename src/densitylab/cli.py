@@ -478,6 +478,43 @@ def rdm_predict(
     err.print(f"wrote {gamma.shape} 1-RDMs to {output}")
 
 
+@rdm_app.command("dimer")
+@friendly_errors
+def rdm_dimer(
+    output: Annotated[Path, typer.Option(help="Folder for the dataset, dimer.json and dimer.png.")] = Path(
+        "rdm-dimer"
+    ),
+    systems: Annotated[int, typer.Option(help="Two-site systems of the random family.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="c-model training steps.")] = 6000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """The Hubbard-dimer study: log-perceptron exponents (non-interacting and interacting) and
+    the c-model γ₁₂ = c(n)·√(n₁n₂), on the random family on 2 grid points."""
+    from densitylab.plots import plot_dimer
+    from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
+    from densitylab.rdm.dimer import dimer_study
+
+    output.mkdir(parents=True, exist_ok=True)
+    spec = DatasetSpec(systems=systems, seed=seed, points=2, stencil=3, chunk_size=min(systems, 5000))
+    generate_dataset(spec, output / "dimer.h5")
+    data = load_dataset(output / "dimer.h5")
+    with err.status("fitting the log perceptron and the c-model"):
+        summary, curves = dimer_study(
+            data.arrays["density"],
+            data.rdm1(),
+            data.arrays["noninteracting/density"],
+            data.rdm1("noninteracting"),
+            steps=steps,
+        )
+    (output / "dimer.json").write_text(json.dumps(summary, indent=1))
+    plot_dimer(curves, output / "dimer.png")
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(summary)
+
+
 @rdm_app.command("pca")
 @friendly_errors
 def rdm_pca(

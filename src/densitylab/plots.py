@@ -167,3 +167,20 @@ def plot_learning_curve(history: dict, path: str | Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_dimer(curves: dict, path: str | Path) -> Path:
+    """γ₁₂ against the first site's occupation for the exact dimer and the models."""
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    order = np.argsort(curves["n1"])
+    x = curves["n1"][order]
+    axis.semilogy(x, curves["sqrt"][order], color="0.6", label="√(n₁ n₂) (non-interacting)")
+    axis.semilogy(x, curves["exact"][order], ".", ms=3, color="k", label="exact")
+    axis.semilogy(x, curves["log_perceptron"][order], "-", color="C0", label="log perceptron")
+    axis.semilogy(x, curves["c_model"][order], "-", color="C3", label="c-model")
+    axis.set(xlabel="n₁ (bohr⁻¹)", ylabel="γ₁₂ (bohr⁻¹)", title="two-site limit: held-out systems")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
