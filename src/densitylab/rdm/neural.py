@@ -141,6 +141,83 @@ class NeuralFunctional:
         return cls(config, eqx.tree_deserialise_leaves(path / "weights.eqx", build_model(config)))
 
 
+def fit(
+    model,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    loss_fn,
+    epochs: int,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    progress=None,
+):
+    """Minibatch Adam with cosine decay; shared by every rdm model.
+
+    Args:
+        model: an Equinox module mapping one input to one 1-RDM.
+        inputs, targets: training arrays with the system index first.
+        loss_fn: ``loss_fn(predicted_batch, target_batch)`` → scalar.
+        validation: optional held-out (inputs, targets); its MAE is recorded per epoch.
+        progress: called as ``progress(epoch, epochs, train_loss, validation_mae)``.
+
+    Returns:
+        the trained model and its history (per-epoch training loss and held-out MAE).
+    """
+    jax, jnp, eqx = _jax()
+    import optax
+
+    require(epochs >= 1, "epochs", "a positive integer", epochs)
+    require(len(inputs) >= 1, "dataset", "at least one training system", len(inputs))
+    batch_size = min(batch_size, len(inputs))  # small datasets: one full batch per epoch
+    steps = epochs * max(1, len(inputs) // batch_size)
+    optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-2))
+    state = optimiser.init(eqx.filter(model, eqx.is_inexact_array))
+
+    @eqx.filter_jit
+    def step(model, state, batch_inputs, batch_targets):
+        def loss(m):
+            return loss_fn(jax.vmap(m)(batch_inputs), batch_targets)
+
+        value, grads = eqx.filter_value_and_grad(loss)(model)
+        updates, state = optimiser.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
+        return eqx.apply_updates(model, updates), state, value
+
+    @eqx.filter_jit
+    def batch_error(model, batch_inputs, batch_targets):
+        return jnp.sum(jnp.abs(jax.vmap(model)(batch_inputs) - batch_targets))
+
+    def validation_mae(model) -> float | None:
+        if validation is None:
+            return None
+        total = sum(
+            float(
+                batch_error(
+                    model, jnp.asarray(validation[0][i : i + 512]), jnp.asarray(validation[1][i : i + 512])
+                )
+            )
+            for i in range(0, len(validation[0]), 512)
+        )
+        return total / validation[1].size
+
+    rng = np.random.default_rng(seed)
+    history = {"epoch": [], "train_loss": [], "validation_mae": []}
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(inputs))
+        losses = []
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            model, state, loss = step(model, state, jnp.asarray(inputs[index]), jnp.asarray(targets[index]))
+            losses.append(float(loss))
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(np.mean(losses)))
+        history["validation_mae"].append(validation_mae(model))
+        if progress:
+            progress(epoch, epochs, history["train_loss"][-1], history["validation_mae"][-1])
+    return model, history
+
+
 def train_neural(
     density: np.ndarray,
     rdm1: np.ndarray,
@@ -153,63 +230,34 @@ def train_neural(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     progress=None,
 ) -> tuple[NeuralFunctional, dict]:
-    """Train with Adam (cosine-decayed learning rate) on mean squared γ error + kinetic term.
+    """Train the γ[n] functional on mean squared γ error (+ optional kinetic-energy term).
 
     Args:
         density, rdm1: training data, (S, N) and (S, N, N).
         kinetic: the grid's kinetic matrix (N, N), for T[γ] = Tr(Kγ) dx.
         validation: optional held-out (density, rdm1) for the learning curve.
         progress: called as ``progress(epoch, epochs, train_loss, validation_mae)``.
-
-    Returns:
-        the trained functional and a history dict (per-epoch loss and validation MAE).
     """
-    jax, jnp, eqx = _jax()
-    import optax
-
-    require(epochs >= 1, "epochs", "a positive integer", epochs)
-    require(len(density) >= 1, "dataset", "at least one training system", len(density))
-    batch_size = min(batch_size, len(density))  # small datasets: one full batch per epoch
-    model = build_model(config)
-    steps = epochs * max(1, len(density) // batch_size)
-    optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-2))
-    state = optimiser.init(eqx.filter(model, eqx.is_inexact_array))
+    _, jnp, _ = _jax()
     kinetic_matrix = jnp.asarray(kinetic)
-    dx = config.dx
 
-    def loss_fn(model, densities, targets):
-        predicted = jax.vmap(model)(densities)
+    def loss_fn(predicted, targets):
         difference = predicted - targets
-        kinetic_error = jnp.einsum("ij,sji->s", kinetic_matrix, difference) * dx
+        kinetic_error = jnp.einsum("ij,sji->s", kinetic_matrix, difference) * config.dx
         return jnp.mean(difference**2) + kinetic_weight * jnp.mean(kinetic_error**2)
 
-    @eqx.filter_jit
-    def step(model, state, densities, targets):
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, densities, targets)
-        updates, state = optimiser.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), state, loss
-
-    @eqx.filter_jit
-    def mae(model, densities, targets):
-        return jnp.mean(jnp.abs(jax.vmap(model)(densities) - targets))
-
-    rng = np.random.default_rng(config.seed)
-    history = {"epoch": [], "train_loss": [], "validation_mae": []}
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(len(density))
-        losses = []
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            index = order[start : start + batch_size]
-            model, state, loss = step(model, state, jnp.asarray(density[index]), jnp.asarray(rdm1[index]))
-            losses.append(float(loss))
-        validation_mae = (
-            float(mae(model, jnp.asarray(validation[0]), jnp.asarray(validation[1]))) if validation else None
-        )
-        history["epoch"].append(epoch)
-        history["train_loss"].append(float(np.mean(losses)))
-        history["validation_mae"].append(validation_mae)
-        if progress:
-            progress(epoch, epochs, history["train_loss"][-1], validation_mae)
+    model, history = fit(
+        build_model(config),
+        density,
+        rdm1,
+        loss_fn,
+        epochs,
+        batch_size,
+        learning_rate,
+        config.seed,
+        validation,
+        progress,
+    )
     return NeuralFunctional(config, model), history
 
 
