@@ -91,6 +91,11 @@ def _dense_singlets(
     )
 
 
+def rdm1_from_orbitals(*orbitals: np.ndarray, occupation: float = 1.0) -> np.ndarray:
+    """Σ_k occupation·φ_k(x)φ_k(x') over orbitals of shape (B, N) each → (B, N, N)."""
+    return occupation * sum(phi[:, :, None] * phi[:, None, :] for phi in orbitals)
+
+
 def _inner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Frobenius inner product of each pair of matrices, (B, N, N) × (B, N, N) → (B,)."""
     return np.vecdot(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
@@ -253,8 +258,7 @@ class TwoElectronUHFBatch:
 
     @property
     def rdm1(self) -> np.ndarray:
-        up, down = self.orbital_up, self.orbital_down
-        return up[:, :, None] * up[:, None, :] + down[:, :, None] * down[:, None, :]
+        return rdm1_from_orbitals(self.orbital_up, self.orbital_down)
 
 
 def uhf_two_electron_batch(
@@ -286,11 +290,10 @@ def uhf_two_electron_batch(
     require(
         v_ext.ndim == 2 and v_ext.shape[1] == grid.points, "v_ext", f"shape (B, {grid.points})", v_ext.shape
     )
-    batch, points = v_ext.shape
+    batch = v_ext.shape[0]
     dx = grid.dx
     kinetic = grid.kinetic_dense()
     w = interaction.matrix(grid.x)
-    h = kinetic[None] + v_ext[:, :, None] * np.eye(points)[None]
     energies, basis = one_body if one_body is not None else one_body_eigen(grid, v_ext)
     basis_t = basis.transpose(0, 2, 1)
     denominator = energies - energies[:, :1] + np.maximum(energies[:, 1:2] - energies[:, :1], 1e-3)
@@ -299,10 +302,6 @@ def uhf_two_electron_batch(
     down = np.cos(break_symmetry) * basis[:, :, 0] - np.sin(break_symmetry) * basis[:, :, 1]
     previous = {"up": np.zeros_like(up), "down": np.zeros_like(down)}
     orbitals = {"up": up, "down": down}
-
-    def fock(vector: np.ndarray, other: np.ndarray) -> np.ndarray:
-        potential = (other**2) @ w  # v[φ_other²] with c = φ√dx: Σ_y w φ² dx = Σ_y w c²
-        return np.einsum("bij,bj->bi", h, vector) + potential * vector
 
     residual_norm = np.full(batch, np.inf)
     active = np.arange(batch)
@@ -388,10 +387,10 @@ def uhf_two_electron_batch(
                 f"{residual_norm[left].max():.2e} > tol {tol:.1e}) after descent and DIIS"
             )
     c_up, c_down = orbitals["up"], orbitals["down"]
-    one_body = np.einsum("bi,bij,bj->b", c_up, h, c_up) + np.einsum("bi,bij,bj->b", c_down, h, c_down)
     kinetic_energy = np.einsum("bi,ij,bj->b", c_up, kinetic, c_up) + np.einsum(
         "bi,ij,bj->b", c_down, kinetic, c_down
     )
+    one_body = kinetic_energy + np.sum(v_ext * (c_up**2 + c_down**2), axis=1)
     coulomb = np.einsum("bi,ij,bj->b", c_up**2, w, c_down**2)
     sign_up = np.sign(c_up.sum(axis=1))
     sign_down = np.sign(c_down.sum(axis=1))

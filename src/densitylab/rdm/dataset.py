@@ -39,7 +39,12 @@ import numpy as np
 
 from densitylab import __version__
 from densitylab.errors import DensitylabError, InvalidParameterError, require
-from densitylab.model1d.batch import one_body_eigen, solve_singlet_batch, uhf_two_electron_batch
+from densitylab.model1d.batch import (
+    one_body_eigen,
+    rdm1_from_orbitals,
+    solve_singlet_batch,
+    uhf_two_electron_batch,
+)
 from densitylab.model1d.grid import Grid
 from densitylab.model1d.potentials import fourier_potential, random_fourier_coefficients
 from densitylab.model1d.system import parse_interaction
@@ -353,11 +358,9 @@ class Dataset:
         if kind == "exact":
             return self.arrays["rdm1"]
         if kind == "noninteracting":
-            orbital = self.arrays["noninteracting/orbital"]
-            return 2.0 * orbital[:, :, None] * orbital[:, None, :]
+            return rdm1_from_orbitals(self.arrays["noninteracting/orbital"], occupation=2.0)
         if kind == "uhf":
-            up, down = self.arrays["uhf/orbital_up"], self.arrays["uhf/orbital_down"]
-            return up[:, :, None] * up[:, None, :] + down[:, :, None] * down[:, None, :]
+            return rdm1_from_orbitals(self.arrays["uhf/orbital_up"], self.arrays["uhf/orbital_down"])
         raise InvalidParameterError("kind", "one of 'exact', 'noninteracting', 'uhf'", kind)
 
 
