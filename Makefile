@@ -25,6 +25,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/exact1d_vs_idea.py
+	$(BIN)/python benchmarks/rdm_dataset.py
 
 clean:
 	rm -rf $(VENV) demo-output
