@@ -311,7 +311,6 @@ def rdm_train(
     as_json: Annotated[bool, typer.Option("--json", help="Print held-out metrics as JSON.")] = False,
 ) -> None:
     """Fit a γ[n] functional on the training split of DATASET and report held-out metrics."""
-    from densitylab.model1d.system import parse_interaction
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.functionals import LinearPCAFunctional
     from densitylab.rdm.metrics import evaluate_rdm
@@ -323,7 +322,7 @@ def rdm_train(
         data = load_dataset(dataset)
     train, test = split(len(data), test_fraction)
     density, rdm1 = data.arrays["density"], data.rdm1()
-    grid_kinetic = _grid_of(data.parameters).kinetic_dense()
+    grid_kinetic = data.kinetic()
     extra = {}
     if model == "pca-linear":
         with err.status("fitting"):
@@ -377,19 +376,13 @@ def rdm_train(
         )
         plot_learning_curve(history, Path(output) / "learning_curve.png")
         extra = {"history": str(Path(output) / "history.json")}
-    w = parse_interaction(data.parameters["interaction"]).matrix(data.x)
+    w = data.interaction_matrix()
     metrics = evaluate_rdm(functional(density[test]), rdm1[test], density[test], grid_kinetic, w, data.dx)
     summary = {"model": model, "output": str(output), "held_out": metrics, **extra}
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         Console().print(summary)
-
-
-def _grid_of(parameters: dict):
-    from densitylab.model1d.grid import Grid
-
-    return Grid(parameters["points"], parameters["x_min"], parameters["x_max"], parameters["stencil"])
 
 
 @rdm_app.command("evaluate")
@@ -404,7 +397,6 @@ def rdm_evaluate(
     """Held-out accuracy of a γ[n] functional: mae, kinetic_rel_error, exchange error,
     occupation error and the fraction of kinetic correlation recovered; the √(n n') baseline
     is reported beside it."""
-    from densitylab.model1d.system import parse_interaction
     from densitylab.plots import plot_rdm_comparison
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.functionals import sqrt_functional
@@ -416,8 +408,7 @@ def rdm_evaluate(
     functional = _load_rdm_model(model, data.parameters["points"], data.dx)
     _, test = split(len(data), test_fraction)
     density, exact = data.arrays["density"][test], data.rdm1()[test]
-    kinetic = _grid_of(data.parameters).kinetic_dense()
-    w = parse_interaction(data.parameters["interaction"]).matrix(data.x)
+    kinetic, w = data.kinetic(), data.interaction_matrix()
     predicted = functional(density)
     metrics = evaluate_rdm(predicted, exact, density, kinetic, w, data.dx)
     baseline = evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
@@ -469,11 +460,10 @@ def rdm_predict(
         values = np.load(density, allow_pickle=False)
     except ValueError as exc:
         raise InvalidParameterError("density", f"a plain numeric .npy array ({exc})", str(density)) from None
-    from densitylab.rdm.functionals import check_densities
-
-    dx = 15.0 / 61
-    functional = _load_rdm_model(model, 62, dx)
-    gamma = functional(check_densities(values, getattr(functional, "points", 62), dx))
+    # every functional validates its input (shape, sign, electron count) against its own grid;
+    # 'sqrt' has none, so it is taken on the default 62-point grid
+    functional = _load_rdm_model(model, 62, 15.0 / 61)
+    gamma = functional(values)
     np.save(output, gamma)
     err.print(f"wrote {gamma.shape} 1-RDMs to {output}")
 

@@ -26,6 +26,14 @@ def _attribute(value: object) -> object:
     return json.dumps(value, default=str)
 
 
+def write_attributes(handle: h5py.File, attributes: Mapping[str, object]) -> None:
+    """Store ``densitylab_version``, ``parameters`` (JSON of ``attributes``) and each attribute."""
+    handle.attrs["densitylab_version"] = __version__
+    handle.attrs["parameters"] = json.dumps(dict(attributes), default=str, sort_keys=True)
+    for key, value in attributes.items():
+        handle.attrs[key] = _attribute(value)
+
+
 def write_h5(path: str | Path, arrays: Mapping[str, np.ndarray], attributes: Mapping[str, object]) -> Path:
     """Atomically write ``arrays`` (names may contain '/' for groups) and ``attributes``.
 
@@ -37,10 +45,7 @@ def write_h5(path: str | Path, arrays: Mapping[str, np.ndarray], attributes: Map
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with h5py.File(temporary, "w") as handle:
-        handle.attrs["densitylab_version"] = __version__
-        handle.attrs["parameters"] = json.dumps(dict(attributes), default=str, sort_keys=True)
-        for key, value in attributes.items():
-            handle.attrs[key] = _attribute(value)
+        write_attributes(handle, attributes)
         for name, array in arrays.items():
             handle.create_dataset(name, data=np.asarray(array))
     os.replace(temporary, path)

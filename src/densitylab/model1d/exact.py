@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from math import factorial
 
 import numpy as np
 import scipy.linalg
@@ -83,11 +82,13 @@ class ExactHamiltonian:
         return self.external + self.interaction
 
     def apply(self, psi: np.ndarray) -> np.ndarray:
-        """H Ψ for Ψ of shape (D↑, D↓)."""
+        """H Ψ for Ψ of shape (D↑, D↓); a small minor block uses one dense BLAS product."""
         result = self.diagonal * psi
         if self.major.electrons:
             result += self.major.kinetic @ psi
-        if self.minor.electrons:
+        if self._minor_kinetic_dense is not None:
+            result += psi @ self._minor_kinetic_dense.T
+        elif self.minor.electrons:
             result += (self.minor.kinetic @ psi.T).T
         return result
 
@@ -145,15 +146,7 @@ class ExactHamiltonian:
         the packed result is gathered straight from A = K↑ Ψ.
         """
         if parity is None:
-            psi = vector.reshape(self.shape)
-            result = self.diagonal * psi
-            if self.major.electrons:
-                result += self.major.kinetic @ psi
-            if self._minor_kinetic_dense is not None:
-                result += psi @ self._minor_kinetic_dense.T
-            elif self.minor.electrons:
-                result += (self.minor.kinetic @ psi.T).T
-            return result.reshape(-1)
+            return self.apply(vector.reshape(self.shape)).reshape(-1)
         psi = self.unpack(vector, parity)
         kinetic = (self.major.kinetic @ psi).reshape(-1)
         potential = (self.diagonal * psi).reshape(-1)
@@ -458,8 +451,3 @@ def solve_exact(system: System, states: int = 1, tol: float = 1e-13) -> ExactSol
     return ExactSolution(
         system=system, states=tuple(found), seconds=time.perf_counter() - start, solver=solver_info
     )
-
-
-def wavefunction_normalisation(system: System) -> float:
-    """Factor c with ψ(x_1..x_N) = c·Ψ[I, J] on ordered tuples: 1/√(n↑! n↓! dx^N)."""
-    return 1.0 / np.sqrt(factorial(system.n_up) * factorial(system.n_down) * system.grid.dx**system.count)

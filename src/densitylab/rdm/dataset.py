@@ -37,7 +37,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from densitylab import __version__
+from densitylab.data import write_attributes
 from densitylab.errors import DensitylabError, InvalidParameterError, require
 from densitylab.model1d.batch import (
     one_body_eigen,
@@ -244,11 +244,8 @@ def _assemble(spec: DatasetSpec, folder: Path, output: Path) -> None:
     first = _load_part(folder, 0)
     temporary = output.with_name(output.name + ".tmp")
     with h5py.File(temporary, "w") as handle:
-        handle.attrs["densitylab_version"] = __version__
-        handle.attrs["parameters"] = json.dumps(spec.parameters(), sort_keys=True)
+        write_attributes(handle, spec.parameters())
         handle.attrs["electrons"] = "ud"
-        for key, value in spec.parameters().items():
-            handle.attrs[key] = value
         handle.create_dataset("x", data=spec.grid().x)
         for name, value in first.items():
             handle.create_dataset(
@@ -352,6 +349,19 @@ class Dataset:
 
     def __len__(self) -> int:
         return self.arrays["v_ext"].shape[0]
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The parameters the dataset was generated with."""
+        return DatasetSpec(**self.parameters)
+
+    def kinetic(self) -> np.ndarray:
+        """The grid's kinetic matrix (N, N), Ha: the stencil the solver used."""
+        return self.spec.grid().kinetic_dense()
+
+    def interaction_matrix(self) -> np.ndarray:
+        """w(x_i, x_j) of the dataset's interaction, (N, N), Ha."""
+        return parse_interaction(self.spec.interaction).matrix(self.x)
 
     def rdm1(self, kind: str = "exact") -> np.ndarray:
         """Spin-summed 1-RDMs (S, N, N) of ``kind``: exact, noninteracting or uhf."""
