@@ -92,11 +92,11 @@ def test_killed_command_loses_no_finished_chunk(tmp_path):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     parts = tmp_path / "killed.h5.parts"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("chunk-*.npz"))) < 2:
+    while time.time() < deadline and len(list(parts.glob("chunk-[0-9][0-9][0-9][0-9][0-9][0-9].npz"))) < 2:
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    finished = len(list(parts.glob("chunk-*.npz")))
+    finished = len(list(parts.glob("chunk-[0-9][0-9][0-9][0-9][0-9][0-9].npz")))
     assert 2 <= finished < 20
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     summary = json.loads(result.stdout)
