@@ -273,7 +273,8 @@ def rdm_compression(
 
 
 def _load_rdm_model(model: str, dataset_points: int, dx: float):
-    """'sqrt' or a saved model file → a callable γ[n]."""
+    """'sqrt', 'pretrained' or a saved model → a callable. Functionals of n take densities;
+    autoencoders and denoisers (which have a ``source``) take 1-RDMs."""
     from densitylab.rdm.functionals import LinearPCAFunctional, check_densities, sqrt_functional
 
     if model == "sqrt":
@@ -284,6 +285,11 @@ def _load_rdm_model(model: str, dataset_points: int, dx: float):
         return pretrained()
     path = Path(model)
     if path.is_dir():
+        config = path / "config.json"
+        if config.is_file() and json.loads(config.read_text()).get("kind", "gamma-n") != "gamma-n":
+            from densitylab.rdm.autoencoders import load_autoencoder
+
+            return load_autoencoder(path)
         from densitylab.rdm.neural import NeuralFunctional
 
         return NeuralFunctional.load(path)
@@ -294,78 +300,129 @@ def _load_rdm_model(model: str, dataset_points: int, dx: float):
     return LinearPCAFunctional.load(path)
 
 
+def _predict_rdm(functional, data, index: np.ndarray) -> np.ndarray:
+    """Apply any rdm model to systems ``index`` of a dataset, feeding it the input it takes."""
+    source = getattr(functional, "source", None)
+    if source is None:
+        return functional(data.arrays["density"][index])
+    if source == "exact":
+        return functional(data.rdm1()[index])
+    from densitylab.rdm.autoencoders import denoiser_inputs
+
+    return functional(denoiser_inputs(data, source, index, functional.pca))
+
+
+def _epoch_progress(epochs: int):
+    """A Rich progress bar over training epochs; returns (progress, callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]} held-out MAE {task.fields[mae]}"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = progress.add_task("train", total=epochs, loss="—", mae="—")
+
+    def report(epoch, total, loss, mae):
+        progress.update(task, completed=epoch, loss=f"{loss:.2e}", mae=f"{mae:.2e}")
+
+    return progress, report
+
+
+RDM_MODELS = ("neural", "pca-linear", "conv-autoencoder", "denoiser")
+
+
 @rdm_app.command("train")
 @friendly_errors
 def rdm_train(
     dataset: Annotated[Path, typer.Option(help="Training dataset (densitylab rdm generate).")],
-    output: Annotated[Path, typer.Option(help="Model file to write (.npz).")],
-    model: Annotated[str, typer.Option(help="Model kind: neural (γ[n] network) or pca-linear.")] = "neural",
+    output: Annotated[Path, typer.Option(help="Model to write: a .npz (pca-linear) or a folder.")],
+    model: Annotated[
+        str, typer.Option(help="neural (γ[n]), pca-linear, conv-autoencoder (γ→γ) or denoiser.")
+    ] = "neural",
     components: Annotated[int, typer.Option(help="pca-linear: density principal components used.")] = 40,
-    epochs: Annotated[int, typer.Option(help="neural: training epochs.")] = 40,
+    source: Annotated[
+        str, typer.Option(help="denoiser: approximate γ it corrects: uhf, noninteracting or pca.")
+    ] = "uhf",
+    bottleneck: Annotated[int, typer.Option(help="conv-autoencoder / denoiser: code size.")] = 62,
+    epochs: Annotated[int, typer.Option(help="Network models: training epochs.")] = 40,
     rank: Annotated[int, typer.Option(help="neural: rank r of the correlation matrix.")] = 12,
-    width: Annotated[int, typer.Option(help="neural: hidden width.")] = 512,
-    depth: Annotated[int, typer.Option(help="neural: hidden layers.")] = 3,
-    learning_rate: Annotated[float, typer.Option(help="neural: initial Adam learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="neural: initialisation and shuffling seed.")] = 0,
+    width: Annotated[int, typer.Option(help="neural / denoiser: hidden width.")] = 512,
+    depth: Annotated[int, typer.Option(help="neural / denoiser: hidden layers.")] = 3,
+    learning_rate: Annotated[float, typer.Option(help="Initial Adam learning rate.")] = 1e-3,
+    loss: Annotated[str, typer.Option(help="conv-autoencoder / denoiser: loss, mse or mae.")] = "mae",
+    seed: Annotated[int, typer.Option(help="Initialisation and shuffling seed.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Held-out fraction (never trained on).")] = 0.04,
     as_json: Annotated[bool, typer.Option("--json", help="Print held-out metrics as JSON.")] = False,
 ) -> None:
-    """Fit a γ[n] functional on the training split of DATASET and report held-out metrics."""
+    """Fit an rdm model on the training split of DATASET and report held-out metrics.
+
+    neural and pca-linear are functionals γ[n] of the density; conv-autoencoder reconstructs
+    exact 1-RDMs through a bottleneck; denoiser maps the --source 1-RDM to the exact one."""
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.functionals import LinearPCAFunctional
     from densitylab.rdm.metrics import evaluate_rdm
     from densitylab.rdm.pca import split
 
-    if model not in ("neural", "pca-linear"):
-        raise InvalidParameterError("model", "'neural' or 'pca-linear'", model)
+    if model not in RDM_MODELS:
+        raise InvalidParameterError("model", f"one of {RDM_MODELS}", model)
     with err.status("loading"):
         data = load_dataset(dataset)
     train, test = split(len(data), test_fraction)
     density, rdm1 = data.arrays["density"], data.rdm1()
-    grid_kinetic = data.kinetic()
+    points = data.parameters["points"]
     extra = {}
     if model == "pca-linear":
         with err.status("fitting"):
             functional = LinearPCAFunctional.fit(density[train], rdm1[train], data.dx, components)
         functional.save(output)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         from densitylab.plots import plot_learning_curve
-        from densitylab.rdm.neural import NeuralConfig, train_neural
 
-        config = NeuralConfig(
-            points=data.parameters["points"], dx=data.dx, rank=rank, width=width, depth=depth, seed=seed
-        )
-        progress = Progress(
-            TextColumn("[bold]training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]} held-out MAE {task.fields[mae]}"),
-            TimeRemainingColumn(),
-            console=err,
-        )
-        task = progress.add_task("train", total=epochs, loss="—", mae="—")
-
-        def report(epoch, total, loss, mae):
-            progress.update(task, completed=epoch, loss=f"{loss:.2e}", mae=f"{mae:.2e}")
-
+        progress, report = _epoch_progress(epochs)
+        common = {"epochs": epochs, "learning_rate": learning_rate, "progress": report}
         with progress:
-            functional, history = train_neural(
-                density[train],
-                rdm1[train],
-                grid_kinetic,
-                config,
-                epochs=epochs,
-                learning_rate=learning_rate,
-                validation=(density[test], rdm1[test]),
-                progress=report,
-            )
+            if model == "neural":
+                from densitylab.rdm.neural import NeuralConfig, train_neural
+
+                config = NeuralConfig(
+                    points=points, dx=data.dx, rank=rank, width=width, depth=depth, seed=seed
+                )
+                functional, history = train_neural(
+                    density[train], rdm1[train], data.kinetic(), config,
+                    validation=(density[test], rdm1[test]), **common,
+                )  # fmt: skip
+            elif model == "conv-autoencoder":
+                from densitylab.rdm.autoencoders import ConvAutoencoderConfig, train_conv_autoencoder
+
+                config = ConvAutoencoderConfig(points=points, dx=data.dx, bottleneck=bottleneck, seed=seed)
+                functional, history = train_conv_autoencoder(
+                    rdm1[train], config, validation=rdm1[test], loss=loss, **common
+                )
+            else:
+                from densitylab.rdm.autoencoders import DenoiserConfig, denoiser_inputs, train_denoiser
+
+                config = DenoiserConfig(
+                    points=points, dx=data.dx, source=source, bottleneck=bottleneck,
+                    width=width, depth=depth, seed=seed,
+                )  # fmt: skip
+                pca = None
+                if source == "pca":
+                    pca = LinearPCAFunctional.fit(density[train], rdm1[train], data.dx, components)
+                functional, history = train_denoiser(
+                    denoiser_inputs(data, source, train, pca), rdm1[train], config,
+                    validation=(denoiser_inputs(data, source, test, pca), rdm1[test]),
+                    pca=pca, loss=loss, **common,
+                )  # fmt: skip
         functional.save(output)
         (Path(output) / "history.json").write_text(
             json.dumps(
                 {
                     **history,
+                    "model": model,
                     "dataset": str(dataset),
                     "dataset_parameters": data.parameters,
                     "epochs": epochs,
@@ -376,8 +433,10 @@ def rdm_train(
         )
         plot_learning_curve(history, Path(output) / "learning_curve.png")
         extra = {"history": str(Path(output) / "history.json")}
-    w = data.interaction_matrix()
-    metrics = evaluate_rdm(functional(density[test]), rdm1[test], density[test], grid_kinetic, w, data.dx)
+    metrics = evaluate_rdm(
+        _predict_rdm(functional, data, test), rdm1[test], density[test], data.kinetic(),
+        data.interaction_matrix(), data.dx,
+    )  # fmt: skip
     summary = {"model": model, "output": str(output), "held_out": metrics, **extra}
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -389,14 +448,14 @@ def rdm_train(
 @friendly_errors
 def rdm_evaluate(
     dataset: Annotated[Path, typer.Option(help="Dataset to evaluate on (its held-out split).")],
-    model: Annotated[str, typer.Option(help="'sqrt' (√(n n') baseline) or a model file.")] = "sqrt",
+    model: Annotated[str, typer.Option(help="'sqrt' (√(n n') baseline), 'pretrained' or a model.")] = "sqrt",
     test_fraction: Annotated[float, typer.Option(help="Held-out fraction; must match training.")] = 0.04,
     plot: Annotated[Path | None, typer.Option(help="Folder for example γ heat maps.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Held-out accuracy of a γ[n] functional: mae, kinetic_rel_error, exchange error,
+    """Held-out accuracy of an rdm model: mae, kinetic_rel_error, exchange error,
     occupation error and the fraction of kinetic correlation recovered; the √(n n') baseline
-    is reported beside it."""
+    is reported beside it (and, for a denoiser, its raw input)."""
     from densitylab.plots import plot_rdm_comparison
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.functionals import sqrt_functional
@@ -409,10 +468,18 @@ def rdm_evaluate(
     _, test = split(len(data), test_fraction)
     density, exact = data.arrays["density"][test], data.rdm1()[test]
     kinetic, w = data.kinetic(), data.interaction_matrix()
-    predicted = functional(density)
+    predicted = _predict_rdm(functional, data, test)
     metrics = evaluate_rdm(predicted, exact, density, kinetic, w, data.dx)
-    baseline = evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
-    summary = {"model": model, "dataset": str(dataset), **metrics, "baseline_sqrt": baseline}
+    references = {
+        "baseline_sqrt": evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
+    }
+    source = getattr(functional, "source", None)
+    if source not in (None, "exact"):
+        from densitylab.rdm.autoencoders import denoiser_inputs
+
+        raw = denoiser_inputs(data, source, test, functional.pca)
+        references[f"input_{source}"] = evaluate_rdm(raw, exact, density, kinetic, w, data.dx)
+    summary = {"model": model, "dataset": str(dataset), **metrics, **references}
     if plot is not None:
         plot.mkdir(parents=True, exist_ok=True)
         errors = np.mean(np.abs(predicted - exact), axis=(1, 2))
@@ -433,7 +500,8 @@ def rdm_evaluate(
         table = Table(title=f"{model} on {len(test)} held-out systems")
         table.add_column("metric")
         table.add_column(model, justify="right")
-        table.add_column("√(n n') baseline", justify="right")
+        for name in references:
+            table.add_column(name, justify="right")
         for key in (
             "mae",
             "kinetic_rel_error",
@@ -442,7 +510,7 @@ def rdm_evaluate(
             "kinetic_correlation_recovered",
             "variance_captured",
         ):
-            table.add_row(key, f"{metrics[key]:.4g}", f"{baseline[key]:.4g}")
+            table.add_row(key, f"{metrics[key]:.4g}", *(f"{r[key]:.4g}" for r in references.values()))
         Console().print(table)
 
 
@@ -463,6 +531,10 @@ def rdm_predict(
     # every functional validates its input (shape, sign, electron count) against its own grid;
     # 'sqrt' has none, so it is taken on the default 62-point grid
     functional = _load_rdm_model(model, 62, 15.0 / 61)
+    if getattr(functional, "source", None) is not None:
+        raise InvalidParameterError(
+            "model", "a functional of the density (pretrained, sqrt, neural or pca-linear)", model
+        )
     gamma = functional(values)
     np.save(output, gamma)
     err.print(f"wrote {gamma.shape} 1-RDMs to {output}")

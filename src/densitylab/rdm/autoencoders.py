@@ -1,0 +1,406 @@
+"""Autoencoders for 1-RDMs: a convolutional autoencoder and denoising autoencoders.
+
+Both map a 1-RDM γ (N, N) in bohr⁻¹ on the dataset's grid to a 1-RDM, and are trained by
+the shared :func:`densitylab.rdm.neural.fit` loop (JAX, 64-bit).
+
+**Convolutional autoencoder** (``ConvAutoencoder``): γ → z (``bottleneck`` numbers) → γ.
+The image is zero-padded to 2^L·4 pixels and passed through L convolutions with 2×2 kernels
+and stride 2 (channels ``channels``), a dense layer to the bottleneck, and the mirror image
+with transposed convolutions. Kernel = stride makes each convolution a reshape and one matrix
+product; a measured reason: XLA's CPU convolution kernels ran at ~2.4 GFLOP/s on this
+machine, about 20× below its matrix products, which made 3×3 convolutions too slow to train
+(docs/rdm.md). The output is symmetrised, (G + Gᵀ)/2.
+
+**Denoising autoencoder** (``Denoiser``): approximate γ_in (from UHF, the non-interacting
+solution or the linear PCA functional) → exact γ. γ_in is first projected onto the PSD cone
+(the PCA functional's output need not be PSD). With n_in = diag γ_in and C_in its
+correlation matrix γ_in/√(n_in n_in'), an MLP encoder takes (√n_in, upper triangle of C_in)
+to a ``bottleneck`` code, and the decoder returns a density correction δ(x), a weight a(x)
+and vectors v(x) ∈ R^r:
+
+    n = N_e · n_in e^δ / ∫ n_in e^δ,
+    C = (a a' C_in + v·v') / √(d d'),   d = a² + |v|²,
+    γ = √n C √n'.
+
+So γ is symmetric, PSD (a sum of PSD matrices under a diagonal congruence), has unit-diagonal
+correlation and diag γ = n, and keeps the input's electron number. The decoder's last layer
+starts small, so the untrained denoiser returns (nearly) its input: it learns a correction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.errors import InvalidParameterError, require
+from densitylab.rdm.neural import _jax, fit
+
+DENOISER_INPUTS = ("uhf", "noninteracting", "pca")
+
+
+@dataclass(frozen=True)
+class ConvAutoencoderConfig:
+    """Hyperparameters of the convolutional autoencoder (stored with the weights)."""
+
+    points: int = 62
+    dx: float = 15.0 / 61
+    bottleneck: int = 62
+    channels: tuple[int, ...] = (8, 16, 32, 64)
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.bottleneck >= 1, "bottleneck", "a positive integer", self.bottleneck)
+        require(
+            len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
+            "channels",
+            "one or more positive channel counts",
+            self.channels,
+        )
+
+    @property
+    def padded(self) -> int:
+        """Image side after zero padding: a multiple of 2^levels with ≥ 2 pixels at the bottom."""
+        unit = 2 ** len(self.channels)
+        return max(2 * unit, -(-self.points // unit) * unit)
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Hyperparameters of a denoising autoencoder (stored with the weights)."""
+
+    points: int = 62
+    dx: float = 15.0 / 61
+    source: str = "uhf"
+    bottleneck: int = 64
+    width: int = 512
+    depth: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.source in DENOISER_INPUTS, "source", f"one of {DENOISER_INPUTS}", self.source)
+        require(self.bottleneck >= 1, "bottleneck", "a positive integer", self.bottleneck)
+
+
+def _patch_layers(channels_in: int, channels: tuple[int, ...], key, transpose: bool):
+    """Weights of 2×2/stride-2 (transposed) convolutions, Glorot-scaled."""
+    jax, jnp, _ = _jax()
+    weights = []
+    sizes = (channels_in, *channels)
+    for c_in, c_out in itertools.pairwise(sizes):
+        key, sub = jax.random.split(key)
+        shape = (c_in, 4 * c_out) if transpose else (4 * c_in, c_out)
+        scale = np.sqrt(2.0 / (shape[0] + shape[1]))
+        weights.append((scale * jax.random.normal(sub, shape), jnp.zeros(shape[1])))
+    return weights
+
+
+def build_conv_autoencoder(config: ConvAutoencoderConfig):
+    """An Equinox module γ (N, N) → γ (N, N) with a ``config.bottleneck`` code."""
+    jax, jnp, eqx = _jax()
+    levels, side = len(config.channels), config.padded
+    bottom = side // 2**levels
+    flat = bottom * bottom * config.channels[-1]
+
+    class ConvAutoencoder(eqx.Module):
+        down: list
+        up: list
+        to_code: eqx.nn.Linear
+        from_code: eqx.nn.Linear
+        config: ConvAutoencoderConfig = eqx.field(static=True)
+
+        def __init__(self, key):
+            keys = jax.random.split(key, 4)
+            self.config = config
+            self.down = _patch_layers(1, config.channels, keys[0], transpose=False)
+            reversed_channels = (*config.channels[::-1][1:], 1)
+            self.up = _patch_layers(config.channels[-1], reversed_channels, keys[1], transpose=True)
+            self.to_code = eqx.nn.Linear(flat, config.bottleneck, key=keys[2])
+            self.from_code = eqx.nn.Linear(config.bottleneck, flat, key=keys[3])
+
+        def encode(self, rdm1):
+            pad = side - config.points
+            image = jnp.pad(rdm1, ((0, pad), (0, pad)))[:, :, None]
+            for weight, bias in self.down:
+                h, w, c = image.shape
+                patches = image.reshape(h // 2, 2, w // 2, 2, c).transpose(0, 2, 1, 3, 4)
+                image = jax.nn.gelu(patches.reshape(h // 2, w // 2, 4 * c) @ weight + bias)
+            return self.to_code(image.reshape(-1))
+
+        def decode(self, code):
+            image = jax.nn.gelu(self.from_code(code)).reshape(bottom, bottom, config.channels[-1])
+            for level, (weight, bias) in enumerate(self.up):
+                h, w, _ = image.shape
+                image = (image @ weight + bias).reshape(h, w, 2, 2, -1).transpose(0, 2, 1, 3, 4)
+                image = image.reshape(2 * h, 2 * w, -1)
+                if level < len(self.up) - 1:
+                    image = jax.nn.gelu(image)
+            gamma = image[: config.points, : config.points, 0]
+            return 0.5 * (gamma + gamma.T)
+
+        def __call__(self, rdm1):
+            return self.decode(self.encode(rdm1))
+
+    return ConvAutoencoder(jax.random.PRNGKey(config.seed))
+
+
+def build_denoiser(config: DenoiserConfig):
+    """An Equinox module R_in (N, N) → γ (N, N), where R_in = γ_in^½ is the PSD square root
+    of the approximate 1-RDM; see the module docstring."""
+    jax, jnp, eqx = _jax()
+    points = config.points
+    upper = np.triu_indices(points)
+    features = len(upper[0])
+
+    class Denoiser(eqx.Module):
+        encoder: eqx.nn.MLP
+        decoder: eqx.nn.MLP
+        config: DenoiserConfig = eqx.field(static=True)
+
+        def __init__(self, key):
+            keys = jax.random.split(key)
+            self.config = config
+            self.encoder = eqx.nn.MLP(
+                features,
+                config.bottleneck,
+                config.width,
+                config.depth,
+                activation=jax.nn.softplus,
+                key=keys[0],
+            )
+            self.decoder = eqx.nn.MLP(
+                config.bottleneck,
+                features,
+                config.width,
+                config.depth,
+                activation=jax.nn.softplus,
+                key=keys[1],
+            )
+
+        def __call__(self, root_in):
+            correction = jnp.zeros((points, points)).at[upper].set(self.decoder(self.encoder(root_in[upper])))
+            root = root_in + correction + correction.T - jnp.diag(jnp.diag(correction))
+            gamma = root @ root
+            electrons = jnp.sum(root_in * root_in)  # Tr γ_in, in units of 1/dx
+            return gamma * electrons / jnp.trace(gamma)
+
+    model = Denoiser(jax.random.PRNGKey(config.seed))
+    last = model.decoder.layers[-1]
+    return eqx.tree_at(
+        lambda m: (m.decoder.layers[-1].weight, m.decoder.layers[-1].bias),
+        model,
+        (0.01 * last.weight, jnp.zeros_like(last.bias)),
+    )
+
+
+def psd_sqrt(rdm1: np.ndarray) -> np.ndarray:
+    """Symmetric PSD square roots R (S, N, N), R·R = the PSD projection of each 1-RDM: unique,
+    so (unlike natural orbitals) free of sign and rotation ambiguities."""
+    values, vectors = np.linalg.eigh(0.5 * (rdm1 + np.swapaxes(rdm1, 1, 2)))
+    return np.einsum("sik,sk,sjk->sij", vectors, np.sqrt(np.maximum(values, 0.0)), vectors)
+
+
+def project_psd(rdm1: np.ndarray) -> np.ndarray:
+    """Nearest PSD matrices (Frobenius norm) to symmetric 1-RDMs (S, N, N): negative
+    eigenvalues set to zero."""
+    values, vectors = np.linalg.eigh(0.5 * (rdm1 + np.swapaxes(rdm1, 1, 2)))
+    return np.einsum("sik,sk,sjk->sij", vectors, np.maximum(values, 0.0), vectors)
+
+
+def _check_rdm1(rdm1: np.ndarray, points: int) -> np.ndarray:
+    rdm1 = np.asarray(rdm1, dtype=float)
+    if rdm1.ndim == 2:
+        rdm1 = rdm1[None]
+    require(
+        rdm1.ndim == 3 and rdm1.shape[1:] == (points, points),
+        "rdm1",
+        f"1-RDMs of shape (S, {points}, {points}) or ({points}, {points})",
+        rdm1.shape,
+    )
+    require(bool(np.all(np.isfinite(rdm1))), "rdm1", "finite values", "non-finite entries")
+    return rdm1
+
+
+def _batched(module, values: np.ndarray, method=None, batch: int = 1024) -> np.ndarray:
+    jax, jnp, _ = _jax()
+    forward = jax.jit(jax.vmap(method or module))
+    return np.concatenate(
+        [np.asarray(forward(jnp.asarray(values[i : i + batch]))) for i in range(0, len(values), batch)]
+    )
+
+
+def _save(path: str | Path, kind: str, config, model, extra: dict | None = None) -> Path:
+    _, _, eqx = _jax()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"kind": kind, **asdict(config), **(extra or {})}, indent=1))
+    eqx.tree_serialise_leaves(path / "weights.eqx", model)
+    return path
+
+
+@dataclass(frozen=True, eq=False)
+class ConvAutoencoder:
+    """A trained convolutional autoencoder; call it on 1-RDMs (S, N, N) to reconstruct them."""
+
+    config: ConvAutoencoderConfig
+    model: object
+    source = "exact"
+
+    def encode(self, rdm1: np.ndarray) -> np.ndarray:
+        """Bottleneck codes (S, bottleneck)."""
+        return _batched(self.model, _check_rdm1(rdm1, self.config.points), self.model.encode)
+
+    def decode(self, code: np.ndarray) -> np.ndarray:
+        """1-RDMs (S, N, N) from codes (S, bottleneck)."""
+        code = np.atleast_2d(np.asarray(code, dtype=float))
+        require(code.shape[1] == self.config.bottleneck, "code", f"(S, {self.config.bottleneck})", code.shape)
+        return _batched(self.model, code, self.model.decode)
+
+    def __call__(self, rdm1: np.ndarray) -> np.ndarray:
+        return _batched(self.model, _check_rdm1(rdm1, self.config.points))
+
+    def save(self, path: str | Path) -> Path:
+        return _save(path, "conv-autoencoder", self.config, self.model)
+
+
+@dataclass(frozen=True, eq=False)
+class Denoiser:
+    """A trained denoising autoencoder: approximate 1-RDMs (S, N, N) → exact ones.
+
+    ``pca`` holds the linear PCA functional whose output is the input when
+    ``config.source == "pca"`` (then :meth:`inputs_from` needs only densities).
+    """
+
+    config: DenoiserConfig
+    model: object
+    pca: object = None
+
+    @property
+    def source(self) -> str:
+        return self.config.source
+
+    def __call__(self, rdm1_in: np.ndarray) -> np.ndarray:
+        return _batched(self.model, psd_sqrt(_check_rdm1(rdm1_in, self.config.points)))
+
+    def save(self, path: str | Path) -> Path:
+        path = _save(path, "denoiser", self.config, self.model)
+        if self.pca is not None:
+            self.pca.save(path / "pca-linear.npz")
+        return path
+
+
+def denoiser_inputs(dataset, source: str, index: np.ndarray, pca=None) -> np.ndarray:
+    """Approximate 1-RDMs (len(index), N, N) of ``source`` for systems ``index`` of a dataset."""
+    require(source in DENOISER_INPUTS, "source", f"one of {DENOISER_INPUTS}", source)
+    if source == "pca":
+        require(pca is not None, "pca", "a fitted linear PCA functional for source 'pca'", None)
+        return pca(dataset.arrays["density"][index])
+    return dataset.rdm1(source)[index]
+
+
+def load_autoencoder(path: str | Path):
+    """A saved ConvAutoencoder or Denoiser folder → the trained object."""
+    _, _, eqx = _jax()
+    from densitylab.rdm.functionals import LinearPCAFunctional
+
+    path = Path(path)
+    require(
+        (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
+        "model",
+        "a folder with config.json and weights.eqx written by 'densitylab rdm train'",
+        str(path),
+    )
+    stored = json.loads((path / "config.json").read_text())
+    kind = stored.pop("kind", "gamma-n")
+    if kind == "conv-autoencoder":
+        config = ConvAutoencoderConfig(**{**stored, "channels": tuple(stored["channels"])})
+        model = eqx.tree_deserialise_leaves(path / "weights.eqx", build_conv_autoencoder(config))
+        return ConvAutoencoder(config, model)
+    if kind == "denoiser":
+        config = DenoiserConfig(**stored)
+        model = eqx.tree_deserialise_leaves(path / "weights.eqx", build_denoiser(config))
+        pca = LinearPCAFunctional.load(path / "pca-linear.npz") if config.source == "pca" else None
+        return Denoiser(config, model, pca)
+    raise InvalidParameterError("model", "a conv-autoencoder or denoiser folder", f"{path} (kind {kind!r})")
+
+
+LOSSES = ("mse", "mae")
+
+
+def _loss(name: str):
+    """Mean squared or mean absolute error of γ; 'mae' is the reported metric itself, and
+    'mse' lets a few badly approximated systems (e.g. double wells the input puts in the
+    wrong well) dominate training."""
+    _, jnp, _ = _jax()
+    require(name in LOSSES, "loss", f"one of {LOSSES}", name)
+    if name == "mse":
+        return lambda predicted, targets: jnp.mean((predicted - targets) ** 2)
+    return lambda predicted, targets: jnp.mean(jnp.abs(predicted - targets))
+
+
+def train_conv_autoencoder(
+    rdm1: np.ndarray,
+    config: ConvAutoencoderConfig,
+    epochs: int = 30,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    validation: np.ndarray | None = None,
+    progress=None,
+    loss: str = "mse",
+) -> tuple[ConvAutoencoder, dict]:
+    """Train on exact 1-RDMs (S, N, N) by mean squared reconstruction error.
+
+    validation: optional held-out 1-RDMs for the learning curve (MAE per epoch).
+    """
+    rdm1 = _check_rdm1(rdm1, config.points)
+    held_out = None if validation is None else (validation, validation)
+    model, history = fit(
+        build_conv_autoencoder(config),
+        rdm1,
+        rdm1,
+        _loss(loss),
+        epochs,
+        batch_size,
+        learning_rate,
+        config.seed,
+        held_out,
+        progress,
+    )
+    return ConvAutoencoder(config, model), history
+
+
+def train_denoiser(
+    rdm1_in: np.ndarray,
+    rdm1: np.ndarray,
+    config: DenoiserConfig,
+    epochs: int = 30,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    pca=None,
+    progress=None,
+    loss: str = "mse",
+) -> tuple[Denoiser, dict]:
+    """Train approximate → exact 1-RDMs (both (S, N, N)) by mean squared error of γ.
+
+    validation: optional held-out (approximate, exact) 1-RDMs for the learning curve.
+    pca: the linear PCA functional that made the inputs, stored with a 'pca' denoiser.
+    """
+    inputs = psd_sqrt(_check_rdm1(rdm1_in, config.points))
+    held_out = None if validation is None else (psd_sqrt(validation[0]), validation[1])
+    model, history = fit(
+        build_denoiser(config),
+        inputs,
+        _check_rdm1(rdm1, config.points),
+        _loss(loss),
+        epochs,
+        batch_size,
+        learning_rate,
+        config.seed,
+        held_out,
+        progress,
+    )
+    return Denoiser(config, model, pca), history
