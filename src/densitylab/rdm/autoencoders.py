@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
-from densitylab.rdm.neural import _jax, fit
+from densitylab.jaxsetup import jax_modules
+from densitylab.rdm.neural import fit
 
 DENOISER_INPUTS = ("uhf", "noninteracting", "pca")
 
@@ -87,7 +88,7 @@ class DenoiserConfig:
 
 def _patch_layers(channels_in: int, channels: tuple[int, ...], key, transpose: bool):
     """Weights of 2×2/stride-2 (transposed) convolutions, Glorot-scaled."""
-    jax, jnp, _ = _jax()
+    jax, jnp, _ = jax_modules()
     weights = []
     sizes = (channels_in, *channels)
     for c_in, c_out in itertools.pairwise(sizes):
@@ -100,7 +101,7 @@ def _patch_layers(channels_in: int, channels: tuple[int, ...], key, transpose: b
 
 def build_conv_autoencoder(config: ConvAutoencoderConfig):
     """An Equinox module γ (N, N) → γ (N, N) with a ``config.bottleneck`` code."""
-    jax, jnp, eqx = _jax()
+    jax, jnp, eqx = jax_modules()
     levels, side = len(config.channels), config.padded
     bottom = side // 2**levels
     flat = bottom * bottom * config.channels[-1]
@@ -150,7 +151,7 @@ def build_conv_autoencoder(config: ConvAutoencoderConfig):
 def build_denoiser(config: DenoiserConfig):
     """An Equinox module R_in (N, N) → γ (N, N), where R_in = γ_in^½ is the PSD square root
     of the approximate 1-RDM; see the module docstring."""
-    jax, jnp, eqx = _jax()
+    jax, jnp, eqx = jax_modules()
     points = config.points
     upper = np.triu_indices(points)
     features = len(upper[0])
@@ -225,7 +226,7 @@ def _check_rdm1(rdm1: np.ndarray, points: int) -> np.ndarray:
 
 
 def _batched(module, values: np.ndarray, method=None, batch: int = 1024) -> np.ndarray:
-    jax, jnp, _ = _jax()
+    jax, jnp, _ = jax_modules()
     forward = jax.jit(jax.vmap(method or module))
     return np.concatenate(
         [np.asarray(forward(jnp.asarray(values[i : i + batch]))) for i in range(0, len(values), batch)]
@@ -233,7 +234,7 @@ def _batched(module, values: np.ndarray, method=None, batch: int = 1024) -> np.n
 
 
 def _save(path: str | Path, kind: str, config, model, extra: dict | None = None) -> Path:
-    _, _, eqx = _jax()
+    _, _, eqx = jax_modules()
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps({"kind": kind, **asdict(config), **(extra or {})}, indent=1))
@@ -303,7 +304,7 @@ def denoiser_inputs(dataset, source: str, index: np.ndarray, pca=None) -> np.nda
 
 def load_autoencoder(path: str | Path):
     """A saved ConvAutoencoder or Denoiser folder → the trained object."""
-    _, _, eqx = _jax()
+    _, _, eqx = jax_modules()
     from densitylab.rdm.functionals import LinearPCAFunctional
 
     path = Path(path)
@@ -334,7 +335,7 @@ def _loss(name: str):
     """Mean squared or mean absolute error of γ; 'mae' is the reported metric itself, and
     'mse' lets a few badly approximated systems (e.g. double wells the input puts in the
     wrong well) dominate training."""
-    _, jnp, _ = _jax()
+    _, jnp, _ = jax_modules()
     require(name in LOSSES, "loss", f"one of {LOSSES}", name)
     if name == "mse":
         return lambda predicted, targets: jnp.mean((predicted - targets) ** 2)

@@ -31,16 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.errors import require
-
-
-def _jax():
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import equinox as eqx
-    import jax.numpy as jnp
-
-    return jax, jnp, eqx
+from densitylab.jaxsetup import jax_modules
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,7 @@ class NeuralConfig:
 
 def build_model(config: NeuralConfig):
     """An Equinox module γ[n] for ``config``."""
-    jax, jnp, eqx = _jax()
+    jax, jnp, eqx = jax_modules()
 
     class CorrelationFunctional(eqx.Module):
         mlp: eqx.nn.MLP
@@ -112,7 +103,7 @@ class NeuralFunctional:
     def __call__(self, density: np.ndarray, batch: int = 1024) -> np.ndarray:
         from densitylab.rdm.functionals import check_densities
 
-        jax, jnp, _ = _jax()
+        jax, jnp, _ = jax_modules()
         density = check_densities(density, self.config.points, self.config.dx)
         forward = jax.jit(jax.vmap(self.model))
         return np.concatenate(
@@ -120,7 +111,7 @@ class NeuralFunctional:
         )
 
     def save(self, path: str | Path) -> Path:
-        _, _, eqx = _jax()
+        _, _, eqx = jax_modules()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "config.json").write_text(json.dumps(self.config.__dict__, indent=1))
@@ -129,7 +120,7 @@ class NeuralFunctional:
 
     @classmethod
     def load(cls, path: str | Path) -> NeuralFunctional:
-        _, _, eqx = _jax()
+        _, _, eqx = jax_modules()
         path = Path(path)
         require(
             (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
@@ -165,7 +156,7 @@ def fit(
     Returns:
         the trained model and its history (per-epoch training loss and held-out MAE).
     """
-    jax, jnp, eqx = _jax()
+    jax, jnp, eqx = jax_modules()
     import optax
 
     require(epochs >= 1, "epochs", "a positive integer", epochs)
@@ -238,7 +229,7 @@ def train_neural(
         validation: optional held-out (density, rdm1) for the learning curve.
         progress: called as ``progress(epoch, epochs, train_loss, validation_mae)``.
     """
-    _, jnp, _ = _jax()
+    _, jnp, _ = jax_modules()
     kinetic_matrix = jnp.asarray(kinetic)
 
     def loss_fn(predicted, targets):
