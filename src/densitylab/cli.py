@@ -21,6 +21,11 @@ rdm_app = typer.Typer(
     help="1-RDM learning: datasets of exact one-body density matrices.", no_args_is_help=True
 )
 app.add_typer(rdm_app, name="rdm")
+tdks_app = typer.Typer(
+    help="Time-dependent Kohn–Sham: exact two-electron dynamics and learned correlation potentials.",
+    no_args_is_help=True,
+)
+app.add_typer(tdks_app, name="tdks")
 err = Console(stderr=True)
 
 
@@ -631,6 +636,252 @@ def rdm_pca(
                 str(row["components_mean_error_1e-6"]),
             )
         Console().print(table)
+
+
+def _steps_progress(description: str, fields: str = ""):
+    """A Rich progress bar over steps or iterations; returns (progress, task)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(fields),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    return progress
+
+
+@tdks_app.command("exact")
+@friendly_errors
+def tdks_exact(
+    output: Annotated[Path, typer.Option(help="Trajectory file to write (.h5).")],
+    scenario: Annotated[
+        str, typer.Option(help="scattering (e + H) or laser (driven 2-electron atom).")
+    ] = "scattering",
+    momentum: Annotated[float, typer.Option(help="scattering: wavepacket momentum p (a.u.).")] = -1.0,
+    spin: Annotated[str, typer.Option(help="scattering: singlet or triplet spatial state.")] = "singlet",
+    amplitude: Annotated[float, typer.Option(help="laser: peak field (Ha/bohr).")] = 0.05,
+    frequency: Annotated[float, typer.Option(help="laser: carrier frequency (Ha).")] = 0.5,
+    interaction_strength: Annotated[float, typer.Option(help="laser: scale of the e–e repulsion.")] = 1.0,
+    time: Annotated[float, typer.Option(help="Propagation time (a.u.).")] = 30.0,
+    dt: Annotated[float, typer.Option(help="Exact time step (a.u.).")] = 0.01,
+    store_every: Annotated[int, typer.Option(help="Store (and KS step) every this many steps.")] = 5,
+    dx: Annotated[float, typer.Option(help="Grid spacing (bohr).")] = 0.1,
+    stencil: Annotated[int, typer.Option(help="Kinetic stencil points (3 = the KS stencil).")] = 3,
+    method: Annotated[
+        str, typer.Option(help="split-operator or crank-nicolson (small grids).")
+    ] = "split-operator",
+    plot: Annotated[Path | None, typer.Option(help="Draw the x–t density map to FILE.png.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Propagate two electrons exactly and store n(x, t), j(x, t), norm and energy.
+
+    Resumable: progress is checkpointed next to OUTPUT and picked up by the same command."""
+    import time as clock
+
+    from densitylab.model1d.propagation import laser_scenario, propagate, save_trajectory, scattering_scenario
+    from densitylab.plots import plot_xt_maps
+
+    steps = round(time / dt)
+    if steps < 1 or abs(steps * dt - time) > 1e-9 * max(1.0, time):
+        raise InvalidParameterError("time", f"a positive multiple of dt={dt}", time)
+    if scenario == "scattering":
+        built = scattering_scenario(momentum=momentum, spin=spin, dx=dx, stencil=stencil)
+    elif scenario == "laser":
+        built = laser_scenario(
+            amplitude=amplitude, frequency=frequency, duration=time, dx=dx, stencil=stencil,
+            interaction=interaction_strength,
+        )  # fmt: skip
+    else:
+        raise InvalidParameterError("scenario", "'scattering' or 'laser'", scenario)
+    progress = _steps_progress(f"{scenario}: {built.grid.points}² grid")
+    task = progress.add_task("steps", total=steps)
+    started = clock.perf_counter()
+    with progress:
+        trajectory = propagate(
+            built, dt, steps, store_every, method,
+            progress=lambda done, total: progress.update(task, completed=done),
+            checkpoint=Path(str(output) + ".partial.npz"),
+        )  # fmt: skip
+    seconds = clock.perf_counter() - started
+    save_trajectory(trajectory, output)
+    summary = {
+        "output": str(output),
+        "scenario": scenario,
+        "points": built.grid.points,
+        "steps": steps,
+        "stored": len(trajectory.times),
+        "seconds": seconds,
+        "norm_drift": float(np.max(np.abs(trajectory.norm - 1.0))),
+        "energy_drift": float(np.max(np.abs(trajectory.energy - trajectory.energy[0]))),
+        "electrons": float(np.sum(trajectory.density[-1]) * (trajectory.x[1] - trajectory.x[0])),
+    }
+    if plot is not None:
+        plot_xt_maps(trajectory.x, trajectory.times, {"exact n(x, t)": trajectory.density}, plot)
+        summary["plot"] = str(plot)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(summary)
+
+
+TDKS_MODELS = ("values", "adiabatic", "memory")
+
+
+@tdks_app.command("learn")
+@friendly_errors
+def tdks_learn(
+    trajectory: Annotated[list[Path], typer.Option(help="Exact trajectory (repeat for several).")],
+    output: Annotated[Path, typer.Option(help="Folder for the learned model.")],
+    model: Annotated[str, typer.Option(help="values (a), adiabatic (b) or memory (c).")] = "values",
+    iterations: Annotated[int, typer.Option(help="Optimiser iterations.")] = 300,
+    optimiser: Annotated[str, typer.Option(help="lbfgs or adam.")] = "lbfgs",
+    learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
+    smoothness: Annotated[float, typer.Option(help="values: weight of the smoothness penalty.")] = 0.0,
+    memory: Annotated[int, typer.Option(help="memory: densities seen (present + past).")] = 4,
+    channels: Annotated[int, typer.Option(help="adiabatic/memory: hidden channels.")] = 16,
+    depth: Annotated[int, typer.Option(help="adiabatic/memory: convolution layers.")] = 3,
+    kernel: Annotated[int, typer.Option(help="adiabatic/memory: kernel width (odd).")] = 9,
+    coarsen: Annotated[int, typer.Option(help="KS grid takes every COARSEN-th exact point.")] = 1,
+    seed: Annotated[int, typer.Option(help="Network initialisation seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Learn v_c so that TDKS reproduces the exact densities (checkpointed adjoint gradients)."""
+    import time as clock
+
+    from densitylab.model1d.propagation import load_trajectory
+    from densitylab.plots import plot_density_errors, plot_xt_maps
+    from densitylab.tdks.evaluate import VcModel, evaluate, exchange_only, save_net, save_values
+    from densitylab.tdks.learn import train
+    from densitylab.tdks.models import (
+        DensityNetConfig,
+        build_density_net,
+        density_net_model,
+        free_values,
+        parameter_count,
+        smoothness_penalty,
+    )
+    from densitylab.tdks.propagation import problem_from_trajectory
+
+    if model not in TDKS_MODELS:
+        raise InvalidParameterError("model", f"one of {TDKS_MODELS}", model)
+    if model == "values" and len(trajectory) != 1:
+        raise InvalidParameterError("trajectory", "exactly one trajectory for free values", len(trajectory))
+    pairs = [problem_from_trajectory(load_trajectory(path), coarsen) for path in trajectory]
+    problems, targets = [p for p, _ in pairs], [t for _, t in pairs]
+    first = problems[0]
+    if any(abs(p.dx - first.dx) > 1e-12 or abs(p.dt - first.dt) > 1e-12 for p in problems):
+        raise InvalidParameterError(
+            "trajectory", "trajectories with one grid spacing and KS step", trajectory
+        )
+    penalty, window = None, 1
+    if model == "values":
+        params, function = free_values(first.steps, first.points)
+        if smoothness > 0:
+            penalty = smoothness_penalty(smoothness, first.dx, first.dt)
+    else:
+        window = 1 if model == "adiabatic" else memory
+        config = DensityNetConfig(
+            memory=window, channels=channels, depth=depth, kernel=kernel, dx=first.dx, dt=first.dt, seed=seed
+        )
+        params, function = density_net_model(build_density_net(config))
+    progress = _steps_progress(
+        f"learning v_c ({model})", "loss {task.fields[loss]} |g| {task.fields[gradient]}"
+    )
+    task = progress.add_task("iterations", total=iterations, loss="—", gradient="—")
+
+    def report(iteration, total, loss, gradient):
+        progress.update(task, completed=iteration, loss=f"{loss:.3e}", gradient=f"{gradient:.2e}")
+
+    started = clock.perf_counter()
+    with progress:
+        params, history = train(
+            problems, targets, params, function, window, iterations, optimiser, learning_rate, penalty, report
+        )
+    seconds = clock.perf_counter() - started
+    metadata = {
+        "model": model,
+        "trajectories": [str(path) for path in trajectory],
+        "iterations": iterations,
+        "optimiser": optimiser,
+        "smoothness": smoothness,
+        "coarsen": coarsen,
+        "seconds": seconds,
+        "history": history,
+    }
+    if model == "values":
+        save_values(output, params, metadata)
+    else:
+        save_net(output, params, metadata)
+    learned = VcModel(model, params, function, window)
+    summary = {
+        "output": str(output),
+        "model": model,
+        "seconds": seconds,
+        "parameters": parameter_count(params),
+    }
+    for index, (problem, target) in enumerate(zip(problems, targets, strict=True)):
+        results = evaluate(problem, target, [learned, exchange_only(problem)])
+        summary[f"trajectory_{index}"] = {
+            "path": str(trajectory[index]),
+            "density_error_max": float(results[model]["errors"].max()),
+            "density_error_exchange_only": float(results["exchange-only"]["errors"].max()),
+        }
+        times = np.arange(problem.steps + 1) * problem.dt
+        plot_density_errors(
+            times, {k: v["errors"] for k, v in results.items()}, output / f"errors_{index}.png"
+        )
+        plot_xt_maps(
+            problem.x, times,
+            {"exact n": target, "KS n": results[model]["densities"], "v_c": results[model]["v_c"]},
+            output / f"maps_{index}.png",
+        )  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(summary)
+
+
+@tdks_app.command("evaluate")
+@friendly_errors
+def tdks_evaluate(
+    trajectory: Annotated[Path, typer.Option(help="Exact trajectory (densitylab tdks exact).")],
+    model: Annotated[str, typer.Option(help="A shipped model name, a 'tdks learn' folder or exchange-only.")],
+    coarsen: Annotated[int, typer.Option(help="KS grid takes every COARSEN-th exact point.")] = 1,
+    plot: Annotated[Path | None, typer.Option(help="Folder for the error and x–t figures.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Density error of a v_c model on an exact trajectory, beside v_c = 0 (exchange only)."""
+    from densitylab.model1d.propagation import load_trajectory
+    from densitylab.plots import plot_density_errors, plot_xt_maps
+    from densitylab.tdks.evaluate import evaluate, exchange_only, load_model
+    from densitylab.tdks.propagation import problem_from_trajectory
+
+    problem, target = problem_from_trajectory(load_trajectory(trajectory), coarsen)
+    candidate = load_model(model, problem)
+    models = [candidate] if model == "exchange-only" else [candidate, exchange_only(problem)]
+    results = evaluate(problem, target, models)
+    errors = results[candidate.label]["errors"]
+    summary = {
+        "model": model,
+        "trajectory": str(trajectory),
+        "density_error_max": float(errors.max()),
+        "density_error_mean": float(errors.mean()),
+        "density_error_exchange_only": float(results["exchange-only"]["errors"].max()),
+    }
+    if plot is not None:
+        plot.mkdir(parents=True, exist_ok=True)
+        times = np.arange(problem.steps + 1) * problem.dt
+        plot_density_errors(times, {k: v["errors"] for k, v in results.items()}, plot / "errors.png")
+        result = results[candidate.label]
+        maps = {"exact n": target, "KS n": result["densities"], "v_c": result["v_c"]}
+        plot_xt_maps(problem.x, times, maps, plot / "maps.png")
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(summary)
 
 
 @app.command("demo")

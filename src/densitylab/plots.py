@@ -184,3 +184,36 @@ def plot_dimer(curves: dict, path: str | Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_xt_maps(x: np.ndarray, times: np.ndarray, maps: Mapping[str, np.ndarray], path: str | Path) -> Path:
+    """x–t heat maps side by side, one per entry of ``maps`` ((T, N) arrays on x and times).
+    Entries whose name starts with 'v' use a diverging colour map centred on zero."""
+    figure, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.2), squeeze=False)
+    extent = (x[0], x[-1], times[0], times[-1])
+    for axis, (name, values) in zip(axes[0], maps.items(), strict=True):
+        if name.startswith("v"):
+            limit = float(np.max(np.abs(values))) or 1.0
+            image = axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
+                                vmin=-limit, vmax=limit)  # fmt: skip
+        else:
+            image = axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="viridis")
+        axis.set(xlabel="x (bohr)", ylabel="t (a.u.)", title=name)
+        figure.colorbar(image, ax=axis, shrink=0.85)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_density_errors(times: np.ndarray, errors: Mapping[str, np.ndarray], path: str | Path) -> Path:
+    """∫|n_KS − n_exact| dx against time for each model or anchor."""
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for name, values in errors.items():
+        axis.semilogy(times[1:], np.maximum(values[1:], 1e-16), label=name)
+    axis.set(xlabel="t (a.u.)", ylabel="∫|n_KS − n_exact| dx", title="TDKS density error")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -1,0 +1,103 @@
+"""Loading, saving and evaluating v_c models on exact trajectories."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.errors import InvalidParameterError, require
+from densitylab.tdks.models import free_values, load_density_net, save_density_net
+from densitylab.tdks.propagation import KSProblem, density_errors, propagate
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+@dataclass(frozen=True, eq=False)
+class VcModel:
+    """A v_c model ready to propagate: params, the model function and its memory."""
+
+    label: str
+    params: object
+    model: object
+    memory: int = 1
+
+
+def exchange_only(problem: KSProblem) -> VcModel:
+    """v_c = 0: exact exchange only (v_Hx = v_H/2)."""
+    params, model = free_values(problem.steps, problem.points)
+    return VcModel("exchange-only", params, model, 1)
+
+
+def save_values(path: str | Path, v_c: np.ndarray, metadata: dict) -> Path:
+    """A learned free-values v_c (T, N) as a folder: v_c.npy and config.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    np.save(path / "v_c.npy", np.asarray(v_c))
+    (path / "config.json").write_text(json.dumps({"kind": "values", **metadata}, indent=1, default=str))
+    return path
+
+
+def save_net(path: str | Path, net, metadata: dict) -> Path:
+    return save_density_net(path, net, metadata)
+
+
+def load_model(name: str, problem: KSProblem) -> VcModel:
+    """'exchange-only', a shipped model name, or a folder written by 'densitylab tdks learn'."""
+    if name == "exchange-only":
+        return exchange_only(problem)
+    shipped = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
+    path = PRETRAINED / name if name in shipped else Path(name)
+    config = path / "config.json"
+    if not config.is_file():
+        raise InvalidParameterError(
+            "model", f"'exchange-only', one of the shipped models {shipped}, or a 'tdks learn' folder", name
+        )
+    kind = json.loads(config.read_text()).get("kind")
+    if kind == "values":
+        v_c = np.load(path / "v_c.npy")
+        require(
+            v_c.shape == (problem.steps, problem.points),
+            "model",
+            f"free values of shape ({problem.steps}, {problem.points}) for this trajectory",
+            v_c.shape,
+        )
+        _, model = free_values(problem.steps, problem.points)
+        return VcModel(path.name, v_c, model, 1)
+    net = load_density_net(path)
+    require(
+        abs(net.config.dx - problem.dx) < 1e-9 and abs(net.config.dt - problem.dt) < 1e-9,
+        "model",
+        f"a network trained with dx={problem.dx:g}, dt={problem.dt:g} (this one: dx={net.config.dx:g}, "
+        f"dt={net.config.dt:g})",
+        str(path),
+    )
+
+    def model(params, window, k):
+        return params(window)
+
+    return VcModel(path.name, net, model, net.config.memory)
+
+
+def run(problem: KSProblem, vc_model: VcModel) -> tuple[np.ndarray, np.ndarray]:
+    """KS densities (T + 1, N) and v_c (T, N) of a model on a problem."""
+    import equinox as eqx
+
+    run_jit = eqx.filter_jit(lambda params: propagate(problem, vc_model.model, params, vc_model.memory))
+    densities, v_c = run_jit(vc_model.params)
+    return np.asarray(densities), np.asarray(v_c)
+
+
+def evaluate(problem: KSProblem, target: np.ndarray, models: list[VcModel]) -> dict:
+    """∫|Δn| dx against time for each model; returns {label: {errors, densities, v_c}}."""
+    results = {}
+    for vc_model in models:
+        densities, v_c = run(problem, vc_model)
+        results[vc_model.label] = {
+            "errors": density_errors(densities, target, problem.dx),
+            "densities": densities,
+            "v_c": v_c,
+        }
+    return results

@@ -1,0 +1,156 @@
+"""Models of the correlation potential v_c for TDKS.
+
+Every model is a pair (params, ``model(params, window, k) -> v_c (N,)``), where ``window``
+(memory, N) holds the KS densities of steps k − memory + 1 … k, the present last; see
+:mod:`densitylab.tdks.propagation`.
+
+* (a) :func:`free_values`: v_c(x, t_k) = params[k], one free value per grid point and step,
+  with an optional smoothness penalty (:func:`smoothness_penalty`).
+* (b) :class:`DensityNet` with memory = 1: an adiabatic functional of n(t).
+* (c) :class:`DensityNet` with memory > 1: a functional of n(t) and the changes
+  n(t) − n(t − m dt), m = 1 … memory − 1.
+
+The networks are 1D convolutions over x (translation-equivariant and local, with a
+receptive field of ``depth·(kernel − 1) + 1`` points), softplus activations, and a zero-
+initialised output layer so that training starts from v_c = 0 (exact exchange only).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.errors import InvalidParameterError, require
+from densitylab.jaxsetup import jax_modules
+
+
+def free_values(steps: int, points: int):
+    """(a): zero initial params (steps, points) and the model v_c = params[k]."""
+    _, jnp, _ = jax_modules()
+
+    def model(params, window, k):
+        return params[k]
+
+    return jnp.zeros((steps, points)), model
+
+
+def smoothness_penalty(weight: float, dx: float, dt: float):
+    """weight · Σ (|∂ₓv_c|² + |∂ₜv_c|²) dx dt for free values, by forward differences."""
+    _, jnp, _ = jax_modules()
+
+    def penalty(params):
+        space = jnp.sum(jnp.diff(params, axis=1) ** 2) / dx
+        time = jnp.sum(jnp.diff(params, axis=0) ** 2) * dx / dt
+        return weight * (space * dt + time)
+
+    return penalty
+
+
+@dataclass(frozen=True)
+class DensityNetConfig:
+    """Hyperparameters of a convolutional v_c functional (stored with the weights).
+
+    Attributes:
+        memory: densities seen (1 = adiabatic, model b; > 1 = with memory, model c).
+        channels: hidden channels; depth: convolution layers; kernel: odd kernel width.
+        dx, dt: the grid spacing and step the model was trained with (bohr, a.u.);
+            the inputs are n and (n(t) − n(t − m dt))/(m dt).
+    """
+
+    memory: int = 4
+    channels: int = 16
+    depth: int = 3
+    kernel: int = 9
+    dx: float = 0.1
+    dt: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.memory >= 1, "memory", "a positive integer", self.memory)
+        require(self.depth >= 1, "depth", "a positive integer", self.depth)
+        require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
+        require(self.channels >= 1, "channels", "a positive integer", self.channels)
+
+
+def build_density_net(config: DensityNetConfig):
+    """An Equinox module window (memory, N) → v_c (N,)."""
+    jax, jnp, eqx = jax_modules()
+
+    class DensityNet(eqx.Module):
+        layers: list
+        config: DensityNetConfig = eqx.field(static=True)
+
+        def __init__(self, key):
+            self.config = config
+            keys = jax.random.split(key, config.depth + 1)
+            sizes = [config.memory] + [config.channels] * config.depth
+            self.layers = [
+                eqx.nn.Conv1d(c_in, c_out, config.kernel, padding="SAME", key=k)
+                for c_in, c_out, k in zip(sizes[:-1], sizes[1:], keys[:-1], strict=True)
+            ]
+            head = eqx.nn.Conv1d(config.channels, 1, 1, key=keys[-1])
+            head = eqx.tree_at(
+                lambda h: (h.weight, h.bias), head, (jnp.zeros_like(head.weight), jnp.zeros_like(head.bias))
+            )
+            self.layers.append(head)
+
+        def features(self, window):
+            present = window[-1]
+            lags = jnp.arange(1, config.memory)
+            rates = (present[None] - window[-1 - lags]) / (lags[:, None] * config.dt)
+            return jnp.concatenate([present[None], rates], axis=0)
+
+        def __call__(self, window):
+            hidden = self.features(window)
+            for layer in self.layers[:-1]:
+                hidden = jax.nn.softplus(layer(hidden))
+            return self.layers[-1](hidden)[0]
+
+    return DensityNet(jax.random.PRNGKey(config.seed))
+
+
+def density_net_model(net):
+    """The propagation-model form of a DensityNet: params is the network itself."""
+
+    def model(params, window, k):
+        return params(window)
+
+    return net, model
+
+
+def save_density_net(path: str | Path, net, extra: dict | None = None) -> Path:
+    _, _, eqx = jax_modules()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(
+        json.dumps({"kind": "density-net", **asdict(net.config), **(extra or {})}, indent=1)
+    )
+    eqx.tree_serialise_leaves(path / "weights.eqx", net)
+    return path
+
+
+def load_density_net(path: str | Path):
+    _, _, eqx = jax_modules()
+    path = Path(path)
+    require(
+        (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
+        "model",
+        "a folder with config.json and weights.eqx written by 'densitylab tdks learn'",
+        str(path),
+    )
+    stored = json.loads((path / "config.json").read_text())
+    if stored.pop("kind", None) != "density-net":
+        raise InvalidParameterError("model", "a density-net folder", str(path))
+    fields = DensityNetConfig.__dataclass_fields__
+    config = DensityNetConfig(**{key: value for key, value in stored.items() if key in fields})
+    return eqx.tree_deserialise_leaves(path / "weights.eqx", build_density_net(config))
+
+
+def parameter_count(params) -> int:
+    jax, _, eqx = jax_modules()
+    return int(
+        sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_inexact_array)))
+    )

@@ -1,0 +1,228 @@
+"""Time-dependent Kohn–Sham propagation of a two-electron singlet, in JAX (64-bit).
+
+One doubly occupied orbital φ(x, t), density n = 2|φ|², on a uniform grid with hard walls
+and the 3-point kinetic stencil (so H is tridiagonal). The KS potential is
+
+    v_KS = v_ext(x, t) + ½ v_H[n] + v_c,     v_H[n](x) = Σ_x' w(x − x') n(x') dx,
+
+because for two electrons in a singlet the exact exchange potential is −v_H/2.
+
+Each step is Crank–Nicolson, (1 + i dt H/2) φ' = (1 − i dt H/2) φ, solved with
+``jax.lax.linalg.tridiagonal_solve``. H depends on n, so a step is a predictor–corrector
+pair: H from n(t) predicts φ', and H from the mean of n(t) and the predicted n(t + dt)
+gives φ(t + dt). Each solve is a Cayley transform of a Hermitian matrix, so the norm is
+conserved to rounding whatever v_c is.
+
+v_c at step k is ``model(params, window, k)``, where ``window`` (memory, N) holds the KS
+densities of steps k − memory + 1 … k (the oldest rows repeat n(0) at the start), so a
+model can use only the present and the past: causality is built into the propagation.
+
+Gradients with respect to ``params`` go through :func:`loss_and_gradient`: reverse-mode
+through a two-level scan whose inner blocks of ~√T steps are rematerialised
+(``jax.checkpoint``), so memory grows as √T and one gradient costs about one extra forward
+propagation on top of the backward pass. Only VJPs are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from densitylab.errors import require
+from densitylab.jaxsetup import jax_modules
+
+
+@dataclass(frozen=True, eq=False)
+class KSProblem:
+    """Everything TDKS needs besides v_c.
+
+    Attributes:
+        x: grid (N,), bohr; uniform spacing dx.
+        v_ext: external potential per step, (T, N), Ha, evaluated at mid-step t_k + dt/2
+            (a static potential is repeated).
+        interaction: w(x_i − x_j) on the grid, (N, N), Ha.
+        orbital0: initial orbital (N,), complex, Σ|φ|² dx = 1.
+        dt: time step (a.u.); T = v_ext.shape[0] steps.
+    """
+
+    x: np.ndarray
+    v_ext: np.ndarray
+    interaction: np.ndarray
+    orbital0: np.ndarray
+    dt: float
+
+    def __post_init__(self):
+        points = len(self.x)
+        require(
+            self.v_ext.ndim == 2 and self.v_ext.shape[1] == points,
+            "v_ext",
+            f"shape (T, {points})",
+            self.v_ext.shape,
+        )
+        require(
+            self.interaction.shape == (points, points),
+            "interaction",
+            f"shape ({points}, {points})",
+            self.interaction.shape,
+        )
+        require(self.orbital0.shape == (points,), "orbital0", f"shape ({points},)", self.orbital0.shape)
+        require(self.dt > 0, "dt", "a positive time step (a.u.)", self.dt)
+
+    @property
+    def dx(self) -> float:
+        return float(self.x[1] - self.x[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.v_ext.shape[0])
+
+    @property
+    def points(self) -> int:
+        return len(self.x)
+
+
+def orbital_from_density(
+    density: np.ndarray, current: np.ndarray, dx: float, floor: float = 1e-12
+) -> np.ndarray:
+    """φ = √(n/2) e^{iθ} with θ' = j/n: the doubly occupied orbital with density n and current
+    j (both (N,)). Where n < floor the phase gradient is set to zero (j/n is noise there)."""
+    density = np.maximum(np.asarray(density, dtype=float), 0.0)
+    velocity = np.where(density > floor, np.asarray(current) / np.maximum(density, floor), 0.0)
+    phase = np.concatenate([[0.0], np.cumsum(0.5 * (velocity[1:] + velocity[:-1])) * dx])
+    orbital = np.sqrt(density / 2.0) * np.exp(1j * phase)
+    return orbital / np.sqrt(np.sum(np.abs(orbital) ** 2) * dx)
+
+
+def _cn_step(orbital, potential, dx, dt):
+    """One Crank–Nicolson step with H = −½ D₂ (3-point, hard walls) + diag(potential)."""
+    jax, jnp, _ = jax_modules()
+    points = orbital.shape[0]
+    off = -0.5 / dx**2
+    diagonal = 1.0 / dx**2 + potential
+    upper = jnp.full(points, off).at[-1].set(0.0)
+    lower = jnp.full(points, off).at[0].set(0.0)
+    shifted_up = jnp.concatenate([orbital[1:], jnp.zeros(1, orbital.dtype)])
+    shifted_down = jnp.concatenate([jnp.zeros(1, orbital.dtype), orbital[:-1]])
+    h_orbital = diagonal * orbital + off * (shifted_up + shifted_down)
+    rhs = orbital - 0.5j * dt * h_orbital
+    factor = 0.5j * dt
+    solution = jax.lax.linalg.tridiagonal_solve(
+        (factor * lower).astype(complex),
+        (1.0 + factor * diagonal).astype(complex),
+        (factor * upper).astype(complex),
+        rhs[:, None],
+    )
+    return solution[:, 0]
+
+
+def _hartree(density, interaction, dx):
+    return interaction @ density * dx
+
+
+def _block_sizes(steps: int, block: int | None) -> tuple[int, int]:
+    block = block or max(1, round(math.sqrt(steps)))
+    while steps % block:
+        block -= 1
+    return steps // block, block
+
+
+def propagate(
+    problem: KSProblem,
+    model: Callable,
+    params,
+    memory: int = 1,
+    block: int | None = None,
+):
+    """Propagate the KS orbital for ``problem.steps`` steps (JAX-traceable in ``params``).
+
+    Args:
+        model: ``model(params, window, k) -> v_c (N,)``; window is (memory, N).
+        memory: number of densities (present and past) the model sees.
+        block: steps per rematerialised block (default ≈ √T, adjusted to divide T).
+
+    Returns:
+        densities (T + 1, N) at t = 0, dt, …, T·dt, and v_c (T, N) at each step.
+    """
+    jax, jnp, _ = jax_modules()
+    dx, dt = problem.dx, problem.dt
+    interaction = jnp.asarray(problem.interaction)
+    orbital0 = jnp.asarray(problem.orbital0, dtype=complex)
+    density0 = 2.0 * jnp.abs(orbital0) ** 2
+    window0 = jnp.tile(density0, (memory, 1))
+    blocks, per_block = _block_sizes(problem.steps, block)
+    v_ext = jnp.asarray(problem.v_ext).reshape(blocks, per_block, problem.points)
+    indices = jnp.arange(problem.steps).reshape(blocks, per_block)
+
+    def step(carry, inputs):
+        orbital, window = carry
+        v_ext_k, k = inputs
+        density = window[-1]
+        v_c = model(params, window, k)
+        static = v_ext_k + v_c
+        predicted = _cn_step(orbital, static + 0.5 * _hartree(density, interaction, dx), dx, dt)
+        middle = 0.5 * (density + 2.0 * jnp.abs(predicted) ** 2)
+        orbital = _cn_step(orbital, static + 0.5 * _hartree(middle, interaction, dx), dx, dt)
+        new_density = 2.0 * jnp.abs(orbital) ** 2
+        window = jnp.concatenate([window[1:], new_density[None]], axis=0)
+        return (orbital, window), (new_density, v_c)
+
+    @jax.checkpoint
+    def run_block(carry, inputs):
+        return jax.lax.scan(step, carry, inputs)
+
+    _, (densities, v_c) = jax.lax.scan(run_block, (orbital0, window0), (v_ext, indices))
+    densities = densities.reshape(problem.steps, problem.points)
+    return jnp.concatenate([density0[None], densities]), v_c.reshape(problem.steps, problem.points)
+
+
+def density_loss(densities, target, dx: float, weights=None):
+    """Σ_t Σ_x w_t (n_KS − n_exact)² dx over steps 1…T (both (T + 1, N))."""
+    _, jnp, _ = jax_modules()
+    squared = jnp.sum((densities[1:] - target[1:]) ** 2, axis=1) * dx
+    return jnp.sum(squared if weights is None else weights * squared)
+
+
+def loss_and_gradient(
+    problem: KSProblem, model, target: np.ndarray, memory: int = 1, penalty=None, block=None
+):
+    """A jitted ``params -> (loss, gradient)`` for the density loss (+ ``penalty(params)``)."""
+    import equinox as eqx
+
+    _, jnp, _ = jax_modules()
+    target = jnp.asarray(target)
+
+    def loss(params):
+        densities, _ = propagate(problem, model, params, memory, block)
+        value = density_loss(densities, target, problem.dx)
+        return value + (penalty(params) if penalty is not None else 0.0)
+
+    return eqx.filter_jit(eqx.filter_value_and_grad(loss))
+
+
+def problem_from_trajectory(trajectory, coarsen: int = 1) -> tuple[KSProblem, np.ndarray]:
+    """The TDKS problem matching an exact trajectory, and its target densities (T + 1, N').
+
+    The KS step is the trajectory's storage interval; the KS grid takes every ``coarsen``-th
+    exact grid point (same box); v_ext(t) = v_ext + E(t_mid)·x at each step's midpoint; the
+    initial orbital is √(n/2)e^{iθ} with θ' = j/n from the exact initial density and current.
+    """
+    from densitylab.model1d.system import parse_interaction
+
+    require(isinstance(coarsen, int) and coarsen >= 1, "coarsen", "a positive integer", coarsen)
+    parameters = trajectory.parameters
+    x = trajectory.x[::coarsen]
+    dx = float(x[1] - x[0])
+    target = trajectory.density[:, ::coarsen]
+    v_ext = trajectory.v_ext[::coarsen][None, :] + trajectory.field_midpoints[:, None] * x[None, :]
+    interaction = parse_interaction(parameters["interaction"]).matrix(x)
+    orbital0 = orbital_from_density(target[0], trajectory.current[0, ::coarsen], dx)
+    dt = float(parameters["dt"]) * int(parameters["store_every"])
+    return KSProblem(x, v_ext, interaction, orbital0, dt), target
+
+
+def density_errors(densities: np.ndarray, target: np.ndarray, dx: float) -> np.ndarray:
+    """∫|n_KS − n_exact| dx at every stored time, (T + 1,)."""
+    return np.sum(np.abs(np.asarray(densities) - np.asarray(target)), axis=1) * dx

@@ -1,0 +1,176 @@
+import json
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+equinox = pytest.importorskip("equinox")
+import jax.numpy as jnp  # noqa: E402
+
+from densitylab.errors import InvalidParameterError  # noqa: E402
+from densitylab.model1d import Grid, Interaction  # noqa: E402
+from densitylab.model1d.propagation import Scenario  # noqa: E402
+from densitylab.model1d.propagation import propagate as exact_propagate  # noqa: E402
+from densitylab.tdks.learn import train  # noqa: E402
+from densitylab.tdks.models import (  # noqa: E402
+    DensityNetConfig,
+    build_density_net,
+    density_net_model,
+    free_values,
+)
+from densitylab.tdks.propagation import (  # noqa: E402
+    KSProblem,
+    density_errors,
+    loss_and_gradient,
+    orbital_from_density,
+    problem_from_trajectory,
+    propagate,
+)
+
+X = np.linspace(-10.0, 10.0, 80)
+DX = X[1] - X[0]
+
+
+def _problem(steps=64, dt=0.05):
+    v_ext = np.tile(-1.0 / np.sqrt(X**2 + 1.0), (steps, 1))
+    w = 1.0 / np.sqrt((X[:, None] - X[None, :]) ** 2 + 1.0)
+    orbital = np.exp(-(X**2) / 4 + 0.5j * X)
+    orbital /= np.sqrt(np.sum(np.abs(orbital) ** 2) * DX)
+    return KSProblem(X, v_ext, w, orbital, dt)
+
+
+def _wiggle(params, window, k):
+    return 0.3 * jnp.sin(X) * jnp.cos(0.2 * k)
+
+
+def test_norm_is_conserved_with_any_potential():
+    densities, _ = propagate(_problem(), _wiggle, None)
+    np.testing.assert_allclose(np.sum(densities, axis=1) * DX, 2.0, atol=1e-12)
+
+
+def test_gradient_matches_finite_differences():
+    problem = _problem()
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    params, model = free_values(problem.steps, problem.points)
+    rng = np.random.default_rng(0)
+    params = params + 0.01 * rng.normal(size=params.shape)
+    loss_grad = loss_and_gradient(problem, model, target)
+    _, gradient = loss_grad(params)
+    direction = rng.normal(size=params.shape)
+    eps = 1e-5
+    finite = (loss_grad(params + eps * direction)[0] - loss_grad(params - eps * direction)[0]) / (2 * eps)
+    analytic = float(jnp.sum(gradient * direction))
+    assert abs(finite - analytic) < 1e-6 * abs(analytic)
+
+
+def test_checkpoint_block_size_does_not_change_the_result():
+    problem = _problem(steps=60)
+    whole, _ = propagate(problem, _wiggle, None, block=60)
+    blocked, _ = propagate(problem, _wiggle, None, block=7)  # adjusted to a divisor (6)
+    np.testing.assert_allclose(blocked, whole, atol=1e-14)
+
+
+def test_orbital_from_density_reproduces_density_and_current():
+    phase = 0.7 * X + 0.05 * X**2
+    density = 2.0 * np.exp(-(X**2) / 3) / np.sqrt(3 * np.pi)
+    current = density * (0.7 + 0.1 * X)  # n θ'
+    orbital = orbital_from_density(density, current, DX)
+    np.testing.assert_allclose(2 * np.abs(orbital) ** 2, density / (np.sum(density) * DX / 2), rtol=1e-12)
+    reference = np.sqrt(density / 2) * np.exp(1j * phase)
+    overlap = np.abs(np.sum(np.conj(reference) * orbital) * DX) / np.sqrt(np.sum(np.abs(reference) ** 2) * DX)
+    assert overlap > 1 - 1e-5  # the phase is integrated with the trapezoid rule
+
+
+def _noninteracting_trajectory(ks_dt=0.0125, time=2.0):
+    """Two non-interacting electrons sharing one orbital, driven by a field: exactly a KS system."""
+    grid = Grid(60, -12.0, 12.0 - 24.0 / 60, 3)
+    v_ext = -2.0 / np.sqrt(grid.x**2 + 1.0)
+    orbital = np.exp(-0.5 * grid.x**2)
+    psi = np.outer(orbital, orbital).astype(complex)
+    psi /= np.sqrt(np.sum(np.abs(psi) ** 2) * grid.dx**2)
+    parameters = {"scenario": "test", "interaction": "none"}
+    scenario = Scenario("test", grid, Interaction("none"), psi, v_ext, lambda t: 0.3 * np.sin(t), parameters)
+    store = 5
+    return exact_propagate(scenario, ks_dt / store, round(time / ks_dt) * store, store)
+
+
+def test_exchange_only_is_exact_without_interaction_and_learned_vc_stays_near_zero():
+    problem, target = problem_from_trajectory(_noninteracting_trajectory())
+    params, model = free_values(problem.steps, problem.points)
+    densities, _ = propagate(problem, model, params)
+    assert density_errors(densities, target, problem.dx).max() < 2e-4  # O(dt²) of the KS step
+    learned, _history = train([problem], [target], params, model, iterations=60)
+    densities, _ = propagate(problem, model, learned)
+    assert density_errors(densities, target, problem.dx).max() < 2e-5
+    # v_c is fixed only up to a constant per time and where there is density: compare there
+    occupied = target[0] > 1e-2
+    values = np.asarray(learned)[:, occupied]
+    assert np.abs(values - values.mean(axis=1, keepdims=True)).max() < 1e-3  # Ha; measured 1.4e-4
+
+
+def test_memory_model_is_causal():
+    """v_c at step k never depends on what happens after k."""
+    problem = _problem(steps=40)
+    net = build_density_net(DensityNetConfig(memory=3, channels=4, depth=2, kernel=5, dx=DX, dt=0.05, seed=1))
+    net = jax.tree_util.tree_map(lambda leaf: leaf + 0.1 if equinox.is_inexact_array(leaf) else leaf, net)
+    params, model = density_net_model(net)
+    _, v_c = propagate(problem, model, params, memory=3)
+    kicked = np.array(problem.v_ext)
+    kicked[25:] += 0.5 * np.tanh(X)
+    _, v_c_kicked = propagate(
+        KSProblem(X, kicked, problem.interaction, problem.orbital0, problem.dt), model, params, memory=3
+    )
+    np.testing.assert_array_equal(np.asarray(v_c)[:26], np.asarray(v_c_kicked)[:26])
+    assert np.abs(np.asarray(v_c)[27:] - np.asarray(v_c_kicked)[27:]).max() > 1e-6
+    assert v_c.shape == (40, len(X))
+
+
+def test_untrained_network_starts_from_exchange_only():
+    problem = _problem(steps=20)
+    net = build_density_net(DensityNetConfig(memory=2, channels=4, depth=2, kernel=5, dx=DX, dt=0.05))
+    params, model = density_net_model(net)
+    _, v_c = propagate(problem, model, params, memory=2)
+    assert np.abs(np.asarray(v_c)).max() == 0.0
+
+
+def test_bad_configurations_are_refused():
+    with pytest.raises(InvalidParameterError, match="kernel"):
+        DensityNetConfig(kernel=4)
+    with pytest.raises(InvalidParameterError, match="v_ext"):
+        KSProblem(X, np.zeros((3, 5)), np.zeros((80, 80)), np.ones(80, complex), 0.1)
+
+
+def test_exact_learn_and_evaluate_commands(tmp_path):
+    from typer.testing import CliRunner
+
+    from densitylab.cli import app
+
+    runner = CliRunner()
+    trajectory = tmp_path / "laser.h5"
+    result = runner.invoke(
+        app,
+        ["tdks", "exact", "--scenario", "laser", "--time", "1.0", "--dt", "0.01", "--store-every", "5",
+         "--dx", "0.5", "--amplitude", "0.1", "--output", str(trajectory), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["norm_drift"] < 1e-10 and summary["stored"] == 21
+    result = runner.invoke(
+        app,
+        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--iterations", "30",
+         "--output", str(tmp_path / "values"), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    learned = json.loads(result.stdout)["trajectory_0"]
+    assert learned["density_error_max"] < 0.2 * learned["density_error_exchange_only"]
+    result = runner.invoke(
+        app,
+        ["tdks", "evaluate", "--trajectory", str(trajectory), "--model", str(tmp_path / "values"), "--json",
+         "--plot", str(tmp_path / "figures")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["density_error_max"] == pytest.approx(learned["density_error_max"], rel=1e-9)
+    assert (tmp_path / "figures" / "errors.png").is_file()
+    bad = runner.invoke(app, ["tdks", "evaluate", "--trajectory", str(trajectory), "--model", "nonsense"])
+    assert bad.exit_code == 2 and "model" in bad.output
