@@ -853,15 +853,16 @@ def tdks_evaluate(
     plot: Annotated[Path | None, typer.Option(help="Folder for the error and x–t figures.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Density error of a v_c model on an exact trajectory, beside v_c = 0 (exchange only)."""
+    """Density error of a v_c model on an exact trajectory, beside the anchors v_c = 0
+    (exact exchange only) and adiabatic LDA correlation."""
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.plots import plot_density_errors, plot_xt_maps
-    from densitylab.tdks.evaluate import evaluate, exchange_only, load_model
+    from densitylab.tdks.evaluate import ANCHORS, evaluate, load_model
     from densitylab.tdks.propagation import problem_from_trajectory
 
     problem, target = problem_from_trajectory(load_trajectory(trajectory), coarsen)
     candidate = load_model(model, problem)
-    models = [candidate] if model == "exchange-only" else [candidate, exchange_only(problem)]
+    models = [candidate] + [anchor(problem) for name, anchor in ANCHORS.items() if name != model]
     results = evaluate(problem, target, models)
     errors = results[candidate.label]["errors"]
     summary = {
@@ -869,7 +870,10 @@ def tdks_evaluate(
         "trajectory": str(trajectory),
         "density_error_max": float(errors.max()),
         "density_error_mean": float(errors.mean()),
-        "density_error_exchange_only": float(results["exchange-only"]["errors"].max()),
+        **{
+            f"density_error_{name.replace('-', '_')}": float(results[name]["errors"].max())
+            for name in ANCHORS
+        },
     }
     if plot is not None:
         plot.mkdir(parents=True, exist_ok=True)

@@ -133,6 +133,19 @@ def test_untrained_network_starts_from_exchange_only():
     assert np.abs(np.asarray(v_c)).max() == 0.0
 
 
+def test_lda_correlation_potential_is_the_derivative_of_the_energy_density():
+    from densitylab.tdks.models import lda_correlation_energy, lda_correlation_potential
+
+    density = np.geomspace(1e-3, 5.0, 40)
+    step = 1e-6 * density
+    energy = lambda n: n * np.asarray(lda_correlation_energy(n))  # noqa: E731
+    finite = (energy(density + step) - energy(density - step)) / (2 * step)
+    np.testing.assert_allclose(np.asarray(lda_correlation_potential(density)), finite, rtol=1e-6, atol=1e-10)
+    # ε_c < 0, and it vanishes in the high-density limit of a bounded interaction
+    assert np.all(np.asarray(lda_correlation_energy(density)) < 0)
+    assert abs(float(lda_correlation_energy(1e4))) < 1e-6
+
+
 def test_bad_configurations_are_refused():
     with pytest.raises(InvalidParameterError, match="kernel"):
         DensityNetConfig(kernel=4)
@@ -171,6 +184,7 @@ def test_exact_learn_and_evaluate_commands(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["density_error_max"] == pytest.approx(learned["density_error_max"], rel=1e-9)
+    assert {"density_error_exchange_only", "density_error_alda"} <= metrics.keys()
     assert (tmp_path / "figures" / "errors.png").is_file()
     bad = runner.invoke(app, ["tdks", "evaluate", "--trajectory", str(trajectory), "--model", "nonsense"])
     assert bad.exit_code == 2 and "model" in bad.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
-from densitylab.tdks.models import free_values, load_density_net, save_density_net
+from densitylab.tdks.models import alda_correlation, free_values, load_density_net, save_density_net
 from densitylab.tdks.propagation import KSProblem, density_errors, propagate
 
 PRETRAINED = Path(__file__).parent / "pretrained"
@@ -31,6 +31,15 @@ def exchange_only(problem: KSProblem) -> VcModel:
     return VcModel("exchange-only", params, model, 1)
 
 
+def alda(problem: KSProblem) -> VcModel:
+    """Adiabatic LDA correlation (soft-Coulomb gas) on top of exact exchange."""
+    params, model = alda_correlation()
+    return VcModel("alda", params, model, 1)
+
+
+ANCHORS = {"exchange-only": exchange_only, "alda": alda}
+
+
 def save_values(path: str | Path, v_c: np.ndarray, metadata: dict) -> Path:
     """A learned free-values v_c (T, N) as a folder: v_c.npy and config.json."""
     path = Path(path)
@@ -46,14 +55,14 @@ def save_net(path: str | Path, net, metadata: dict) -> Path:
 
 def load_model(name: str, problem: KSProblem) -> VcModel:
     """'exchange-only', a shipped model name, or a folder written by 'densitylab tdks learn'."""
-    if name == "exchange-only":
-        return exchange_only(problem)
+    if name in ANCHORS:
+        return ANCHORS[name](problem)
     shipped = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
     path = PRETRAINED / name if name in shipped else Path(name)
     config = path / "config.json"
     if not config.is_file():
         raise InvalidParameterError(
-            "model", f"'exchange-only', one of the shipped models {shipped}, or a 'tdks learn' folder", name
+            "model", f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a 'tdks learn' folder", name
         )
     kind = json.loads(config.read_text()).get("kind")
     if kind == "values":

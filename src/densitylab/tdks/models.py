@@ -9,6 +9,8 @@ Every model is a pair (params, ``model(params, window, k) -> v_c (N,)``), where 
 * (b) :class:`DensityNet` with memory = 1: an adiabatic functional of n(t).
 * (c) :class:`DensityNet` with memory > 1: a functional of n(t) and the changes
   n(t) − n(t − m dt), m = 1 … memory − 1.
+* The adiabatic-LDA anchor :func:`alda_correlation`: v_c^LDA(n(x, t)) of the soft-Coulomb
+  gas (Helbig et al. 2011) on top of exact exchange.
 
 The networks are 1D convolutions over x (translation-equivariant and local, with a
 receptive field of ``depth·(kernel − 1) + 1`` points), softplus activations, and a zero-
@@ -47,6 +49,41 @@ def smoothness_penalty(weight: float, dx: float, dt: float):
         return weight * (space * dt + time)
 
     return penalty
+
+
+# Helbig et al., PRA 83, 032503 (2011): correlation energy per electron of the unpolarised
+# 1D gas with the soft-Coulomb interaction 1/√(x² + 1), fitted to QMC in the form of
+# Casula, Sorella and Senatore (PRB 74, 245427 (2006)); the fit is in Rydberg.
+SOFT_COULOMB_LDA_C = {
+    "A": 18.40, "B": 0.0, "C": 7.501, "D": 0.10185, "E": 0.012827,
+    "n1": 2.0, "n2": 3.0, "alpha": 1.511, "beta": 0.258, "m": 4.424,
+}  # fmt: skip
+
+
+def lda_correlation_energy(density):
+    """ε_c(n) per electron (Ha) of the unpolarised soft-Coulomb gas; rs = 1/(2n)."""
+    _, jnp, _ = jax_modules()
+    p = SOFT_COULOMB_LDA_C
+    rs = 1.0 / (2.0 * jnp.maximum(density, 1e-14))
+    numerator = -(rs + p["E"] * rs**2) * jnp.log1p(p["alpha"] * rs + p["beta"] * rs ** p["m"])
+    denominator = p["A"] + p["B"] * rs + p["C"] * rs ** p["n1"] + p["D"] * rs ** p["n2"]
+    return 0.5 * numerator / denominator
+
+
+def lda_correlation_potential(density):
+    """v_c(n) = d(n ε_c)/dn (Ha), elementwise, by automatic differentiation."""
+    jax, jnp, _ = jax_modules()
+    energy_density = jax.vmap(jax.grad(lambda n: n * lda_correlation_energy(n)))
+    return energy_density(jnp.ravel(density)).reshape(jnp.shape(density))
+
+
+def alda_correlation():
+    """The adiabatic LDA anchor: exact exchange plus v_c^LDA(n(x, t)); no parameters."""
+
+    def model(params, window, k):
+        return lda_correlation_potential(window[-1])
+
+    return None, model
 
 
 @dataclass(frozen=True)
