@@ -352,13 +352,16 @@ def rdm_train(
     source: Annotated[
         str, typer.Option(help="denoiser: approximate γ it corrects: uhf, noninteracting or pca.")
     ] = "uhf",
+    input_components: Annotated[
+        int, typer.Option(help="denoiser: principal components of the input γ fed to the encoder.")
+    ] = 32,
     bottleneck: Annotated[int, typer.Option(help="conv-autoencoder / denoiser: code size.")] = 62,
     epochs: Annotated[int, typer.Option(help="Network models: training epochs.")] = 40,
-    rank: Annotated[int, typer.Option(help="neural: rank r of the correlation matrix.")] = 12,
+    rank: Annotated[int, typer.Option(help="neural / denoiser: rank r of the correlation matrix.")] = 12,
     width: Annotated[int, typer.Option(help="neural / denoiser: hidden width.")] = 512,
     depth: Annotated[int, typer.Option(help="neural / denoiser: hidden layers.")] = 3,
     learning_rate: Annotated[float, typer.Option(help="Initial Adam learning rate.")] = 1e-3,
-    loss: Annotated[str, typer.Option(help="conv-autoencoder / denoiser: loss, mse or mae.")] = "mae",
+    loss: Annotated[str, typer.Option(help="conv-autoencoder / denoiser: loss, mse or mae.")] = "mse",
     seed: Annotated[int, typer.Option(help="Initialisation and shuffling seed.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Held-out fraction (never trained on).")] = 0.04,
     as_json: Annotated[bool, typer.Option("--json", help="Print held-out metrics as JSON.")] = False,
@@ -411,8 +414,8 @@ def rdm_train(
                 from densitylab.rdm.autoencoders import DenoiserConfig, denoiser_inputs, train_denoiser
 
                 config = DenoiserConfig(
-                    points=points, dx=data.dx, source=source, bottleneck=bottleneck,
-                    width=width, depth=depth, seed=seed,
+                    points=points, dx=data.dx, source=source, components=input_components,
+                    bottleneck=bottleneck, rank=rank, width=width, depth=depth, seed=seed,
                 )  # fmt: skip
                 pca = None
                 if source == "pca":
