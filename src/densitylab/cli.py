@@ -903,10 +903,12 @@ def demo(
 
     from densitylab.model1d import demo as model1d_demo
     from densitylab.rdm import demo as rdm_demo
+    from densitylab.tdks import demo as tdks_demo
 
     sections = [
         ("Exact 1D model systems: two electrons in a double well", model1d_demo.run),
         ("1-RDM learning: 1000 exact 1-RDMs, PCA and density functionals", rdm_demo.run),
+        ("TDKS: a laser-driven two-electron atom, exact and Kohn-Sham", tdks_demo.run),
     ]
     lines = ["# densitylab demo", ""]
     with Progress(console=err) as progress:
