@@ -118,8 +118,32 @@ def _cn_step(orbital, potential, dx, dt):
     return solution[:, 0]
 
 
-def _hartree(density, interaction, dx):
-    return interaction @ density * dx
+def _toeplitz_kernel(interaction: np.ndarray) -> np.ndarray | None:
+    """w(x_i − x_j) as a kernel of length 2N − 1 (offsets −(N−1)…N−1) if the matrix depends
+    only on i − j (a translation-invariant interaction on a uniform grid), else None."""
+    points = interaction.shape[0]
+    kernel = np.concatenate([interaction[::-1, 0], interaction[0, 1:]])
+    rows = np.arange(points)[:, None] - np.arange(points)[None, :] + points - 1
+    return kernel if np.allclose(kernel[rows], interaction, rtol=1e-13, atol=1e-14) else None
+
+
+def _hartree_operator(interaction: np.ndarray, dx: float):
+    """v_H[n] = Σ_x' w(x, x') n(x') dx as a function: an FFT convolution when w is Toeplitz
+    (O(N log N) instead of O(N²) per call), else a matrix product."""
+    _, jnp, _ = jax_modules()
+    points = interaction.shape[0]
+    kernel = _toeplitz_kernel(np.asarray(interaction))
+    if kernel is None:
+        matrix = jnp.asarray(interaction) * dx
+        return lambda density: matrix @ density
+    size = 1 << int(np.ceil(np.log2(3 * points - 2)))
+    spectrum = jnp.asarray(np.fft.rfft(kernel, size) * dx)
+
+    def hartree(density):
+        full = jnp.fft.irfft(jnp.fft.rfft(density, size) * spectrum, size)
+        return full[points - 1 : 2 * points - 1]
+
+    return hartree
 
 
 def _block_sizes(steps: int, block: int | None) -> tuple[int, int]:
@@ -148,7 +172,7 @@ def propagate(
     """
     jax, jnp, _ = jax_modules()
     dx, dt = problem.dx, problem.dt
-    interaction = jnp.asarray(problem.interaction)
+    hartree = _hartree_operator(problem.interaction, dx)
     orbital0 = jnp.asarray(problem.orbital0, dtype=complex)
     density0 = 2.0 * jnp.abs(orbital0) ** 2
     window0 = jnp.tile(density0, (memory, 1))
@@ -162,9 +186,9 @@ def propagate(
         density = window[-1]
         v_c = model(params, window, k)
         static = v_ext_k + v_c
-        predicted = _cn_step(orbital, static + 0.5 * _hartree(density, interaction, dx), dx, dt)
+        predicted = _cn_step(orbital, static + 0.5 * hartree(density), dx, dt)
         middle = 0.5 * (density + 2.0 * jnp.abs(predicted) ** 2)
-        orbital = _cn_step(orbital, static + 0.5 * _hartree(middle, interaction, dx), dx, dt)
+        orbital = _cn_step(orbital, static + 0.5 * hartree(middle), dx, dt)
         new_density = 2.0 * jnp.abs(orbital) ** 2
         window = jnp.concatenate([window[1:], new_density[None]], axis=0)
         return (orbital, window), (new_density, v_c)
