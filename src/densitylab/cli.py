@@ -751,7 +751,10 @@ def tdks_learn(
     seed: Annotated[int, typer.Option(help="Network initialisation seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Learn v_c so that TDKS reproduces the exact densities (checkpointed adjoint gradients)."""
+    """Learn v_c so that TDKS reproduces the exact densities (checkpointed adjoint gradients).
+
+    Resumable: parameters are checkpointed in OUTPUT every 10 iterations and the same command
+    continues from them."""
     import time as clock
 
     from densitylab.model1d.propagation import load_trajectory
@@ -799,10 +802,12 @@ def tdks_learn(
         progress.update(task, completed=iteration, loss=f"{loss:.3e}", gradient=f"{gradient:.2e}")
 
     started = clock.perf_counter()
+    output.mkdir(parents=True, exist_ok=True)
     with progress:
         params, history = train(
-            problems, targets, params, function, window, iterations, optimiser, learning_rate, penalty, report
-        )
+            problems, targets, params, function, window, iterations, optimiser, learning_rate,
+            penalty, report, checkpoint=output / "checkpoint.eqx",
+        )  # fmt: skip
     seconds = clock.perf_counter() - started
     metadata = {
         "model": model,

@@ -200,3 +200,25 @@ def test_fft_hartree_matches_the_matrix_product():
     np.testing.assert_allclose(
         np.asarray(_hartree_operator(nonuniform, DX)(density)), nonuniform @ density * DX, rtol=1e-12
     )
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
+    problem = _problem(steps=20)
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    params, model = free_values(problem.steps, problem.points)
+    checkpoint = tmp_path / "checkpoint.eqx"
+    seen = []
+
+    def interrupt(iteration, total, loss, gradient):
+        seen.append(loss)
+        if iteration == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train([problem], [target], params, model, iterations=12, progress=interrupt, checkpoint=checkpoint,
+              checkpoint_every=5)  # fmt: skip
+    assert checkpoint.is_file()
+    _, history = train([problem], [target], params, model, iterations=12, checkpoint=checkpoint)
+    assert history["iteration"] == list(range(1, 13)) and not checkpoint.exists()
+    assert history["loss"][:5] == seen[:5]  # iterations 1-5 come from the checkpoint
+    assert history["loss"][-1] < seen[4]

@@ -8,7 +8,10 @@ search (optax) by default, or Adam.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -48,8 +51,14 @@ def train(
     penalty=None,
     progress: Callable[[int, int, float, float], None] | None = None,
     tolerance: float = 0.0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 10,
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
+
+    With ``checkpoint`` (a file path), the parameters and history are written there
+    atomically every ``checkpoint_every`` iterations, and a call with the same arguments
+    resumes from them (the L-BFGS curvature memory restarts); the file is removed at the end.
 
     Args:
         problems, targets: KS problems and the exact densities (T + 1, N) on their grids.
@@ -97,13 +106,40 @@ def train(
         return optax.apply_updates(arrays, updates), state, value, optax.tree.norm(grad)
 
     history = {"iteration": [], "loss": [], "gradient_norm": []}
-    for iteration in range(1, iterations + 1):
+    if checkpoint is not None and Path(checkpoint).is_file():
+        arrays, history = _read_checkpoint(checkpoint, arrays)
+        state = solver.init(arrays)
+    for iteration in range(len(history["iteration"]) + 1, iterations + 1):
         arrays, state, value, gradient_norm = step(arrays, state)
         history["iteration"].append(iteration)
         history["loss"].append(float(value))
         history["gradient_norm"].append(float(gradient_norm))
         if progress:
             progress(iteration, iterations, float(value), float(gradient_norm))
+        if checkpoint is not None and iteration % checkpoint_every == 0 and iteration < iterations:
+            _write_checkpoint(checkpoint, arrays, history)
         if float(gradient_norm) < tolerance:
             break
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     return eqx.combine(arrays, static), history
+
+
+def _write_checkpoint(path, arrays, history) -> None:
+    _, _, eqx = jax_modules()
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        header = json.dumps(history).encode()
+        handle.write(len(header).to_bytes(8, "little") + header)
+        eqx.tree_serialise_leaves(handle, arrays)
+    os.replace(temporary, path)
+
+
+def _read_checkpoint(path, like):
+    _, _, eqx = jax_modules()
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        history = json.loads(handle.read(size).decode())
+        arrays = eqx.tree_deserialise_leaves(handle, like)
+    return arrays, history
