@@ -48,7 +48,7 @@ def main() -> None:
         row = {"steps": steps}
         for label, block in (("sqrt_blocks", None), ("one_block", steps)):
 
-            def loss(params, block=block):
+            def loss(params, block=block, problem=problem, model=model, target=target):
                 return density_loss(propagate(problem, model, params, 1, block)[0], target, dx)
 
             gradient = jax.jit(jax.value_and_grad(loss))

@@ -61,7 +61,7 @@ def main() -> None:
     v_ext = -2.0 / np.sqrt(x**2 + 1.0)
     interaction = Interaction("soft-coulomb")
     w = interaction.matrix(x)
-    steps = int(round(args.time / args.dt))
+    steps = round(args.time / args.dt)
     times = np.arange(steps + 1) * args.dt
 
     def field(t):
@@ -91,7 +91,9 @@ def main() -> None:
         state = solve_exact(System(grid, v_ext, "ud", interaction)).ground
         psi = state.coefficients.astype(complex) / dx
         psi = 0.5 * (psi + psi.T)
-        scenario = Scenario("laser", grid, interaction, psi, v_ext, field, {"interaction": interaction.to_spec()})
+        scenario = Scenario(
+            "laser", grid, interaction, psi, v_ext, field, {"interaction": interaction.to_spec()}
+        )
         trajectory = propagate(scenario, args.dt / sub, steps * sub, sub, method=method)
         ours[method] = trajectory
         results[f"densitylab_exact_seconds_{method}"] = time.perf_counter() - start
@@ -132,7 +134,9 @@ def main() -> None:
     results["densitylab_values_iterations"] = len(history["loss"])
     from densitylab.tdks.evaluate import VcModel
 
-    errors = evaluate(problem, target, [VcModel("values", learned, model), exchange_only(problem), alda(problem)])
+    errors = evaluate(
+        problem, target, [VcModel("values", learned, model), exchange_only(problem), alda(problem)]
+    )
     for name, result in errors.items():
         results[f"density_error_max_{name}"] = float(result["errors"].max())
 
@@ -149,7 +153,8 @@ def main() -> None:
         f"| max ∫|Δn| between the codes | — | {results['exact_density_difference_split-operator']:.1e} (SO), "
         f"{results['exact_density_difference_crank-nicolson']:.1e} (CN) |",
         f"| KS potential: seconds | {results['idea_reverse_seconds']:.1f} (reverse_propagation) | "
-        f"{results['densitylab_values_seconds']:.1f} (model a, {results['densitylab_values_iterations']} L-BFGS) |",
+        f"{results['densitylab_values_seconds']:.1f} "
+        f"(model a, {results['densitylab_values_iterations']} L-BFGS) |",
         f"| KS potential: max_t ∫|n_KS − n| dx | {results['idea_reverse_density_error_max']:.1e} | "
         f"{results['density_error_max_values']:.1e} |",
         f"| anchors: v_c = 0 / adiabatic LDA | — | {results['density_error_max_exchange-only']:.1e} / "
