@@ -758,8 +758,8 @@ def tdks_learn(
     import time as clock
 
     from densitylab.model1d.propagation import load_trajectory
-    from densitylab.plots import plot_density_errors, plot_xt_maps
-    from densitylab.tdks.evaluate import VcModel, evaluate, exchange_only, save_net, save_values
+    from densitylab.plots import plot_density_errors, plot_optimisation, plot_xt_maps
+    from densitylab.tdks.evaluate import ANCHORS, VcModel, evaluate, save_net, save_values
     from densitylab.tdks.learn import train
     from densitylab.tdks.models import (
         DensityNetConfig,
@@ -823,6 +823,7 @@ def tdks_learn(
         save_values(output, params, metadata)
     else:
         save_net(output, params, metadata)
+    plot_optimisation(history, output / "optimisation.png", f"learning v_c ({model})")
     learned = VcModel(model, params, function, window)
     summary = {
         "output": str(output),
@@ -831,12 +832,15 @@ def tdks_learn(
         "parameters": parameter_count(params),
     }
     for index, (problem, target) in enumerate(zip(problems, targets, strict=True)):
-        results = evaluate(problem, target, [learned, exchange_only(problem)])
+        results = evaluate(problem, target, [learned] + [anchor(problem) for anchor in ANCHORS.values()])
         summary[f"trajectory_{index}"] = {
             "path": str(trajectory[index]),
             "density_error_max": float(results[model]["errors"].max()),
-            "density_error_exchange_only": float(results["exchange-only"]["errors"].max()),
         }
+        for name in ANCHORS:
+            summary[f"trajectory_{index}"][f"density_error_{name.replace('-', '_')}"] = float(
+                results[name]["errors"].max()
+            )
         times = np.arange(problem.steps + 1) * problem.dt
         plot_density_errors(
             times, {k: v["errors"] for k, v in results.items()}, output / f"errors_{index}.png"

@@ -217,3 +217,16 @@ def plot_density_errors(times: np.ndarray, errors: Mapping[str, np.ndarray], pat
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_optimisation(history: Mapping[str, list], path: str | Path, title: str = "training") -> Path:
+    """Loss and gradient norm against iteration (an optimiser's history)."""
+    figure, (loss_axis, gradient_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.semilogy(history["iteration"], history["loss"])
+    loss_axis.set(xlabel="iteration", ylabel="loss", title=title)
+    gradient_axis.semilogy(history["iteration"], history["gradient_norm"], color="C3")
+    gradient_axis.set(xlabel="iteration", ylabel="|gradient|", title="gradient norm")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
