@@ -159,6 +159,7 @@ def propagate(
     params,
     memory: int = 1,
     block: int | None = None,
+    final_state: bool = False,
 ):
     """Propagate the KS orbital for ``problem.steps`` steps (JAX-traceable in ``params``).
 
@@ -166,9 +167,11 @@ def propagate(
         model: ``model(params, window, k) -> v_c (N,)``; window is (memory, N).
         memory: number of densities (present and past) the model sees.
         block: steps per rematerialised block (default ≈ √T, adjusted to divide T).
+        final_state: also return the orbital (N,) after the last step.
 
     Returns:
-        densities (T + 1, N) at t = 0, dt, …, T·dt, and v_c (T, N) at each step.
+        densities (T + 1, N) at t = 0, dt, …, T·dt, and v_c (T, N) at each step
+        (and the final orbital).
     """
     jax, jnp, _ = jax_modules()
     dx, dt = problem.dx, problem.dt
@@ -197,9 +200,10 @@ def propagate(
     def run_block(carry, inputs):
         return jax.lax.scan(step, carry, inputs)
 
-    _, (densities, v_c) = jax.lax.scan(run_block, (orbital0, window0), (v_ext, indices))
-    densities = densities.reshape(problem.steps, problem.points)
-    return jnp.concatenate([density0[None], densities]), v_c.reshape(problem.steps, problem.points)
+    (orbital, _), (densities, v_c) = jax.lax.scan(run_block, (orbital0, window0), (v_ext, indices))
+    densities = jnp.concatenate([density0[None], densities.reshape(problem.steps, problem.points)])
+    v_c = v_c.reshape(problem.steps, problem.points)
+    return (densities, v_c, orbital) if final_state else (densities, v_c)
 
 
 def density_loss(densities, target, dx: float, weights=None):
