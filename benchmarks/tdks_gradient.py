@@ -1,6 +1,7 @@
 """Cost and memory of one TDKS loss gradient against the number of time steps T.
 
-For free v_c values on a soft-Coulomb atom (N points, T steps), this measures
+For the memory functional (c) (a DensityNet with memory 4: its parameters do not grow with
+T) on a soft-Coulomb atom (N points, T steps), this measures
 * the wall time of one forward propagation and of one loss + gradient (jitted, warm);
 * XLA's temporary memory for the gradient (``memory_analysis().temp_size_in_bytes`` of the
   compiled function), with the default √T rematerialised blocks and with one block
@@ -29,10 +30,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[64, 256, 1024, 4096])
     args = parser.parse_args()
 
+    import equinox as eqx
     import jax
 
-    from densitylab.tdks.models import free_values
-    from densitylab.tdks.propagation import KSProblem, density_loss, propagate
+    from densitylab.tdks.models import DensityNetConfig, build_density_net, density_net_model
+    from densitylab.tdks.propagation import KSProblem, propagate, propagate_loss
 
     x = np.linspace(-20.0, 20.0, args.points)
     dx = x[1] - x[0]
@@ -43,28 +45,35 @@ def main() -> None:
     for steps in args.steps:
         v_ext = np.tile(-2.0 / np.sqrt(x**2 + 1.0), (steps, 1))
         problem = KSProblem(x, v_ext, w, orbital, 0.05)
-        params, model = free_values(steps, args.points)
-        target = np.asarray(propagate(problem, model, params + 0.01)[0])
+        net = build_density_net(DensityNetConfig(memory=4, channels=8, depth=3, kernel=9, dx=dx, dt=0.05))
+        net = jax.tree_util.tree_map(lambda leaf: leaf + 0.01 if eqx.is_inexact_array(leaf) else leaf, net)
+        params, model = density_net_model(net)
+        target = np.asarray(propagate(problem, lambda p, w, k: 0.0 * x, None)[0])
         row = {"steps": steps}
         for label, block in (("sqrt_blocks", None), ("one_block", steps)):
 
             def loss(params, block=block, problem=problem, model=model, target=target):
-                return density_loss(propagate(problem, model, params, 1, block)[0], target, dx)
+                return propagate_loss(problem, model, params, target, 4, block)
 
-            gradient = jax.jit(jax.value_and_grad(loss))
-            compiled = gradient.lower(params).compile()
+            arrays, static = eqx.partition(params, eqx.is_inexact_array)
+
+            def loss_of_arrays(arrays, loss=loss, static=static):
+                return loss(eqx.combine(arrays, static))
+
+            gradient = jax.jit(jax.value_and_grad(loss_of_arrays))
+            compiled = gradient.lower(arrays).compile()
             row[f"gradient_temp_mb_{label}"] = compiled.memory_analysis().temp_size_in_bytes / 2**20
             if label == "sqrt_blocks":
-                forward = jax.jit(loss)
-                forward(params).block_until_ready()
-                gradient(params)[1].block_until_ready()
+                forward = jax.jit(loss_of_arrays)
+                forward(arrays).block_until_ready()
+                jax.block_until_ready(gradient(arrays))
                 start = time.perf_counter()
                 for _ in range(3):
-                    forward(params).block_until_ready()
+                    forward(arrays).block_until_ready()
                 row["forward_seconds"] = (time.perf_counter() - start) / 3
                 start = time.perf_counter()
                 for _ in range(3):
-                    gradient(params)[1].block_until_ready()
+                    jax.block_until_ready(gradient(arrays))
                 row["gradient_seconds"] = (time.perf_counter() - start) / 3
                 row["gradient_over_forward"] = row["gradient_seconds"] / row["forward_seconds"]
         rows.append(row)
@@ -75,7 +84,7 @@ def main() -> None:
     payload = {"points": args.points, "rows": rows, "machine": machine, "device": str(jax.devices()[0])}
     (RESULTS / "tdks_gradient.json").write_text(json.dumps(payload, indent=1))
     lines = [
-        f"# TDKS gradient cost and memory ({args.points} points, free v_c values, {jax.devices()[0]})",
+        f"# TDKS gradient cost and memory ({args.points} points, memory functional, {jax.devices()[0]})",
         "",
         "| steps T | forward (s) | loss + gradient (s) | ratio | gradient temp. memory, √T blocks (MB) "
         "| … one block (MB) |",

@@ -222,3 +222,13 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     assert history["iteration"] == list(range(1, 13)) and not checkpoint.exists()
     assert history["loss"][:5] == seen[:5]  # iterations 1-5 come from the checkpoint
     assert history["loss"][-1] < seen[4]
+
+
+def test_accumulated_loss_equals_the_loss_of_the_stored_densities():
+    from densitylab.tdks.propagation import density_loss, propagate_loss
+
+    problem = _problem(steps=24)
+    target = np.asarray(propagate(problem, _wiggle, None)[0]) * 1.01
+    params, model = free_values(problem.steps, problem.points)
+    stored = density_loss(propagate(problem, model, params)[0], target, DX)
+    assert float(propagate_loss(problem, model, params, target, block=5)) == pytest.approx(float(stored), rel=1e-12)

@@ -17,7 +17,7 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
-from densitylab.tdks.propagation import KSProblem, density_loss, propagate
+from densitylab.tdks.propagation import KSProblem, propagate_loss
 
 OPTIMISERS = ("lbfgs", "adam")
 
@@ -32,8 +32,7 @@ def total_loss(
     def loss(params):
         value = 0.0
         for problem, target in zip(problems, targets, strict=True):
-            densities, _ = propagate(problem, model, params, memory)
-            value = value + density_loss(densities, target, problem.dx)
+            value = value + propagate_loss(problem, model, params, target, memory)
         return value + (penalty(params) if penalty is not None else 0.0)
 
     return loss

@@ -174,6 +174,22 @@ def propagate(
         (and the final orbital).
     """
     jax, jnp, _ = jax_modules()
+    step, carry, inputs = _scan_parts(problem, model, params, memory, block)
+
+    @jax.checkpoint
+    def run_block(carry, inputs):
+        return jax.lax.scan(step, carry, inputs)
+
+    (orbital, _), (densities, v_c) = jax.lax.scan(run_block, carry, inputs)
+    density0 = carry[1][-1]
+    densities = jnp.concatenate([density0[None], densities.reshape(problem.steps, problem.points)])
+    v_c = v_c.reshape(problem.steps, problem.points)
+    return (densities, v_c, orbital) if final_state else (densities, v_c)
+
+
+def _scan_parts(problem: KSProblem, model: Callable, params, memory: int, block: int | None, extra=None):
+    """The step function, initial carry and blocked scan inputs shared by the propagators."""
+    _, jnp, _ = jax_modules()
     dx, dt = problem.dx, problem.dt
     hartree = _hartree_operator(problem.interaction, dx)
     orbital0 = jnp.asarray(problem.orbital0, dtype=complex)
@@ -185,7 +201,7 @@ def propagate(
 
     def step(carry, inputs):
         orbital, window = carry
-        v_ext_k, k = inputs
+        v_ext_k, k = inputs[0], inputs[1]
         density = window[-1]
         v_c = model(params, window, k)
         static = v_ext_k + v_c
@@ -196,14 +212,31 @@ def propagate(
         window = jnp.concatenate([window[1:], new_density[None]], axis=0)
         return (orbital, window), (new_density, v_c)
 
-    @jax.checkpoint
-    def run_block(carry, inputs):
-        return jax.lax.scan(step, carry, inputs)
+    inputs = (v_ext, indices) if extra is None else (v_ext, indices, extra.reshape(blocks, per_block, -1))
+    return step, (orbital0, window0), inputs
 
-    (orbital, _), (densities, v_c) = jax.lax.scan(run_block, (orbital0, window0), (v_ext, indices))
-    densities = jnp.concatenate([density0[None], densities.reshape(problem.steps, problem.points)])
-    v_c = v_c.reshape(problem.steps, problem.points)
-    return (densities, v_c, orbital) if final_state else (densities, v_c)
+
+def propagate_loss(
+    problem: KSProblem, model: Callable, params, target, memory: int = 1, block: int | None = None
+):
+    """Σ_{t ≥ 1} Σ_x (n_KS − n_exact)² dx, accumulated inside the scan: nothing per step is
+    kept, so reverse mode stores only the √T block carries and one block's residuals."""
+    jax, jnp, _ = jax_modules()
+    target = jnp.asarray(target)
+    step, carry, inputs = _scan_parts(problem, model, params, memory, block, extra=target[1:])
+    dx = problem.dx
+
+    def stepper(state, inputs):
+        carry, loss = state
+        carry, (density, _) = step(carry, inputs)
+        return (carry, loss + jnp.sum((density - inputs[2]) ** 2) * dx), None
+
+    @jax.checkpoint
+    def run_block(state, inputs):
+        return jax.lax.scan(stepper, state, inputs)[0], None
+
+    (_, loss), _ = jax.lax.scan(run_block, (carry, jnp.zeros(())), inputs)
+    return loss
 
 
 def density_loss(densities, target, dx: float, weights=None):
@@ -223,8 +256,7 @@ def loss_and_gradient(
     target = jnp.asarray(target)
 
     def loss(params):
-        densities, _ = propagate(problem, model, params, memory, block)
-        value = density_loss(densities, target, problem.dx)
+        value = propagate_loss(problem, model, params, target, memory, block)
         return value + (penalty(params) if penalty is not None else 0.0)
 
     return eqx.filter_jit(eqx.filter_value_and_grad(loss))
