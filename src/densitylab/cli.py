@@ -435,6 +435,8 @@ def rdm_train(
                     "dataset_parameters": data.parameters,
                     "epochs": epochs,
                     "learning_rate": learning_rate,
+                    "loss": loss if model in ("conv-autoencoder", "denoiser") else "mse",
+                    "config": {k: v for k, v in vars(config).items()},
                     "test_fraction": test_fraction,
                 }
             )
