@@ -9,7 +9,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from densitylab.errors import InvalidParameterError  # noqa: E402
 from densitylab.model1d import Grid, Interaction  # noqa: E402
-from densitylab.model1d.propagation import Scenario  # noqa: E402
+from densitylab.model1d.propagation import Scenario, laser_scenario  # noqa: E402
 from densitylab.model1d.propagation import propagate as exact_propagate  # noqa: E402
 from densitylab.tdks.learn import train  # noqa: E402
 from densitylab.tdks.models import (  # noqa: E402
@@ -231,4 +231,21 @@ def test_accumulated_loss_equals_the_loss_of_the_stored_densities():
     target = np.asarray(propagate(problem, _wiggle, None)[0]) * 1.01
     params, model = free_values(problem.steps, problem.points)
     stored = density_loss(propagate(problem, model, params)[0], target, DX)
-    assert float(propagate_loss(problem, model, params, target, block=5)) == pytest.approx(float(stored), rel=1e-12)
+    accumulated = float(propagate_loss(problem, model, params, target, block=5))
+    assert accumulated == pytest.approx(float(stored), rel=1e-12)
+
+
+def test_shipped_memory_functional_loads_runs_and_refuses_other_grids(tmp_path):
+    from densitylab.tdks.evaluate import load_model, run
+
+    scenario = laser_scenario(amplitude=0.1, duration=0.5, dx=0.1, x_min=-8.0, x_max=8.0, stencil=3)
+    trajectory = exact_propagate(scenario, 0.01, 50, store_every=5)
+    problem, _ = problem_from_trajectory(trajectory)
+    shipped = load_model("scattering-memory", problem)
+    assert shipped.memory == 4
+    densities, v_c = run(problem, shipped)
+    assert v_c.shape == (10, problem.points) and np.all(np.isfinite(v_c)) and np.abs(v_c).max() > 0
+    np.testing.assert_allclose(np.sum(densities, axis=1) * problem.dx, 2.0, atol=1e-10)
+    coarse, _ = problem_from_trajectory(trajectory, coarsen=2)
+    with pytest.raises(InvalidParameterError, match="dx"):
+        load_model("scattering-memory", coarse)
