@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/exact1d_vs_idea.py
 	$(BIN)/python benchmarks/rdm_dataset.py
+	$(BIN)/python benchmarks/tdks_vs_idea.py
+	$(BIN)/python benchmarks/tdks_gradient.py
 
 clean:
 	rm -rf $(VENV) demo-output
