@@ -105,6 +105,9 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "√(n(x) n(x')) baseline",
         "linear PCA functional",
         "pretrained neural γ[n]",
+        "exchange-only",
+        "alda",
+        "learned values",
     ):
         assert label in summary
     for figure in (
@@ -115,12 +118,15 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "rdm_sqrt.png",
         "rdm_linear.png",
         "rdm_neural.png",
+        "tdks_errors.png",
+        "tdks_maps.png",
     ):
         assert (tmp_path / figure).stat().st_size > 10_000
     # every table row has as many cells as its header (no stray '|' inside a cell)
-    for line in summary.splitlines():
-        if line.startswith("| ") and not line.startswith("|---"):
-            assert line.count("|") in (5, 6)
+    tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
+    assert len(tables) == 3
+    for table in tables:
+        assert len({line.count("|") for line in table}) == 1, table
 
 
 def test_exact1d_unrestricted_hartree_fock_breaks_symmetry_in_a_double_well():
