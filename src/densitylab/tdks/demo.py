@@ -13,7 +13,7 @@ from densitylab.tdks.learn import train
 from densitylab.tdks.models import free_values
 from densitylab.tdks.propagation import problem_from_trajectory
 
-COLUMNS = ("v_c", "max_t ∫|n_KS − n_exact| dx", "mean over t")
+COLUMNS = ("v_c", "max over t of ∫ ∣n_KS − n_exact∣ dx", "mean over t")
 
 
 def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
