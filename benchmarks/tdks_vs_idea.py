@@ -150,12 +150,12 @@ def main() -> None:
         f"| exact propagation (s) | {results['idea_exact_seconds']:.2f} | "
         f"{results['densitylab_exact_seconds_split-operator']:.2f} (split-operator, dt/10), "
         f"{results['densitylab_exact_seconds_crank-nicolson']:.2f} (CN) |",
-        f"| max ∫|Δn| between the codes | — | {results['exact_density_difference_split-operator']:.1e} (SO), "
+        f"| max over t of ∫ ∣Δn∣ dx between the codes | — | {results['exact_density_difference_split-operator']:.1e} (SO), "
         f"{results['exact_density_difference_crank-nicolson']:.1e} (CN) |",
         f"| KS potential: seconds | {results['idea_reverse_seconds']:.1f} (reverse_propagation) | "
         f"{results['densitylab_values_seconds']:.1f} "
         f"(model a, {results['densitylab_values_iterations']} L-BFGS) |",
-        f"| KS potential: max_t ∫|n_KS − n| dx | {results['idea_reverse_density_error_max']:.1e} | "
+        f"| KS potential: max over t of ∫ ∣n_KS − n∣ dx | {results['idea_reverse_density_error_max']:.1e} | "
         f"{results['density_error_max_values']:.1e} |",
         f"| anchors: v_c = 0 / adiabatic LDA | — | {results['density_error_max_exchange-only']:.1e} / "
         f"{results['density_error_max_alda']:.1e} |",
