@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
-from densitylab.tdks.models import alda_correlation, free_values, load_density_net, save_density_net
+from densitylab.tdks.models import (
+    alda_correlation,
+    density_net_model,
+    free_values,
+    load_density_net,
+    save_density_net,
+)
 from densitylab.tdks.propagation import KSProblem, density_errors, propagate
 
 PRETRAINED = Path(__file__).parent / "pretrained"
@@ -83,11 +89,8 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         f"dt={net.config.dt:g})",
         str(path),
     )
-
-    def model(params, window, k):
-        return params(window)
-
-    return VcModel(path.name, net, model, net.config.memory)
+    params, model = density_net_model(net)
+    return VcModel(path.name, params, model, net.config.memory)
 
 
 def run(problem: KSProblem, vc_model: VcModel) -> tuple[np.ndarray, np.ndarray]:
