@@ -150,7 +150,8 @@ def main() -> None:
         f"| exact propagation (s) | {results['idea_exact_seconds']:.2f} | "
         f"{results['densitylab_exact_seconds_split-operator']:.2f} (split-operator, dt/10), "
         f"{results['densitylab_exact_seconds_crank-nicolson']:.2f} (CN) |",
-        f"| max over t of ∫ ∣Δn∣ dx between the codes | — | {results['exact_density_difference_split-operator']:.1e} (SO), "
+        "| max over t of ∫ ∣Δn∣ dx between the codes | — | "
+        f"{results['exact_density_difference_split-operator']:.1e} (SO), "
         f"{results['exact_density_difference_crank-nicolson']:.1e} (CN) |",
         f"| KS potential: seconds | {results['idea_reverse_seconds']:.1f} (reverse_propagation) | "
         f"{results['densitylab_values_seconds']:.1f} "
