@@ -284,10 +284,10 @@ def _load_rdm_model(model: str, dataset_points: int, dx: float):
 
     if model == "sqrt":
         return lambda density: sqrt_functional(check_densities(density, dataset_points, dx))
-    if model == "pretrained":
+    if model == "pretrained" or model.startswith("pretrained:"):
         from densitylab.rdm.neural import pretrained
 
-        return pretrained()
+        return pretrained(model.partition(":")[2] or "gamma-n")
     path = Path(model)
     if path.is_dir():
         config = path / "config.json"
@@ -529,7 +529,9 @@ def rdm_evaluate(
 def rdm_predict(
     density: Annotated[Path, typer.Option(help="Densities, shape (S, 62) (or (62,)), as .npy.")],
     output: Annotated[Path, typer.Option(help="1-RDMs, shape (S, 62, 62), as .npy.")],
-    model: Annotated[str, typer.Option(help="'pretrained', 'sqrt', or a trained model.")] = "pretrained",
+    model: Annotated[
+        str, typer.Option(help="'pretrained' (or 'pretrained:NAME'), 'sqrt', or a trained model.")
+    ] = "pretrained",
 ) -> None:
     """Apply a γ[n] functional to densities on its grid (default: the shipped model)."""
     if not density.is_file():

@@ -63,14 +63,19 @@ def test_densities_that_do_not_fit_the_model_are_refused():
         FUNCTIONAL(np.ones(POINTS))
 
 
-def test_pretrained_functional_beats_the_baseline_on_unseen_systems(tmp_path):
-    functional = pretrained()
+@pytest.mark.parametrize("name", ["gamma-n", "gamma-n-pca-denoised"])
+def test_pretrained_functional_beats_the_baseline_on_unseen_systems(tmp_path, name):
+    functional = pretrained(name)
     spec = DatasetSpec(systems=60, seed=987654, chunk_size=60)  # a seed the model never saw
     generate_dataset(spec, tmp_path / "unseen.h5")
     data = load_dataset(tmp_path / "unseen.h5")
     density, exact = data.arrays["density"], data.rdm1()
     kinetic, w = Grid(62, -7.5, 7.5).kinetic_dense(), Interaction().matrix(data.x)
-    ours = evaluate_rdm(functional(density), exact, density, kinetic, w, data.dx)
+    gamma = functional(density)
+    np.testing.assert_allclose(np.einsum("sii->si", gamma), density, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gamma, np.swapaxes(gamma, 1, 2), atol=1e-14)
+    assert np.linalg.eigvalsh(gamma * data.dx).min() > -1e-12
+    ours = evaluate_rdm(gamma, exact, density, kinetic, w, data.dx)
     baseline = evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
     assert ours["mae"] < 0.5 * baseline["mae"]
     assert ours["kinetic_rel_error"] < baseline["kinetic_rel_error"]

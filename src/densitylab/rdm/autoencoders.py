@@ -312,6 +312,38 @@ class Denoiser:
         return path
 
 
+@dataclass(frozen=True, eq=False)
+class DenoisedFunctional:
+    """A pure functional of the density: the linear PCA functional γ_lin[n] followed by a
+    'pca' denoiser, with the diagonal set back to n. Call it on densities (S, N) or (N,);
+    returns 1-RDMs (S, N, N)."""
+
+    denoiser: Denoiser
+
+    def __post_init__(self):
+        require(
+            self.denoiser.source == "pca" and self.denoiser.pca is not None,
+            "model",
+            "a denoiser trained with --source pca (it carries its linear functional)",
+            self.denoiser.source,
+        )
+
+    @property
+    def points(self) -> int:
+        return self.denoiser.config.points
+
+    def __call__(self, density: np.ndarray) -> np.ndarray:
+        """γ[n] with γ(x, x) = n(x) exactly: the denoiser's output γ̃ is rescaled as
+        D γ̃ D with D = diag(√(n/γ̃(x, x))), which keeps it symmetric and PSD."""
+        from densitylab.rdm.functionals import check_densities
+
+        density = check_densities(density, self.points, self.denoiser.config.dx)
+        gamma = self.denoiser(self.denoiser.pca(density))
+        diagonal = np.einsum("sii->si", gamma)
+        scale = np.sqrt(np.where(diagonal > 0, density / np.where(diagonal > 0, diagonal, 1.0), 0.0))
+        return scale[:, :, None] * gamma * scale[:, None, :]
+
+
 def denoiser_inputs(dataset, source: str, index: np.ndarray, pca=None) -> np.ndarray:
     """Approximate 1-RDMs (len(index), N, N) of ``source`` for systems ``index`` of a dataset."""
     require(source in DENOISER_INPUTS, "source", f"one of {DENOISER_INPUTS}", source)
