@@ -744,7 +744,10 @@ def tdks_learn(
     output: Annotated[Path, typer.Option(help="Folder for the learned model.")],
     model: Annotated[str, typer.Option(help="values (a), adiabatic (b) or memory (c).")] = "values",
     iterations: Annotated[int, typer.Option(help="Optimiser iterations.")] = 300,
-    optimiser: Annotated[str, typer.Option(help="lbfgs or adam.")] = "lbfgs",
+    optimiser: Annotated[
+        str, typer.Option(help="lbfgs, adam, or gauss-newton (values: windowed Gauss–Newton).")
+    ] = "lbfgs",
+    gn_window: Annotated[int, typer.Option(help="gauss-newton: steps per window.")] = 20,
     learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
     smoothness: Annotated[float, typer.Option(help="values: weight of the smoothness penalty.")] = 0.0,
     memory: Annotated[int, typer.Option(help="memory: densities seen (present + past).")] = 4,
@@ -807,11 +810,28 @@ def tdks_learn(
 
     started = clock.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
-    with progress:
-        params, history = train(
-            problems, targets, params, function, window, iterations, optimiser, learning_rate,
-            penalty, report, checkpoint=output / "checkpoint.eqx",
-        )  # fmt: skip
+    if optimiser == "gauss-newton":
+        if model != "values" or smoothness > 0:
+            raise InvalidParameterError(
+                "optimiser", "gauss-newton only for --model values without smoothness", model
+            )
+        from densitylab.jaxsetup import jax_modules
+        from densitylab.tdks.learn import fit_values_gauss_newton
+
+        progress.update(task, total=-(-first.steps // gn_window))  # one unit per window
+        with progress:
+            values, history = fit_values_gauss_newton(
+                first, targets[0], gn_window, iterations,
+                progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
+            )  # fmt: skip
+        params = jax_modules()[1].asarray(values)
+        history["gradient_norm"] = [float("nan")] * len(history["loss"])
+    else:
+        with progress:
+            params, history = train(
+                problems, targets, params, function, window, iterations, optimiser, learning_rate,
+                penalty, report, checkpoint=output / "checkpoint.eqx",
+            )  # fmt: skip
     seconds = clock.perf_counter() - started
     metadata = {
         "model": model,

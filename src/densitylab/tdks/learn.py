@@ -17,7 +17,7 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
-from densitylab.tdks.propagation import KSProblem, propagate_loss
+from densitylab.tdks.propagation import KSProblem, propagate, propagate_loss
 
 OPTIMISERS = ("lbfgs", "adam")
 
@@ -142,3 +142,89 @@ def _read_checkpoint(path, like):
         history = json.loads(handle.read(size).decode())
         arrays = eqx.tree_deserialise_leaves(handle, like)
     return arrays, history
+
+
+def fit_values_gauss_newton(
+    problem: KSProblem,
+    target: np.ndarray,
+    window: int = 20,
+    iterations: int = 8,
+    cg_iterations: int = 100,
+    damping: float = 1e-10,
+    progress: Callable[[int, int, float, float], None] | None = None,
+):
+    """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
+
+    v_c at step k acts only on later densities, so the trajectory is fitted window by window:
+    the values of steps [s, s + window) minimise Σ (n_KS − n_exact)² dx over that window,
+    starting from the KS orbital reached at step s. Each Gauss–Newton step solves
+    (JᵀJ + damping) δ = −Jᵀr by conjugate gradients with J applied as a JVP and Jᵀ as its
+    transpose (``jax.linearize``): matrix-free, no Jacobian is formed. This handles the
+    ill-conditioning of the density-to-potential map (a potential moves the density through
+    ∇·(n∇v), at second order in time) far better than first-order methods over the whole
+    trajectory; it is the matrix-free counterpart of step-by-step Newton inversion.
+
+    Returns:
+        v_c (T, N) and a history with the windowed loss after each window.
+    """
+    jax, jnp, _ = jax_modules()
+    require(isinstance(window, int) and window >= 1, "window", "a positive integer", window)
+    require(iterations >= 1, "iterations", "a positive integer", iterations)
+
+    def model(params, densities, k):
+        return params[k]
+
+    def residual(values, orbital0, v_ext, local_target):
+        local = _Problem(problem.x, v_ext, problem.interaction, orbital0, problem.dt)
+        densities, _, orbital = propagate(local, model, values, final_state=True)
+        return (densities[1:] - local_target[1:]).ravel() * np.sqrt(problem.dx), orbital
+
+    @jax.jit
+    def step(values, orbital0, v_ext, local_target):
+        r, jvp = jax.linearize(lambda v: residual(v, orbital0, v_ext, local_target)[0], values)
+        vjp = jax.linear_transpose(jvp, values)
+        delta, _ = jax.scipy.sparse.linalg.cg(
+            lambda d: vjp(jvp(d))[0] + damping * d, -vjp(r)[0], maxiter=cg_iterations
+        )
+        return values + delta
+
+    @jax.jit
+    def evaluate(values, orbital0, v_ext, local_target):
+        r, orbital = residual(values, orbital0, v_ext, local_target)
+        return jnp.sum(r**2), orbital
+
+    values = np.zeros((problem.steps, problem.points))
+    orbital = jnp.asarray(problem.orbital0, dtype=complex)
+    history: dict[str, list] = {"iteration": [], "loss": [], "step": []}
+    starts = list(range(0, problem.steps, window))
+    guess = jnp.zeros((window, problem.points))
+    for index, start in enumerate(starts):
+        stop = min(start + window, problem.steps)
+        v_ext = jnp.asarray(problem.v_ext[start:stop])
+        local_target = jnp.asarray(target[start : stop + 1])
+        local = guess[: stop - start]
+        for _ in range(iterations):
+            local = step(local, orbital, v_ext, local_target)
+        loss, orbital = evaluate(local, orbital, v_ext, local_target)
+        values[start:stop] = np.asarray(local)
+        guess = jnp.tile(local[-1], (window, 1))  # v_c is continuous in time: start from the last
+        history["iteration"].append(index + 1)
+        history["loss"].append(float(loss))
+        history["step"].append(stop)
+        if progress:
+            progress(index + 1, len(starts), float(loss), float("nan"))
+    return values, history
+
+
+def _Problem(x, v_ext, interaction, orbital0, dt) -> KSProblem:
+    """A KSProblem whose arrays may be JAX tracers (skips the eager shape checks)."""
+    problem = object.__new__(KSProblem)
+    for name, value in (
+        ("x", x),
+        ("v_ext", v_ext),
+        ("interaction", interaction),
+        ("orbital0", orbital0),
+        ("dt", dt),
+    ):
+        object.__setattr__(problem, name, value)
+    return problem
