@@ -28,15 +28,14 @@ rough, and T weighs roughness by 1/dx². The correlation head is as smooth as u 
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
-from densitylab.jaxsetup import jax_modules
-from densitylab.rdm.neural import fit
+from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
+from densitylab.rdm.neural import correlation_rdm1, fit, shrink_last_layer
 
 DENOISER_INPUTS = ("uhf", "noninteracting", "pca")
 
@@ -204,18 +203,9 @@ def build_denoiser(config: DenoiserConfig, basis: np.ndarray | None = None, mean
             raw = self.decoder(self.encoder(jnp.concatenate([jnp.sqrt(density_in), projection])))
             density = density_in * jnp.exp(raw[:points])
             density = density * jnp.sum(density_in) / jnp.sum(density)
-            vectors = jnp.zeros((points, rank)).at[:, 0].set(1.0) + 0.1 * raw[points:].reshape(points, rank)
-            vectors = vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
-            root = jnp.sqrt(density)
-            return root[:, None] * (vectors @ vectors.T) * root[None, :]
+            return correlation_rdm1(density, raw[points:].reshape(points, rank))
 
-    model = Denoiser(jax.random.PRNGKey(config.seed))
-    last = model.decoder.layers[-1]
-    return eqx.tree_at(
-        lambda m: (m.decoder.layers[-1].weight, m.decoder.layers[-1].bias),
-        model,
-        (0.05 * last.weight, jnp.zeros_like(last.bias)),
-    )
+    return shrink_last_layer(Denoiser(jax.random.PRNGKey(config.seed)), lambda m: m.decoder)
 
 
 def input_basis(rdm1_in: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
@@ -253,12 +243,7 @@ def _batched(module, values: np.ndarray, method=None, batch: int = 1024) -> np.n
 
 
 def _save(path: str | Path, kind: str, config, model) -> Path:
-    _, _, eqx = jax_modules()
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps({"kind": kind, **asdict(config)}, indent=1))
-    eqx.tree_serialise_leaves(path / "weights.eqx", model)
-    return path
+    return save_module(path, {"kind": kind, **asdict(config)}, model)
 
 
 @dataclass(frozen=True, eq=False)
@@ -355,25 +340,18 @@ def denoiser_inputs(dataset, source: str, index: np.ndarray, pca=None) -> np.nda
 
 def load_autoencoder(path: str | Path):
     """A saved ConvAutoencoder or Denoiser folder → the trained object."""
-    _, _, eqx = jax_modules()
     from densitylab.rdm.functionals import LinearPCAFunctional
 
     path = Path(path)
-    require(
-        (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
-        "model",
-        "a folder with config.json and weights.eqx written by 'densitylab rdm train'",
-        str(path),
-    )
-    stored = json.loads((path / "config.json").read_text())
+    stored = read_module_config(path, "'densitylab rdm train'")
     kind = stored.pop("kind", "gamma-n")
     if kind == "conv-autoencoder":
         config = ConvAutoencoderConfig(**{**stored, "channels": tuple(stored["channels"])})
-        model = eqx.tree_deserialise_leaves(path / "weights.eqx", build_conv_autoencoder(config))
+        model = load_weights(path, build_conv_autoencoder(config))
         return ConvAutoencoder(config, model)
     if kind == "denoiser":
         config = DenoiserConfig(**stored)
-        model = eqx.tree_deserialise_leaves(path / "weights.eqx", build_denoiser(config))
+        model = load_weights(path, build_denoiser(config))
         pca = LinearPCAFunctional.load(path / "pca-linear.npz") if config.source == "pca" else None
         return Denoiser(config, model, pca)
     raise InvalidParameterError("model", "a conv-autoencoder or denoiser folder", f"{path} (kind {kind!r})")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.errors import require
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
 
 
 @dataclass(frozen=True)
@@ -66,24 +66,35 @@ def build_model(config: NeuralConfig):
                 key=key,
             )
 
-        def vectors(self, density):
-            root = jnp.sqrt(jnp.maximum(density, 0.0))
-            raw = self.mlp(root).reshape(self.points, self.rank)
-            vectors = jnp.zeros((self.points, self.rank)).at[:, 0].set(1.0) + 0.1 * raw
-            return vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
-
         def __call__(self, density):
-            root = jnp.sqrt(jnp.maximum(density, 0.0))
-            vectors = self.vectors(density)
-            return root[:, None] * (vectors @ vectors.T) * root[None, :]
+            return correlation_rdm1(
+                density, self.mlp(jnp.sqrt(jnp.maximum(density, 0.0))).reshape(self.points, self.rank)
+            )
 
-    model = CorrelationFunctional(jax.random.PRNGKey(config.seed))
     # start next to √(n n'): a small last layer puts every u(x) near e₁. Not exactly at it:
     # there C = u·uᵀ has zero gradient (perpendicular changes of u enter C at second order),
     # a saddle that training never leaves.
-    last = model.mlp.layers[-1]
+    return shrink_last_layer(CorrelationFunctional(jax.random.PRNGKey(config.seed)), lambda m: m.mlp)
+
+
+def correlation_rdm1(density, raw):
+    """The correlation head: γ(x, x') = √n(x) û(x)·û(x') √n(x'), with û(x) the unit vector
+    along e₁ + 0.1·raw(x). density (N,) in bohr⁻¹, raw (N, r) → γ (N, N), symmetric, PSD,
+    with diag γ = n. Shared by the γ[n] functional and the denoising autoencoders."""
+    _, jnp, _ = jax_modules()
+    vectors = jnp.zeros(raw.shape).at[:, 0].set(1.0) + 0.1 * raw
+    vectors = vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
+    root = jnp.sqrt(jnp.maximum(density, 0.0))
+    return root[:, None] * (vectors @ vectors.T) * root[None, :]
+
+
+def shrink_last_layer(model, mlp_of):
+    """``model`` with the last layer of the MLP ``mlp_of(model)`` scaled by 0.05 and a zero
+    bias, so that its output starts small (next to the head's e₁ start)."""
+    _, jnp, eqx = jax_modules()
+    last = mlp_of(model).layers[-1]
     return eqx.tree_at(
-        lambda m: (m.mlp.layers[-1].weight, m.mlp.layers[-1].bias),
+        lambda m: (mlp_of(m).layers[-1].weight, mlp_of(m).layers[-1].bias),
         model,
         (0.05 * last.weight, jnp.zeros_like(last.bias)),
     )
@@ -111,25 +122,13 @@ class NeuralFunctional:
         )
 
     def save(self, path: str | Path) -> Path:
-        _, _, eqx = jax_modules()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(self.config.__dict__, indent=1))
-        eqx.tree_serialise_leaves(path / "weights.eqx", self.model)
-        return path
+        return save_module(path, dict(self.config.__dict__), self.model)
 
     @classmethod
     def load(cls, path: str | Path) -> NeuralFunctional:
-        _, _, eqx = jax_modules()
-        path = Path(path)
-        require(
-            (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
-            "model",
-            "a folder with config.json and weights.eqx written by 'densitylab rdm train --model neural'",
-            str(path),
-        )
-        config = NeuralConfig(**json.loads((path / "config.json").read_text()))
-        return cls(config, eqx.tree_deserialise_leaves(path / "weights.eqx", build_model(config)))
+        stored = read_module_config(path, "'densitylab rdm train --model neural'")
+        config = NeuralConfig(**stored)
+        return cls(config, load_weights(path, build_model(config)))
 
 
 def fit(

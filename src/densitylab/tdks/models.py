@@ -21,14 +21,13 @@ initialised output layer so that training starts from v_c = 0 (exact exchange on
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
 
 
 def free_values(steps: int, points: int):
@@ -181,31 +180,16 @@ def density_net_model(net):
 
 
 def save_density_net(path: str | Path, net, extra: dict | None = None) -> Path:
-    _, _, eqx = jax_modules()
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(
-        json.dumps({"kind": "density-net", **asdict(net.config), **(extra or {})}, indent=1)
-    )
-    eqx.tree_serialise_leaves(path / "weights.eqx", net)
-    return path
+    return save_module(path, {"kind": "density-net", **asdict(net.config), **(extra or {})}, net)
 
 
 def load_density_net(path: str | Path):
-    _, _, eqx = jax_modules()
-    path = Path(path)
-    require(
-        (path / "config.json").is_file() and (path / "weights.eqx").is_file(),
-        "model",
-        "a folder with config.json and weights.eqx written by 'densitylab tdks learn'",
-        str(path),
-    )
-    stored = json.loads((path / "config.json").read_text())
+    stored = read_module_config(path, "'densitylab tdks learn'")
     if stored.pop("kind", None) != "density-net":
         raise InvalidParameterError("model", "a density-net folder", str(path))
     fields = DensityNetConfig.__dataclass_fields__
     config = DensityNetConfig(**{key: value for key, value in stored.items() if key in fields})
-    return eqx.tree_deserialise_leaves(path / "weights.eqx", build_density_net(config))
+    return load_weights(path, build_density_net(config))
 
 
 def parameter_count(params) -> int:
