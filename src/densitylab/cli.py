@@ -29,18 +29,32 @@ app.add_typer(tdks_app, name="tdks")
 err = Console(stderr=True)
 
 
-def _systems_progress(description: str):
-    """A Rich progress bar that shows systems per second; returns (progress, callback)."""
+def _progress(fields: str = ""):
+    """A Rich progress bar on stderr: the task's description, a bar, done/total, ``fields``
+    (a column template over the task's fields) and the time remaining."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} systems/s"),
+        TextColumn(fields),
         TimeRemainingColumn(),
         console=err,
     )
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    """One JSON object on stdout with --json, else a readable dump."""
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        Console().print(summary)
+
+
+def _systems_progress(description: str):
+    """A Rich progress bar that shows systems per second; returns (progress, callback)."""
+    progress = _progress("{task.fields[rate]} systems/s")
     task = progress.add_task(description, total=None, rate="—")
     started: dict[str, float] = {}
 
@@ -319,17 +333,8 @@ def _predict_rdm(functional, data, index: np.ndarray) -> np.ndarray:
 
 def _epoch_progress(epochs: int):
     """A Rich progress bar over training epochs; returns (progress, callback)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]} held-out MAE {task.fields[mae]}"),
-        TimeRemainingColumn(),
-        console=err,
-    )
-    task = progress.add_task("train", total=epochs, loss="—", mae="—")
+    progress = _progress("loss {task.fields[loss]} held-out MAE {task.fields[mae]}")
+    task = progress.add_task("training", total=epochs, loss="—", mae="—")
 
     def report(epoch, total, loss, mae):
         progress.update(task, completed=epoch, loss=f"{loss:.2e}", mae=f"{mae:.2e}")
@@ -448,10 +453,7 @@ def rdm_train(
         data.interaction_matrix(), data.dx,
     )  # fmt: skip
     summary = {"model": model, "output": str(output), "held_out": metrics, **extra}
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        Console().print(summary)
+    _print_summary(summary, as_json)
 
 
 @rdm_app.command("evaluate")
@@ -583,10 +585,7 @@ def rdm_dimer(
         )
     (output / "dimer.json").write_text(json.dumps(summary, indent=1))
     plot_dimer(curves, output / "dimer.png")
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        Console().print(summary)
+    _print_summary(summary, as_json)
 
 
 @rdm_app.command("pca")
@@ -645,21 +644,6 @@ def rdm_pca(
         Console().print(table)
 
 
-def _steps_progress(description: str, fields: str = ""):
-    """A Rich progress bar over steps or iterations; returns (progress, task)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn(f"[bold]{description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(fields),
-        TimeRemainingColumn(),
-        console=err,
-    )
-    return progress
-
-
 @tdks_app.command("exact")
 @friendly_errors
 def tdks_exact(
@@ -703,8 +687,8 @@ def tdks_exact(
         )  # fmt: skip
     else:
         raise InvalidParameterError("scenario", "'scattering' or 'laser'", scenario)
-    progress = _steps_progress(f"{scenario}: {built.grid.points}² grid")
-    task = progress.add_task("steps", total=steps)
+    progress = _progress()
+    task = progress.add_task(f"{scenario}: {built.grid.points}² grid", total=steps)
     started = clock.perf_counter()
     with progress:
         trajectory = propagate(
@@ -728,10 +712,7 @@ def tdks_exact(
     if plot is not None:
         plot_xt_maps(trajectory.x, trajectory.times, {"exact n(x, t)": trajectory.density}, plot)
         summary["plot"] = str(plot)
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        Console().print(summary)
+    _print_summary(summary, as_json)
 
 
 TDKS_MODELS = ("values", "adiabatic", "memory")
@@ -800,10 +781,8 @@ def tdks_learn(
             memory=window, channels=channels, depth=depth, kernel=kernel, dx=first.dx, dt=first.dt, seed=seed
         )
         params, function = density_net_model(build_density_net(config))
-    progress = _steps_progress(
-        f"learning v_c ({model})", "loss {task.fields[loss]} |g| {task.fields[gradient]}"
-    )
-    task = progress.add_task("iterations", total=iterations, loss="—", gradient="—")
+    progress = _progress("loss {task.fields[loss]} |g| {task.fields[gradient]}")
+    task = progress.add_task(f"learning v_c ({model})", total=iterations, loss="—", gradient="—")
 
     def report(iteration, total, loss, gradient):
         progress.update(task, completed=iteration, loss=f"{loss:.3e}", gradient=f"{gradient:.2e}")
@@ -874,10 +853,7 @@ def tdks_learn(
             {"exact n": target, "KS n": results[model]["densities"], "v_c": results[model]["v_c"]},
             output / f"maps_{index}.png",
         )  # fmt: skip
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        Console().print(summary)
+    _print_summary(summary, as_json)
 
 
 @tdks_app.command("evaluate")
@@ -918,10 +894,7 @@ def tdks_evaluate(
         result = results[candidate.label]
         maps = {"exact n": target, "KS n": result["densities"], "v_c": result["v_c"]}
         plot_xt_maps(problem.x, times, maps, plot / "maps.png")
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        Console().print(summary)
+    _print_summary(summary, as_json)
 
 
 @app.command("demo")

@@ -12,6 +12,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
+def _save(figure, path: str | Path) -> Path:
+    """Lay out, write at 120 dpi and close ``figure``; returns the path."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
 def plot_state(
     x: np.ndarray,
     density: np.ndarray,
@@ -33,10 +41,7 @@ def plot_state(
     axes[2].semilogy(np.arange(1, len(shown) + 1), np.clip(shown, 1e-16, None), "o-", color="C3")
     axes[2].set(xlabel="natural orbital", ylabel="occupation", title="natural occupations")
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def _occupied_range(x: np.ndarray, density: np.ndarray, threshold: float = 1e-3) -> tuple[float, float]:
@@ -72,10 +77,7 @@ def plot_densities(
         xlabel="x (bohr)", ylabel="Δn(x) (bohr$^{-1}$)", title="difference from " + labels[0], xlim=span
     )
     difference_axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_potentials(
@@ -94,10 +96,7 @@ def plot_potentials(
     axis.set(xlabel="x (bohr)", ylabel="Ha", title=title)
     axis.axhline(0, color="0.8", lw=0.8)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_compression(curves, path: str | Path, title: str = "PCA compression") -> Path:
@@ -125,10 +124,7 @@ def plot_compression(curves, path: str | Path, title: str = "PCA compression") -
     variance_axis.legend(fontsize=8)
     error_axis.legend(fontsize=8)
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_rdm_comparison(
@@ -148,10 +144,7 @@ def plot_rdm_comparison(
     axes[2].set(title=f"difference (max {scale:.1e})", xlabel="x' (bohr)", ylabel="x (bohr)")
     figure.colorbar(image, ax=axes[2], shrink=0.85)
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_learning_curve(history: dict, path: str | Path) -> Path:
@@ -163,10 +156,7 @@ def plot_learning_curve(history: dict, path: str | Path) -> Path:
     if values:
         mae_axis.semilogy(history["epoch"][: len(values)], values, color="C3")
     mae_axis.set(xlabel="epoch", ylabel="held-out MAE (bohr⁻¹)", title="held-out")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_dimer(curves: dict, path: str | Path) -> Path:
@@ -180,10 +170,7 @@ def plot_dimer(curves: dict, path: str | Path) -> Path:
     axis.semilogy(x, curves["c_model"][order], "-", color="C3", label="c-model")
     axis.set(xlabel="n₁ (bohr⁻¹)", ylabel="γ₁₂ (bohr⁻¹)", title="two-site limit: held-out systems")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_xt_maps(x: np.ndarray, times: np.ndarray, maps: Mapping[str, np.ndarray], path: str | Path) -> Path:
@@ -200,10 +187,7 @@ def plot_xt_maps(x: np.ndarray, times: np.ndarray, maps: Mapping[str, np.ndarray
             image = axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="viridis")
         axis.set(xlabel="x (bohr)", ylabel="t (a.u.)", title=name)
         figure.colorbar(image, ax=axis, shrink=0.85)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_density_errors(times: np.ndarray, errors: Mapping[str, np.ndarray], path: str | Path) -> Path:
@@ -213,10 +197,7 @@ def plot_density_errors(times: np.ndarray, errors: Mapping[str, np.ndarray], pat
         axis.semilogy(times[1:], np.maximum(values[1:], 1e-16), label=name)
     axis.set(xlabel="t (a.u.)", ylabel="∫|n_KS − n_exact| dx", title="TDKS density error")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_optimisation(history: Mapping[str, list], path: str | Path, title: str = "training") -> Path:
@@ -226,7 +207,4 @@ def plot_optimisation(history: Mapping[str, list], path: str | Path, title: str 
     loss_axis.set(xlabel="iteration", ylabel="loss", title=title)
     gradient_axis.semilogy(history["iteration"], history["gradient_norm"], color="C3")
     gradient_axis.set(xlabel="iteration", ylabel="|gradient|", title="gradient norm")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)

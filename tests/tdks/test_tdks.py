@@ -153,6 +153,17 @@ def test_bad_configurations_are_refused():
         KSProblem(X, np.zeros((3, 5)), np.zeros((80, 80)), np.ones(80, complex), 0.1)
 
 
+def _exact_laser_command(runner, trajectory, *options):
+    """`densitylab tdks exact` for 1 a.u. of a small laser-driven atom (21 stored samples)."""
+    from densitylab.cli import app
+
+    return runner.invoke(
+        app,
+        ["tdks", "exact", "--scenario", "laser", "--time", "1.0", "--dt", "0.01", "--store-every", "5",
+         "--dx", "0.5", "--amplitude", "0.1", "--output", str(trajectory), *options],
+    )  # fmt: skip
+
+
 def test_exact_learn_and_evaluate_commands(tmp_path):
     from typer.testing import CliRunner
 
@@ -160,11 +171,7 @@ def test_exact_learn_and_evaluate_commands(tmp_path):
 
     runner = CliRunner()
     trajectory = tmp_path / "laser.h5"
-    result = runner.invoke(
-        app,
-        ["tdks", "exact", "--scenario", "laser", "--time", "1.0", "--dt", "0.01", "--store-every", "5",
-         "--dx", "0.5", "--amplitude", "0.1", "--output", str(trajectory), "--json"],
-    )  # fmt: skip
+    result = _exact_laser_command(runner, trajectory, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["norm_drift"] < 1e-10 and summary["stored"] == 21
@@ -271,11 +278,7 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
 
     runner = CliRunner()
     trajectory = tmp_path / "laser.h5"
-    result = runner.invoke(
-        app,
-        ["tdks", "exact", "--scenario", "laser", "--time", "1.0", "--dt", "0.01", "--store-every", "5",
-         "--dx", "0.5", "--amplitude", "0.1", "--output", str(trajectory)],
-    )  # fmt: skip
+    result = _exact_laser_command(runner, trajectory)
     assert result.exit_code == 0, result.output
     result = runner.invoke(
         app,
