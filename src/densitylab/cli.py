@@ -802,6 +802,7 @@ def tdks_learn(
             values, history = fit_values_gauss_newton(
                 first, targets[0], gn_window, iterations,
                 progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
+                checkpoint=output / "checkpoint.npz",
             )  # fmt: skip
         params = jax_modules()[1].asarray(values)
         history["gradient_norm"] = [float("nan")] * len(history["loss"])

@@ -294,3 +294,24 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
          "--output", str(tmp_path / "bad")],
     )  # fmt: skip
     assert bad.exit_code == 2 and "optimiser" in bad.output
+
+
+def test_interrupted_gauss_newton_fit_resumes_to_the_same_values(tmp_path):
+    from densitylab.tdks.learn import fit_values_gauss_newton
+
+    problem = _problem(steps=30)
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    options = {"window": 10, "iterations": 2, "cg_iterations": 20}
+    reference, _ = fit_values_gauss_newton(problem, target, **options)
+    checkpoint = tmp_path / "gn.npz"
+
+    def interrupt(index, total, loss, _):
+        if index == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_values_gauss_newton(problem, target, progress=interrupt, checkpoint=checkpoint, **options)
+    assert checkpoint.is_file()
+    resumed, history = fit_values_gauss_newton(problem, target, checkpoint=checkpoint, **options)
+    np.testing.assert_array_equal(resumed, reference)
+    assert history["step"] == [10, 20, 30] and not checkpoint.exists()

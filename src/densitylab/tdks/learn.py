@@ -152,8 +152,13 @@ def fit_values_gauss_newton(
     cg_iterations: int = 100,
     damping: float = 1e-10,
     progress: Callable[[int, int, float, float], None] | None = None,
+    checkpoint: str | Path | None = None,
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
+
+    With ``checkpoint`` (a .npz path) the values, the KS orbital and the history are written
+    there atomically after every window, and a call with the same window resumes after the
+    last finished one; the file is removed at the end.
 
     v_c at step k acts only on later densities, so the trajectory is fitted window by window:
     the values of steps [s, s + window) minimise Σ (n_KS − n_exact)² dx over that window,
@@ -197,8 +202,25 @@ def fit_values_gauss_newton(
     orbital = jnp.asarray(problem.orbital0, dtype=complex)
     history: dict[str, list] = {"iteration": [], "loss": [], "step": []}
     starts = list(range(0, problem.steps, window))
-    guess = jnp.zeros((window, problem.points))
-    for index, start in enumerate(starts):
+    done = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        with np.load(checkpoint) as stored:
+            require(
+                int(stored["window"]) == window and stored["values"].shape == values.shape,
+                "checkpoint",
+                f"a Gauss–Newton checkpoint with window {window} for this problem (delete it to start over)",
+                str(checkpoint),
+            )
+            values, orbital = stored["values"].copy(), jnp.asarray(stored["orbital"])
+            history = {key: stored[key].tolist() for key in history}
+        done = len(history["iteration"])
+    # v_c is continuous in time: each window starts from the last values of the one before
+    guess = (
+        jnp.tile(jnp.asarray(values[starts[done] - 1]), (window, 1))
+        if done
+        else jnp.zeros((window, problem.points))
+    )
+    for index, start in enumerate(starts[done:], start=done):
         stop = min(start + window, problem.steps)
         v_ext = jnp.asarray(problem.v_ext[start:stop])
         local_target = jnp.asarray(target[start : stop + 1])
@@ -207,13 +229,30 @@ def fit_values_gauss_newton(
             local = step(local, orbital, v_ext, local_target)
         loss, orbital = evaluate(local, orbital, v_ext, local_target)
         values[start:stop] = np.asarray(local)
-        guess = jnp.tile(local[-1], (window, 1))  # v_c is continuous in time: start from the last
+        guess = jnp.tile(local[-1], (window, 1))
         history["iteration"].append(index + 1)
         history["loss"].append(float(loss))
         history["step"].append(stop)
+        if checkpoint is not None and stop < problem.steps:
+            _write_windows_checkpoint(checkpoint, window, values, np.asarray(orbital), history)
         if progress:
             progress(index + 1, len(starts), float(loss), float("nan"))
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     return values, history
+
+
+def _write_windows_checkpoint(path, window, values, orbital, history) -> None:
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        temporary,
+        window=window,
+        values=values,
+        orbital=orbital,
+        **{k: np.asarray(v) for k, v in history.items()},
+    )
+    os.replace(temporary, path)
 
 
 def _Problem(x, v_ext, interaction, orbital0, dt) -> KSProblem:
