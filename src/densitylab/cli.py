@@ -319,16 +319,17 @@ def _load_rdm_model(model: str, dataset_points: int, dx: float):
     return LinearPCAFunctional.load(path)
 
 
-def _predict_rdm(functional, data, index: np.ndarray) -> np.ndarray:
-    """Apply any rdm model to systems ``index`` of a dataset, feeding it the input it takes."""
+def _model_inputs(functional, data, index: np.ndarray) -> np.ndarray:
+    """What an rdm model takes, for systems ``index`` of a dataset: densities for a
+    functional of n, exact 1-RDMs for an autoencoder, its approximate 1-RDMs for a denoiser."""
     source = getattr(functional, "source", None)
     if source is None:
-        return functional(data.arrays["density"][index])
+        return data.arrays["density"][index]
     if source == "exact":
-        return functional(data.rdm1()[index])
+        return data.rdm1()[index]
     from densitylab.rdm.autoencoders import denoiser_inputs
 
-    return functional(denoiser_inputs(data, source, index, functional.pca))
+    return denoiser_inputs(data, source, index, functional.pca)
 
 
 def _epoch_progress(epochs: int):
@@ -449,7 +450,7 @@ def rdm_train(
         plot_learning_curve(history, Path(output) / "learning_curve.png")
         extra = {"history": str(Path(output) / "history.json")}
     metrics = evaluate_rdm(
-        _predict_rdm(functional, data, test), rdm1[test], density[test], data.kinetic(),
+        functional(_model_inputs(functional, data, test)), rdm1[test], density[test], data.kinetic(),
         data.interaction_matrix(), data.dx,
     )  # fmt: skip
     summary = {"model": model, "output": str(output), "held_out": metrics, **extra}
@@ -480,17 +481,15 @@ def rdm_evaluate(
     _, test = split(len(data), test_fraction)
     density, exact = data.arrays["density"][test], data.rdm1()[test]
     kinetic, w = data.kinetic(), data.interaction_matrix()
-    predicted = _predict_rdm(functional, data, test)
+    inputs = _model_inputs(functional, data, test)
+    predicted = functional(inputs)
     metrics = evaluate_rdm(predicted, exact, density, kinetic, w, data.dx)
     references = {
         "baseline_sqrt": evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
     }
     source = getattr(functional, "source", None)
-    if source not in (None, "exact"):
-        from densitylab.rdm.autoencoders import denoiser_inputs
-
-        raw = denoiser_inputs(data, source, test, functional.pca)
-        references[f"input_{source}"] = evaluate_rdm(raw, exact, density, kinetic, w, data.dx)
+    if source not in (None, "exact"):  # a denoiser: its raw input, beside it
+        references[f"input_{source}"] = evaluate_rdm(inputs, exact, density, kinetic, w, data.dx)
     summary = {"model": model, "dataset": str(dataset), **metrics, **references}
     if plot is not None:
         plot.mkdir(parents=True, exist_ok=True)

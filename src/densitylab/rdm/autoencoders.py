@@ -381,7 +381,7 @@ def train_conv_autoencoder(
     progress=None,
     loss: str = "mse",
 ) -> tuple[ConvAutoencoder, dict]:
-    """Train on exact 1-RDMs (S, N, N) by mean squared reconstruction error.
+    """Train on exact 1-RDMs (S, N, N) by reconstruction error (``loss``: mse or mae).
 
     validation: optional held-out 1-RDMs for the learning curve (MAE per epoch).
     """
@@ -414,7 +414,7 @@ def train_denoiser(
     progress=None,
     loss: str = "mse",
 ) -> tuple[Denoiser, dict]:
-    """Train approximate → exact 1-RDMs (both (S, N, N)) by mean squared error of γ.
+    """Train approximate → exact 1-RDMs (both (S, N, N)) by the error of γ (``loss``: mse or mae).
 
     validation: optional held-out (approximate, exact) 1-RDMs for the learning curve.
     pca: the linear PCA functional that made the inputs, stored with a 'pca' denoiser.
