@@ -208,3 +208,23 @@ def plot_optimisation(history: Mapping[str, list], path: str | Path, title: str 
     gradient_axis.semilogy(history["iteration"], history["gradient_norm"], color="C3")
     gradient_axis.set(xlabel="iteration", ylabel="|gradient|", title="gradient norm")
     return _save(figure, path)
+
+
+def plot_dft_convergence(
+    history: list[dict], path: str | Path, reference_energy: float | None = None
+) -> Path:
+    """Direct-minimisation convergence: energy above the final (or reference) energy and the
+    orbital-gradient norm against iteration, both on log scales."""
+    iterations = np.array([entry["iteration"] for entry in history])
+    energies = np.array([entry["energy"] for entry in history])
+    gradients = np.array([entry["gradient"] for entry in history])
+    floor = reference_energy if reference_energy is not None else energies.min()
+    label = "E − E(PySCF)" if reference_energy is not None else "E − E(final)"
+    figure, (energy_axis, gradient_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    energy_axis.semilogy(iterations, np.clip(np.abs(energies - floor), 1e-12, None), "o-", ms=3)
+    energy_axis.axhline(1e-6, color="grey", ls=":", label="1 µHa")
+    energy_axis.set(xlabel="iteration", ylabel=f"|{label}| (Ha)", title="energy")
+    energy_axis.legend()
+    gradient_axis.semilogy(iterations, np.clip(gradients, 1e-14, None), "o-", ms=3, color="C3")
+    gradient_axis.set(xlabel="iteration", ylabel="max |orbital gradient| (Ha)", title="gradient")
+    return _save(figure, path)

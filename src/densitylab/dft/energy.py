@@ -1,0 +1,221 @@
+"""The Kohn–Sham total energy as a JAX function of the orbitals, and of their QR parameters.
+
+Orbitals: C_σ (nao, n_σ) with C_σᵀ S C_σ = 1, built as C = X·Q(W) from a free matrix W
+(nmo, n_σ), Q its thin QR factor and X the orthogonaliser (``KSSystem.orthogonaliser``), as in
+D4FT. Spin density matrices D_σ = C_σ C_σᵀ; for RKS both spins share C.
+
+E = tr(H (D_α + D_β)) + ½ (ρ|ρ) − (a/2) Σ_σ tr(K[D_σ] D_σ) + E_xc[ρ_α, ρ_β] + E_nn
+
+with a the functional's exact-exchange fraction. Coulomb and exchange use the density-fitting
+factor B (so (ρ|ρ) = Σ_P (Σ_μν B_Pμν D_μν)² and tr(K[D] D) = Σ_P ‖Cᵀ B_P C‖²) or the exact
+ERIs. E_xc is libxc through :mod:`densitylab.dft.xc`. All energies in hartree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from densitylab.dft.system import KSSystem
+from densitylab.dft.xc import xc_energy_function
+from densitylab.jaxsetup import jax_modules
+
+COMPONENTS = ("kinetic", "nuclear_attraction", "coulomb", "exact_exchange", "xc", "nuclear_repulsion")
+EXCHANGE_CHUNK_ELEMENTS = 20_000_000  # aux functions per exchange chunk × nao²
+
+
+class Operands(NamedTuple):
+    """The arrays the energy reads (a JAX pytree; see :class:`~densitylab.dft.system.KSSystem`)."""
+
+    core_hamiltonian: object
+    kinetic: object
+    orthogonaliser: object
+    ao_values: object
+    grid_weights: object
+    df_factor: object  # (naux, npair) or a (0, npair) placeholder
+    eri: object  # (nao,)*4 or a (0,) placeholder
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    """Static description of the energy: which terms, how, and for which spin treatment."""
+
+    xc: str
+    family: str
+    exact_exchange: float
+    unrestricted: bool
+    coulomb: str
+    nao: int
+    naux: int
+    nuclear_repulsion: float
+
+    @staticmethod
+    def of(system: KSSystem) -> EnergyModel:
+        return EnergyModel(
+            xc=system.functional.name,
+            family=system.functional.family,
+            exact_exchange=system.functional.exact_exchange,
+            unrestricted=system.unrestricted,
+            coulomb=system.settings.coulomb,
+            nao=system.nao,
+            naux=0 if system.df_factor is None else system.df_factor.shape[0],
+            nuclear_repulsion=system.nuclear_repulsion,
+        )
+
+
+def operands(system: KSSystem) -> Operands:
+    """The system's arrays as JAX arrays (placed on the default device once)."""
+    _, jnp, _ = jax_modules()
+    npair = system.nao * (system.nao + 1) // 2
+    df = system.df_factor if system.df_factor is not None else np.zeros((0, npair))
+    eri = system.eri if system.eri is not None else np.zeros((0,))
+    return Operands(
+        core_hamiltonian=jnp.asarray(system.core_hamiltonian),
+        kinetic=jnp.asarray(system.kinetic),
+        orthogonaliser=jnp.asarray(system.orthogonaliser),
+        ao_values=jnp.asarray(system.ao_values),
+        grid_weights=jnp.asarray(system.grid_weights),
+        df_factor=jnp.asarray(df),
+        eri=jnp.asarray(eri),
+    )
+
+
+def _packed(jnp, matrix, nao: int):
+    """Lower triangle of a symmetric matrix, off-diagonal entries doubled: B·pack(D) = Σ_μν B_μν D_μν."""
+    rows, cols = np.tril_indices(nao)
+    factor = np.where(rows == cols, 1.0, 2.0)
+    return matrix[rows, cols] * factor
+
+
+def _unpack_index(nao: int) -> np.ndarray:
+    """(nao, nao) positions of each (μ, ν) in PySCF's packed lower triangle (s2ij order)."""
+    rows, cols = np.tril_indices(nao)
+    index = np.empty((nao, nao), dtype=np.int64)
+    index[rows, cols] = np.arange(rows.size)
+    index[cols, rows] = np.arange(rows.size)
+    return index
+
+
+def orbitals_from_parameters(jnp, orthogonaliser, parameters):
+    """C = X·Q(W): (nao, n) orbitals, S-orthonormal, from free W (nmo, n)."""
+    q, _ = jnp.linalg.qr(parameters)
+    return orthogonaliser @ q
+
+
+def grid_density(jnp, ao_values, orbitals):
+    """ρ and (for GGA) ∇ρ of one spin on the grid: (ncomp, ngrid) from C (nao, n)."""
+    values = ao_values[0] @ orbitals
+    density = jnp.sum(values * values, axis=1)
+    if ao_values.shape[0] == 1:
+        return density[None]
+    gradients = [2.0 * jnp.sum(values * (ao_values[k] @ orbitals), axis=1) for k in (1, 2, 3)]
+    return jnp.stack([density, *gradients])
+
+
+def grid_density_from_dm(jnp, ao_values, density_matrix):
+    """As :func:`grid_density` but from a symmetric density matrix D (nao, nao)."""
+    contracted = ao_values[0] @ density_matrix
+    density = jnp.sum(ao_values[0] * contracted, axis=1)
+    if ao_values.shape[0] == 1:
+        return density[None]
+    gradients = [2.0 * jnp.sum(ao_values[k] * contracted, axis=1) for k in (1, 2, 3)]
+    return jnp.stack([density, *gradients])
+
+
+def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
+    """Σ_P ‖Cᵀ B_P C‖² for one spin, in chunks of auxiliary functions (never all B_P unpacked)."""
+    index = jnp.asarray(_unpack_index(model.nao))
+    chunk = max(1, min(model.naux, EXCHANGE_CHUNK_ELEMENTS // max(model.nao * model.nao, 1)))
+    chunks = -(-model.naux // chunk)
+    padded = jnp.pad(df_factor, ((0, chunks * chunk - model.naux), (0, 0)))
+    blocks = padded.reshape(chunks, chunk, -1)
+
+    @jax.checkpoint
+    def body(total, block):
+        unpacked = block[:, index]  # (chunk, nao, nao)
+        half = jnp.einsum("pmn,ni->pmi", unpacked, orbitals)
+        transformed = jnp.einsum("mj,pmi->pji", orbitals, half)
+        return total + jnp.sum(transformed * transformed), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros(()), blocks)
+    return total
+
+
+def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):
+    """Energy terms (hartree) for orbitals (C_α, C_β), or, if given, density matrices (D_α, D_β).
+
+    With ``density_matrices`` the grid density and exchange are built from D (cost ∝ nao²); the
+    orbital route costs ∝ nao·n_occ. Both give the same number; D is what the Fock matrix needs.
+    """
+    jax, jnp, _ = jax_modules()
+    if density_matrices is None:
+        density_matrices = tuple(c @ c.T for c in orbitals)
+    d_alpha, d_beta = density_matrices
+    d_total = d_alpha + d_beta
+    kinetic = jnp.sum(ops.kinetic * d_total)
+    core = jnp.sum(ops.core_hamiltonian * d_total)
+
+    if model.coulomb == "df":
+        fitted = ops.df_factor @ _packed(jnp, d_total, model.nao)
+        coulomb = 0.5 * jnp.dot(fitted, fitted)
+    else:
+        coulomb = 0.5 * jnp.einsum("ijkl,ij,kl->", ops.eri, d_total, d_total)
+
+    spins = (0, 1) if model.unrestricted else (0,)
+    spin_factor = 1.0 if model.unrestricted else 2.0
+    exchange = jnp.zeros(())
+    if model.exact_exchange != 0.0:
+        for spin in spins:
+            if model.coulomb == "exact":
+                d_spin = density_matrices[spin]
+                term = jnp.einsum("ikjl,ij,kl->", ops.eri, d_spin, d_spin)
+            elif orbitals is not None:
+                term = _exchange_df(jax, jnp, model, ops.df_factor, orbitals[spin])
+            else:
+                term = _exchange_df_dm(jax, jnp, model, ops.df_factor, density_matrices[spin])
+            exchange = exchange + spin_factor * term
+        exchange = -0.5 * model.exact_exchange * exchange
+
+    xc = jnp.zeros(())
+    if model.family != "HF":
+        if orbitals is not None:
+            spin_rho = [grid_density(jnp, ops.ao_values, orbitals[spin]) for spin in spins]
+        else:
+            spin_rho = [grid_density_from_dm(jnp, ops.ao_values, density_matrices[spin]) for spin in spins]
+        rho = jnp.stack(spin_rho) if model.unrestricted else spin_factor * spin_rho[0]
+        xc = xc_energy_function(model.xc, 1 if model.unrestricted else 0)(rho, ops.grid_weights)
+
+    return {
+        "kinetic": kinetic,
+        "nuclear_attraction": core - kinetic,
+        "coulomb": coulomb,
+        "exact_exchange": exchange,
+        "xc": xc,
+        "nuclear_repulsion": jnp.asarray(model.nuclear_repulsion),
+    }
+
+
+def _exchange_df_dm(jax, jnp, model: EnergyModel, df_factor, density_matrix):
+    """Σ_P tr(B_P D B_P D) in chunks (the density-matrix form of :func:`_exchange_df`)."""
+    index = jnp.asarray(_unpack_index(model.nao))
+    chunk = max(1, min(model.naux, EXCHANGE_CHUNK_ELEMENTS // max(model.nao * model.nao, 1)))
+    chunks = -(-model.naux // chunk)
+    padded = jnp.pad(df_factor, ((0, chunks * chunk - model.naux), (0, 0)))
+    blocks = padded.reshape(chunks, chunk, -1)
+
+    @jax.checkpoint
+    def body(total, block):
+        unpacked = block[:, index]
+        product = jnp.einsum("pmn,nl->pml", unpacked, density_matrix)
+        return total + jnp.einsum("pml,plm->", product, product), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros(()), blocks)
+    return total
+
+
+def total_energy(model: EnergyModel, ops: Operands, orbitals=None, density_matrices=None):
+    """E (hartree): the sum of :func:`energy_components`."""
+    terms = energy_components(model, ops, orbitals, density_matrices)
+    return sum(terms.values())

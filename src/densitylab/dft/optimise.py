@@ -1,0 +1,439 @@
+"""Minimising the Kohn–Sham energy over orbitals C = X·Q(W).
+
+Two optimisers:
+
+- ``lbfgs`` (production). The orbitals live on the Grassmann manifold (E depends only on the
+  occupied span). Around a reference orthonormal basis U = [U_occ, U_vir] (in the orthogonal
+  AO basis) the chart W(κ) = U_occ + U_vir κ, C = X·Q(W), covers that manifold smoothly; on κ
+  (n_vir × n_occ per spin) E is an ordinary function of a vector, minimised by L-BFGS whose
+  initial inverse Hessian is the orbital-energy preconditioner 1/(f·(ε_a − ε_i + shift)) with f =
+  4 (RKS) or 2 (UKS) — the diagonal of the exact Hessian in the pseudo-canonical basis. A
+  backtracking Armijo line search accepts each step; the chart is re-centred (U ← current
+  orbitals, pseudo-canonicalised in the current Fock matrix) when κ grows large or a line search
+  fails. Converged when max|∂E/∂κ| ≤ ``gradient_tolerance``.
+- ``adam``: the D4FT setting, Adam on W directly, optionally with grid minibatches.
+
+Energies in hartree; orbital gradients in hartree per unit rotation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from densitylab.dft.energy import EnergyModel, Operands, energy_components, operands, orbitals_from_parameters
+from densitylab.dft.system import KSSystem
+from densitylab.errors import require
+from densitylab.jaxsetup import jax_modules
+
+OPTIMISERS = ("lbfgs", "adam")
+
+
+@dataclass(frozen=True)
+class OptimiserSettings:
+    """How to minimise.
+
+    Attributes:
+        method: ``lbfgs`` (preconditioned, production) or ``adam`` (D4FT).
+        max_iterations: energy/gradient evaluations allowed (line-search trials included).
+        gradient_tolerance: convergence when max|orbital gradient| falls below it (hartree).
+        memory: L-BFGS history length.
+        shift: preconditioner shift added to ε_a − ε_i (hartree).
+        max_rotation: re-centre the chart when max|κ| exceeds this.
+        learning_rate: Adam's step size (D4FT used 1e-2).
+        minibatch: grid points per step for the XC term (Adam only); None for the full grid.
+        energy_tolerance: Adam stops when the full-grid energy changes less than this over
+            ``patience`` steps.
+        seed: minibatch sampling seed.
+    """
+
+    method: str = "lbfgs"
+    max_iterations: int = 300
+    gradient_tolerance: float = 1e-5
+    memory: int = 12
+    shift: float = 0.1
+    max_rotation: float = 0.5
+    learning_rate: float = 1e-2
+    minibatch: int | None = None
+    energy_tolerance: float = 1e-7
+    patience: int = 20
+    seed: int = 0
+
+    def check(self, ngrid: int) -> None:
+        require(self.method in OPTIMISERS, "optimizer", f"one of {', '.join(OPTIMISERS)}", self.method)
+        require(self.max_iterations >= 1, "max_iterations", "a positive integer", self.max_iterations)
+        require(
+            self.gradient_tolerance > 0, "gradient_tolerance", "a positive number", self.gradient_tolerance
+        )
+        if self.minibatch is not None:
+            require(self.method == "adam", "minibatch", "the adam optimizer (stochastic steps)", self.method)
+            require(
+                isinstance(self.minibatch, int) and 1 <= self.minibatch <= ngrid,
+                "minibatch",
+                f"an integer from 1 to the grid size {ngrid}",
+                self.minibatch,
+            )
+
+
+@dataclass(frozen=True)
+class DFTResult:
+    """A converged (or stopped) minimisation.
+
+    Attributes:
+        energy: total energy (hartree) on the full grid.
+        components: the terms of :data:`densitylab.dft.energy.COMPONENTS` (hartree).
+        converged: whether the gradient test passed.
+        iterations: energy/gradient evaluations used.
+        seconds: wall time of the minimisation, set-up included.
+        mo_coeff: canonical orbitals per spin, (nspin, nao, nmo): eigenvectors of the final Fock
+            matrix, occupied first.
+        mo_energy: their orbital energies (nspin, nmo) (hartree).
+        nelec: (N_alpha, N_beta).
+        history: one dict per iteration: energy, gradient (max|g|), step, seconds.
+    """
+
+    energy: float
+    components: dict
+    converged: bool
+    iterations: int
+    seconds: float
+    mo_coeff: np.ndarray
+    mo_energy: np.ndarray
+    nelec: tuple[int, int]
+    unrestricted: bool
+    history: list = field(default_factory=list)
+
+    def density_matrix(self) -> np.ndarray:
+        """Total density matrix D (nao, nao) in the AO basis."""
+        total = 0.0
+        for spin, count in enumerate(self.nelec):
+            occupied = self.mo_coeff[spin if self.unrestricted else 0][:, :count]
+            total = total + occupied @ occupied.T
+        return total
+
+
+class _Evaluator:
+    """Jitted energy, gradient and Fock matrix of one system (shared by both optimisers)."""
+
+    def __init__(self, system: KSSystem):
+        jax, jnp, _ = jax_modules()
+        self.jax, self.jnp = jax, jnp
+        self.system = system
+        self.model = EnergyModel.of(system)
+        self.ops = operands(system)
+        self.spins = (0, 1) if system.unrestricted else (0,)
+        self.counts = tuple(system.nelec[s] for s in self.spins)
+        model = self.model
+
+        def orbitals_of(parameters, ops):
+            orbitals = [orbitals_from_parameters(jnp, ops.orthogonaliser, w) for w in parameters]
+            return (orbitals[0], orbitals[-1]) if len(orbitals) == 2 else (orbitals[0], orbitals[0])
+
+        def energy_of_parameters(parameters, ops):
+            terms = energy_components(model, ops, orbitals_of(parameters, ops))
+            return sum(terms.values()), terms
+
+        def energy_of_chart(kappa, bases, ops):
+            parameters, offset = [], 0
+            for basis, count in zip(bases, self.counts, strict=True):
+                virtual = basis.shape[1] - count
+                block = kappa[offset : offset + virtual * count].reshape(virtual, count)
+                parameters.append(basis[:, :count] + basis[:, count:] @ block)
+                offset += virtual * count
+            return energy_of_parameters(parameters, ops)[0]
+
+        def fock_of(density_matrices, ops):
+            def energy(dms):
+                return sum(energy_components(model, ops, None, dms).values())
+
+            value, gradient = jax.value_and_grad(energy)(density_matrices)
+            if system.unrestricted:
+                focks = gradient
+            else:
+                focks = (0.5 * (gradient[0] + gradient[1]),) * 2
+            return value, tuple(0.5 * (f + f.T) for f in focks)
+
+        self.energy_and_terms = jax.jit(energy_of_parameters)
+        self.parameter_value_and_grad = jax.jit(
+            jax.value_and_grad(lambda p, o: energy_of_parameters(p, o)[0])
+        )
+        self.chart_value_and_grad = jax.jit(jax.value_and_grad(energy_of_chart))
+        self.fock = jax.jit(fock_of)
+
+    def fock_matrices(self, orbital_blocks):
+        """Energy and Fock matrices (F_α, F_β) (AO basis) for occupied AO orbitals per spin."""
+        dms = [c @ c.T for c in orbital_blocks]
+        if len(dms) == 1:
+            dms = dms * 2
+        value, focks = self.fock(tuple(self.jnp.asarray(d) for d in dms), self.ops)
+        return float(value), [np.asarray(f) for f in focks]
+
+    def minibatch_operands(self, indices: np.ndarray) -> Operands:
+        """Operands with the XC grid restricted to ``indices``, weights scaled by ngrid/len(indices)
+        so that the XC energy and its gradient are unbiased estimates of the full-grid ones."""
+        scale = self.system.ngrid / len(indices)
+        return self.ops._replace(
+            ao_values=self.jnp.asarray(self.system.ao_values[:, indices]),
+            grid_weights=self.jnp.asarray(self.system.grid_weights[indices] * scale),
+        )
+
+
+def _orthonormal_fock(system: KSSystem, fock: np.ndarray) -> np.ndarray:
+    """Xᵀ F X (nmo, nmo)."""
+    return system.orthogonaliser.T @ fock @ system.orthogonaliser
+
+
+def initial_guess(system: KSSystem, mol, evaluator: _Evaluator) -> list[np.ndarray]:
+    """Orthonormal-basis orbitals (nmo, nmo) per spin: eigenvectors of the Fock matrix of PySCF's
+    superposition-of-atomic-densities (``minao``) guess, as PySCF's SCF starts."""
+    from pyscf.scf import hf
+
+    guess = hf.init_guess_by_minao(mol)
+    half = 0.5 * guess
+    dms = (evaluator.jnp.asarray(half), evaluator.jnp.asarray(half))
+    _, focks = evaluator.fock(dms, evaluator.ops)
+    bases = []
+    for spin in evaluator.spins:
+        _, vectors = np.linalg.eigh(_orthonormal_fock(system, np.asarray(focks[spin])))
+        bases.append(vectors)
+    return bases
+
+
+def _pseudo_canonical(system: KSSystem, basis: np.ndarray, count: int, fock: np.ndarray):
+    """Rotate occupied and virtual blocks of ``basis`` to diagonalise the Fock matrix in each;
+    returns the new basis and the diagonal (ε_occ then ε_vir)."""
+    fock_orthonormal = _orthonormal_fock(system, fock)
+    blocks, energies = [], []
+    for columns in (basis[:, :count], basis[:, count:]):
+        values, vectors = np.linalg.eigh(columns.T @ fock_orthonormal @ columns)
+        blocks.append(columns @ vectors)
+        energies.append(values)
+    return np.hstack(blocks), np.concatenate(energies)
+
+
+def _complete(occupied: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (nmo, nmo) whose first columns span ``occupied`` (nmo, n)."""
+    full, _ = np.linalg.qr(np.hstack([occupied, np.eye(occupied.shape[0])]))
+    return np.hstack([occupied, full[:, occupied.shape[1] : occupied.shape[0]]])
+
+
+def _canonical_result(system, evaluator, bases, history, converged, started, iterations) -> DFTResult:
+    """Diagonalise the final Fock matrices and assemble the :class:`DFTResult`."""
+    occupied = [system.orthogonaliser @ b[:, :n] for b, n in zip(bases, evaluator.counts, strict=True)]
+    _, focks = evaluator.fock_matrices(occupied)
+    coefficients, energies = [], []
+    for spin, count in zip(evaluator.spins, evaluator.counts, strict=True):
+        basis, _ = _pseudo_canonical(
+            system, _complete(np.linalg.qr(bases[spin][:, :count])[0]), count, focks[spin]
+        )
+        fock_orthonormal = _orthonormal_fock(system, focks[spin])
+        diagonal = np.einsum("ia,ij,ja->a", basis, fock_orthonormal, basis)
+        coefficients.append(system.orthogonaliser @ basis)
+        energies.append(diagonal)
+    parameters = [b[:, :n] for b, n in zip(bases, evaluator.counts, strict=True)]
+    energy, terms = evaluator.energy_and_terms([evaluator.jnp.asarray(p) for p in parameters], evaluator.ops)
+    return DFTResult(
+        energy=float(energy),
+        components={name: float(value) for name, value in terms.items()},
+        converged=converged,
+        iterations=iterations,
+        seconds=time.perf_counter() - started,
+        mo_coeff=np.stack(coefficients),
+        mo_energy=np.stack(energies),
+        nelec=system.nelec,
+        unrestricted=system.unrestricted,
+        history=history,
+    )
+
+
+def minimise(
+    system: KSSystem,
+    mol,
+    settings: OptimiserSettings = OptimiserSettings(),
+    progress: Callable[[dict], None] | None = None,
+) -> DFTResult:
+    """Minimise the energy of ``system`` (built from ``mol``) with ``settings``.
+
+    ``progress`` is called after every iteration with that iteration's history entry.
+    """
+    settings.check(system.ngrid)
+    started = time.perf_counter()
+    evaluator = _Evaluator(system)
+    bases = initial_guess(system, mol, evaluator)
+    run = _minimise_lbfgs if settings.method == "lbfgs" else _minimise_adam
+    bases, history, converged, iterations = run(system, evaluator, bases, settings, progress, started)
+    return _canonical_result(system, evaluator, bases, history, converged, started, iterations)
+
+
+def _record(history, progress, started, energy, gradient, step) -> None:
+    entry = {
+        "iteration": len(history) + 1,
+        "energy": float(energy),
+        "gradient": float(gradient),
+        "step": float(step),
+        "seconds": time.perf_counter() - started,
+    }
+    history.append(entry)
+    if progress is not None:
+        progress(entry)
+
+
+def _recentre(system, evaluator, bases, kappa, shift: float):
+    """New chart at the orbitals of ``kappa``: completed orthonormal bases, pseudo-canonical in the
+    current Fock matrix, and the preconditioner diagonal for each spin."""
+    occupied_sets, offset = [], 0
+    for basis, count in zip(bases, evaluator.counts, strict=True):
+        virtual = basis.shape[1] - count
+        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
+        w = basis[:, :count] + basis[:, count:] @ block
+        occupied_sets.append(np.linalg.qr(w)[0])
+        offset += virtual * count
+    _, focks = evaluator.fock_matrices([system.orthogonaliser @ q for q in occupied_sets])
+    factor = 2.0 if system.unrestricted else 4.0
+    new_bases, diagonal = [], []
+    for spin, occupied, count in zip(evaluator.spins, occupied_sets, evaluator.counts, strict=True):
+        basis, energies = _pseudo_canonical(system, _complete(occupied), count, focks[spin])
+        new_bases.append(basis)
+        gaps = energies[count:, None] - energies[None, :count]
+        diagonal.append(factor * (np.maximum(gaps, 0.0) + shift).ravel())
+    return new_bases, np.concatenate(diagonal)
+
+
+def _minimise_lbfgs(system, evaluator, bases, settings, progress, started):
+    jnp = evaluator.jnp
+    size = sum((b.shape[1] - n) * n for b, n in zip(bases, evaluator.counts, strict=True))
+    bases, hessian_diagonal = _recentre(system, evaluator, bases, np.zeros(size), settings.shift)
+
+    def evaluate(kappa):
+        value, gradient = evaluator.chart_value_and_grad(
+            jnp.asarray(kappa), [jnp.asarray(b) for b in bases], evaluator.ops
+        )
+        return float(value), np.asarray(gradient)
+
+    kappa = np.zeros(size)
+    energy, gradient = evaluate(kappa)
+    history: list = []
+    iterations, converged = 1, False
+    steps: list = []  # (s, y, 1/yᵀs)
+    _record(history, progress, started, energy, np.max(np.abs(gradient)), 0.0)
+    while iterations < settings.max_iterations:
+        if np.max(np.abs(gradient)) <= settings.gradient_tolerance:
+            converged = True
+            break
+        direction = -_two_loop(gradient, steps, hessian_diagonal)
+        slope = float(direction @ gradient)
+        if slope >= 0:  # not a descent direction: drop the history
+            steps.clear()
+            direction = -gradient / hessian_diagonal
+            slope = float(direction @ gradient)
+        step_length, accepted = 1.0, False
+        while iterations < settings.max_iterations:
+            trial = kappa + step_length * direction
+            trial_energy, trial_gradient = evaluate(trial)
+            iterations += 1
+            if trial_energy <= energy + 1e-4 * step_length * slope:
+                accepted = True
+                break
+            # quadratic interpolation of the backtrack, kept within [0.1, 0.5]
+            curvature = trial_energy - energy - step_length * slope
+            fraction = -slope * step_length / (2.0 * curvature) if curvature > 0 else 0.5
+            step_length *= float(np.clip(fraction, 0.1, 0.5))
+            if step_length < 1e-6:
+                break
+        if not accepted:
+            # restart the chart and the history at the current point
+            bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
+            kappa = np.zeros(size)
+            steps.clear()
+            energy, gradient = evaluate(kappa)
+            iterations += 1
+            _record(history, progress, started, energy, np.max(np.abs(gradient)), 0.0)
+            continue
+        s, y = trial - kappa, trial_gradient - gradient
+        if float(y @ s) > 1e-12:
+            steps.append((s, y, 1.0 / float(y @ s)))
+            if len(steps) > settings.memory:
+                steps.pop(0)
+        kappa, energy, gradient = trial, trial_energy, trial_gradient
+        _record(history, progress, started, energy, np.max(np.abs(gradient)), np.max(np.abs(s)))
+        if np.max(np.abs(kappa)) > settings.max_rotation:
+            bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
+            kappa = np.zeros(size)
+            steps.clear()
+            energy, gradient = evaluate(kappa)
+    occupied = _chart_occupied(bases, evaluator.counts, kappa)
+    return occupied, history, converged, iterations
+
+
+def _chart_occupied(bases, counts, kappa) -> list[np.ndarray]:
+    """Orthonormal-basis orbitals (nmo, nmo) per spin whose first columns are Q(W(κ))."""
+    result, offset = [], 0
+    for basis, count in zip(bases, counts, strict=True):
+        virtual = basis.shape[1] - count
+        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
+        occupied = np.linalg.qr(basis[:, :count] + basis[:, count:] @ block)[0]
+        result.append(_complete(occupied))
+        offset += virtual * count
+    return result
+
+
+def _two_loop(gradient, steps, hessian_diagonal):
+    """L-BFGS product H·g with initial inverse Hessian diag(1/hessian_diagonal)."""
+    q = gradient.copy()
+    alphas = []
+    for s, y, rho in reversed(steps):
+        alpha = rho * float(s @ q)
+        alphas.append(alpha)
+        q -= alpha * y
+    r = q / hessian_diagonal
+    for (s, y, rho), alpha in zip(steps, reversed(alphas), strict=True):
+        beta = rho * float(y @ r)
+        r += (alpha - beta) * s
+    return r
+
+
+def _minimise_adam(system, evaluator, bases, settings, progress, started):
+    import optax
+
+    jnp = evaluator.jnp
+    parameters = [jnp.asarray(b[:, :n]) for b, n in zip(bases, evaluator.counts, strict=True)]
+    optimiser = optax.adam(settings.learning_rate)
+    state = optimiser.init(parameters)
+    rng = np.random.default_rng(settings.seed)
+    history: list = []
+    converged = False
+    recent: list = []
+    for _ in range(settings.max_iterations):
+        ops = evaluator.ops
+        if settings.minibatch is not None:
+            indices = np.sort(rng.choice(system.ngrid, size=settings.minibatch, replace=False))
+            ops = evaluator.minibatch_operands(indices)
+        energy, gradient = evaluator.parameter_value_and_grad(parameters, ops)
+        riemannian = max(
+            _riemannian_norm(np.asarray(w), np.asarray(g)) for w, g in zip(parameters, gradient, strict=True)
+        )
+        updates, state = optimiser.update(gradient, state, parameters)
+        parameters = optax.apply_updates(parameters, updates)
+        step = max(float(jnp.max(jnp.abs(u))) for u in updates)
+        _record(history, progress, started, energy, riemannian, step)
+        recent.append(float(energy))
+        if settings.minibatch is None and riemannian <= settings.gradient_tolerance:
+            converged = True
+            break
+        if len(recent) > settings.patience:
+            recent.pop(0)
+            if settings.minibatch is None and max(recent) - min(recent) < settings.energy_tolerance:
+                converged = riemannian <= settings.gradient_tolerance
+                break
+    occupied = [_complete(np.linalg.qr(np.asarray(w))[0]) for w in parameters]
+    return occupied, history, converged, len(history)
+
+
+def _riemannian_norm(parameters: np.ndarray, gradient: np.ndarray) -> float:
+    """max|(1 − QQᵀ) ∂E/∂Q| at W, the Grassmann gradient in the orthonormal basis."""
+    q, r = np.linalg.qr(parameters)
+    gradient_q = gradient @ np.linalg.inv(r).T  # ∂E/∂Q from ∂E/∂W for the span-only energy
+    return float(np.max(np.abs(gradient_q - q @ (q.T @ gradient_q))))

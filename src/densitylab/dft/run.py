@@ -1,0 +1,215 @@
+"""The direct-minimisation workflow end to end: molecule in, converged energy, orbitals, a cube
+file of the density and a convergence plot out; and PySCF's SCF with identical settings, for
+comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.dft.molecule import load_molecule
+from densitylab.dft.optimise import DFTResult, OptimiserSettings, minimise
+from densitylab.dft.system import DFTSettings, build_system
+
+
+@dataclass(frozen=True)
+class DFTReport:
+    """A finished calculation with everything needed to reproduce it.
+
+    Attributes:
+        mol: the PySCF ``Mole`` (basis, charge, spin and geometry in bohr).
+        settings, optimiser: how it was computed.
+        result: the :class:`~densitylab.dft.optimise.DFTResult`.
+        setup_seconds: integrals, grid and density-fitting tensors.
+        ngrid: XC grid points.
+    """
+
+    mol: object
+    settings: DFTSettings
+    optimiser: OptimiserSettings
+    result: DFTResult
+    setup_seconds: float
+    ngrid: int
+
+    @property
+    def seconds(self) -> float:
+        """Wall time, set-up included."""
+        return self.setup_seconds + self.result.seconds
+
+    def summary(self) -> dict:
+        """JSON-ready: energy (Ha), convergence, timing, components, and every setting that
+        reproduces the number in PySCF (basis, xc, coulomb, grid_level, charge, spin)."""
+        mol, result = self.mol, self.result
+        return {
+            "energy": result.energy,
+            "converged": result.converged,
+            "iterations": result.iterations,
+            "seconds": self.seconds,
+            "setup_seconds": self.setup_seconds,
+            "components": result.components,
+            "gradient_max": result.history[-1]["gradient"] if result.history else None,
+            "basis": mol.basis if isinstance(mol.basis, str) else str(mol.basis),
+            "xc": self.settings.xc,
+            "coulomb": self.settings.coulomb_label(),
+            "grid_level": self.settings.grid_level,
+            "grid_points": self.ngrid,
+            "charge": mol.charge,
+            "spin": mol.spin,
+            "wavefunction": "UKS" if result.unrestricted else "RKS",
+            "optimizer": self.optimiser.method,
+            "minibatch": self.optimiser.minibatch,
+            "nao": mol.nao_nr(),
+            "homo_lumo_gap": homo_lumo_gap(result),
+            "s_squared": s_squared(result, mol.intor_symmetric("int1e_ovlp")),
+        }
+
+    def save(self, directory: str | Path, plot: bool = True) -> dict[str, str]:
+        """Write ``result.json`` (summary, settings and history), ``orbitals.npz`` (canonical
+        orbitals, energies, occupations, AO overlap), ``density.cube`` and ``convergence.png``."""
+        from densitylab.plots import plot_dft_convergence
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = {}
+        payload = {
+            "summary": self.summary(),
+            "settings": asdict(self.settings),
+            "optimiser": asdict(self.optimiser),
+            "geometry_bohr": [[symbol, *map(float, xyz)] for symbol, xyz in self.mol._atom],
+            "history": self.result.history,
+        }
+        written["result"] = _atomic_write_text(directory / "result.json", json.dumps(payload, indent=1))
+        occupations = np.zeros_like(self.result.mo_energy)
+        for spin in range(occupations.shape[0]):
+            if self.result.unrestricted:
+                occupations[spin, : self.result.nelec[spin]] = 1.0
+            else:
+                occupations[spin, : self.result.nelec[0]] = 2.0
+        orbitals_path = directory / "orbitals.npz"
+        temporary = directory / "orbitals.tmp.npz"
+        np.savez(
+            temporary,
+            mo_coeff=self.result.mo_coeff,
+            mo_energy=self.result.mo_energy,
+            mo_occ=occupations,
+            overlap=self.mol.intor_symmetric("int1e_ovlp"),
+        )
+        temporary.replace(orbitals_path)
+        written["orbitals"] = str(orbitals_path)
+        written["cube"] = str(
+            write_density_cube(self.mol, self.result.density_matrix(), directory / "density.cube")
+        )
+        if plot:
+            written["plot"] = str(plot_dft_convergence(self.result.history, directory / "convergence.png"))
+        return written
+
+
+def homo_lumo_gap(result: DFTResult) -> float | None:
+    """LUMO − HOMO (hartree) over both spins, or None without virtual orbitals."""
+    homo, lumo = -np.inf, np.inf
+    for spin in range(result.mo_energy.shape[0]):
+        count = result.nelec[spin] if result.unrestricted else result.nelec[0]
+        energies = result.mo_energy[spin]
+        if count > 0:
+            homo = max(homo, float(energies[count - 1]))
+        if count < energies.size:
+            lumo = min(lumo, float(energies[count]))
+    return float(lumo - homo) if np.isfinite(lumo) and np.isfinite(homo) else None
+
+
+def s_squared(result: DFTResult, overlap: np.ndarray) -> float:
+    """⟨S²⟩ of the Kohn–Sham determinant: S_z(S_z + 1) + N_β − Σ_ij |⟨α_i|S|β_j⟩|²."""
+    n_alpha, n_beta = result.nelec
+    s_z = 0.5 * (n_alpha - n_beta)
+    if not result.unrestricted:
+        return s_z * (s_z + 1.0)
+    alpha = result.mo_coeff[0][:, :n_alpha]
+    beta = result.mo_coeff[1][:, :n_beta]
+    overlap_ab = alpha.T @ overlap @ beta
+    return float(s_z * (s_z + 1.0) + n_beta - np.sum(overlap_ab**2))
+
+
+def _atomic_write_text(path: Path, text: str) -> str:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+    return str(path)
+
+
+def write_density_cube(mol, density_matrix: np.ndarray, path: str | Path, points: int = 60) -> Path:
+    """The electron density (bohr⁻³) as a Gaussian cube file (VMD, VESTA, Avogadro read it)."""
+    from pyscf.tools import cubegen
+
+    path = Path(path)
+    temporary = path.with_suffix(".tmp.cube")
+    cubegen.density(mol, str(temporary), density_matrix, nx=points, ny=points, nz=points)
+    temporary.replace(path)
+    return path
+
+
+def run_dft(
+    molecule,
+    basis: str = "6-31g",
+    xc: str = "b3lyp",
+    charge: int = 0,
+    spin: int = 0,
+    settings: DFTSettings | None = None,
+    optimiser: OptimiserSettings | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> DFTReport:
+    """Direct-minimisation KS-DFT.
+
+    Args:
+        molecule: xyz path, ``ase.Atoms`` or PySCF ``Mole``.
+        basis, charge, spin: see :func:`~densitylab.dft.molecule.load_molecule`.
+        xc: functional; overrides ``settings.xc``.
+        settings: grid level, Coulomb treatment, auxiliary basis, RKS/UKS.
+        optimiser: which minimiser and its tolerances.
+        progress: called with each iteration's {iteration, energy, gradient, step, seconds}.
+    """
+    started = time.perf_counter()
+    mol = load_molecule(molecule, basis=basis, charge=charge, spin=spin)
+    settings = DFTSettings(**{**asdict(settings or DFTSettings()), "xc": xc})
+    optimiser = optimiser or OptimiserSettings()
+    system = build_system(mol, settings)
+    setup = time.perf_counter() - started
+    result = minimise(system, mol, optimiser, progress=progress)
+    return DFTReport(mol, settings, optimiser, result, setup, system.ngrid)
+
+
+def pyscf_reference(
+    mol, settings: DFTSettings, newton: bool = False, conv_tol: float = 1e-10, max_cycle: int = 100
+):
+    """PySCF's SCF with the same basis, functional, grid and Coulomb treatment.
+
+    Returns (energy, converged, seconds, cycles). ``newton`` switches to PySCF's second-order
+    solver (``.newton()``) for cases where DIIS fails.
+    """
+    from pyscf import dft
+
+    started = time.perf_counter()
+    unrestricted = settings.unrestricted or mol.spin != 0
+    mf = dft.UKS(mol) if unrestricted else dft.RKS(mol)
+    mf.xc = settings.xc
+    mf.grids.level = settings.grid_level
+    mf.conv_tol = conv_tol
+    mf.max_cycle = max_cycle
+    mf.verbose = 0
+    if settings.coulomb == "df":
+        mf = mf.density_fit(auxbasis=settings.auxbasis)
+    if newton:
+        mf = mf.newton()
+    cycles = {"count": 0}
+
+    def count(envs):
+        cycles["count"] += 1
+
+    mf.callback = count
+    energy = mf.kernel()
+    return float(energy), bool(mf.converged), time.perf_counter() - started, cycles["count"]

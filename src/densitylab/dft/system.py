@@ -1,0 +1,216 @@
+"""Everything the Kohn–Sham energy needs, computed once by PySCF: one-electron integrals, the
+orthogonalising transform, the XC grid with AO values, and the Coulomb/exchange tensors.
+
+Shapes (``nao`` atomic orbitals, ``nmo`` ≤ nao orthonormal combinations, ``ngrid`` points,
+``naux`` auxiliary functions):
+
+- ``overlap``, ``core_hamiltonian``: (nao, nao), hartree for H;
+- ``orthogonaliser`` X: (nao, nmo) with Xᵀ S X = 1 (S^{-1/2} restricted to eigenvalues above
+  ``linear_dependence``, i.e. canonical orthogonalisation when the basis is nearly dependent);
+- ``ao_values``: (1 or 4, ngrid, nao) — values, then ∂/∂x, ∂/∂y, ∂/∂z for GGAs (bohr^{-3/2}, /bohr);
+- ``grid_weights``: (ngrid,) bohr³;
+- density fitting: ``df_factor`` B (naux, nao(nao+1)/2), the Cholesky-whitened 3-centre integrals
+  on the packed lower triangle, so that (μν|λσ) ≈ Σ_P B_P,μν B_P,λσ;
+- exact: ``eri`` (nao, nao, nao, nao), only for small systems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from densitylab.errors import InvalidParameterError, require
+
+DEFAULT_AUXBASIS = "def2-universal-jkfit"
+EXACT_ERI_MAX_AO = 160
+
+
+@dataclass(frozen=True)
+class DFTSettings:
+    """How the energy is computed. Any of these reproduces the number in PySCF.
+
+    Attributes:
+        xc: a PySCF/libxc functional string (``lda,vwn``, ``pbe``, ``b3lyp``, ``pbe0`` …).
+        grid_level: PySCF's ``grids.level`` (0–9).
+        coulomb: ``"df"`` (density fitting, the default) or ``"exact"`` (4-index ERIs).
+        auxbasis: the auxiliary basis for density fitting (also used for exact exchange).
+        unrestricted: UKS even for a closed shell; open shells (spin > 0) are always UKS.
+    """
+
+    xc: str = "b3lyp"
+    grid_level: int = 3
+    coulomb: str = "df"
+    auxbasis: str = DEFAULT_AUXBASIS
+    unrestricted: bool = False
+
+    def coulomb_label(self) -> str:
+        return "exact" if self.coulomb == "exact" else f"df:{self.auxbasis}"
+
+
+@dataclass(frozen=True)
+class XCFunctional:
+    """A parsed functional: its libxc string, family and exact-exchange fraction."""
+
+    name: str
+    family: str  # "LDA" or "GGA" (the DFT part; "HF" for pure Hartree–Fock)
+    exact_exchange: float
+
+    @property
+    def needs_gradient(self) -> bool:
+        return self.family == "GGA"
+
+
+def parse_xc(xc: str) -> XCFunctional:
+    """Check ``xc`` with libxc: LDA, GGA and global hybrids are supported."""
+    from pyscf.dft import libxc
+
+    require(isinstance(xc, str) and xc.strip() != "", "xc", "a functional name such as b3lyp", xc)
+    try:
+        family = libxc.xc_type(xc)
+        omega, _, short_range = libxc.rsh_coeff(xc)
+        exact_exchange = float(libxc.hybrid_coeff(xc))
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise InvalidParameterError(
+            "xc", f"a functional libxc knows, e.g. lda,vwn, pbe, blyp, b3lyp, pbe0 ({error})", xc
+        ) from None
+    require(
+        family in ("LDA", "GGA", "HF"),
+        "xc",
+        "an LDA, GGA or global-hybrid functional (meta-GGAs are not supported)",
+        f"{xc} ({family})",
+    )
+    require(omega == 0, "xc", "a global hybrid (range-separated hybrids are not supported)", xc)
+    del short_range
+    return XCFunctional(name=xc, family=family, exact_exchange=exact_exchange)
+
+
+@dataclass(frozen=True)
+class KSSystem:
+    """Integrals, grid and tensors for one molecule, basis and :class:`DFTSettings` (see module doc)."""
+
+    settings: DFTSettings
+    functional: XCFunctional
+    nelec: tuple[int, int]
+    unrestricted: bool
+    nuclear_repulsion: float
+    overlap: np.ndarray
+    core_hamiltonian: np.ndarray
+    kinetic: np.ndarray
+    orthogonaliser: np.ndarray
+    grid_coords: np.ndarray
+    grid_weights: np.ndarray
+    ao_values: np.ndarray
+    df_factor: np.ndarray | None
+    eri: np.ndarray | None
+
+    @property
+    def nao(self) -> int:
+        return self.overlap.shape[0]
+
+    @property
+    def nmo(self) -> int:
+        return self.orthogonaliser.shape[1]
+
+    @property
+    def ngrid(self) -> int:
+        return self.grid_weights.shape[0]
+
+    def with_grid(self, coords: np.ndarray, weights: np.ndarray, ao_values: np.ndarray) -> KSSystem:
+        return dataclasses.replace(self, grid_coords=coords, grid_weights=weights, ao_values=ao_values)
+
+
+def orthogonaliser(overlap: np.ndarray, linear_dependence: float = 1e-8) -> np.ndarray:
+    """X (nao, nmo) with Xᵀ S X = 1: symmetric S^{-1/2} when S is well conditioned, canonical
+    orthogonalisation (dropping eigenvalues below ``linear_dependence``) otherwise."""
+    eigenvalues, eigenvectors = np.linalg.eigh(overlap)
+    keep = eigenvalues > linear_dependence
+    if keep.all():
+        return (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
+    return eigenvectors[:, keep] / np.sqrt(eigenvalues[keep])
+
+
+def build_grid(mol, level: int):
+    """PySCF's Becke grid at ``level``: coordinates (ngrid, 3) bohr and weights (ngrid,) bohr³."""
+    from pyscf import dft
+
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = level
+    grids.build(with_non0tab=False)
+    return np.asarray(grids.coords), np.asarray(grids.weights)
+
+
+def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool) -> np.ndarray:
+    """AO values (1 or 4, ngrid, nao) on ``coords``."""
+    from pyscf.dft import numint
+
+    values = numint.eval_ao(mol, coords, deriv=1 if with_gradient else 0)
+    return np.asarray(values).reshape(4 if with_gradient else 1, coords.shape[0], mol.nao_nr())
+
+
+def density_fitting_factor(mol, auxbasis: str) -> np.ndarray:
+    """B (naux, nao(nao+1)/2) with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ."""
+    import scipy.linalg
+    from pyscf import df
+
+    try:
+        auxmol = df.addons.make_auxmol(mol, auxbasis)
+    except (RuntimeError, KeyError) as error:
+        raise InvalidParameterError(
+            "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", auxbasis
+        ) from None
+    three_centre = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij")  # (npair, naux)
+    metric = auxmol.intor("int2c2e")
+    cholesky = scipy.linalg.cholesky(metric, lower=True)
+    return scipy.linalg.solve_triangular(cholesky, three_centre.T, lower=True)
+
+
+def build_system(mol, settings: DFTSettings = DFTSettings()) -> KSSystem:
+    """Compute every integral the energy needs for ``mol`` (a built PySCF ``Mole``)."""
+    require(settings.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", settings.coulomb)
+    require(
+        isinstance(settings.grid_level, int) and 0 <= settings.grid_level <= 9,
+        "grid_level",
+        "an integer 0–9",
+        settings.grid_level,
+    )
+    functional = parse_xc(settings.xc)
+    nao = mol.nao_nr()
+    if settings.coulomb == "exact":
+        require(
+            nao <= EXACT_ERI_MAX_AO,
+            "coulomb",
+            f"'df' for more than {EXACT_ERI_MAX_AO} basis functions (the exact ERIs of {nao} "
+            f"would take {nao**4 * 8 / 1e9:.1f} GB)",
+            settings.coulomb,
+        )
+    overlap = mol.intor_symmetric("int1e_ovlp")
+    kinetic = mol.intor_symmetric("int1e_kin")
+    core = kinetic + mol.intor_symmetric("int1e_nuc")
+    if functional.family == "HF":
+        coords, weights = np.zeros((0, 3)), np.zeros(0)
+    else:
+        coords, weights = build_grid(mol, settings.grid_level)
+    ao_values = ao_on_grid(mol, coords, functional.needs_gradient)
+    df_factor = eri = None
+    if settings.coulomb == "df":
+        df_factor = density_fitting_factor(mol, settings.auxbasis)
+    else:
+        eri = mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao)
+    return KSSystem(
+        settings=settings,
+        functional=functional,
+        nelec=tuple(int(n) for n in mol.nelec),
+        unrestricted=settings.unrestricted or mol.spin != 0,
+        nuclear_repulsion=float(mol.energy_nuc()),
+        overlap=overlap,
+        core_hamiltonian=core,
+        kinetic=kinetic,
+        orthogonaliser=orthogonaliser(overlap),
+        grid_coords=coords,
+        grid_weights=weights,
+        ao_values=ao_values,
+        df_factor=df_factor,
+        eri=eri,
+    )
