@@ -108,6 +108,8 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "exchange-only",
         "alda",
         "learned values",
+        "densitylab L-BFGS",
+        "PySCF DIIS",
     ):
         assert label in summary
     for figure in (
@@ -120,13 +122,18 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "rdm_neural.png",
         "tdks_errors.png",
         "tdks_maps.png",
+        "dft_convergence.png",
     ):
         assert (tmp_path / figure).stat().st_size > 10_000
     # every table row has as many cells as its header (no stray '|' inside a cell)
     tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
-    assert len(tables) == 3
+    assert len(tables) == 4
     for table in tables:
         assert len({line.count("|") for line in table}) == 1, table
+    # the demo's water energy matches PySCF's to 1 µHa
+    dft_rows = [line for line in tables[3] if line.startswith("| densitylab L-BFGS")]
+    assert abs(float(dft_rows[0].split("|")[3])) < 1e-6
+    assert (tmp_path / "dft_water" / "density.cube").stat().st_size > 100_000
 
 
 def test_exact1d_unrestricted_hartree_fock_breaks_symmetry_in_a_double_well():

@@ -997,6 +997,7 @@ def demo(
     """Run a short demo of every workflow; figures and summary.md go to OUTPUT."""
     from rich.progress import Progress
 
+    from densitylab.dft import demo as dft_demo
     from densitylab.model1d import demo as model1d_demo
     from densitylab.rdm import demo as rdm_demo
     from densitylab.tdks import demo as tdks_demo
@@ -1005,6 +1006,7 @@ def demo(
         ("Exact 1D model systems: two electrons in a double well", model1d_demo.run),
         ("1-RDM learning: 1000 exact 1-RDMs, PCA and density functionals", rdm_demo.run),
         ("TDKS: a laser-driven two-electron atom, exact and Kohn-Sham", tdks_demo.run),
+        ("Direct-minimisation DFT: water, B3LYP/6-31G, against PySCF", dft_demo.run),
     ]
     lines = ["# densitylab demo", ""]
     with Progress(console=err) as progress:

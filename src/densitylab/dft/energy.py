@@ -75,7 +75,7 @@ def operands(system: KSSystem) -> Operands:
         core_hamiltonian=jnp.asarray(system.core_hamiltonian),
         kinetic=jnp.asarray(system.kinetic),
         orthogonaliser=jnp.asarray(system.orthogonaliser),
-        ao_values=jnp.asarray(system.ao_values),
+        ao_values=system.ao_values,
         grid_weights=jnp.asarray(system.grid_weights),
         df_factor=jnp.asarray(df),
         eri=jnp.asarray(eri),
@@ -104,24 +104,45 @@ def orbitals_from_parameters(jnp, orthogonaliser, parameters):
     return orthogonaliser @ q
 
 
-def grid_density(jnp, ao_values, orbitals):
-    """ρ and (for GGA) ∇ρ of one spin on the grid: (ncomp, ngrid) from C (nao, n)."""
-    values = ao_values[0] @ orbitals
-    density = jnp.sum(values * values, axis=1)
-    if ao_values.shape[0] == 1:
+def _chunk_density(jnp, ao_chunk, values):
+    """ρ and (for GGA) ∇ρ on one chunk from the AO values and their products with orbitals
+    (or with a density matrix): (ncomp, chunk)."""
+    density = jnp.sum(ao_chunk[0] * values, axis=1)
+    if ao_chunk.shape[0] == 1:
         return density[None]
-    gradients = [2.0 * jnp.sum(values * (ao_values[k] @ orbitals), axis=1) for k in (1, 2, 3)]
+    gradients = [2.0 * jnp.sum(ao_chunk[k] * values, axis=1) for k in (1, 2, 3)]
     return jnp.stack([density, *gradients])
+
+
+def _over_chunks(jax, jnp, ao_values, per_chunk):
+    """Apply ``per_chunk`` (ncomp, chunk, nao) → (ncomp', chunk) to each chunk, rematerialised in
+    the backward pass; returns (ncomp', nchunk·chunk)."""
+    stacked = jax.lax.map(jax.checkpoint(per_chunk), ao_values)
+    return jnp.transpose(stacked, (1, 0, 2)).reshape(stacked.shape[1], -1)
+
+
+def grid_density(jnp, ao_values, orbitals):
+    """ρ and (for GGA) ∇ρ of one spin on the grid, (ncomp, nchunk·chunk), from orbitals C (nao, n):
+    ρ = Σ_i φ_i², ∇ρ = 2 Σ_i φ_i ∇φ_i with φ = AO·C — cost ∝ points·nao·n."""
+    jax, _, _ = jax_modules()
+
+    def per_chunk(ao_chunk):
+        phi = ao_chunk[0] @ orbitals
+        density = jnp.sum(phi * phi, axis=1)
+        if ao_chunk.shape[0] == 1:
+            return density[None]
+        gradients = [2.0 * jnp.sum(phi * (ao_chunk[k] @ orbitals), axis=1) for k in (1, 2, 3)]
+        return jnp.stack([density, *gradients])
+
+    return _over_chunks(jax, jnp, ao_values, per_chunk)
 
 
 def grid_density_from_dm(jnp, ao_values, density_matrix):
-    """As :func:`grid_density` but from a symmetric density matrix D (nao, nao)."""
-    contracted = ao_values[0] @ density_matrix
-    density = jnp.sum(ao_values[0] * contracted, axis=1)
-    if ao_values.shape[0] == 1:
-        return density[None]
-    gradients = [2.0 * jnp.sum(ao_values[k] * contracted, axis=1) for k in (1, 2, 3)]
-    return jnp.stack([density, *gradients])
+    """As :func:`grid_density` from a symmetric density matrix D (nao, nao) — cost ∝ points·nao²."""
+    jax, _, _ = jax_modules()
+    return _over_chunks(
+        jax, jnp, ao_values, lambda chunk: _chunk_density(jnp, chunk, chunk[0] @ density_matrix)
+    )
 
 
 def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):

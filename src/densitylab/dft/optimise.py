@@ -147,36 +147,59 @@ class _Evaluator:
 
         def fock_of(density_matrices, ops):
             def energy(dms):
-                return sum(energy_components(model, ops, None, dms).values())
+                terms = energy_components(model, ops, None, dms)
+                return sum(terms.values()), terms
 
-            value, gradient = jax.value_and_grad(energy)(density_matrices)
+            (value, terms), gradient = jax.value_and_grad(energy, has_aux=True)(density_matrices)
             if system.unrestricted:
                 focks = gradient
             else:
                 focks = (0.5 * (gradient[0] + gradient[1]),) * 2
-            return value, tuple(0.5 * (f + f.T) for f in focks)
+            return value, tuple(0.5 * (f + f.T) for f in focks), terms
 
-        self.energy_and_terms = jax.jit(energy_of_parameters)
         self.parameter_value_and_grad = jax.jit(
             jax.value_and_grad(lambda p, o: energy_of_parameters(p, o)[0])
         )
         self.chart_value_and_grad = jax.jit(jax.value_and_grad(energy_of_chart))
         self.fock = jax.jit(fock_of)
+        self._compiled_chart = None
+
+    def compile_chart_in_background(self) -> None:
+        """Start compiling the chart energy+gradient on a worker thread, so that XLA compiles it
+        while the initial-guess Fock matrices are built (the second CPU core is otherwise idle)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        nmo = self.system.nmo
+        size = sum((nmo - n) * n for n in self.counts)
+        kappa = self.jax.ShapeDtypeStruct((size,), self.jnp.float64)
+        bases = [self.jax.ShapeDtypeStruct((nmo, nmo), self.jnp.float64) for _ in self.spins]
+        executor = ThreadPoolExecutor(max_workers=1)
+        self._compiled_chart = executor.submit(
+            lambda: self.chart_value_and_grad.lower(kappa, bases, self.ops).compile()
+        )
+        executor.shutdown(wait=False)
+
+    def chart(self, kappa, bases):
+        """(E, ∂E/∂κ) at ``kappa`` in the chart around ``bases`` (one array (nmo, nmo) per spin)."""
+        arguments = (self.jnp.asarray(kappa), [self.jnp.asarray(b) for b in bases], self.ops)
+        if self._compiled_chart is not None:
+            return self._compiled_chart.result()(*arguments)
+        return self.chart_value_and_grad(*arguments)
 
     def fock_matrices(self, orbital_blocks):
         """Energy and Fock matrices (F_α, F_β) (AO basis) for occupied AO orbitals per spin."""
         dms = [c @ c.T for c in orbital_blocks]
         if len(dms) == 1:
             dms = dms * 2
-        value, focks = self.fock(tuple(self.jnp.asarray(d) for d in dms), self.ops)
-        return float(value), [np.asarray(f) for f in focks]
+        value, focks, terms = self.fock(tuple(self.jnp.asarray(d) for d in dms), self.ops)
+        return float(value), [np.asarray(f) for f in focks], {k: float(v) for k, v in terms.items()}
 
     def minibatch_operands(self, indices: np.ndarray) -> Operands:
         """Operands with the XC grid restricted to ``indices``, weights scaled by ngrid/len(indices)
         so that the XC energy and its gradient are unbiased estimates of the full-grid ones."""
         scale = self.system.ngrid / len(indices)
         return self.ops._replace(
-            ao_values=self.jnp.asarray(self.system.ao_values[:, indices]),
+            ao_values=self.system.flat_ao_values(indices)[None],
             grid_weights=self.jnp.asarray(self.system.grid_weights[indices] * scale),
         )
 
@@ -186,20 +209,22 @@ def _orthonormal_fock(system: KSSystem, fock: np.ndarray) -> np.ndarray:
     return system.orthogonaliser.T @ fock @ system.orthogonaliser
 
 
-def initial_guess(system: KSSystem, mol, evaluator: _Evaluator) -> list[np.ndarray]:
-    """Orthonormal-basis orbitals (nmo, nmo) per spin: eigenvectors of the Fock matrix of PySCF's
-    superposition-of-atomic-densities (``minao``) guess, as PySCF's SCF starts."""
+def initial_guess(system: KSSystem, mol, evaluator: _Evaluator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Orthonormal-basis orbitals (nmo, nmo) per spin and their orbital energies: eigenvectors of
+    the Fock matrix of PySCF's superposition-of-atomic-densities (``minao``) guess, as PySCF's
+    SCF starts."""
     from pyscf.scf import hf
 
     guess = hf.init_guess_by_minao(mol)
     half = 0.5 * guess
     dms = (evaluator.jnp.asarray(half), evaluator.jnp.asarray(half))
-    _, focks = evaluator.fock(dms, evaluator.ops)
-    bases = []
+    _, focks, _ = evaluator.fock(dms, evaluator.ops)
+    bases, energies = [], []
     for spin in evaluator.spins:
-        _, vectors = np.linalg.eigh(_orthonormal_fock(system, np.asarray(focks[spin])))
+        values, vectors = np.linalg.eigh(_orthonormal_fock(system, np.asarray(focks[spin])))
         bases.append(vectors)
-    return bases
+        energies.append(values)
+    return bases, energies
 
 
 def _pseudo_canonical(system: KSSystem, basis: np.ndarray, count: int, fock: np.ndarray):
@@ -223,7 +248,7 @@ def _complete(occupied: np.ndarray) -> np.ndarray:
 def _canonical_result(system, evaluator, bases, history, converged, started, iterations) -> DFTResult:
     """Diagonalise the final Fock matrices and assemble the :class:`DFTResult`."""
     occupied = [system.orthogonaliser @ b[:, :n] for b, n in zip(bases, evaluator.counts, strict=True)]
-    _, focks = evaluator.fock_matrices(occupied)
+    energy, focks, terms = evaluator.fock_matrices(occupied)
     coefficients, energies = [], []
     for spin, count in zip(evaluator.spins, evaluator.counts, strict=True):
         basis, _ = _pseudo_canonical(
@@ -233,11 +258,9 @@ def _canonical_result(system, evaluator, bases, history, converged, started, ite
         diagonal = np.einsum("ia,ij,ja->a", basis, fock_orthonormal, basis)
         coefficients.append(system.orthogonaliser @ basis)
         energies.append(diagonal)
-    parameters = [b[:, :n] for b, n in zip(bases, evaluator.counts, strict=True)]
-    energy, terms = evaluator.energy_and_terms([evaluator.jnp.asarray(p) for p in parameters], evaluator.ops)
     return DFTResult(
-        energy=float(energy),
-        components={name: float(value) for name, value in terms.items()},
+        energy=energy,
+        components=terms,
         converged=converged,
         iterations=iterations,
         seconds=time.perf_counter() - started,
@@ -262,9 +285,13 @@ def minimise(
     settings.check(system.ngrid)
     started = time.perf_counter()
     evaluator = _Evaluator(system)
-    bases = initial_guess(system, mol, evaluator)
+    if settings.method == "lbfgs":
+        evaluator.compile_chart_in_background()
+    bases, energies = initial_guess(system, mol, evaluator)
     run = _minimise_lbfgs if settings.method == "lbfgs" else _minimise_adam
-    bases, history, converged, iterations = run(system, evaluator, bases, settings, progress, started)
+    bases, history, converged, iterations = run(
+        system, evaluator, bases, energies, settings, progress, started
+    )
     return _canonical_result(system, evaluator, bases, history, converged, started, iterations)
 
 
@@ -291,26 +318,36 @@ def _recentre(system, evaluator, bases, kappa, shift: float):
         w = basis[:, :count] + basis[:, count:] @ block
         occupied_sets.append(np.linalg.qr(w)[0])
         offset += virtual * count
-    _, focks = evaluator.fock_matrices([system.orthogonaliser @ q for q in occupied_sets])
-    factor = 2.0 if system.unrestricted else 4.0
+    _, focks, _ = evaluator.fock_matrices([system.orthogonaliser @ q for q in occupied_sets])
     new_bases, diagonal = [], []
     for spin, occupied, count in zip(evaluator.spins, occupied_sets, evaluator.counts, strict=True):
         basis, energies = _pseudo_canonical(system, _complete(occupied), count, focks[spin])
         new_bases.append(basis)
-        gaps = energies[count:, None] - energies[None, :count]
-        diagonal.append(factor * (np.maximum(gaps, 0.0) + shift).ravel())
+        diagonal.append(_preconditioner(system, energies, count, shift))
     return new_bases, np.concatenate(diagonal)
 
 
-def _minimise_lbfgs(system, evaluator, bases, settings, progress, started):
-    jnp = evaluator.jnp
+def _preconditioner(system: KSSystem, energies: np.ndarray, count: int, shift: float) -> np.ndarray:
+    """Diagonal Hessian model f·(max(ε_a − ε_i, 0) + shift) over (virtual, occupied) pairs, flattened
+    like κ; f = 4 for RKS (two electrons per orbital, C shared), 2 per spin for UKS."""
+    factor = 2.0 if system.unrestricted else 4.0
+    gaps = energies[count:, None] - energies[None, :count]
+    return factor * (np.maximum(gaps, 0.0) + shift).ravel()
+
+
+def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, started):
     size = sum((b.shape[1] - n) * n for b, n in zip(bases, evaluator.counts, strict=True))
-    bases, hessian_diagonal = _recentre(system, evaluator, bases, np.zeros(size), settings.shift)
+    # the guess orbitals are canonical for the guess Fock matrix: its eigenvalues precondition
+    # the first chart (no extra Fock build)
+    hessian_diagonal = np.concatenate(
+        [
+            _preconditioner(system, e, n, settings.shift)
+            for e, n in zip(energies, evaluator.counts, strict=True)
+        ]
+    )
 
     def evaluate(kappa):
-        value, gradient = evaluator.chart_value_and_grad(
-            jnp.asarray(kappa), [jnp.asarray(b) for b in bases], evaluator.ops
-        )
+        value, gradient = evaluator.chart(kappa, bases)
         return float(value), np.asarray(gradient)
 
     kappa = np.zeros(size)
@@ -395,7 +432,7 @@ def _two_loop(gradient, steps, hessian_diagonal):
     return r
 
 
-def _minimise_adam(system, evaluator, bases, settings, progress, started):
+def _minimise_adam(system, evaluator, bases, energies, settings, progress, started):
     import optax
 
     jnp = evaluator.jnp

@@ -173,6 +173,9 @@ def run_dft(
         optimiser: which minimiser and its tolerances.
         progress: called with each iteration's {iteration, energy, gradient, step, seconds}.
     """
+    from densitylab.jaxsetup import jax_modules
+
+    jax_modules()  # import JAX before the clock starts, as PySCF is imported before its own
     started = time.perf_counter()
     mol = load_molecule(molecule, basis=basis, charge=charge, spin=spin)
     settings = DFTSettings(**{**asdict(settings or DFTSettings()), "xc": xc})

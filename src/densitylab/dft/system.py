@@ -7,24 +7,31 @@ Shapes (``nao`` atomic orbitals, ``nmo`` ≤ nao orthonormal combinations, ``ngr
 - ``overlap``, ``core_hamiltonian``: (nao, nao), hartree for H;
 - ``orthogonaliser`` X: (nao, nmo) with Xᵀ S X = 1 (S^{-1/2} restricted to eigenvalues above
   ``linear_dependence``, i.e. canonical orthogonalisation when the basis is nearly dependent);
-- ``ao_values``: (1 or 4, ngrid, nao) — values, then ∂/∂x, ∂/∂y, ∂/∂z for GGAs (bohr^{-3/2}, /bohr);
-- ``grid_weights``: (ngrid,) bohr³;
+- ``ao_values``: (nchunk, 1 or 4, chunk, nao) — values, then ∂/∂x, ∂/∂y, ∂/∂z for GGAs
+  (bohr^{-3/2}, /bohr), the grid cut into ``nchunk`` chunks of ``chunk`` points so that the
+  energy and its gradient never hold more than one chunk's intermediates (padding points carry
+  zero weight and zero AO values);
+- ``grid_weights``: (nchunk·chunk,) bohr³, zero on padding;
 - density fitting: ``df_factor`` B (naux, nao(nao+1)/2), the Cholesky-whitened 3-centre integrals
   on the packed lower triangle, so that (μν|λσ) ≈ Σ_P B_P,μν B_P,λσ;
 - exact: ``eri`` (nao, nao, nao, nao), only for small systems.
+
+The large arrays (``ao_values``, ``df_factor``, ``eri``) are JAX arrays on the default device,
+built there once; the host copy is released, so memory holds each only once.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
+from densitylab.jaxsetup import jax_modules
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
+CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × nao), 32 MB
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,9 @@ class KSSystem:
     orthogonaliser: np.ndarray
     grid_coords: np.ndarray
     grid_weights: np.ndarray
-    ao_values: np.ndarray
-    df_factor: np.ndarray | None
-    eri: np.ndarray | None
+    ao_values: object
+    df_factor: object | None
+    eri: object | None
 
     @property
     def nao(self) -> int:
@@ -115,10 +122,15 @@ class KSSystem:
 
     @property
     def ngrid(self) -> int:
-        return self.grid_weights.shape[0]
+        """Grid points (padding excluded)."""
+        return self.grid_coords.shape[0]
 
-    def with_grid(self, coords: np.ndarray, weights: np.ndarray, ao_values: np.ndarray) -> KSSystem:
-        return dataclasses.replace(self, grid_coords=coords, grid_weights=weights, ao_values=ao_values)
+    def flat_ao_values(self, indices: np.ndarray):
+        """AO values at grid points ``indices`` (into the unpadded grid): (ncomp, len, nao)."""
+        _, jnp, _ = jax_modules()
+        chunk = self.ao_values.shape[2]
+        chunk_index, offset = np.divmod(np.asarray(indices), chunk)
+        return jnp.transpose(self.ao_values[chunk_index, :, offset, :], (1, 0, 2))
 
 
 def orthogonaliser(overlap: np.ndarray, linear_dependence: float = 1e-8) -> np.ndarray:
@@ -141,12 +153,36 @@ def build_grid(mol, level: int):
     return np.asarray(grids.coords), np.asarray(grids.weights)
 
 
-def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool) -> np.ndarray:
-    """AO values (1 or 4, ngrid, nao) on ``coords``."""
+def chunking(ngrid: int, elements_per_point: int) -> tuple[int, int]:
+    """(nchunk, chunk): about CHUNK_ELEMENTS AO values per chunk, chunk a multiple of 64."""
+    nchunk = max(1, -(-ngrid * elements_per_point // CHUNK_ELEMENTS))
+    points_per_chunk = -(-ngrid // nchunk)
+    chunk = max(64, -(-points_per_chunk // 64) * 64)
+    return max(1, -(-ngrid // chunk)), chunk
+
+
+def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
+    """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array."""
     from pyscf.dft import numint
 
-    values = numint.eval_ao(mol, coords, deriv=1 if with_gradient else 0)
-    return np.asarray(values).reshape(4 if with_gradient else 1, coords.shape[0], mol.nao_nr())
+    jax, _, _ = jax_modules()
+    ncomp, nao = (4 if with_gradient else 1), mol.nao_nr()
+    nchunk, chunk = chunking(coords.shape[0], ncomp * nao)
+    values = np.zeros((nchunk, ncomp, chunk, nao))
+    for index in range(nchunk):
+        block = coords[index * chunk : (index + 1) * chunk]
+        if len(block):
+            computed = numint.eval_ao(mol, block, deriv=1 if with_gradient else 0)
+            values[index, :, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
+    return _to_device(jax, values)
+
+
+def _to_device(jax, array: np.ndarray):
+    """Move a host array to the default device and release the host copy."""
+    placed = jax.device_put(array)
+    placed.block_until_ready()
+    del array
+    return placed
 
 
 def density_fitting_factor(mol, auxbasis: str) -> np.ndarray:
@@ -160,10 +196,13 @@ def density_fitting_factor(mol, auxbasis: str) -> np.ndarray:
         raise InvalidParameterError(
             "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", auxbasis
         ) from None
-    three_centre = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij")  # (npair, naux)
+    three_centre = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij")  # (npair, naux), C order
     metric = auxmol.intor("int2c2e")
     cholesky = scipy.linalg.cholesky(metric, lower=True)
-    return scipy.linalg.solve_triangular(cholesky, three_centre.T, lower=True)
+    # three_centre.T is Fortran-ordered (naux, npair): solved in place, no second copy
+    return scipy.linalg.solve_triangular(
+        cholesky, three_centre.T, lower=True, overwrite_b=True, check_finite=False
+    )
 
 
 def build_system(mol, settings: DFTSettings = DFTSettings()) -> KSSystem:
@@ -193,11 +232,15 @@ def build_system(mol, settings: DFTSettings = DFTSettings()) -> KSSystem:
     else:
         coords, weights = build_grid(mol, settings.grid_level)
     ao_values = ao_on_grid(mol, coords, functional.needs_gradient)
+    nchunk, _, chunk, _ = ao_values.shape
+    padded_weights = np.zeros(nchunk * chunk)
+    padded_weights[: len(weights)] = weights
+    jax, _, _ = jax_modules()
     df_factor = eri = None
     if settings.coulomb == "df":
-        df_factor = density_fitting_factor(mol, settings.auxbasis)
+        df_factor = _to_device(jax, density_fitting_factor(mol, settings.auxbasis))
     else:
-        eri = mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao)
+        eri = _to_device(jax, mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao))
     return KSSystem(
         settings=settings,
         functional=functional,
@@ -209,7 +252,7 @@ def build_system(mol, settings: DFTSettings = DFTSettings()) -> KSSystem:
         kinetic=kinetic,
         orthogonaliser=orthogonaliser(overlap),
         grid_coords=coords,
-        grid_weights=weights,
+        grid_weights=padded_weights,
         ao_values=ao_values,
         df_factor=df_factor,
         eri=eri,
