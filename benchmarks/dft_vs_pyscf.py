@@ -58,6 +58,7 @@ def run_one(code: str, molecule: str, xc: str, spin: int) -> dict:
             energy=summary["energy"],
             converged=summary["converged"],
             iterations=summary["iterations"],
+            fock_builds=summary.get("fock_builds"),
             setup_seconds=summary["setup_seconds"],
             nao=summary["nao"],
             grid_points=summary["grid_points"],
@@ -82,7 +83,7 @@ def table(records: list[dict]) -> str:
         key = (record["molecule"], record["xc"], record["spin"])
         pairs.setdefault(key, {})[record["code"]] = record
     lines = [
-        "| molecule | xc | spin | nao | densitylab E (Ha) | E − PySCF (Ha) | iters | time (s) "
+        "| molecule | xc | spin | nao | densitylab E (Ha) | E − PySCF (Ha) | E+∇E evals (+ Fock) | time (s) "
         "| PySCF time (s) "
         "| time ratio | peak RSS ours / PySCF (GB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -105,12 +106,13 @@ def table(records: list[dict]) -> str:
         if theirs is not None:
             reference_time = theirs["diis_seconds"] if theirs["diis_converged"] else theirs["newton_seconds"]
         ratio = f"{ours['seconds'] / reference_time:.2f}" if reference_time else "—"
+        fock = f" + {ours['fock_builds']}" if ours.get("fock_builds") else ""
         their_memory = f"{theirs['peak_rss_gb']:.2f}" if theirs else "—"
         memory = f"{ours['peak_rss_gb']:.2f} / {their_memory}"
         lines.append(
             f"| {molecule} | {xc.replace(',', ', ')} | {spin} | {ours['nao']} | {ours['energy']:.8f} "
             f"| {difference} "
-            f"| {ours['iterations']} | {ours['seconds']:.1f} | {pyscf_time} | {ratio} | {memory} |"
+            f"| {ours['iterations']}{fock} | {ours['seconds']:.1f} | {pyscf_time} | {ratio} | {memory} |"
         )
     return "\n".join(lines)
 

@@ -44,6 +44,8 @@ class OptimiserSettings:
         shift: preconditioner shift added to ε_a − ε_i (hartree).
         max_rotation: re-centre the chart when max|κ| exceeds this.
         learning_rate: Adam's step size (D4FT used 1e-2).
+        final_learning_rate: if set, the step size decays exponentially to this value at
+            ``max_iterations`` (stochastic minibatch runs need it to settle); None keeps it constant.
         minibatch: grid points per step for the XC term (Adam only); None for the full grid.
         energy_tolerance: Adam stops when the full-grid energy changes less than this over
             ``patience`` steps.
@@ -57,6 +59,7 @@ class OptimiserSettings:
     shift: float = 0.1
     max_rotation: float = 0.5
     learning_rate: float = 1e-2
+    final_learning_rate: float | None = None
     minibatch: int | None = None
     energy_tolerance: float = 1e-7
     patience: int = 20
@@ -87,6 +90,8 @@ class DFTResult:
         components: the terms of :data:`densitylab.dft.energy.COMPONENTS` (hartree).
         converged: whether the gradient test passed.
         iterations: energy/gradient evaluations used.
+        fock_builds: Fock-matrix evaluations besides them (the guess, chart re-centring and the
+            final canonical orbitals; each costs about one energy/gradient evaluation).
         seconds: wall time of the minimisation, set-up included.
         mo_coeff: canonical orbitals per spin, (nspin, nao, nmo): eigenvectors of the final Fock
             matrix, occupied first.
@@ -99,6 +104,7 @@ class DFTResult:
     components: dict
     converged: bool
     iterations: int
+    fock_builds: int
     seconds: float
     mo_coeff: np.ndarray
     mo_energy: np.ndarray
@@ -163,6 +169,7 @@ class _Evaluator:
         self.chart_value_and_grad = jax.jit(jax.value_and_grad(energy_of_chart))
         self.fock = jax.jit(fock_of)
         self._compiled_chart = None
+        self.fock_builds = 0
 
     def compile_chart_in_background(self) -> None:
         """Start compiling the chart energy+gradient on a worker thread, so that XLA compiles it
@@ -191,6 +198,7 @@ class _Evaluator:
         dms = [c @ c.T for c in orbital_blocks]
         if len(dms) == 1:
             dms = dms * 2
+        self.fock_builds += 1
         value, focks, terms = self.fock(tuple(self.jnp.asarray(d) for d in dms), self.ops)
         return float(value), [np.asarray(f) for f in focks], {k: float(v) for k, v in terms.items()}
 
@@ -218,6 +226,7 @@ def initial_guess(system: KSSystem, mol, evaluator: _Evaluator) -> tuple[list[np
     guess = hf.init_guess_by_minao(mol)
     half = 0.5 * guess
     dms = (evaluator.jnp.asarray(half), evaluator.jnp.asarray(half))
+    evaluator.fock_builds += 1
     _, focks, _ = evaluator.fock(dms, evaluator.ops)
     bases, energies = [], []
     for spin in evaluator.spins:
@@ -263,6 +272,7 @@ def _canonical_result(system, evaluator, bases, history, converged, started, ite
         components=terms,
         converged=converged,
         iterations=iterations,
+        fock_builds=evaluator.fock_builds,
         seconds=time.perf_counter() - started,
         mo_coeff=np.stack(coefficients),
         mo_energy=np.stack(energies),
@@ -437,7 +447,14 @@ def _minimise_adam(system, evaluator, bases, energies, settings, progress, start
 
     jnp = evaluator.jnp
     parameters = [jnp.asarray(b[:, :n]) for b, n in zip(bases, evaluator.counts, strict=True)]
-    optimiser = optax.adam(settings.learning_rate)
+    schedule = settings.learning_rate
+    if settings.final_learning_rate is not None:
+        schedule = optax.exponential_decay(
+            settings.learning_rate,
+            transition_steps=settings.max_iterations,
+            decay_rate=settings.final_learning_rate / settings.learning_rate,
+        )
+    optimiser = optax.adam(schedule)
     state = optimiser.init(parameters)
     rng = np.random.default_rng(settings.seed)
     history: list = []

@@ -50,6 +50,7 @@ class DFTReport:
             "energy": result.energy,
             "converged": result.converged,
             "iterations": result.iterations,
+            "fock_builds": result.fock_builds,
             "seconds": self.seconds,
             "setup_seconds": self.setup_seconds,
             "components": result.components,

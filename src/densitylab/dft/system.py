@@ -162,19 +162,29 @@ def chunking(ngrid: int, elements_per_point: int) -> tuple[int, int]:
 
 
 def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
-    """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array."""
+    """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array.
+
+    Each chunk is evaluated by PySCF and written in place into one device buffer (a donated
+    dynamic-update), so the full array exists once: no host copy, no second device copy. Fresh
+    memory is expensive to touch on virtual machines (page faults); this touches it once.
+    """
     from pyscf.dft import numint
 
-    jax, _, _ = jax_modules()
+    jax, jnp, _ = jax_modules()
     ncomp, nao = (4 if with_gradient else 1), mol.nao_nr()
     nchunk, chunk = chunking(coords.shape[0], ncomp * nao)
-    values = np.zeros((nchunk, ncomp, chunk, nao))
+    write = jax.jit(lambda buffer, block, index: buffer.at[index].set(block), donate_argnums=0)
+    values = jnp.zeros((nchunk, ncomp, chunk, nao))
+    host_block = np.zeros((ncomp, chunk, nao))
     for index in range(nchunk):
         block = coords[index * chunk : (index + 1) * chunk]
+        host_block[:] = 0.0
         if len(block):
             computed = numint.eval_ao(mol, block, deriv=1 if with_gradient else 0)
-            values[index, :, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
-    return _to_device(jax, values)
+            host_block[:, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
+        values = write(values, host_block, index)
+        values.block_until_ready()  # the host block may be aliased: finish before refilling it
+    return values
 
 
 def _to_device(jax, array: np.ndarray):
