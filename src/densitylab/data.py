@@ -64,3 +64,77 @@ def read_h5(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, object]]
         )
         attributes = {key: handle.attrs[key] for key in handle.attrs}
     return arrays, attributes
+
+
+def stored_parameters(path: str | Path) -> dict:
+    """The ``parameters`` attribute (JSON) of a file written by :func:`write_attributes`."""
+    with h5py.File(path, "r") as handle:
+        return json.loads(handle.attrs["parameters"])
+
+
+def refuse_mismatch(found: Mapping[str, object], wanted: Mapping[str, object], where: Path) -> None:
+    """Raise, naming every differing parameter, unless ``found`` equals ``wanted``."""
+    differing = sorted(key for key in set(found) | set(wanted) if found.get(key) != wanted.get(key))
+    if differing:
+        details = ", ".join(f"{key}: {found.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
+        raise InvalidParameterError(
+            "output", f"a new file name, or the parameters {where} was made with ({details})", str(where)
+        )
+
+
+class PartsStore:
+    """Resumable work towards OUTPUT: a folder ``OUTPUT.parts`` of atomically written ``.npz``
+    parts (one per finished task) and a manifest of the parameters they were made with.
+
+    Opening a store whose manifest holds other parameters is refused, so a resumed run never
+    mixes results of two different jobs. Each part is written to a temporary name and renamed,
+    so an interrupt never leaves a half-written part.
+    """
+
+    def __init__(self, output: str | Path, parameters: Mapping[str, object]):
+        output = Path(output)
+        self.folder = output.with_name(output.name + ".parts")
+        manifest = self.folder / "manifest.json"
+        wanted = json.loads(json.dumps(dict(parameters), default=str, sort_keys=True))
+        if self.folder.exists():
+            if not manifest.exists():
+                raise InvalidParameterError(
+                    "output", f"{self.folder} to be a densitylab parts folder (no manifest.json)"
+                )
+            refuse_mismatch(json.loads(manifest.read_text()), wanted, self.folder)
+        else:
+            self.folder.mkdir(parents=True)
+            atomic_write_bytes(manifest, json.dumps(wanted, sort_keys=True).encode())
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:06d}.npz"
+
+    def done(self) -> set[int]:
+        """Indices of the parts already written."""
+        return {
+            int(path.stem.split("-")[1]) for path in self.folder.glob("chunk-*.npz") if "tmp" not in path.name
+        }
+
+    def save(self, index: int, arrays: Mapping[str, np.ndarray]) -> None:
+        temporary = self.folder / f"chunk-{index:06d}.tmp.npz"
+        np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
+        os.replace(temporary, self.path(index))
+
+    def load(self, index: int) -> dict[str, np.ndarray]:
+        with np.load(self.path(index)) as part:
+            return {name.replace("__", "/"): part[name] for name in part.files}
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file, fsync'd, then renamed."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

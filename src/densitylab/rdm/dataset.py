@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -37,7 +36,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from densitylab.data import write_attributes
+from densitylab.data import PartsStore, refuse_mismatch, stored_parameters, write_attributes
 from densitylab.errors import DensitylabError, InvalidParameterError, require
 from densitylab.model1d.batch import (
     one_body_eigen,
@@ -200,48 +199,9 @@ def solve_chunk(spec: DatasetSpec, start: int, stop: int) -> dict[str, np.ndarra
 # ----------------------------------------------------------------------------- storage
 
 
-def _parts_folder(output: Path) -> Path:
-    return output.with_name(output.name + ".parts")
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def _save_part(folder: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
-    temporary = folder / f"chunk-{index:06d}.tmp.npz"
-    np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
-    os.replace(temporary, folder / f"chunk-{index:06d}.npz")
-
-
-def _load_part(folder: Path, index: int) -> dict[str, np.ndarray]:
-    with np.load(folder / f"chunk-{index:06d}.npz") as part:
-        return {name.replace("__", "/"): part[name] for name in part.files}
-
-
-def _stored_parameters(output: Path) -> dict:
-    with h5py.File(output, "r") as handle:
-        return json.loads(handle.attrs["parameters"])
-
-
-def _refuse_mismatch(found: dict, spec: DatasetSpec, where: Path) -> None:
-    wanted = spec.parameters()
-    differing = sorted(key for key in set(found) | set(wanted) if found.get(key) != wanted.get(key))
-    if differing:
-        details = ", ".join(f"{key}: {found.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
-        raise InvalidParameterError(
-            "output", f"a new file name, or the parameters {where} was made with ({details})", str(where)
-        )
-
-
-def _assemble(spec: DatasetSpec, folder: Path, output: Path) -> None:
+def _assemble(spec: DatasetSpec, store: PartsStore, output: Path) -> None:
     chunks = spec.chunks()
-    first = _load_part(folder, 0)
+    first = store.load(0)
     temporary = output.with_name(output.name + ".tmp")
     with h5py.File(temporary, "w") as handle:
         write_attributes(handle, spec.parameters())
@@ -255,11 +215,11 @@ def _assemble(spec: DatasetSpec, folder: Path, output: Path) -> None:
                 chunks=(min(spec.chunk_size, spec.systems, 256), *value.shape[1:]),
             )
         for index, start, stop in chunks:
-            part = first if index == 0 else _load_part(folder, index)
+            part = first if index == 0 else store.load(index)
             for name, value in part.items():
                 handle[name][start:stop] = value
     os.replace(temporary, output)
-    shutil.rmtree(folder)
+    store.remove()
 
 
 def generate_dataset(
@@ -289,7 +249,7 @@ def generate_dataset(
     start_time = time.perf_counter()
     chunks = spec.chunks()
     if output.exists():
-        _refuse_mismatch(_stored_parameters(output), spec, output)
+        refuse_mismatch(stored_parameters(output), spec.parameters(), output)
         if progress:
             progress(spec.systems, spec.systems)
         return {
@@ -299,15 +259,8 @@ def generate_dataset(
             "seconds": 0.0,
             "output": str(output),
         }
-    folder = _parts_folder(output)
-    manifest = folder / "manifest.json"
-    if folder.exists():
-        require(manifest.exists(), "output", f"{folder} to be a densitylab parts folder (no manifest.json)")
-        _refuse_mismatch(json.loads(manifest.read_text()), spec, folder)
-    else:
-        folder.mkdir(parents=True)
-        _atomic_write_bytes(manifest, json.dumps(spec.parameters(), sort_keys=True).encode())
-    done = {index for index, _, _ in chunks if (folder / f"chunk-{index:06d}.npz").exists()}
+    store = PartsStore(output, spec.parameters())
+    done = store.done() & {index for index, _, _ in chunks}
     todo = [(index, (spec, start, stop)) for index, start, stop in chunks if index not in done]
     sizes = {index: stop - start for index, start, stop in chunks}
     completed = sum(sizes[index] for index in done)
@@ -316,13 +269,13 @@ def generate_dataset(
 
     def save(index: int, arrays: dict[str, np.ndarray]) -> None:
         nonlocal completed
-        _save_part(folder, index, arrays)
+        store.save(index, arrays)
         completed += sizes[index]
         if progress:
             progress(completed, spec.systems)
 
     run_tasks(solve_chunk, todo, save, workers=workers, scheduler=scheduler)
-    _assemble(spec, folder, output)
+    _assemble(spec, store, output)
     return {
         "systems": spec.systems,
         "computed_chunks": len(todo),
