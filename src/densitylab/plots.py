@@ -228,3 +228,15 @@ def plot_dft_convergence(
     gradient_axis.semilogy(iterations, np.clip(gradients, 1e-14, None), "o-", ms=3, color="C3")
     gradient_axis.set(xlabel="iteration", ylabel="max |orbital gradient| (Ha)", title="gradient")
     return _save(figure, path)
+
+
+def plot_parity(reference: np.ndarray, predicted: np.ndarray, path: str | Path) -> Path:
+    """Predicted against reference density-fitting coefficients, with the diagonal."""
+    figure, axis = plt.subplots(figsize=(4.8, 4.5))
+    axis.plot(reference, predicted, ".", ms=2, alpha=0.5)
+    limits = [min(reference.min(), predicted.min()), max(reference.max(), predicted.max())]
+    axis.plot(limits, limits, "k--", lw=0.8)
+    axis.set(
+        xlabel="reference coefficient", ylabel="predicted coefficient", title="density-fitting coefficients"
+    )
+    return _save(figure, path)

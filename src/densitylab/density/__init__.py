@@ -1,0 +1,1 @@
+"""Electron-density learning in an atom-centred basis (SALTED-style)."""

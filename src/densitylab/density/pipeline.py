@@ -1,0 +1,253 @@
+"""Train, save, load, predict and evaluate: the density-learning workflow on top of
+:mod:`reference`, :mod:`features` and :mod:`regression`.
+
+A trained model is a folder: ``config.json`` (feature, regression and reference settings,
+species, channels, λ_max, the training indices) and ``arrays.npz`` (sparse environments,
+projectors, weights, baselines, selected feature columns).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.density import regression
+from densitylab.density.features import Features, FeatureSettings, apply_columns, lambda_soap, select_columns
+from densitylab.density.reference import (
+    ReferenceSet,
+    ReferenceSettings,
+    auxiliary_molecule,
+    build_molecule,
+    featomic_order,
+    function_labels,
+)
+from densitylab.errors import InvalidParameterError, require
+
+
+@dataclass(eq=False)
+class TrainedModel:
+    """A density model with the settings that produced it."""
+
+    model: regression.DensityModel
+    features: FeatureSettings
+    regression_settings: regression.RegressionSettings
+    reference: ReferenceSettings
+    lambda_max: int
+    training: list
+
+    def featurise(self, frames: list) -> Features:
+        raw = lambda_soap(frames, self.lambda_max, self.model.species, self.features)
+        return apply_columns(raw, self.model.columns)
+
+
+def _check_species(model: regression.DensityModel, numbers_list: list) -> None:
+    unknown = sorted({int(z) for numbers in numbers_list for z in numbers} - set(model.species))
+    require(not unknown, "structures", f"only species the model was trained on {model.species}", unknown)
+
+
+def train(
+    reference: ReferenceSet,
+    indices: list[int],
+    features: FeatureSettings | None = None,
+    settings: regression.RegressionSettings | None = None,
+) -> tuple[TrainedModel, dict]:
+    """Fit a model on ``reference`` structures ``indices``; returns it and timings."""
+    features = features or FeatureSettings()
+    settings = settings or regression.RegressionSettings()
+    require(len(indices) >= 1, "train", "at least one training structure", len(indices))
+    require(max(indices) < len(reference), "train", f"at most {len(reference)} structures", max(indices) + 1)
+    started = time.perf_counter()
+    frames = [reference.atoms(i) for i in indices]
+    labels = [reference.labels[i] for i in indices]
+    numbers = [reference.numbers[i] for i in indices]
+    lambda_max = max(int(label[:, 1].max()) for label in labels)
+    species = sorted({int(z) for n in numbers for z in n})
+    raw = lambda_soap(frames, lambda_max, species, features)
+    columns = select_columns(raw, features.columns)
+    selected = apply_columns(raw, columns)
+    featurised = time.perf_counter()
+    model = regression.build_model(selected, labels, numbers, settings)
+    model.columns = columns
+    designs = regression.design_matrices(model, selected, labels, numbers)
+    info = regression.fit(
+        model,
+        designs,
+        [reference.coefficients[i] for i in indices],
+        [reference.overlap[i] for i in indices],
+        labels,
+        numbers,
+        settings,
+    )
+    info.update(features_seconds=featurised - started, total_seconds=time.perf_counter() - started)
+    return TrainedModel(model, features, settings, reference.settings, lambda_max, list(indices)), info
+
+
+def predict(trained: TrainedModel, frames: list) -> tuple[list, list]:
+    """Predicted coefficients (featomic order) and their (atom, l, n, m) labels per structure."""
+    require(len(frames) > 0, "structures", "at least one structure", 0)
+    numbers = [np.asarray(frame.numbers) for frame in frames]
+    _check_species(trained.model, numbers)
+    labels = []
+    for frame, z in zip(frames, numbers, strict=True):
+        auxmol = auxiliary_molecule(
+            build_molecule(z, frame.positions, trained.reference.basis), trained.reference
+        )
+        pyscf_labels = function_labels(auxmol)
+        labels.append(pyscf_labels[featomic_order(pyscf_labels)])
+    features = trained.featurise(frames)
+    designs = regression.design_matrices(trained.model, features, labels, numbers)
+    return regression.predict_coefficients(trained.model, designs, labels, numbers), labels
+
+
+def evaluate(
+    trained: TrainedModel, reference: ReferenceSet, indices: list[int], energies: bool = True
+) -> dict:
+    """Errors on ``reference`` structures ``indices``: % RMSE in the metric (SALTED's
+    normalisation), grid NMAE of the prediction and of the reference fit (the floor), electron
+    counts, and one-step energies against the reference SCF (meV/atom)."""
+    from densitylab.density.energies import grid_nmae_percent, one_step_energy
+
+    frames = [reference.atoms(i) for i in indices]
+    started = time.perf_counter()
+    predicted, _ = predict(trained, frames)
+    predict_seconds = time.perf_counter() - started
+    model = trained.model
+    baselines = [
+        regression.baseline_vector(model, reference.labels[i], reference.numbers[i]) for i in indices
+    ]
+    rmse = regression.rmse_percent(
+        predicted,
+        [reference.coefficients[i] for i in indices],
+        [reference.overlap[i] for i in indices],
+        baselines,
+    )
+    nmae, floor, energy_errors, counts = [], [], [], []
+    for coefficients, index in zip(predicted, indices, strict=True):
+        mol = build_molecule(reference.numbers[index], reference.positions[index], reference.settings.basis)
+        auxmol = auxiliary_molecule(mol, reference.settings)
+        counts.append(float(coefficients @ reference.integrals[index]))
+        nmae.append(grid_nmae_percent(mol, auxmol, coefficients, reference.density_matrices[index]))
+        floor.append(
+            grid_nmae_percent(mol, auxmol, reference.coefficients[index], reference.density_matrices[index])
+        )
+        if energies:
+            energy = one_step_energy(mol, auxmol, coefficients, reference.settings.xc)["energy"]
+            energy_errors.append((energy - reference.energy[index]) * 27211.386245988 / mol.natm)
+    summary = {
+        "structures": len(indices),
+        "rmse_percent": rmse,
+        "grid_nmae_percent": float(np.mean(nmae)),
+        "grid_nmae_floor_percent": float(np.mean(floor)),
+        "electron_count_error_max": float(
+            max(abs(n - reference.numbers[i].sum()) for n, i in zip(counts, indices, strict=True))
+        ),
+        "predict_seconds": predict_seconds,
+    }
+    if energies:
+        summary["energy_mae_mev_per_atom"] = float(np.mean(np.abs(energy_errors)))
+        summary["energy_mean_error_mev_per_atom"] = float(np.mean(energy_errors))
+    return summary
+
+
+def _key(parts) -> str:
+    return "|".join(str(int(p)) for p in parts)
+
+
+def save_model(trained: TrainedModel, path: str | Path) -> Path:
+    """Write the model folder (atomically per file)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model = trained.model
+    arrays = {}
+    for key, value in model.sparse_features.items():
+        arrays[f"sparse_features/{_key(key)}"] = value
+    for key, value in model.sparse_scalars.items():
+        arrays[f"sparse_scalars/{key}"] = value
+    for key, value in model.projectors.items():
+        arrays[f"projectors/{_key(key)}"] = value
+    for key, value in model.weights.items():
+        arrays[f"weights/{_key(key)}"] = value
+    for key, value in model.columns.items():
+        arrays[f"columns/{_key(key)}"] = value
+    config = {
+        "written_by": "densitylab density train",
+        "species": model.species,
+        "zeta": model.zeta,
+        "channels": [[a, l, n] for (a, l), n in model.channels.items()],
+        "baseline": [[a, n, value] for (a, n), value in model.baseline.items()],
+        "features": asdict(trained.features),
+        "regression": asdict(trained.regression_settings),
+        "reference": asdict(trained.reference),
+        "lambda_max": trained.lambda_max,
+        "training": trained.training,
+    }
+    temporary = path / "arrays.tmp.npz"
+    np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
+    temporary.replace(path / "arrays.npz")
+    (path / "config.tmp.json").write_text(json.dumps(config, indent=1))
+    (path / "config.tmp.json").replace(path / "config.json")
+    return path
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Read a folder written by :func:`save_model`."""
+    path = Path(path)
+    require(
+        (path / "config.json").is_file() and (path / "arrays.npz").is_file(),
+        "model",
+        "a folder written by densitylab density train (config.json and arrays.npz)",
+        str(path),
+    )
+    config = json.loads((path / "config.json").read_text())
+    if config.get("written_by") != "densitylab density train":
+        raise InvalidParameterError("model", "a densitylab density model folder", str(path))
+    groups: dict = {}
+    with np.load(path / "arrays.npz") as stored:
+        for name in stored.files:
+            group, key = name.split("__", 1)
+            parts = tuple(int(p) for p in key.split("|"))
+            groups.setdefault(group, {})[parts if len(parts) > 1 else parts[0]] = stored[name]
+    model = regression.DensityModel(
+        species=config["species"],
+        zeta=config["zeta"],
+        channels={(a, l): n for a, l, n in config["channels"]},
+        sparse_features=groups["sparse_features"],
+        sparse_scalars=groups["sparse_scalars"],
+        projectors=groups["projectors"],
+        weights=groups["weights"],
+        baseline={(int(a), int(n)): value for a, n, value in config["baseline"]},
+        columns=groups["columns"],
+    )
+    return TrainedModel(
+        model,
+        FeatureSettings(**config["features"]),
+        regression.RegressionSettings(**config["regression"]),
+        ReferenceSettings(**config["reference"]),
+        config["lambda_max"],
+        config["training"],
+    )
+
+
+def write_density_cube(
+    trained: TrainedModel, frame, coefficients: np.ndarray, path: str | Path, points: int = 60
+):
+    """Write the density Σ_P c_P φ_P of one structure as a Gaussian cube file; returns
+    (electron count Σ_P c_P ∫φ_P, path)."""
+    from pyscf.tools import cubegen
+
+    from densitylab.density.energies import pyscf_coefficients
+    from densitylab.density.reference import auxiliary_integrals
+
+    mol = build_molecule(np.asarray(frame.numbers), frame.positions, trained.reference.basis)
+    auxmol = auxiliary_molecule(mol, trained.reference)
+    cube = cubegen.Cube(mol, points, points, points)
+    values = auxmol.eval_gto("GTOval_sph", cube.get_coords()) @ pyscf_coefficients(auxmol, coefficients)
+    path = Path(path)
+    temporary = path.with_suffix(".tmp.cube")
+    cube.write(values.reshape(points, points, points), str(temporary), comment="densitylab predicted density")
+    temporary.replace(path)
+    return float(coefficients @ auxiliary_integrals(auxmol)), path

@@ -1,0 +1,378 @@
+"""Reference densities: PySCF Kohn–Sham DFT per structure, then a density fit of the converged
+density matrix into an auxiliary basis, stored in one HDF5 file.
+
+For a density matrix D (AO basis) the fitted density ρ̃ = Σ_P c_P φ_P minimises the error in
+a metric: overlap, c = S⁻¹ (P|ρ)_S with S_PQ = ∫φ_P φ_Q and (P|ρ)_S = Σ_μν D_μν ∫φ_P χ_μ χ_ν;
+or Coulomb, c = J⁻¹ (P|ρ) with J the 2-centre and (P|ρ) the 3-centre Coulomb integrals. The
+auxiliary basis is def2-universal-jkfit by default, or an even-tempered basis (PySCF's
+``aug_etb``, β = 1.6), which lowers the fitting floor.
+
+Auxiliary functions are reordered to real spherical harmonics with m = −l … l for every l
+(PySCF orders p functions x, y, z, i.e. m = +1, −1, 0), the order featomic uses.
+
+Generation runs one task per chunk of structures through :func:`densitylab.parallel.run_tasks`
+(Dask when workers > 1 or a scheduler is given), writes each finished chunk atomically and
+resumes from them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from densitylab.data import PartsStore, refuse_mismatch, stored_parameters, write_attributes
+from densitylab.errors import InvalidParameterError, require
+from densitylab.parallel import run_tasks
+
+METRICS = ("overlap", "coulomb")
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How reference densities are computed.
+
+    Attributes:
+        xc, basis: the Kohn–Sham reference (PBE/def2-SVP by default).
+        auxbasis: ``def2-universal-jkfit`` (default), any PySCF auxiliary basis name, or ``etb``
+            for an even-tempered basis with ratio ``etb_beta``.
+        metric: ``overlap`` (default) or ``coulomb``, for the fit and the stored metric.
+        grid_level: PySCF grid level of the reference SCF.
+        chunk_size: structures per parallel task (and per resumable part).
+    """
+
+    xc: str = "pbe"
+    basis: str = "def2-svp"
+    auxbasis: str = "def2-universal-jkfit"
+    etb_beta: float = 1.6
+    metric: str = "overlap"
+    grid_level: int = 3
+    chunk_size: int = 10
+
+    def check(self) -> None:
+        require(self.metric in METRICS, "metric", "overlap or coulomb", self.metric)
+        require(self.etb_beta > 1.0, "etb_beta", "a ratio above 1", self.etb_beta)
+        require(self.chunk_size >= 1, "chunk_size", "a positive integer", self.chunk_size)
+
+
+def auxiliary_molecule(mol, settings: ReferenceSettings):
+    """The auxiliary-basis ``Mole`` for ``mol``."""
+    from pyscf import df
+
+    auxbasis = df.aug_etb(mol, beta=settings.etb_beta) if settings.auxbasis == "etb" else settings.auxbasis
+    try:
+        return df.addons.make_auxmol(mol, auxbasis)
+    except (RuntimeError, KeyError) as error:
+        raise InvalidParameterError(
+            "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", settings.auxbasis
+        ) from None
+
+
+def function_labels(auxmol) -> np.ndarray:
+    """(naux, 4) integer labels (atom, l, n, m) of the auxiliary functions in PySCF's order, with
+    n the radial channel of that (atom, l) and m the real-harmonic index."""
+    labels = []
+    for atom in range(auxmol.natm):
+        channel: dict[int, int] = {}
+        for shell in range(auxmol.nbas):
+            if auxmol.bas_atom(shell) != atom:
+                continue
+            l = auxmol.bas_angular(shell)
+            for _ in range(auxmol.bas_nctr(shell)):
+                n = channel.get(l, 0)
+                channel[l] = n + 1
+                ms = (1, -1, 0) if l == 1 else tuple(range(-l, l + 1))
+                labels += [(atom, l, n, m) for m in ms]
+    labels = np.array(labels, dtype=np.int64)
+    # PySCF lays out shells atom by atom in _bas order; check that our walk matches its offsets
+    require(len(labels) == auxmol.nao_nr(), "auxbasis", "a basis with one contraction set per shell", None)
+    return labels
+
+
+def featomic_order(labels: np.ndarray) -> np.ndarray:
+    """Permutation from PySCF's auxiliary order to (atom, l, n, m = −l…l) order."""
+    return np.lexsort((labels[:, 3], labels[:, 2], labels[:, 1], labels[:, 0]))
+
+
+def build_molecule(numbers: np.ndarray, positions: np.ndarray, basis: str):
+    """A built PySCF ``Mole`` (positions in ångström); unknown species are a clear error."""
+    from pyscf import gto
+
+    try:
+        return gto.M(
+            atom=list(zip(numbers.tolist(), positions.tolist(), strict=True)), basis=basis, verbose=0
+        )
+    except RuntimeError as error:
+        raise InvalidParameterError("basis", f"a basis for every species ({error})", basis) from None
+
+
+def fit_density(mol, auxmol, density_matrix: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted coefficients c (naux,) and the auxiliary overlap S (naux, naux), PySCF order."""
+    from pyscf import df
+
+    overlap = auxmol.intor("int1e_ovlp")
+    if metric == "overlap":
+        three_centre = df.incore.aux_e2(mol, auxmol, "int3c1e", aosym="s1")
+        matrix = overlap
+    else:
+        three_centre = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")
+        matrix = auxmol.intor("int2c2e")
+    nao = mol.nao_nr()
+    projections = np.einsum("ijp,ij->p", three_centre.reshape(nao, nao, -1), density_matrix)
+    coefficients = np.linalg.solve(matrix, projections)
+    return coefficients, overlap
+
+
+def auxiliary_integrals(auxmol, level: int = 3) -> np.ndarray:
+    """∫φ_P d³r (naux,) by quadrature on PySCF's molecular grid (only l = 0 is non-zero)."""
+    from pyscf import dft
+
+    grids = dft.gen_grid.Grids(auxmol)
+    grids.level = level
+    grids.build(with_non0tab=False)
+    return grids.weights @ dft.numint.eval_ao(auxmol, grids.coords)
+
+
+def reference_for_structure(numbers: np.ndarray, positions: np.ndarray, settings: ReferenceSettings) -> dict:
+    """SCF, density fit and metric of one structure; everything in featomic order.
+
+    Returns coefficients (naux,), overlap (naux, naux), labels (naux, 4) = (atom, l, n, m),
+    integrals (naux,) = ∫φ_P, energy and its components (hartree), and the SCF iterations.
+    """
+    from pyscf import dft
+
+    mol = build_molecule(numbers, positions, settings.basis)
+    mf = dft.RKS(mol, xc=settings.xc)
+    mf.grids.level = settings.grid_level
+    mf.conv_tol = 1e-10
+    mf.kernel()
+    require(bool(mf.converged), "structures", "structures whose reference SCF converges", positions.tolist())
+    auxmol = auxiliary_molecule(mol, settings)
+    coefficients, overlap = fit_density(mol, auxmol, mf.make_rdm1(), settings.metric)
+    labels = function_labels(auxmol)
+    order = featomic_order(labels)
+    one_electron = float(mf.scf_summary.get("e1", np.nan))
+    return {
+        "density_matrix": mf.make_rdm1(),
+        "coefficients": coefficients[order],
+        "overlap": overlap[np.ix_(order, order)],
+        "labels": labels[order],
+        "integrals": auxiliary_integrals(auxmol)[order],
+        "energy": float(mf.e_tot),
+        "energy_components": np.array(
+            [
+                one_electron,
+                mf.scf_summary.get("coul", np.nan),
+                mf.scf_summary.get("exc", np.nan),
+                mf.energy_nuc(),
+            ]
+        ),
+    }
+
+
+ENERGY_COMPONENTS = ("one_electron", "coulomb", "xc", "nuclear_repulsion")
+
+
+def _chunk_task(numbers_list, positions_list, settings: ReferenceSettings) -> dict:
+    """References for a chunk of structures, as flat arrays with offsets (one resumable part)."""
+    results = [
+        reference_for_structure(np.asarray(n), np.asarray(p), settings)
+        for n, p in zip(numbers_list, positions_list, strict=True)
+    ]
+    sizes = np.array([len(r["coefficients"]) for r in results])
+    nao = np.array([len(r["density_matrix"]) for r in results])
+    return {
+        "sizes": sizes,
+        "nao": nao,
+        "density_matrix": np.concatenate([r["density_matrix"].ravel() for r in results]),
+        "coefficients": np.concatenate([r["coefficients"] for r in results]),
+        "overlap": np.concatenate([r["overlap"].ravel() for r in results]),
+        "labels": np.concatenate([r["labels"] for r in results]),
+        "integrals": np.concatenate([r["integrals"] for r in results]),
+        "energy": np.array([r["energy"] for r in results]),
+        "energy_components": np.stack([r["energy_components"] for r in results]),
+    }
+
+
+def _check_species(frames: list, settings: ReferenceSettings) -> None:
+    """Refuse structures with species the basis or auxiliary basis do not cover, before any SCF."""
+    from pyscf import gto
+
+    species = sorted({symbol for frame in frames for symbol in frame.get_chemical_symbols()})
+    for symbol in species:
+        try:
+            probe = gto.M(atom=f"{symbol} 0 0 0", basis=settings.basis, spin=None, verbose=0)
+        except (RuntimeError, KeyError):
+            raise InvalidParameterError(
+                "structures", f"species the basis {settings.basis} covers", symbol
+            ) from None
+        auxiliary_molecule(probe, settings)
+
+
+def generate_reference(
+    frames: list,
+    output: str | Path,
+    settings: ReferenceSettings = ReferenceSettings(),
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Compute (or resume) references for ``frames`` (``ase.Atoms``) into ``output`` (.h5).
+
+    The file holds, per structure s: ``numbers/s``, ``positions/s`` (Å), ``coefficients/s``,
+    ``overlap/s``, ``labels/s`` (atom, l, n, m), ``integrals/s``, ``density_matrix/s`` (the SCF
+    density matrix, AO basis); and ``energy`` (S,),
+    ``energy_components`` (S, 4) in hartree; the settings, version and seed as attributes.
+    """
+    settings.check()
+    output = Path(output)
+    require(output.suffix in (".h5", ".hdf5"), "output", "a file name ending in .h5", str(output))
+    require(len(frames) > 0, "structures", "at least one structure", 0)
+    _check_species(frames, settings)
+    parameters = {
+        **asdict(settings),
+        "structures": len(frames),
+        "geometry_hash": _geometry_hash(frames),
+        "seed": seed,
+    }
+    started = time.perf_counter()
+    if output.exists():
+        refuse_mismatch(stored_parameters(output), parameters, output)
+        return {"structures": len(frames), "computed_chunks": 0, "seconds": 0.0, "output": str(output)}
+    chunks = [
+        (index, start, min(start + settings.chunk_size, len(frames)))
+        for index, start in enumerate(range(0, len(frames), settings.chunk_size))
+    ]
+    store = PartsStore(output, parameters)
+    done = store.done()
+    todo = [
+        (index, ([f.numbers for f in frames[a:b]], [f.positions for f in frames[a:b]], settings))
+        for index, a, b in chunks
+        if index not in done
+    ]
+    sizes = {index: b - a for index, a, b in chunks}
+    completed = sum(sizes[index] for index in done)
+    if progress:
+        progress(completed, len(frames))
+
+    def save(index: int, arrays: dict) -> None:
+        nonlocal completed
+        store.save(index, arrays)
+        completed += sizes[index]
+        if progress:
+            progress(completed, len(frames))
+
+    run_tasks(_chunk_task, todo, save, workers=workers, scheduler=scheduler)
+    _assemble(frames, chunks, store, output, parameters)
+    return {
+        "structures": len(frames),
+        "computed_chunks": len(todo),
+        "resumed_chunks": len(done),
+        "seconds": time.perf_counter() - started,
+        "output": str(output),
+    }
+
+
+def _geometry_hash(frames: list) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(np.asarray(frame.numbers, dtype=np.int64).tobytes())
+        digest.update(np.round(np.asarray(frame.positions, dtype=np.float64), 8).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _assemble(frames, chunks, store: PartsStore, output: Path, parameters: dict) -> None:
+    temporary = output.with_name(output.name + ".tmp")
+    energies, components = [], []
+    with h5py.File(temporary, "w") as handle:
+        write_attributes(handle, parameters)
+        handle.attrs["energy_components"] = ",".join(ENERGY_COMPONENTS)
+        for index, start, stop in chunks:
+            part = store.load(index)
+            offsets = np.concatenate([[0], np.cumsum(part["sizes"])])
+            overlap_offsets = np.concatenate([[0], np.cumsum(part["sizes"] ** 2)])
+            dm_offsets = np.concatenate([[0], np.cumsum(part["nao"] ** 2)])
+            for local, structure in enumerate(range(start, stop)):
+                a, b = offsets[local], offsets[local + 1]
+                size = part["sizes"][local]
+                key = f"{structure:06d}"
+                handle[f"numbers/{key}"] = np.asarray(frames[structure].numbers)
+                handle[f"positions/{key}"] = np.asarray(frames[structure].positions)
+                handle[f"coefficients/{key}"] = part["coefficients"][a:b]
+                handle[f"labels/{key}"] = part["labels"][a:b]
+                handle[f"integrals/{key}"] = part["integrals"][a:b]
+                block = part["overlap"][overlap_offsets[local] : overlap_offsets[local + 1]]
+                handle[f"overlap/{key}"] = block.reshape(size, size)
+                nao = part["nao"][local]
+                dm = part["density_matrix"][dm_offsets[local] : dm_offsets[local + 1]]
+                handle[f"density_matrix/{key}"] = dm.reshape(nao, nao)
+            energies.append(part["energy"])
+            components.append(part["energy_components"])
+        handle["energy"] = np.concatenate(energies)
+        handle["energy_components"] = np.concatenate(components)
+    temporary.replace(output)
+    store.remove()
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceSet:
+    """A reference file read into memory: per-structure lists and the settings."""
+
+    settings: ReferenceSettings
+    numbers: list
+    positions: list
+    coefficients: list
+    overlap: list
+    labels: list
+    integrals: list
+    density_matrices: list
+    energy: np.ndarray
+    energy_components: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def electron_counts(self) -> np.ndarray:
+        """Σ_P c_P ∫φ_P per structure."""
+        return np.array([c @ i for c, i in zip(self.coefficients, self.integrals, strict=True)])
+
+    def atoms(self, index: int):
+        import ase
+
+        return ase.Atoms(numbers=self.numbers[index], positions=self.positions[index])
+
+
+def load_reference(path: str | Path) -> ReferenceSet:
+    """Read a file written by :func:`generate_reference`."""
+    path = Path(path)
+    require(path.is_file(), "reference", "an existing reference .h5 file", str(path))
+    with h5py.File(path, "r") as handle:
+        require(
+            "coefficients" in handle, "reference", "a file written by densitylab density reference", str(path)
+        )
+        parameters = stored_parameters(path)
+        settings = ReferenceSettings(**{k: parameters[k] for k in ReferenceSettings.__dataclass_fields__})
+        keys = sorted(handle["coefficients"].keys())
+
+        def each(group):
+            return [handle[f"{group}/{key}"][()] for key in keys]
+
+        return ReferenceSet(
+            settings=settings,
+            numbers=each("numbers"),
+            positions=each("positions"),
+            coefficients=each("coefficients"),
+            overlap=each("overlap"),
+            labels=each("labels"),
+            integrals=each("integrals"),
+            density_matrices=each("density_matrix"),
+            energy=handle["energy"][()],
+            energy_components=handle["energy_components"][()],
+        )

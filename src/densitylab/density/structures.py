@@ -1,0 +1,118 @@
+"""Structures for density learning: extxyz files in, ``ase.Atoms`` lists out, and a built-in
+generator of distorted water monomers by thermal sampling of the harmonic normal modes.
+
+Positions in ångström (the xyz convention).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.errors import InvalidParameterError, require
+
+HARTREE_PER_KELVIN = 3.166811563e-6
+AMU_IN_ELECTRON_MASSES = 1822.888486
+BOHR_IN_ANGSTROM = 0.529177210903
+
+
+def read_structures(path: str | Path) -> list:
+    """Every frame of an xyz/extxyz file as ``ase.Atoms``; a clear error if missing, empty or
+    malformed."""
+    import ase.io
+
+    path = Path(path)
+    require(path.is_file(), "structures", "an existing xyz/extxyz file", str(path))
+    require(path.stat().st_size > 0, "structures", "a non-empty xyz/extxyz file", str(path))
+    try:
+        frames = ase.io.read(str(path), index=":", format="extxyz")
+    except Exception as error:  # ase raises many types for malformed files
+        raise InvalidParameterError(
+            "structures", f"an extxyz file ({type(error).__name__}: {error})", str(path)
+        ) from None
+    require(len(frames) > 0, "structures", "an xyz file with at least one structure", str(path))
+    return frames
+
+
+def write_structures(frames: list, path: str | Path) -> Path:
+    """Write ``frames`` as extxyz (atomically)."""
+    import ase.io
+
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    ase.io.write(str(temporary), frames, format="extxyz")
+    temporary.replace(path)
+    return path
+
+
+def water_normal_modes(xc: str = "pbe", basis: str = "def2-svp"):
+    """Equilibrium-like water (r = 0.9572 Å, ∠ = 104.52°) and its harmonic normal modes from a
+    PySCF Hessian: (atoms, frequencies (3N,) hartree, mass-weighted modes (3N, 3N) columns).
+    The six rigid-body modes have near-zero frequencies and are excluded by the sampler."""
+    import ase
+    from pyscf import dft, gto
+    from pyscf.hessian import rks as rks_hessian
+
+    angle = np.deg2rad(104.52)
+    bond = 0.9572
+    positions = np.array(
+        [
+            [0.0, 0.0, 0.0],
+            [bond * np.sin(angle / 2), 0.0, bond * np.cos(angle / 2)],
+            [-bond * np.sin(angle / 2), 0.0, bond * np.cos(angle / 2)],
+        ]
+    )
+    atoms = ase.Atoms("OH2", positions=positions)
+    mol = gto.M(atom=[("O", positions[0]), ("H", positions[1]), ("H", positions[2])], basis=basis, verbose=0)
+    mf = dft.RKS(mol, xc=xc)
+    mf.conv_tol = 1e-11
+    mf.kernel()
+    hessian = rks_hessian.Hessian(mf).kernel()  # (N, N, 3, 3), hartree / bohr²
+    natoms = len(atoms)
+    cartesian = hessian.transpose(0, 2, 1, 3).reshape(3 * natoms, 3 * natoms)
+    masses = np.repeat(atoms.get_masses() * AMU_IN_ELECTRON_MASSES, 3)
+    weighted = cartesian / np.sqrt(np.outer(masses, masses))
+    eigenvalues, modes = np.linalg.eigh(0.5 * (weighted + weighted.T))
+    frequencies = np.sqrt(np.abs(eigenvalues)) * np.sign(eigenvalues)
+    return atoms, frequencies, modes
+
+
+def sample_normal_modes(
+    atoms, frequencies: np.ndarray, modes: np.ndarray, count: int, temperature: float, seed: int
+) -> list:
+    """``count`` structures displaced along the vibrational modes with the harmonic quantum
+    (Wigner) distribution at ``temperature`` (K): q_k ~ N(0, coth(ω_k/2kT)/(2ω_k)) in
+    mass-weighted coordinates, then a uniformly random rotation of the whole molecule."""
+    from scipy.spatial.transform import Rotation
+
+    require(isinstance(count, int) and count >= 1, "count", "a positive integer", count)
+    require(temperature >= 0, "temperature", "a non-negative temperature in K", temperature)
+    rng = np.random.default_rng(seed)
+    vibrational = frequencies > 1e-4
+    omega = frequencies[vibrational]
+    thermal = (
+        np.ones_like(omega)
+        if temperature == 0
+        else 1.0 / np.tanh(omega / (2 * HARTREE_PER_KELVIN * temperature))
+    )
+    spread = np.sqrt(thermal / (2 * omega))
+    masses = np.repeat(atoms.get_masses() * AMU_IN_ELECTRON_MASSES, 3)
+    rotations = Rotation.random(count, random_state=rng.integers(2**31))
+    frames = []
+    for index in range(count):
+        q = rng.normal(size=omega.size) * spread
+        displacement_bohr = (modes[:, vibrational] @ q) / np.sqrt(masses)
+        positions = atoms.get_positions() + displacement_bohr.reshape(-1, 3) * BOHR_IN_ANGSTROM
+        positions -= positions.mean(axis=0)
+        frame = atoms.copy()
+        frame.set_positions(rotations[index].apply(positions))
+        frames.append(frame)
+    return frames
+
+
+def water_monomers(count: int, seed: int = 0, temperature: float = 300.0) -> list:
+    """``count`` thermally distorted, randomly oriented water molecules (see
+    :func:`sample_normal_modes`; modes from PBE/def2-SVP)."""
+    atoms, frequencies, modes = water_normal_modes()
+    return sample_normal_modes(atoms, frequencies, modes, count, temperature, seed)

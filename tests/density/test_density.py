@@ -1,0 +1,257 @@
+"""Density learning: the fit against the SCF density it fits, the one-step energy against the SCF
+energy, rotational equivariance of predictions, the two solvers against each other, resumable
+reference generation and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyscf")
+pytest.importorskip("featomic")
+import ase
+from scipy.spatial.transform import Rotation
+from typer.testing import CliRunner
+
+from densitylab.cli import app
+from densitylab.density import reference as reference_module
+from densitylab.density.energies import grid_nmae_percent, one_step_energy, pyscf_coefficients
+from densitylab.density.features import FeatureSettings
+from densitylab.density.pipeline import load_model, predict, save_model, train
+from densitylab.density.reference import (
+    ReferenceSettings,
+    auxiliary_molecule,
+    build_molecule,
+    generate_reference,
+    load_reference,
+    reference_for_structure,
+)
+from densitylab.density.regression import RegressionSettings
+from densitylab.density.structures import read_structures, sample_normal_modes, write_structures
+from densitylab.errors import InvalidParameterError
+
+SMALL_FEATURES = FeatureSettings(max_radial=4, max_angular=4, columns=200)
+
+
+def _water_frames(count, seed=0):
+    """Distorted waters from analytic modes (no Hessian needed): random small displacements."""
+    angle, bond = np.deg2rad(104.5), 0.96
+    base = ase.Atoms(
+        "OH2",
+        positions=[
+            [0, 0, 0],
+            [bond * np.sin(angle / 2), 0, bond * np.cos(angle / 2)],
+            [-bond * np.sin(angle / 2), 0, bond * np.cos(angle / 2)],
+        ],
+    )
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        frame = base.copy()
+        frame.positions += rng.normal(scale=0.04, size=(3, 3))
+        frame.positions = Rotation.random(random_state=rng.integers(2**31)).apply(frame.positions)
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def water_reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("density") / "ref.h5"
+    generate_reference(_water_frames(8), path, ReferenceSettings(chunk_size=4))
+    return load_reference(path)
+
+
+def test_fit_reproduces_scf_density_and_electron_count(water_reference):
+    """The fitted density integrates to N and lies within the known fitting floor of the SCF
+    density on the grid; the Coulomb metric conserves charge better than the overlap metric."""
+    counts = water_reference.electron_counts()
+    assert np.all(np.abs(counts - 10.0) < 5e-3)
+    frame = water_reference.atoms(0)
+    mol = build_molecule(frame.numbers, frame.positions, "def2-svp")
+    auxmol = auxiliary_molecule(mol, water_reference.settings)
+    nmae = grid_nmae_percent(
+        mol, auxmol, water_reference.coefficients[0], water_reference.density_matrices[0]
+    )
+    assert 0.3 < nmae < 1.5
+    coulomb = reference_for_structure(frame.numbers, frame.positions, ReferenceSettings(metric="coulomb"))
+    assert abs(coulomb["coefficients"] @ coulomb["integrals"] - 10.0) < abs(counts[0] - 10.0)
+
+
+def test_one_step_energy_is_second_order_in_the_density_error():
+    """Harris–Foulkes from a near-exact fitted density (even-tempered basis, 0.2 % NMAE) lands
+    within 0.5 meV/atom of the SCF energy it was fitted to."""
+    frame = _water_frames(1, seed=3)[0]
+    fine = ReferenceSettings(auxbasis="etb", metric="coulomb")
+    result = reference_for_structure(frame.numbers, frame.positions, fine)
+    mol = build_molecule(frame.numbers, frame.positions, fine.basis)
+    auxmol = auxiliary_molecule(mol, fine)
+    energy = one_step_energy(mol, auxmol, result["coefficients"], fine.xc)
+    error_mev_per_atom = (energy["energy"] - result["energy"]) * 27211.386 / 3
+    assert abs(error_mev_per_atom) < 0.5
+
+
+@pytest.fixture(scope="module")
+def trained_pair(water_reference):
+    direct, _ = train(
+        water_reference, list(range(6)), SMALL_FEATURES, RegressionSettings(10, solver="direct")
+    )
+    cg, info = train(water_reference, list(range(6)), SMALL_FEATURES, RegressionSettings(10, solver="cg"))
+    return direct, cg, info
+
+
+def test_direct_and_cg_solvers_agree(trained_pair, water_reference):
+    direct, cg, info = trained_pair
+    assert info["relative_residual"] < 1e-9
+    frames = [water_reference.atoms(i) for i in (6, 7)]
+    from_direct, _ = predict(direct, frames)
+    from_cg, _ = predict(cg, frames)
+    for a, b in zip(from_direct, from_cg, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def _density_at(trained, frame, coefficients, points):
+    mol = build_molecule(np.asarray(frame.numbers), frame.positions, trained.reference.basis)
+    auxmol = auxiliary_molecule(mol, trained.reference)
+    return auxmol.eval_gto("GTOval_sph", points) @ pyscf_coefficients(auxmol, coefficients)
+
+
+def test_predicted_density_is_rotation_equivariant(trained_pair):
+    """ρ_pred[R·structure](R r) = ρ_pred[structure](r) to 1e-8."""
+    _, model, _ = trained_pair
+    frame = _water_frames(1, seed=11)[0]
+    rotation = Rotation.random(random_state=5)
+    rotated = frame.copy()
+    rotated.positions = rotation.apply(frame.positions)
+    (c_frame, c_rotated), _ = predict(model, [frame, rotated])
+    points = np.random.default_rng(0).normal(scale=1.5, size=(200, 3))  # bohr
+    original = _density_at(model, frame, c_frame, points)
+    turned = _density_at(model, rotated, c_rotated, rotation.apply(points))
+    assert np.max(np.abs(original - turned)) < 1e-8 * np.max(np.abs(original))
+
+
+def test_model_round_trip_and_unknown_species(trained_pair, tmp_path):
+    _, model, _ = trained_pair
+    save_model(model, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    frame = _water_frames(1, seed=2)[0]
+    np.testing.assert_allclose(
+        predict(loaded, [frame])[0][0], predict(model, [frame])[0][0], rtol=1e-10, atol=1e-12
+    )
+    ammonia = ase.Atoms(
+        "NH3", positions=[[0, 0, 0], [0.94, 0, 0.38], [-0.47, 0.81, 0.38], [-0.47, -0.81, 0.38]]
+    )
+    with pytest.raises(InvalidParameterError, match="only species the model was trained on"):
+        predict(loaded, [ammonia])
+
+
+def test_reference_generation_resumes_after_an_interrupt(tmp_path, monkeypatch):
+    frames = _water_frames(3, seed=7)
+    output = tmp_path / "resume.h5"
+    original = reference_module._chunk_task
+    calls = {"count": 0}
+
+    def failing(*arguments):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise KeyboardInterrupt
+        return original(*arguments)
+
+    monkeypatch.setattr(reference_module, "_chunk_task", failing)
+    with pytest.raises(KeyboardInterrupt):
+        generate_reference(frames, output, ReferenceSettings(chunk_size=1))
+    assert not output.exists()
+    monkeypatch.setattr(reference_module, "_chunk_task", original)
+    summary = generate_reference(frames, output, ReferenceSettings(chunk_size=1))
+    assert summary["resumed_chunks"] == 1 and summary["computed_chunks"] == 2
+    resumed = load_reference(output)
+    fresh = reference_for_structure(frames[0].numbers, frames[0].positions, ReferenceSettings())
+    np.testing.assert_allclose(resumed.coefficients[0], fresh["coefficients"], atol=1e-7)
+    with pytest.raises(InvalidParameterError, match="output"):
+        generate_reference(frames, output, ReferenceSettings(chunk_size=1, metric="coulomb"))
+
+
+def test_bad_structures(tmp_path):
+    empty = tmp_path / "empty.xyz"
+    empty.write_text("")
+    with pytest.raises(InvalidParameterError, match="structures: expected a non-empty"):
+        read_structures(empty)
+    with pytest.raises(InvalidParameterError, match="structures"):
+        generate_reference([ase.Atoms("X", positions=[[0, 0, 0]])], tmp_path / "x.h5")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["density", "predict", str(empty), "--model", str(tmp_path), "--output", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "model: expected" in result.output
+
+
+def test_normal_mode_sampler_keeps_the_molecule_rigid_in_rotation_only():
+    """With no vibrational modes (all frequencies zero) the sampler only rotates: distances kept."""
+    frame = _water_frames(1)[0]
+    frames = sample_normal_modes(frame, np.zeros(9), np.eye(9), 4, 300.0, seed=1)
+    for sampled in frames:
+        np.testing.assert_allclose(sampled.get_all_distances(), frame.get_all_distances(), atol=1e-12)
+
+
+def test_cli_end_to_end(tmp_path, water_reference):
+    frames = [water_reference.atoms(i) for i in range(len(water_reference))]
+    xyz = write_structures(frames[:4], tmp_path / "w.xyz")
+    runner = CliRunner()
+    reference = tmp_path / "ref.h5"
+    result = runner.invoke(
+        app, ["density", "reference", "--structures", str(xyz), "--output", str(reference), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        [
+            "density",
+            "train",
+            "--reference",
+            str(reference),
+            "--train",
+            "3",
+            "--sparse",
+            "6",
+            "--columns",
+            "150",
+            "--output",
+            str(tmp_path / "model"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        [
+            "density",
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--reference",
+            str(reference),
+            "--indices",
+            "3:4",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"rmse_percent", "grid_nmae_percent", "energy_mae_mev_per_atom"} <= set(summary)
+    assert summary["grid_nmae_percent"] >= 0.9 * summary["grid_nmae_floor_percent"]
+    result = runner.invoke(
+        app,
+        [
+            "density",
+            "predict",
+            str(xyz),
+            "--model",
+            str(tmp_path / "model"),
+            "--output",
+            str(tmp_path / "p"),
+            "--cube-points",
+            "20",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "p").glob("*.cube"))) == 4
