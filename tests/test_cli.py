@@ -110,6 +110,7 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "learned values",
         "densitylab L-BFGS",
         "PySCF DIIS",
+        "% RMSE in the overlap metric",
     ):
         assert label in summary
     for figure in (
@@ -123,11 +124,12 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "tdks_errors.png",
         "tdks_maps.png",
         "dft_convergence.png",
+        "density_parity.png",
     ):
         assert (tmp_path / figure).stat().st_size > 10_000
     # every table row has as many cells as its header (no stray '|' inside a cell)
     tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
-    assert len(tables) == 4
+    assert len(tables) == 5
     for table in tables:
         assert len({line.count("|") for line in table}) == 1, table
     # the demo's water energy matches PySCF's to 1 µHa

@@ -1165,6 +1165,7 @@ def demo(
     """Run a short demo of every workflow; figures and summary.md go to OUTPUT."""
     from rich.progress import Progress
 
+    from densitylab.density import demo as density_demo
     from densitylab.dft import demo as dft_demo
     from densitylab.model1d import demo as model1d_demo
     from densitylab.rdm import demo as rdm_demo
@@ -1175,6 +1176,7 @@ def demo(
         ("1-RDM learning: 1000 exact 1-RDMs, PCA and density functionals", rdm_demo.run),
         ("TDKS: a laser-driven two-electron atom, exact and Kohn-Sham", tdks_demo.run),
         ("Direct-minimisation DFT: water, B3LYP/6-31G, against PySCF", dft_demo.run),
+        ("Density learning: ten water molecules, PBE/def2-SVP densities by sparse GPR", density_demo.run),
     ]
     lines = ["# densitylab demo", ""]
     with Progress(console=err) as progress:

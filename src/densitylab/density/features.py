@@ -110,11 +110,15 @@ def farthest_point_sampling(points: np.ndarray, count: int, first: int = 0) -> n
     return np.array(chosen)
 
 
-def select_columns(features: Features, count: int | None) -> dict:
+def select_columns(features: Features, count: int | None, max_rows: int = 400, seed: int = 0) -> dict:
     """{(species, λ): column indices}: FPS over feature columns (each column a point whose
-    coordinates are its values over atoms and μ)."""
+    coordinates are its values over atoms and μ; at most ``max_rows`` randomly chosen atoms
+    enter those coordinates, which keeps the selection cheap for large training sets)."""
+    rng = np.random.default_rng(seed)
     selection = {}
     for key, values in features.blocks.items():
+        if len(values) > max_rows:
+            values = values[np.sort(rng.choice(len(values), size=max_rows, replace=False))]
         columns = values.reshape(-1, values.shape[-1]).T
         if count is None or count >= columns.shape[0]:
             selection[key] = np.arange(columns.shape[0])

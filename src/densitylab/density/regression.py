@@ -13,7 +13,8 @@ with S the auxiliary overlap of each molecule and c̄ the per-species λ = 0 bas
 training coefficient of each radial channel). Two solvers, which agree (tested):
 
 - ``direct``: the normal equations (Σ ΦᵀSΦ + η) b = Σ ΦᵀS(c − c̄), Cholesky;
-- ``cg``: matrix-free conjugate gradients with a Jacobi preconditioner; A·v is applied molecule
+- ``cg``: matrix-free conjugate gradients with a block-Jacobi preconditioner (the inverse of
+  each (species, λ, n) diagonal block); A·v is applied molecule
   by molecule through the sparse Φ, so no P × P matrix is ever formed. It stops when the
   relative residual falls below ``cg_tolerance`` (default 1e-10: measured, SALTED's 1e-5 gradient
   tolerance stops well before the minimum; see docs/density.md).
@@ -31,7 +32,8 @@ import scipy.sparse
 from densitylab.density.features import Features, farthest_point_sampling
 from densitylab.errors import InvalidParameterError, require
 
-SOLVERS = ("cg", "direct")
+SOLVERS = ("auto", "cg", "direct")
+DIRECT_MAX_PARAMETERS = 20_000
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class RegressionSettings:
         zeta: kernel exponent ζ ≥ 1.
         regularisation: η (in the metric's units).
         eigen_cutoff: relative eigenvalue cutoff of K_MM.
-        solver: ``cg`` (default) or ``direct``.
+        solver: ``auto`` (default: ``direct`` up to 20,000 weights, ``cg`` beyond), ``cg`` or
+            ``direct``.
         cg_tolerance, cg_max_iterations: CG stopping rule.
     """
 
@@ -51,7 +54,7 @@ class RegressionSettings:
     zeta: int = 2
     regularisation: float = 1e-8
     eigen_cutoff: float = 1e-10
-    solver: str = "cg"
+    solver: str = "auto"
     cg_tolerance: float = 1e-10
     cg_max_iterations: int = 20_000
 
@@ -64,7 +67,7 @@ class RegressionSettings:
         )
         require(self.zeta >= 1, "zeta", "an integer ≥ 1", self.zeta)
         require(self.regularisation > 0, "regularisation", "a positive number", self.regularisation)
-        require(self.solver in SOLVERS, "solver", "cg or direct", self.solver)
+        require(self.solver in SOLVERS, "solver", "auto, cg or direct", self.solver)
 
 
 @dataclass(eq=False)
@@ -225,27 +228,29 @@ def fit(
     for design, overlap, residual in zip(designs, overlaps, residuals, strict=True):
         rhs += design.T @ (overlap @ residual)
     eta = settings.regularisation
-    if settings.solver == "direct":
+    solver = settings.solver
+    if solver == "auto":
+        solver = "direct" if size <= DIRECT_MAX_PARAMETERS else "cg"
+    if solver == "direct":
         matrix = eta * np.eye(size)
         for design, overlap in zip(designs, overlaps, strict=True):
             matrix += design.T @ (overlap @ design.toarray())  # sparse (P, naux) @ dense (naux, P)
         weights = scipy.linalg.cho_solve(scipy.linalg.cho_factor(matrix), rhs)
-        info = {"iterations": 1}
+        info = {"solver": "direct", "iterations": 1}
     else:
-        diagonal = eta + sum(
-            np.asarray(design.multiply(overlap @ design.toarray()).sum(axis=0)).ravel()
-            for design, overlap in zip(designs, overlaps, strict=True)
-        )
+        preconditioner = _block_jacobi(designs, overlaps, _weight_layout(model), eta)
+        # all molecules at once: one sparse Φ (Σ naux, P) and a block-diagonal sparse S
+        stacked = scipy.sparse.vstack(designs).tocsr()
+        metric = scipy.sparse.block_diag(overlaps, format="csr")
+        stacked_t = stacked.T.tocsr()
 
         def apply(vector):
-            product = eta * vector
-            for design, overlap in zip(designs, overlaps, strict=True):
-                product += design.T @ (overlap @ (design @ vector))
-            return product
+            return eta * vector + stacked_t @ (metric @ (stacked @ vector))
 
         weights, info = conjugate_gradients(
-            apply, rhs, 1.0 / diagonal, settings.cg_tolerance, settings.cg_max_iterations
+            apply, rhs, preconditioner, settings.cg_tolerance, settings.cg_max_iterations
         )
+        info["solver"] = "cg"
     layout = _weight_layout(model)
     model.weights = {key: weights[offset : offset + width] for key, (offset, width) in layout.items()}
     info["seconds"] = time.perf_counter() - started
@@ -253,14 +258,36 @@ def fit(
     return info
 
 
-def conjugate_gradients(
-    apply, rhs: np.ndarray, inverse_diagonal: np.ndarray, tolerance: float, max_iterations: int
-):
-    """Preconditioned CG for A x = b (A symmetric positive definite, given as ``apply``);
-    stops at ‖r‖ ≤ tolerance·‖b‖. Returns x and {iterations, relative_residual}."""
+def _block_jacobi(designs: list, overlaps: list, layout: dict, eta: float):
+    """M⁻¹ for CG: the inverse of each (species, λ, n) diagonal block of the normal matrix,
+    Σ_mol Φ_bᵀ S Φ_b + η, applied block by block (blocks are at most M(2λ+1) wide)."""
+    factors = []
+    for offset, width in layout.values():
+        block = eta * np.eye(width)
+        for design, overlap in zip(designs, overlaps, strict=True):
+            columns = design[:, offset : offset + width]
+            rows = np.unique(columns.nonzero()[0])
+            if rows.size:
+                dense = columns[rows].toarray()
+                block += dense.T @ overlap[np.ix_(rows, rows)] @ dense
+        factors.append((offset, width, scipy.linalg.cho_factor(block)))
+
+    def apply(vector):
+        result = np.empty_like(vector)
+        for offset, width, factor in factors:
+            result[offset : offset + width] = scipy.linalg.cho_solve(factor, vector[offset : offset + width])
+        return result
+
+    return apply
+
+
+def conjugate_gradients(apply, rhs: np.ndarray, preconditioner, tolerance: float, max_iterations: int):
+    """Preconditioned CG for A x = b (A symmetric positive definite, given as ``apply``; the
+    ``preconditioner`` applies M⁻¹); stops at ‖r‖ ≤ tolerance·‖b‖. Returns x and
+    {iterations, relative_residual}."""
     x = np.zeros_like(rhs)
     residual = rhs.copy()
-    z = inverse_diagonal * residual
+    z = preconditioner(residual)
     direction = z.copy()
     rz = residual @ z
     norm = np.linalg.norm(rhs)
@@ -273,7 +300,7 @@ def conjugate_gradients(
         residual -= step * product
         if np.linalg.norm(residual) <= tolerance * norm:
             break
-        z = inverse_diagonal * residual
+        z = preconditioner(residual)
         rz_new = residual @ z
         direction = z + (rz_new / rz) * direction
         rz = rz_new
