@@ -1000,6 +1000,8 @@ def density_reference(
     water: Annotated[
         int | None, typer.Option(help="Instead: N water monomers by normal-mode sampling.")
     ] = None,
+    qm9: Annotated[int | None, typer.Option(help="Instead: N QM9 molecules (needs the qm9 extra).")] = None,
+    heavy_atoms: Annotated[int, typer.Option(help="Heavy atoms (C, N, O, F) of the QM9 molecules.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the water generator.")] = 0,
     temperature: Annotated[float, typer.Option(help="Water sampling temperature (K).")] = 300.0,
     xc: Annotated[str, typer.Option(help="Reference functional.")] = "pbe",
@@ -1015,12 +1017,22 @@ def density_reference(
 ) -> None:
     """PySCF DFT and density fitting for every structure; resumable (rerun the same command)."""
     from densitylab.density.reference import ReferenceSettings, generate_reference
-    from densitylab.density.structures import read_structures, water_monomers, write_structures
+    from densitylab.density.structures import (
+        qm9_structures,
+        read_structures,
+        water_monomers,
+        write_structures,
+    )
 
-    require((structures is None) != (water is None), "structures", "exactly one of --structures or --water")
+    sources = [option is not None for option in (structures, water, qm9)]
+    require(sum(sources) == 1, "structures", "exactly one of --structures, --water or --qm9")
     if water is not None:
         with err.status(f"sampling {water} water monomers"):
             frames = water_monomers(water, seed=seed, temperature=temperature)
+        write_structures(frames, output.with_suffix(".xyz"))
+    elif qm9 is not None:
+        with err.status(f"reading {qm9} QM9 molecules with {heavy_atoms} heavy atoms"):
+            frames = qm9_structures(heavy_atoms, qm9, seed=seed)
         write_structures(frames, output.with_suffix(".xyz"))
     else:
         frames = read_structures(structures)
@@ -1034,7 +1046,7 @@ def density_reference(
             workers=workers,
             scheduler=scheduler,
             progress=update,
-            seed=seed if water is not None else None,
+            seed=seed if structures is None else None,
         )
     _print_summary(summary, as_json)
 

@@ -27,7 +27,12 @@ from densitylab.density.reference import (
     reference_for_structure,
 )
 from densitylab.density.regression import RegressionSettings
-from densitylab.density.structures import read_structures, sample_normal_modes, write_structures
+from densitylab.density.structures import (
+    qm9_structures,
+    read_structures,
+    sample_normal_modes,
+    write_structures,
+)
 from densitylab.errors import InvalidParameterError
 
 SMALL_FEATURES = FeatureSettings(max_radial=4, max_angular=4, columns=200)
@@ -182,6 +187,26 @@ def test_bad_structures(tmp_path):
         app, ["density", "predict", str(empty), "--model", str(tmp_path), "--output", str(tmp_path)]
     )
     assert result.exit_code == 2 and "model: expected" in result.output
+
+
+def test_qm9_rows_are_parsed_and_selected_by_heavy_atoms(tmp_path):
+    """The qm9pack CSV format (Elements as a quoted list, XYZ_Ang as a nested list)."""
+    header = "XYZ_file,Index,SMILES,Elements,XYZ_Ang\n"
+    rows = [
+        (
+            "\"m1.xyz\",1,\"C\",\"['C','H','H','H','H']\",\"[[0,0,0],[0.6,0.6,0.6],[-0.6,-0.6,0.6],"
+            '[0.6,-0.6,-0.6],[-0.6,0.6,-0.6]]"'
+        ),
+        '"m2.xyz",2,"O","[\'O\',\'H\',\'H\']","[[0,0,0],[0.76,0,0.59],[-0.76,0,0.59]]"',
+        '"m3.xyz",3,"CO","[\'C\',\'O\']","[[0,0,0],[0,0,1.13]]"',
+    ]
+    (tmp_path / "part.csv").write_text(header + "\n".join(rows) + "\n")
+    frames = qm9_structures(2, 1, path=tmp_path)
+    assert frames[0].get_chemical_formula() == "CO" and frames[0].info["name"] == "m3.xyz"
+    np.testing.assert_allclose(frames[0].get_distance(0, 1), 1.13)
+    assert sorted(f.get_chemical_formula() for f in qm9_structures(1, 2, path=tmp_path)) == ["CH4", "H2O"]
+    with pytest.raises(InvalidParameterError, match="count"):
+        qm9_structures(1, 3, path=tmp_path)
 
 
 def test_normal_mode_sampler_keeps_the_molecule_rigid_in_rotation_only():

@@ -116,3 +116,71 @@ def water_monomers(count: int, seed: int = 0, temperature: float = 300.0) -> lis
     :func:`sample_normal_modes`; modes from PBE/def2-SVP)."""
     atoms, frequencies, modes = water_normal_modes()
     return sample_normal_modes(atoms, frequencies, modes, count, temperature, seed)
+
+
+QM9_HEAVY = ("C", "N", "O", "F")
+
+
+def parse_qm9_rows(lines) -> list[tuple[str, list[str], np.ndarray]]:
+    """(name, symbols, positions Å) from the rows of a qm9pack CSV file (header included)."""
+    import csv
+
+    reader = csv.DictReader(lines)
+    rows = []
+    for row in reader:
+        symbols = [item.strip().strip("'\"") for item in row["Elements"].strip("[]").split(",")]
+        values = np.array([float(v) for v in row["XYZ_Ang"].replace("[", " ").replace("]", " ").split(",")])
+        require(
+            values.size == 3 * len(symbols),
+            "structures",
+            "QM9 rows with 3 coordinates per atom",
+            row["XYZ_file"],
+        )
+        rows.append((row["XYZ_file"], symbols, values.reshape(len(symbols), 3)))
+    return rows
+
+
+def qm9_structures(heavy_atoms: int, count: int, seed: int = 0, path: str | Path | None = None) -> list:
+    """``count`` QM9 molecules with exactly ``heavy_atoms`` heavy atoms (C, N, O, F), drawn at
+    random (``seed``) from the geometries shipped by the ``qm9pack`` package (or the qm9pack-format
+    CSV files in ``path``). The molecule's QM9 name is kept in ``atoms.info['name']``."""
+    import ase
+
+    if path is None:
+        try:
+            from importlib.resources import files
+
+            folder = files("qm9pack") / "data"
+        except ModuleNotFoundError:
+            raise InvalidParameterError(
+                "qm9", "the qm9pack package (pip install 'densitylab[qm9]')", "not installed"
+            ) from None
+        sources = [folder / f"qm9_part{part}.csv" for part in (1, 2, 3)]
+    else:
+        sources = sorted(Path(path).glob("*.csv"))
+        require(len(sources) > 0, "qm9", "a folder of qm9pack-format CSV files", str(path))
+    require(
+        isinstance(heavy_atoms, int) and heavy_atoms >= 1, "heavy_atoms", "a positive integer", heavy_atoms
+    )
+    candidates = []
+    for source in sources:
+        with source.open() as handle:
+            for name, symbols, positions in parse_qm9_rows(handle):
+                if sum(symbol in QM9_HEAVY for symbol in symbols) == heavy_atoms:
+                    candidates.append((name, symbols, positions))
+        if len(candidates) >= 20 * count:
+            break
+    require(
+        len(candidates) >= count,
+        "count",
+        f"at most {len(candidates)} molecules with {heavy_atoms} heavy atoms in the files read",
+        count,
+    )
+    chosen = np.random.default_rng(seed).choice(len(candidates), size=count, replace=False)
+    frames = []
+    for index in sorted(chosen):
+        name, symbols, positions = candidates[index]
+        frame = ase.Atoms(symbols=symbols, positions=positions)
+        frame.info["name"] = name
+        frames.append(frame)
+    return frames
