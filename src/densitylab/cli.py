@@ -1073,7 +1073,9 @@ def density_train(
     sparse: Annotated[int, typer.Option(help="Sparse environments per species.")] = 100,
     zeta: Annotated[int, typer.Option(help="Kernel exponent ζ.")] = 2,
     regularisation: Annotated[float, typer.Option(help="Ridge η in the metric.")] = 1e-8,
-    solver: Annotated[str, typer.Option(help="cg (matrix-free) or direct (normal equations).")] = "cg",
+    solver: Annotated[
+        str, typer.Option(help="auto (direct up to 20,000 weights), cg (matrix-free) or direct.")
+    ] = "auto",
     columns: Annotated[int, typer.Option(help="Feature columns kept per block (FPS).")] = 600,
     cutoff: Annotated[float, typer.Option(help="λ-SOAP cutoff (Å).")] = 4.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

@@ -145,23 +145,41 @@ def grid_density_from_dm(jnp, ao_values, density_matrix):
     )
 
 
-def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
-    """Σ_P ‖Cᵀ B_P C‖² for one spin, in chunks of auxiliary functions (never all B_P unpacked)."""
+def _sum_over_aux_chunks(jax, jnp, model: EnergyModel, df_factor, contraction):
+    """Σ over chunks of auxiliary functions of ``contraction(B_chunk)``, each chunk's B_P
+    unpacked to (chunk, nao, nao) only inside a rematerialised scan step (never all of them)."""
     index = jnp.asarray(_unpack_index(model.nao))
     chunk = max(1, min(model.naux, EXCHANGE_CHUNK_ELEMENTS // max(model.nao * model.nao, 1)))
     chunks = -(-model.naux // chunk)
     padded = jnp.pad(df_factor, ((0, chunks * chunk - model.naux), (0, 0)))
-    blocks = padded.reshape(chunks, chunk, -1)
 
     @jax.checkpoint
     def body(total, block):
-        unpacked = block[:, index]  # (chunk, nao, nao)
+        return total + contraction(block[:, index]), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros(()), padded.reshape(chunks, chunk, -1))
+    return total
+
+
+def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
+    """Σ_P ‖Cᵀ B_P C‖² for one spin."""
+
+    def contraction(unpacked):
         half = jnp.einsum("pmn,ni->pmi", unpacked, orbitals)
         transformed = jnp.einsum("mj,pmi->pji", orbitals, half)
-        return total + jnp.sum(transformed * transformed), None
+        return jnp.sum(transformed * transformed)
 
-    total, _ = jax.lax.scan(body, jnp.zeros(()), blocks)
-    return total
+    return _sum_over_aux_chunks(jax, jnp, model, df_factor, contraction)
+
+
+def _exchange_df_dm(jax, jnp, model: EnergyModel, df_factor, density_matrix):
+    """Σ_P tr(B_P D B_P D), the density-matrix form of :func:`_exchange_df`."""
+
+    def contraction(unpacked):
+        product = jnp.einsum("pmn,nl->pml", unpacked, density_matrix)
+        return jnp.einsum("pml,plm->", product, product)
+
+    return _sum_over_aux_chunks(jax, jnp, model, df_factor, contraction)
 
 
 def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):
@@ -216,24 +234,6 @@ def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matri
         "xc": xc,
         "nuclear_repulsion": jnp.asarray(model.nuclear_repulsion),
     }
-
-
-def _exchange_df_dm(jax, jnp, model: EnergyModel, df_factor, density_matrix):
-    """Σ_P tr(B_P D B_P D) in chunks (the density-matrix form of :func:`_exchange_df`)."""
-    index = jnp.asarray(_unpack_index(model.nao))
-    chunk = max(1, min(model.naux, EXCHANGE_CHUNK_ELEMENTS // max(model.nao * model.nao, 1)))
-    chunks = -(-model.naux // chunk)
-    padded = jnp.pad(df_factor, ((0, chunks * chunk - model.naux), (0, 0)))
-    blocks = padded.reshape(chunks, chunk, -1)
-
-    @jax.checkpoint
-    def body(total, block):
-        unpacked = block[:, index]
-        product = jnp.einsum("pmn,nl->pml", unpacked, density_matrix)
-        return total + jnp.einsum("pml,plm->", product, product), None
-
-    total, _ = jax.lax.scan(body, jnp.zeros(()), blocks)
-    return total
 
 
 def total_energy(model: EnergyModel, ops: Operands, orbitals=None, density_matrices=None):
