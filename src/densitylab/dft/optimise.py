@@ -411,6 +411,7 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
             kappa = np.zeros(size)
             steps.clear()
             energy, gradient = evaluate(kappa)
+            iterations += 1  # an energy+gradient evaluation like any other
     occupied = _chart_occupied(bases, evaluator.counts, kappa)
     return occupied, history, converged, iterations
 
