@@ -1110,7 +1110,9 @@ def density_evaluate(
     reference: Annotated[Path, typer.Option(help="Reference file with the test structures.")],
     indices: Annotated[str | None, typer.Option(help="Structures START:STOP (default all).")] = None,
     energies: Annotated[bool, typer.Option(help="One-step energies too.")] = True,
-    plot: Annotated[Path | None, typer.Option(help="Folder for the parity plot.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Folder for the parity plot and density-difference slices.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """% RMSE, grid NMAE (and its fitting floor) and one-step energy errors on reference structures."""
@@ -1124,7 +1126,9 @@ def density_evaluate(
     with err.status(f"evaluating {len(chosen)} structures"):
         summary = evaluate(trained, data, chosen, energies=energies)
     if plot is not None:
-        from densitylab.plots import plot_parity
+        from densitylab.density.energies import density_slices
+        from densitylab.density.reference import auxiliary_molecule, build_molecule
+        from densitylab.plots import plot_density_slices, plot_parity
 
         predicted, _ = predict(trained, [data.atoms(i) for i in chosen])
         plot.mkdir(parents=True, exist_ok=True)
@@ -1135,6 +1139,16 @@ def density_evaluate(
                 plot / "parity.png",
             )
         )
+        first = chosen[0]
+        mol = build_molecule(data.numbers[first], data.positions[first], data.settings.basis)
+        extent, slices, atoms = density_slices(
+            mol,
+            auxiliary_molecule(mol, data.settings),
+            predicted[0],
+            data.coefficients[first],
+            data.density_matrices[first],
+        )
+        summary["slices"] = str(plot_density_slices(extent, slices, atoms, plot / "density_slices.png"))
     _print_summary({"model": str(model), "reference": str(reference), **summary}, as_json)
 
 

@@ -240,3 +240,28 @@ def plot_parity(reference: np.ndarray, predicted: np.ndarray, path: str | Path) 
         xlabel="reference coefficient", ylabel="predicted coefficient", title="density-fitting coefficients"
     )
     return _save(figure, path)
+
+
+def plot_density_slices(
+    extent: float, slices: Mapping[str, np.ndarray], positions: np.ndarray, path: str | Path
+) -> Path:
+    """Density differences on a plane (bohr⁻³): one panel per entry of ``slices`` (each (n, n)
+    on [−extent, extent]², bohr), the projected atoms marked, a shared symmetric colour scale
+    clipped at the 99th percentile (the nuclear cusps would otherwise hide everything else)."""
+    limit = max(float(np.percentile(np.abs(values), 99)) for values in slices.values()) or 1.0
+    figure, axes = plt.subplots(1, len(slices), figsize=(4.6 * len(slices), 4.0), squeeze=False)
+    for axis, (title, values) in zip(axes[0], slices.items(), strict=True):
+        image = axis.imshow(
+            values.T,
+            origin="lower",
+            extent=(-extent, extent, -extent, extent),
+            cmap="RdBu_r",
+            vmin=-limit,
+            vmax=limit,
+        )
+        axis.plot(positions[:, 0], positions[:, 1], "k.", ms=6)
+        axis.set(xlabel="bohr", ylabel="bohr", title=title)
+    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="Δρ (bohr⁻³)")
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -256,10 +256,14 @@ def test_cli_end_to_end(tmp_path, water_reference):
             str(reference),
             "--indices",
             "3:4",
+            "--plot",
+            str(tmp_path / "figures"),
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "figures" / "parity.png").stat().st_size > 10_000
+    assert (tmp_path / "figures" / "density_slices.png").stat().st_size > 10_000
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"rmse_percent", "grid_nmae_percent", "energy_mae_mev_per_atom"} <= set(summary)
     assert summary["grid_nmae_percent"] >= 0.9 * summary["grid_nmae_floor_percent"]

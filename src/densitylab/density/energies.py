@@ -105,3 +105,30 @@ def one_step_energy(mol, auxmol, coefficients: np.ndarray, xc: str, level: int =
         "homo_lumo_gap": float(energies[occupied] - energies[occupied - 1]),
         "output_density_matrix": density_matrix,
     }
+
+
+def density_slices(
+    mol, auxmol, predicted: np.ndarray, fitted: np.ndarray, density_matrix: np.ndarray, points=120
+):
+    """ρ_pred − ρ_SCF and ρ_fit − ρ_SCF on the plane through the centre of the atoms spanned by
+    their two principal axes. Returns (extent bohr, {label: (n, n)}, atoms projected (natm, 2))."""
+    from pyscf.dft import numint
+
+    coordinates = mol.atom_coords()
+    centre = coordinates.mean(axis=0)
+    _, _, axes = np.linalg.svd(coordinates - centre)
+    extent = float(np.max(np.abs((coordinates - centre) @ axes[:2].T))) + 3.0
+    grid = np.linspace(-extent, extent, points)
+    u, v = np.meshgrid(grid, grid, indexing="ij")
+    plane = centre + u.reshape(-1, 1) * axes[0] + v.reshape(-1, 1) * axes[1]
+    exact = numint.eval_rho(mol, numint.eval_ao(mol, plane), density_matrix)
+    aux_values = numint.eval_ao(auxmol, plane)
+    slices = {
+        "prediction − SCF": (aux_values @ pyscf_coefficients(auxmol, predicted) - exact).reshape(
+            points, points
+        ),
+        "reference fit − SCF": (aux_values @ pyscf_coefficients(auxmol, fitted) - exact).reshape(
+            points, points
+        ),
+    }
+    return extent, slices, (coordinates - centre) @ axes[:2].T
