@@ -284,3 +284,20 @@ def test_cli_end_to_end(tmp_path, water_reference):
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "p").glob("*.cube"))) == 4
+
+
+def test_water_generator_is_reproducible():
+    """The same seed gives the same structures in every run (normal-mode signs are fixed)."""
+    from densitylab.density.structures import water_normal_modes
+
+    first = water_normal_modes()
+    second = water_normal_modes()
+    np.testing.assert_allclose(first[2], second[2], atol=1e-8)
+    a = sample_normal_modes(*first, count=3, temperature=300.0, seed=4)
+    b = sample_normal_modes(*second, count=3, temperature=300.0, seed=4)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.positions, y.positions, atol=1e-8)
+    # PBE/def2-SVP water at the experimental geometry: bend ≈ 1530, stretches ≈ 3900–4050 cm⁻¹
+    wavenumbers = np.sort(first[1][first[1] > 1e-4]) * 219474.63
+    assert wavenumbers.size == 3
+    assert 1450 < wavenumbers[0] < 1750 and 3600 < wavenumbers[1] < wavenumbers[2] < 4300

@@ -284,7 +284,7 @@ def _geometry_hash(frames: list) -> str:
     digest = hashlib.sha256()
     for frame in frames:
         digest.update(np.asarray(frame.numbers, dtype=np.int64).tobytes())
-        digest.update(np.round(np.asarray(frame.positions, dtype=np.float64), 8).tobytes())
+        digest.update(np.round(np.asarray(frame.positions, dtype=np.float64), 6).tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -74,6 +74,10 @@ def water_normal_modes(xc: str = "pbe", basis: str = "def2-svp"):
     masses = np.repeat(atoms.get_masses() * AMU_IN_ELECTRON_MASSES, 3)
     weighted = cartesian / np.sqrt(np.outer(masses, masses))
     eigenvalues, modes = np.linalg.eigh(0.5 * (weighted + weighted.T))
+    # eigenvectors are defined up to sign: fix it (largest component positive) so that the same
+    # seed gives the same structures on every run and machine
+    largest = np.argmax(np.abs(modes), axis=0)
+    modes = modes * np.sign(modes[largest, np.arange(modes.shape[1])])
     frequencies = np.sqrt(np.abs(eigenvalues)) * np.sign(eigenvalues)
     return atoms, frequencies, modes
 
@@ -106,7 +110,8 @@ def sample_normal_modes(
         positions = atoms.get_positions() + displacement_bohr.reshape(-1, 3) * BOHR_IN_ANGSTROM
         positions -= positions.mean(axis=0)
         frame = atoms.copy()
-        frame.set_positions(rotations[index].apply(positions))
+        # rounded to 1e-8 Å: far below any physical scale, and stable against last-digit noise
+        frame.set_positions(np.round(rotations[index].apply(positions), 8))
         frames.append(frame)
     return frames
 
