@@ -132,6 +132,18 @@ def test_predicted_density_is_rotation_equivariant(trained_pair):
     original = _density_at(model, frame, c_frame, points)
     turned = _density_at(model, rotated, c_rotated, rotation.apply(points))
     assert np.max(np.abs(original - turned)) < 1e-8 * np.max(np.abs(original))
+    # the charge-conserving correction gives exactly 10 electrons; without it the count is off
+    from densitylab.density.reference import auxiliary_integrals
+
+    mol = build_molecule(np.asarray(frame.numbers), frame.positions, model.reference.basis)
+    order = reference_module.featomic_order(
+        reference_module.function_labels(auxiliary_molecule(mol, model.reference))
+    )
+    integrals = auxiliary_integrals(auxiliary_molecule(mol, model.reference))[order]
+    assert c_frame @ integrals == pytest.approx(10.0, abs=1e-9)
+    (raw,), _ = predict(model, [frame], conserve_charge=False)
+    assert abs(raw @ integrals - 10.0) > 1e-6
+    assert np.max(np.abs(raw - c_frame)) < 0.05 * np.max(np.abs(c_frame))
 
 
 def test_model_round_trip_and_unknown_species(trained_pair, tmp_path):

@@ -37,7 +37,7 @@ def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     )
     return COLUMNS, [
         ("training structures / sparse environments per species", "8 / 20"),
-        ("weights, CG iterations", f"{info['parameters']}, {info['iterations']}"),
+        ("weights, solver", f"{info['parameters']}, {info['solver']}"),
         ("% RMSE in the overlap metric (test)", f"{metrics['rmse_percent']:.3f}"),
         (
             "grid NMAE % (fitting floor)",

@@ -86,21 +86,40 @@ def train(
     return TrainedModel(model, features, settings, reference.settings, lambda_max, list(indices)), info
 
 
-def predict(trained: TrainedModel, frames: list) -> tuple[list, list]:
-    """Predicted coefficients (featomic order) and their (atom, l, n, m) labels per structure."""
+def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -> tuple[list, list]:
+    """Predicted coefficients (featomic order) and their (atom, l, n, m) labels per structure.
+
+    With ``conserve_charge`` each prediction c is corrected by the smallest change in the
+    overlap metric that gives exactly the neutral molecule's electron count N:
+    c ← c + (N − qᵀc) S⁻¹q / (qᵀS⁻¹q), q_P = ∫φ_P. A model far from its training data can miss
+    N by electrons, which the one-step energy punishes by hartrees; the correction costs nothing
+    where the prediction is already right (water: |ΔN| < 0.006).
+    """
+    from densitylab.density.reference import auxiliary_integrals
+
     require(len(frames) > 0, "structures", "at least one structure", 0)
     numbers = [np.asarray(frame.numbers) for frame in frames]
     _check_species(trained.model, numbers)
-    labels = []
+    labels, auxmols = [], []
     for frame, z in zip(frames, numbers, strict=True):
         auxmol = auxiliary_molecule(
             build_molecule(z, frame.positions, trained.reference.basis), trained.reference
         )
         pyscf_labels = function_labels(auxmol)
         labels.append(pyscf_labels[featomic_order(pyscf_labels)])
+        auxmols.append(auxmol)
     features = trained.featurise(frames)
     designs = regression.design_matrices(trained.model, features, labels, numbers)
-    return regression.predict_coefficients(trained.model, designs, labels, numbers), labels
+    predicted = regression.predict_coefficients(trained.model, designs, labels, numbers)
+    if conserve_charge:
+        for index, (auxmol, z) in enumerate(zip(auxmols, numbers, strict=True)):
+            order = featomic_order(function_labels(auxmol))
+            integrals = auxiliary_integrals(auxmol)[order]
+            overlap = auxmol.intor("int1e_ovlp")[np.ix_(order, order)]
+            direction = np.linalg.solve(overlap, integrals)
+            missing = float(z.sum()) - predicted[index] @ integrals
+            predicted[index] = predicted[index] + missing * direction / (integrals @ direction)
+    return predicted, labels
 
 
 def evaluate(
