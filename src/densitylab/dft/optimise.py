@@ -143,13 +143,7 @@ class _Evaluator:
             return sum(terms.values()), terms
 
         def energy_of_chart(kappa, bases, ops):
-            parameters, offset = [], 0
-            for basis, count in zip(bases, self.counts, strict=True):
-                virtual = basis.shape[1] - count
-                block = kappa[offset : offset + virtual * count].reshape(virtual, count)
-                parameters.append(basis[:, :count] + basis[:, count:] @ block)
-                offset += virtual * count
-            return energy_of_parameters(parameters, ops)[0]
+            return energy_of_parameters(chart_parameters(bases, self.counts, kappa), ops)[0]
 
         def fock_of(density_matrices, ops):
             def energy(dms):
@@ -196,10 +190,13 @@ class _Evaluator:
     def fock_matrices(self, orbital_blocks):
         """Energy and Fock matrices (F_α, F_β) (AO basis) for occupied AO orbitals per spin."""
         dms = [c @ c.T for c in orbital_blocks]
-        if len(dms) == 1:
-            dms = dms * 2
+        return self.fock_of_density(dms[0], dms[-1])
+
+    def fock_of_density(self, d_alpha: np.ndarray, d_beta: np.ndarray):
+        """Energy, Fock matrices (F_α, F_β) and energy terms for spin density matrices (AO basis);
+        counted in ``fock_builds``."""
         self.fock_builds += 1
-        value, focks, terms = self.fock(tuple(self.jnp.asarray(d) for d in dms), self.ops)
+        value, focks, terms = self.fock((self.jnp.asarray(d_alpha), self.jnp.asarray(d_beta)), self.ops)
         return float(value), [np.asarray(f) for f in focks], {k: float(v) for k, v in terms.items()}
 
     def minibatch_operands(self, indices: np.ndarray) -> Operands:
@@ -210,6 +207,18 @@ class _Evaluator:
             ao_values=self.system.flat_ao_values(indices)[None],
             grid_weights=self.jnp.asarray(self.system.grid_weights[indices] * scale),
         )
+
+
+def chart_parameters(bases, counts, kappa) -> list:
+    """W(κ) = U_occ + U_vir·κ per spin: ``kappa`` holds the (n_vir × n_occ) blocks of all spins
+    one after another; ``bases`` are the (nmo, nmo) chart bases U. Works on NumPy and JAX arrays."""
+    parameters, offset = [], 0
+    for basis, count in zip(bases, counts, strict=True):
+        virtual = basis.shape[1] - count
+        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
+        parameters.append(basis[:, :count] + basis[:, count:] @ block)
+        offset += virtual * count
+    return parameters
 
 
 def _orthonormal_fock(system: KSSystem, fock: np.ndarray) -> np.ndarray:
@@ -223,14 +232,11 @@ def initial_guess(system: KSSystem, mol, evaluator: _Evaluator) -> tuple[list[np
     SCF starts."""
     from pyscf.scf import hf
 
-    guess = hf.init_guess_by_minao(mol)
-    half = 0.5 * guess
-    dms = (evaluator.jnp.asarray(half), evaluator.jnp.asarray(half))
-    evaluator.fock_builds += 1
-    _, focks, _ = evaluator.fock(dms, evaluator.ops)
+    half = 0.5 * hf.init_guess_by_minao(mol)
+    _, focks, _ = evaluator.fock_of_density(half, half)
     bases, energies = [], []
     for spin in evaluator.spins:
-        values, vectors = np.linalg.eigh(_orthonormal_fock(system, np.asarray(focks[spin])))
+        values, vectors = np.linalg.eigh(_orthonormal_fock(system, focks[spin]))
         bases.append(vectors)
         energies.append(values)
     return bases, energies
@@ -260,13 +266,11 @@ def _canonical_result(system, evaluator, bases, history, converged, started, ite
     energy, focks, terms = evaluator.fock_matrices(occupied)
     coefficients, energies = [], []
     for spin, count in zip(evaluator.spins, evaluator.counts, strict=True):
-        basis, _ = _pseudo_canonical(
-            system, _complete(np.linalg.qr(bases[spin][:, :count])[0]), count, focks[spin]
-        )
-        fock_orthonormal = _orthonormal_fock(system, focks[spin])
-        diagonal = np.einsum("ia,ij,ja->a", basis, fock_orthonormal, basis)
+        # bases are complete orthonormal with the occupied span first (both optimisers return
+        # them so); the block eigenvalues are the canonical orbital energies
+        basis, orbital_energies = _pseudo_canonical(system, bases[spin], count, focks[spin])
         coefficients.append(system.orthogonaliser @ basis)
-        energies.append(diagonal)
+        energies.append(orbital_energies)
     return DFTResult(
         energy=energy,
         components=terms,
@@ -321,13 +325,7 @@ def _record(history, progress, started, energy, gradient, step) -> None:
 def _recentre(system, evaluator, bases, kappa, shift: float):
     """New chart at the orbitals of ``kappa``: completed orthonormal bases, pseudo-canonical in the
     current Fock matrix, and the preconditioner diagonal for each spin."""
-    occupied_sets, offset = [], 0
-    for basis, count in zip(bases, evaluator.counts, strict=True):
-        virtual = basis.shape[1] - count
-        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
-        w = basis[:, :count] + basis[:, count:] @ block
-        occupied_sets.append(np.linalg.qr(w)[0])
-        offset += virtual * count
+    occupied_sets = [np.linalg.qr(w)[0] for w in chart_parameters(bases, evaluator.counts, kappa)]
     _, focks, _ = evaluator.fock_matrices([system.orthogonaliser @ q for q in occupied_sets])
     new_bases, diagonal = [], []
     for spin, occupied, count in zip(evaluator.spins, occupied_sets, evaluator.counts, strict=True):
@@ -418,14 +416,7 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
 
 def _chart_occupied(bases, counts, kappa) -> list[np.ndarray]:
     """Orthonormal-basis orbitals (nmo, nmo) per spin whose first columns are Q(W(κ))."""
-    result, offset = [], 0
-    for basis, count in zip(bases, counts, strict=True):
-        virtual = basis.shape[1] - count
-        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
-        occupied = np.linalg.qr(basis[:, :count] + basis[:, count:] @ block)[0]
-        result.append(_complete(occupied))
-        offset += virtual * count
-    return result
+    return [_complete(np.linalg.qr(w)[0]) for w in chart_parameters(bases, counts, kappa)]
 
 
 def _two_loop(gradient, steps, hessian_diagonal):
