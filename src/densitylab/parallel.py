@@ -70,3 +70,41 @@ def run_tasks(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def run_resumable(
+    function: Callable[..., Any],
+    chunks: Sequence[tuple[int, tuple, int]],
+    store,
+    total: int,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> tuple[int, int]:
+    """Run the chunks not yet in ``store`` (a :class:`densitylab.data.PartsStore`), saving each
+    result as a part the moment it arrives, so an interrupt loses nothing already computed.
+
+    Args:
+        chunks: (index, arguments, size) per chunk; ``size`` counts items toward ``total``.
+        progress: called as ``progress(items_done, total)`` before the first task and after
+            each part is saved.
+
+    Returns:
+        (chunks computed now, chunks found already done).
+    """
+    done = store.done() & {index for index, _, _ in chunks}
+    sizes = {index: size for index, _, size in chunks}
+    completed = sum(sizes[index] for index in done)
+    if progress:
+        progress(completed, total)
+
+    def save(index: int, arrays) -> None:
+        nonlocal completed
+        store.save(index, arrays)
+        completed += sizes[index]
+        if progress:
+            progress(completed, total)
+
+    todo = [(index, arguments) for index, arguments, _ in chunks if index not in done]
+    run_tasks(function, todo, save, workers=workers, scheduler=scheduler)
+    return len(todo), len(done)

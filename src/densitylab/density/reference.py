@@ -10,7 +10,7 @@ auxiliary basis is def2-universal-jkfit by default, or an even-tempered basis (P
 Auxiliary functions are reordered to real spherical harmonics with m = −l … l for every l
 (PySCF orders p functions x, y, z, i.e. m = +1, −1, 0), the order featomic uses.
 
-Generation runs one task per chunk of structures through :func:`densitylab.parallel.run_tasks`
+Generation runs one task per chunk of structures through :func:`densitylab.parallel.run_resumable`
 (Dask when workers > 1 or a scheduler is given), writes each finished chunk atomically and
 resumes from them.
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from densitylab.data import PartsStore, refuse_mismatch, stored_parameters, write_attributes
 from densitylab.errors import InvalidParameterError, require
-from densitylab.parallel import run_tasks
+from densitylab.parallel import run_resumable
 
 METRICS = ("overlap", "coulomb")
 
@@ -249,30 +249,18 @@ def generate_reference(
         for index, start in enumerate(range(0, len(frames), settings.chunk_size))
     ]
     store = PartsStore(output, parameters)
-    done = store.done()
-    todo = [
-        (index, ([f.numbers for f in frames[a:b]], [f.positions for f in frames[a:b]], settings))
+    tasks = [
+        (index, ([f.numbers for f in frames[a:b]], [f.positions for f in frames[a:b]], settings), b - a)
         for index, a, b in chunks
-        if index not in done
     ]
-    sizes = {index: b - a for index, a, b in chunks}
-    completed = sum(sizes[index] for index in done)
-    if progress:
-        progress(completed, len(frames))
-
-    def save(index: int, arrays: dict) -> None:
-        nonlocal completed
-        store.save(index, arrays)
-        completed += sizes[index]
-        if progress:
-            progress(completed, len(frames))
-
-    run_tasks(_chunk_task, todo, save, workers=workers, scheduler=scheduler)
+    computed, resumed = run_resumable(
+        _chunk_task, tasks, store, len(frames), progress, workers=workers, scheduler=scheduler
+    )
     _assemble(frames, chunks, store, output, parameters)
     return {
         "structures": len(frames),
-        "computed_chunks": len(todo),
-        "resumed_chunks": len(done),
+        "computed_chunks": computed,
+        "resumed_chunks": resumed,
         "seconds": time.perf_counter() - started,
         "output": str(output),
     }

@@ -47,7 +47,7 @@ from densitylab.model1d.batch import (
 from densitylab.model1d.grid import Grid
 from densitylab.model1d.potentials import fourier_potential, random_fourier_coefficients
 from densitylab.model1d.system import parse_interaction
-from densitylab.parallel import run_tasks
+from densitylab.parallel import run_resumable
 
 SUB_BATCH = 128  # systems per vectorised exact solve (cache-friendly on small grids)
 
@@ -260,26 +260,20 @@ def generate_dataset(
             "output": str(output),
         }
     store = PartsStore(output, spec.parameters())
-    done = store.done() & {index for index, _, _ in chunks}
-    todo = [(index, (spec, start, stop)) for index, start, stop in chunks if index not in done]
-    sizes = {index: stop - start for index, start, stop in chunks}
-    completed = sum(sizes[index] for index in done)
-    if progress:
-        progress(completed, spec.systems)
-
-    def save(index: int, arrays: dict[str, np.ndarray]) -> None:
-        nonlocal completed
-        store.save(index, arrays)
-        completed += sizes[index]
-        if progress:
-            progress(completed, spec.systems)
-
-    run_tasks(solve_chunk, todo, save, workers=workers, scheduler=scheduler)
+    computed, resumed = run_resumable(
+        solve_chunk,
+        [(index, (spec, start, stop), stop - start) for index, start, stop in chunks],
+        store,
+        spec.systems,
+        progress,
+        workers=workers,
+        scheduler=scheduler,
+    )
     _assemble(spec, store, output)
     return {
         "systems": spec.systems,
-        "computed_chunks": len(todo),
-        "resumed_chunks": len(done),
+        "computed_chunks": computed,
+        "resumed_chunks": resumed,
         "seconds": time.perf_counter() - start_time,
         "output": str(output),
     }
