@@ -58,7 +58,7 @@ def main() -> None:
     for count in args.train:
         started = time.perf_counter()
         trained, info = train(reference, list(range(count)), settings=RegressionSettings(args.sparse))
-        metrics = evaluate(trained, reference, test)
+        metrics, _ = evaluate(trained, reference, test)
         atoms = sum(len(reference.numbers[i]) for i in test) / len(test)
         rows.append(
             {

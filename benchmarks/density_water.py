@@ -85,7 +85,7 @@ def main() -> None:
         }
         print(json.dumps({solver: record[solver]}), flush=True)
     started = time.perf_counter()
-    record["evaluation"] = evaluate(trained, reference, test, energies=True)
+    record["evaluation"], _ = evaluate(trained, reference, test, energies=True)
     record["evaluation_seconds"] = time.perf_counter() - started
     print(json.dumps(record["evaluation"]), flush=True)
     RESULTS.mkdir(exist_ok=True)

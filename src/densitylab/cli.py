@@ -1116,7 +1116,7 @@ def density_evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """% RMSE, grid NMAE (and its fitting floor) and one-step energy errors on reference structures."""
-    from densitylab.density.pipeline import evaluate, load_model, predict
+    from densitylab.density.pipeline import evaluate, load_model
     from densitylab.density.reference import load_reference
 
     trained = load_model(model)
@@ -1124,13 +1124,12 @@ def density_evaluate(
     chosen = _index_range(indices, len(data), "indices")
     require(len(chosen) > 0, "indices", "a non-empty range of structures", indices)
     with err.status(f"evaluating {len(chosen)} structures"):
-        summary = evaluate(trained, data, chosen, energies=energies)
+        summary, predicted = evaluate(trained, data, chosen, energies=energies)
     if plot is not None:
         from densitylab.density.energies import density_slices
         from densitylab.density.reference import auxiliary_molecule, build_molecule
         from densitylab.plots import plot_density_slices, plot_parity
 
-        predicted, _ = predict(trained, [data.atoms(i) for i in chosen])
         plot.mkdir(parents=True, exist_ok=True)
         summary["plot"] = str(
             plot_parity(

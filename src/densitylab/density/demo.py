@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.density.features import FeatureSettings
-from densitylab.density.pipeline import evaluate, predict, train
+from densitylab.density.pipeline import evaluate, train
 from densitylab.density.reference import ReferenceSettings, generate_reference, load_reference
 from densitylab.density.regression import RegressionSettings
 from densitylab.density.structures import water_monomers
@@ -28,8 +28,7 @@ def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         reference, list(range(8)), FeatureSettings(columns=300), RegressionSettings(sparse_environments=20)
     )
     test = [8, 9]
-    metrics = evaluate(trained, reference, test)
-    predicted, _ = predict(trained, [reference.atoms(i) for i in test])
+    metrics, predicted = evaluate(trained, reference, test)
     plot_parity(
         np.concatenate([reference.coefficients[i] for i in test]),
         np.concatenate(predicted),

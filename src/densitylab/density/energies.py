@@ -41,12 +41,27 @@ def grid_nmae_percent(
     mol, auxmol, coefficients: np.ndarray, density_matrix: np.ndarray, level: int = 3
 ) -> float:
     """100·∫|ρ̃ − ρ| / N on PySCF's grid, ρ from the SCF density matrix."""
+    return grid_nmae_percents(mol, auxmol, [coefficients], density_matrix, level)[0]
+
+
+def grid_nmae_percents(
+    mol, auxmol, coefficient_sets: list, density_matrix: np.ndarray, level: int = 3
+) -> list:
+    """:func:`grid_nmae_percent` for several coefficient vectors of one molecule, building the
+    grid, the AO values and the SCF density once."""
     from pyscf.dft import numint
 
     coords, weights = molecular_grid(mol, level)
-    fitted = numint.eval_ao(auxmol, coords) @ pyscf_coefficients(auxmol, coefficients)
+    aux_values = numint.eval_ao(auxmol, coords)
     exact = numint.eval_rho(mol, numint.eval_ao(mol, coords), density_matrix)
-    return float(100.0 * np.sum(weights * np.abs(fitted - exact)) / mol.nelectron)
+    return [
+        float(
+            100.0
+            * np.sum(weights * np.abs(aux_values @ pyscf_coefficients(auxmol, c) - exact))
+            / mol.nelectron
+        )
+        for c in coefficient_sets
+    ]
 
 
 def one_step_energy(mol, auxmol, coefficients: np.ndarray, xc: str, level: int = 3) -> dict:

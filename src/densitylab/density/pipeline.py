@@ -100,20 +100,21 @@ def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -
     require(len(frames) > 0, "structures", "at least one structure", 0)
     numbers = [np.asarray(frame.numbers) for frame in frames]
     _check_species(trained.model, numbers)
-    labels, auxmols = [], []
+    labels, auxmols, orders = [], [], []
     for frame, z in zip(frames, numbers, strict=True):
         auxmol = auxiliary_molecule(
             build_molecule(z, frame.positions, trained.reference.basis), trained.reference
         )
         pyscf_labels = function_labels(auxmol)
-        labels.append(pyscf_labels[featomic_order(pyscf_labels)])
+        order = featomic_order(pyscf_labels)
+        labels.append(pyscf_labels[order])
         auxmols.append(auxmol)
+        orders.append(order)
     features = trained.featurise(frames)
     designs = regression.design_matrices(trained.model, features, labels, numbers)
     predicted = regression.predict_coefficients(trained.model, designs, labels, numbers)
     if conserve_charge:
-        for index, (auxmol, z) in enumerate(zip(auxmols, numbers, strict=True)):
-            order = featomic_order(function_labels(auxmol))
+        for index, (auxmol, order, z) in enumerate(zip(auxmols, orders, numbers, strict=True)):
             integrals = auxiliary_integrals(auxmol)[order]
             overlap = auxmol.intor("int1e_ovlp")[np.ix_(order, order)]
             direction = np.linalg.solve(overlap, integrals)
@@ -124,11 +125,12 @@ def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -
 
 def evaluate(
     trained: TrainedModel, reference: ReferenceSet, indices: list[int], energies: bool = True
-) -> dict:
+) -> tuple[dict, list]:
     """Errors on ``reference`` structures ``indices``: % RMSE in the metric (SALTED's
     normalisation), grid NMAE of the prediction and of the reference fit (the floor), electron
-    counts, and one-step energies against the reference SCF (meV/atom)."""
-    from densitylab.density.energies import grid_nmae_percent, one_step_energy
+    counts, and one-step energies against the reference SCF (meV/atom). Returns the summary and
+    the predicted coefficients (for figures, so nothing is predicted twice)."""
+    from densitylab.density.energies import grid_nmae_percents, one_step_energy
 
     frames = [reference.atoms(i) for i in indices]
     started = time.perf_counter()
@@ -149,10 +151,11 @@ def evaluate(
         mol = build_molecule(reference.numbers[index], reference.positions[index], reference.settings.basis)
         auxmol = auxiliary_molecule(mol, reference.settings)
         counts.append(float(coefficients @ reference.integrals[index]))
-        nmae.append(grid_nmae_percent(mol, auxmol, coefficients, reference.density_matrices[index]))
-        floor.append(
-            grid_nmae_percent(mol, auxmol, reference.coefficients[index], reference.density_matrices[index])
+        predicted_nmae, fit_nmae = grid_nmae_percents(
+            mol, auxmol, [coefficients, reference.coefficients[index]], reference.density_matrices[index]
         )
+        nmae.append(predicted_nmae)
+        floor.append(fit_nmae)
         if energies:
             energy = one_step_energy(mol, auxmol, coefficients, reference.settings.xc)["energy"]
             energy_errors.append((energy - reference.energy[index]) * 27211.386245988 / mol.natm)
@@ -169,7 +172,7 @@ def evaluate(
     if energies:
         summary["energy_mae_mev_per_atom"] = float(np.mean(np.abs(energy_errors)))
         summary["energy_mean_error_mev_per_atom"] = float(np.mean(energy_errors))
-    return summary
+    return summary, predicted
 
 
 def _key(parts) -> str:
