@@ -1016,7 +1016,7 @@ def density_reference(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """PySCF DFT and density fitting for every structure; resumable (rerun the same command)."""
-    from densitylab.density.reference import ReferenceSettings, generate_reference
+    from densitylab.density.reference import ReferenceSettings, check_output, generate_reference
     from densitylab.density.structures import (
         qm9_structures,
         read_structures,
@@ -1026,6 +1026,9 @@ def density_reference(
 
     sources = [option is not None for option in (structures, water, qm9)]
     require(sum(sources) == 1, "structures", "exactly one of --structures, --water or --qm9")
+    settings = ReferenceSettings(xc=xc, basis=basis, auxbasis=auxbasis, metric=metric, chunk_size=chunk_size)
+    settings.check()
+    check_output(output)
     if water is not None:
         with err.status(f"sampling {water} water monomers"):
             frames = water_monomers(water, seed=seed, temperature=temperature)
@@ -1036,7 +1039,6 @@ def density_reference(
         write_structures(frames, output.with_suffix(".xyz"))
     else:
         frames = read_structures(structures)
-    settings = ReferenceSettings(xc=xc, basis=basis, auxbasis=auxbasis, metric=metric, chunk_size=chunk_size)
     progress, update = _systems_progress("reference DFT")
     with progress:
         summary = generate_reference(

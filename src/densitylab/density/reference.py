@@ -213,6 +213,13 @@ def _check_species(frames: list, settings: ReferenceSettings) -> None:
         auxiliary_molecule(probe, settings)
 
 
+def check_output(output: str | Path) -> Path:
+    """The reference file name, refused unless it ends in .h5/.hdf5 (checked before any work)."""
+    output = Path(output)
+    require(output.suffix in (".h5", ".hdf5"), "output", "a file name ending in .h5", str(output))
+    return output
+
+
 def generate_reference(
     frames: list,
     output: str | Path,
@@ -230,8 +237,7 @@ def generate_reference(
     ``energy_components`` (S, 4) in hartree; the settings, version and seed as attributes.
     """
     settings.check()
-    output = Path(output)
-    require(output.suffix in (".h5", ".hdf5"), "output", "a file name ending in .h5", str(output))
+    output = check_output(output)
     require(len(frames) > 0, "structures", "at least one structure", 0)
     _check_species(frames, settings)
     parameters = {
