@@ -73,6 +73,9 @@ def main() -> None:
                 * KCAL_PER_MOL_PER_HARTREE,
                 "energy_mae_mev_per_atom": metrics["energy_mae_mev_per_atom"],
                 "parameters": info["parameters"],
+                "solver": info["solver"],
+                "regularisation": info["regularisation"],
+                "regularisation_scan": info.get("regularisation_scan"),
                 "seconds": time.perf_counter() - started,
             }
         )
@@ -90,13 +93,14 @@ def main() -> None:
         f"QM9, {args.heavy} heavy atoms (H, C, N, O), PBE/def2-SVP → def2-universal-jkfit; "
         f"{args.test} test molecules",
         "",
-        "| training molecules | % RMSE | grid NMAE % (floor) | one-step energy MAE (kcal/mol) | (meV/atom) |",
-        "|---|---|---|---|---|",
+        "| training molecules | η (auto) | % RMSE | grid NMAE % (floor) "
+        "| one-step energy MAE (kcal/mol) | (meV/atom) | train + evaluate (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['train']} | {r['rmse_percent']:.2f} "
+        f"| {r['train']} | {r['regularisation']:.0e} | {r['rmse_percent']:.2f} "
         f"| {r['grid_nmae_percent']:.3f} ({r['grid_nmae_floor_percent']:.3f}) "
-        f"| {r['energy_mae_kcal_per_mol']:.3f} | {r['energy_mae_mev_per_atom']:.2f} |"
+        f"| {r['energy_mae_kcal_per_mol']:.2f} | {r['energy_mae_mev_per_atom']:.1f} | {r['seconds']:.0f} |"
         for r in rows
     ]
     (RESULTS / "density_qm9.md").write_text("\n".join(lines) + "\n")

@@ -1074,7 +1074,10 @@ def density_train(
     train: Annotated[int | None, typer.Option(help="Train on the first N structures (default all).")] = None,
     sparse: Annotated[int, typer.Option(help="Sparse environments per species.")] = 100,
     zeta: Annotated[int, typer.Option(help="Kernel exponent ζ.")] = 2,
-    regularisation: Annotated[float, typer.Option(help="Ridge η in the metric.")] = 1e-8,
+    regularisation: Annotated[
+        str,
+        typer.Option(help="Ridge η in the metric, or auto: chosen on 20% of the training molecules."),
+    ] = "auto",
     solver: Annotated[
         str, typer.Option(help="auto (direct up to 20,000 weights), cg (matrix-free) or direct.")
     ] = "auto",
@@ -1089,6 +1092,13 @@ def density_train(
     from densitylab.density.reference import load_reference
     from densitylab.density.regression import RegressionSettings
 
+    eta: float | str = regularisation
+    if regularisation != "auto":
+        try:
+            eta = float(regularisation)
+        except ValueError:
+            eta = regularisation  # refused by RegressionSettings.check with its name
+    RegressionSettings(regularisation=eta).check()
     data = load_reference(reference)
     count = len(data) if train is None else train
     require(1 <= count <= len(data), "train", f"1 to {len(data)} structures", train)
@@ -1097,9 +1107,7 @@ def density_train(
             data,
             list(range(count)),
             FeatureSettings(cutoff=cutoff, columns=columns),
-            RegressionSettings(
-                sparse_environments=sparse, zeta=zeta, regularisation=regularisation, solver=solver
-            ),
+            RegressionSettings(sparse_environments=sparse, zeta=zeta, regularisation=eta, solver=solver),
         )
     save_model(trained, output)
     _print_summary({**info, "train": count, "model": str(output)}, as_json)

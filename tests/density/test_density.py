@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import sparse as scipy_sparse
 
 pytest.importorskip("pyscf")
 pytest.importorskip("featomic")
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from densitylab.cli import app
 from densitylab.density import reference as reference_module
+from densitylab.density import regression
 from densitylab.density.energies import grid_nmae_percent, one_step_energy, pyscf_coefficients
 from densitylab.density.features import FeatureSettings
 from densitylab.density.pipeline import load_model, predict, save_model, train
@@ -313,3 +315,52 @@ def test_water_generator_is_reproducible():
     wavenumbers = np.sort(first[1][first[1] > 1e-4]) * 219474.63
     assert wavenumbers.size == 3
     assert 1450 < wavenumbers[0] < 1750 and 3600 < wavenumbers[1] < wavenumbers[2] < 4300
+
+
+def _synthetic_problem(noise_only: bool, molecules=12, rows=30, size=20, seed=0):
+    """Random sparse designs Φ and SPD metrics S; targets Φ·b (a learnable map) or noise
+    independent of Φ (nothing to learn). Labels give every row λ = 1, so the baseline is zero."""
+    rng = np.random.default_rng(seed)
+    designs, overlaps, targets = [], [], []
+    truth = rng.normal(size=size)
+    for _ in range(molecules):
+        design = scipy_sparse.random(rows, size, density=0.3, random_state=rng, format="csr")
+        root = rng.normal(size=(rows, rows)) / np.sqrt(rows)
+        overlap = root @ root.T + 0.5 * np.eye(rows)
+        designs.append(design)
+        overlaps.append(overlap)
+        targets.append(rng.normal(size=rows) if noise_only else design @ truth)
+    labels = [np.tile([0, 1, 0, 0], (rows, 1)) for _ in range(molecules)]
+    numbers = [np.array([1]) for _ in range(molecules)]
+    model = regression.DensityModel([1], 1, {(1, 1): 1}, {}, {}, {(1, 1): np.zeros((1, size))})
+    return model, designs, targets, overlaps, labels, numbers
+
+
+def test_normal_matrix_matches_the_sparse_product():
+    _, designs, _, overlaps, _, _ = _synthetic_problem(False)
+    expected = sum((d.T @ s @ d.toarray()) for d, s in zip(designs, overlaps, strict=True))
+    np.testing.assert_allclose(regression._normal_matrix(designs, overlaps, 20), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["direct", "cg"])
+def test_auto_regularisation_follows_the_signal(solver):
+    """Learnable targets: the held-out error falls to ~0 and the smallest η wins. Pure noise:
+    nothing generalises, so the most regularised fit (closest to predicting 0) wins."""
+    settings = RegressionSettings(solver=solver)
+    model, *problem = _synthetic_problem(noise_only=False)
+    info = regression.fit(model, *problem, settings)
+    assert info["solver"] == solver and info["regularisation"] == min(regression.REGULARISATION_GRID)
+    assert min(row["validation_rmse_percent"] for row in info["regularisation_scan"]) < 1e-3
+    noisy, *problem = _synthetic_problem(noise_only=True)
+    info = regression.fit(noisy, *problem, settings)
+    assert info["regularisation"] == max(regression.REGULARISATION_GRID)
+    assert all(row["validation_rmse_percent"] > 90 for row in info["regularisation_scan"])
+
+
+def test_auto_regularisation_needs_two_molecules_and_eta_is_checked():
+    model, *problem = _synthetic_problem(False, molecules=1)
+    with pytest.raises(InvalidParameterError, match="regularisation"):
+        regression.fit(model, *problem, RegressionSettings())
+    for bad in (0.0, -1.0, "often", True):
+        with pytest.raises(InvalidParameterError, match="regularisation"):
+            RegressionSettings(regularisation=bad).check()

@@ -201,6 +201,7 @@ def save_model(trained: TrainedModel, path: str | Path) -> Path:
         "zeta": model.zeta,
         "channels": [[a, l, n] for (a, l), n in model.channels.items()],
         "baseline": [[a, n, value] for (a, n), value in model.baseline.items()],
+        "regularisation_used": model.regularisation,
         "features": asdict(trained.features),
         "regression": asdict(trained.regression_settings),
         "reference": asdict(trained.reference),
@@ -243,6 +244,7 @@ def load_model(path: str | Path) -> TrainedModel:
         weights=groups["weights"],
         baseline={(int(a), int(n)): value for a, n, value in config["baseline"]},
         columns=groups["columns"],
+        regularisation=config.get("regularisation_used"),
     )
     return TrainedModel(
         model,
