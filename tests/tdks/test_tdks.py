@@ -296,12 +296,13 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
     assert bad.exit_code == 2 and "optimiser" in bad.output
 
 
-def test_interrupted_gauss_newton_fit_resumes_to_the_same_values(tmp_path):
+@pytest.mark.parametrize("lookahead", [0, 5])
+def test_interrupted_gauss_newton_fit_resumes_to_the_same_values(tmp_path, lookahead):
     from densitylab.tdks.learn import fit_values_gauss_newton
 
     problem = _problem(steps=30)
     target = np.asarray(propagate(problem, _wiggle, None)[0])
-    options = {"window": 10, "iterations": 2, "cg_iterations": 20}
+    options = {"window": 10, "iterations": 2, "cg_iterations": 20, "lookahead": lookahead}
     reference, _ = fit_values_gauss_newton(problem, target, **options)
     checkpoint = tmp_path / "gn.npz"
 

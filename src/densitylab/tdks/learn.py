@@ -153,6 +153,7 @@ def fit_values_gauss_newton(
     damping: float = 1e-10,
     progress: Callable[[int, int, float, float], None] | None = None,
     checkpoint: str | Path | None = None,
+    lookahead: int = 0,
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
 
@@ -169,12 +170,19 @@ def fit_values_gauss_newton(
     ∇·(n∇v), at second order in time) far better than first-order methods over the whole
     trajectory; it is the matrix-free counterpart of step-by-step Newton inversion.
 
+    With ``lookahead`` L > 0 each fit covers ``window`` + L steps and only the first ``window``
+    are kept (a receding horizon): the last values of a window move only the last densities, so
+    they are poorly determined by the window alone, and the next window would start from the
+    orbital they leave behind.
+
     Returns:
         v_c (T, N) and a history with the windowed loss after each window.
     """
     jax, jnp, _ = jax_modules()
     require(isinstance(window, int) and window >= 1, "window", "a positive integer", window)
+    require(isinstance(lookahead, int) and lookahead >= 0, "lookahead", "an integer ≥ 0", lookahead)
     require(iterations >= 1, "iterations", "a positive integer", iterations)
+    require(isinstance(lookahead, int) and lookahead >= 0, "lookahead", "an integer ≥ 0", lookahead)
 
     def model(params, densities, k):
         return params[k]
@@ -205,36 +213,51 @@ def fit_values_gauss_newton(
     done = 0
     if checkpoint is not None and Path(checkpoint).is_file():
         with np.load(checkpoint) as stored:
+            same = (
+                int(stored["window"]) == window
+                and int(stored.get("lookahead", 0)) == lookahead
+                and stored["values"].shape == values.shape
+            )
             require(
-                int(stored["window"]) == window and stored["values"].shape == values.shape,
+                same,
                 "checkpoint",
-                f"a Gauss–Newton checkpoint with window {window} for this problem (delete it to start over)",
+                f"a Gauss–Newton checkpoint with window {window} and lookahead {lookahead} for this "
+                "problem (delete it to start over)",
                 str(checkpoint),
             )
             values, orbital = stored["values"].copy(), jnp.asarray(stored["orbital"])
+            guess = jnp.asarray(stored["guess"])
             history = {key: stored[key].tolist() for key in history}
         done = len(history["iteration"])
-    # v_c is continuous in time: each window starts from the last values of the one before
-    guess = (
-        jnp.tile(jnp.asarray(values[starts[done] - 1]), (window, 1))
-        if done
-        else jnp.zeros((window, problem.points))
-    )
+    # v_c is continuous in time: each fit starts from the values the previous one left
+    span = window + lookahead
+    if not done:
+        guess = jnp.zeros((span, problem.points))
     for index, start in enumerate(starts[done:], start=done):
         stop = min(start + window, problem.steps)
-        v_ext = jnp.asarray(problem.v_ext[start:stop])
-        local_target = jnp.asarray(target[start : stop + 1])
-        local = guess[: stop - start]
+        horizon = min(start + span, problem.steps)
+        local = guess[: horizon - start]
         for _ in range(iterations):
-            local = step(local, orbital, v_ext, local_target)
-        loss, orbital = evaluate(local, orbital, v_ext, local_target)
-        values[start:stop] = np.asarray(local)
-        guess = jnp.tile(local[-1], (window, 1))
+            local = step(
+                local,
+                orbital,
+                jnp.asarray(problem.v_ext[start:horizon]),
+                jnp.asarray(target[start : horizon + 1]),
+            )
+        kept = local[: stop - start]
+        loss, orbital = evaluate(
+            kept, orbital, jnp.asarray(problem.v_ext[start:stop]), jnp.asarray(target[start : stop + 1])
+        )
+        values[start:stop] = np.asarray(kept)
+        # the next fit starts from this one's lookahead values, then the last value held
+        guess = jnp.concatenate([local[stop - start :], jnp.tile(local[-1], (span, 1))])[:span]
         history["iteration"].append(index + 1)
         history["loss"].append(float(loss))
         history["step"].append(stop)
         if checkpoint is not None and stop < problem.steps:
-            _write_windows_checkpoint(checkpoint, window, values, np.asarray(orbital), history)
+            _write_windows_checkpoint(
+                checkpoint, window, lookahead, values, np.asarray(orbital), np.asarray(guess), history
+            )
         if progress:
             progress(index + 1, len(starts), float(loss), float("nan"))
     if checkpoint is not None:
@@ -242,14 +265,16 @@ def fit_values_gauss_newton(
     return values, history
 
 
-def _write_windows_checkpoint(path, window, values, orbital, history) -> None:
+def _write_windows_checkpoint(path, window, lookahead, values, orbital, guess, history) -> None:
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp.npz")
     np.savez(
         temporary,
         window=window,
+        lookahead=lookahead,
         values=values,
         orbital=orbital,
+        guess=guess,
         **{k: np.asarray(v) for k, v in history.items()},
     )
     os.replace(temporary, path)
