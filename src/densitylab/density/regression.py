@@ -259,8 +259,12 @@ def _normal_matrix(designs: list, overlaps: list, size: int) -> np.ndarray:
     matrix = np.zeros((size, size))
     for design, overlap in zip(designs, overlaps, strict=True):
         columns = np.unique(design.indices)
-        whitened = np.linalg.cholesky(overlap).T @ design[:, columns].toarray()
-        matrix[np.ix_(columns, columns)] += whitened.T @ whitened
+        if columns.size == size:  # every species present: add in place, no scattered copy
+            whitened = np.linalg.cholesky(overlap).T @ design.toarray()
+            matrix += whitened.T @ whitened
+        else:
+            whitened = np.linalg.cholesky(overlap).T @ design[:, columns].toarray()
+            matrix[np.ix_(columns, columns)] += whitened.T @ whitened
     return matrix
 
 
@@ -277,10 +281,14 @@ def _validation_split(count: int, fraction: float) -> tuple[list, list]:
     return fitting, validation
 
 
-def _solve_direct(matrix: np.ndarray, rhs: np.ndarray, eta: float) -> np.ndarray:
-    """(A + η) b = rhs by Cholesky."""
-    regularised = matrix + eta * np.eye(len(rhs))
-    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(regularised, overwrite_a=True), rhs)
+def _solve_direct(matrix: np.ndarray, rhs: np.ndarray, eta: float, work=None) -> np.ndarray:
+    """(A + η) b = rhs by Cholesky; the factor overwrites ``work`` (a P × P buffer reused across
+    calls: fresh memory is slow to touch) or a new copy of A."""
+    work = np.array(matrix) if work is None else work
+    if work is not matrix:
+        np.copyto(work, matrix)
+    work.flat[:: len(rhs) + 1] += eta
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(work, overwrite_a=True, check_finite=False), rhs)
 
 
 class _CGProblem:
@@ -400,8 +408,9 @@ def fit(
             matrix = _normal_matrix(designs, overlaps, size)
         else:
             fitting = _normal_matrix(_pick(designs, split[0]), _pick(overlaps, split[0]), size)
+            work = np.empty_like(fitting)
             eta, info["regularisation_scan"], _ = _scan_regularisation(
-                lambda value, right, _: _solve_direct(fitting, right, value),
+                lambda value, right, _: _solve_direct(fitting, right, value, work),
                 designs,
                 overlaps,
                 targets,
@@ -412,7 +421,7 @@ def fit(
             )
             matrix = fitting
             matrix += _normal_matrix(_pick(designs, split[1]), _pick(overlaps, split[1]), size)
-        weights = _solve_direct(matrix, rhs, eta)
+        weights = _solve_direct(matrix, rhs, eta, work=matrix)  # A is not needed afterwards
         info["iterations"] = 1
     else:
         if split is not None:
