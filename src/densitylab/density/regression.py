@@ -403,6 +403,7 @@ def fit(
     if eta == "auto":
         require(len(designs) >= 2, "regularisation", "a number (auto needs ≥ 2 training molecules)", eta)
         split = _validation_split(len(designs), settings.validation_fraction)
+    scan_data = (designs, overlaps, targets, labels_list, numbers_list, split, size)
     if solver == "direct":
         if split is None:
             matrix = _normal_matrix(designs, overlaps, size)
@@ -410,14 +411,7 @@ def fit(
             fitting = _normal_matrix(_pick(designs, split[0]), _pick(overlaps, split[0]), size)
             work = np.empty_like(fitting)
             eta, info["regularisation_scan"], _ = _scan_regularisation(
-                lambda value, right, _: _solve_direct(fitting, right, value, work),
-                designs,
-                overlaps,
-                targets,
-                labels_list,
-                numbers_list,
-                split,
-                size,
+                lambda value, right, _: _solve_direct(fitting, right, value, work), *scan_data
             )
             matrix = fitting
             matrix += _normal_matrix(_pick(designs, split[1]), _pick(overlaps, split[1]), size)
@@ -428,14 +422,7 @@ def fit(
             problem = _CGProblem(_pick(designs, split[0]), _pick(overlaps, split[0]), layout)
             loose = replace(settings, cg_tolerance=max(settings.cg_tolerance, SCAN_CG_TOLERANCE))
             eta, info["regularisation_scan"], start = _scan_regularisation(
-                lambda value, right, guess: problem.solve(right, value, loose, guess)[0],
-                designs,
-                overlaps,
-                targets,
-                labels_list,
-                numbers_list,
-                split,
-                size,
+                lambda value, right, guess: problem.solve(right, value, loose, guess)[0], *scan_data
             )
         weights, cg_info = _CGProblem(designs, overlaps, layout).solve(rhs, eta, settings, start)
         info.update(cg_info)
