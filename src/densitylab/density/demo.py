@@ -37,6 +37,7 @@ def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     return COLUMNS, [
         ("training structures / sparse environments per species", "8 / 20"),
         ("weights, solver", f"{info['parameters']}, {info['solver']}"),
+        ("η, chosen on held-out training molecules", f"{info['regularisation']:.0e}"),
         ("% RMSE in the overlap metric (test)", f"{metrics['rmse_percent']:.3f}"),
         (
             "grid NMAE % (fitting floor)",
