@@ -1,14 +1,16 @@
 """HDF5 files: one file per result or dataset, with parameters, version and seed as attributes.
 
-Writes are atomic: data go to ``FILE.tmp`` first and are renamed over ``FILE`` only when
-complete, so an interrupted write never leaves a half-written file behind.
+Writes are atomic: data go to a temporary file beside ``FILE`` first and are renamed over
+``FILE`` only when complete, so an interrupted write never leaves a half-written file behind
+(:func:`atomic_output`, which every densitylab writer uses).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -16,6 +18,21 @@ import numpy as np
 
 from densitylab import __version__
 from densitylab.errors import InvalidParameterError
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (``NAME.tmp.SUFFIX``: writers that go by the suffix,
+    such as ``np.savez``, keep working); it replaces ``path`` when the block ends normally and
+    is removed if the block raises."""
+    path = Path(path)
+    temporary = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, path)
 
 
 def _attribute(value: object) -> object:
@@ -43,12 +60,10 @@ def write_h5(path: str | Path, arrays: Mapping[str, np.ndarray], attributes: Map
     if path.suffix not in (".h5", ".hdf5"):
         raise InvalidParameterError("output", "a file name ending in .h5 or .hdf5", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as handle:
+    with atomic_output(path) as temporary, h5py.File(temporary, "w") as handle:
         write_attributes(handle, attributes)
         for name, array in arrays.items():
             handle.create_dataset(name, data=np.asarray(array))
-    os.replace(temporary, path)
     return path
 
 
@@ -116,9 +131,8 @@ class PartsStore:
         }
 
     def save(self, index: int, arrays: Mapping[str, np.ndarray]) -> None:
-        temporary = self.folder / f"chunk-{index:06d}.tmp.npz"
-        np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
-        os.replace(temporary, self.path(index))
+        with atomic_output(self.path(index)) as temporary:
+            np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
 
     def load(self, index: int) -> dict[str, np.ndarray]:
         with np.load(self.path(index)) as part:
@@ -132,9 +146,7 @@ class PartsStore:
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temporary file, fsync'd, then renamed."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
         handle.write(payload)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temporary, path)

@@ -12,9 +12,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def _save(figure, path: str | Path) -> Path:
-    """Lay out, write at 120 dpi and close ``figure``; returns the path."""
-    figure.tight_layout()
+def _save(figure, path: str | Path, tight: bool = True) -> Path:
+    """Lay out (unless ``tight`` is False: a colour bar shared by several axes keeps the layout
+    it was placed with), write at 120 dpi and close ``figure``; returns the path."""
+    if tight:
+        figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
@@ -262,6 +264,4 @@ def plot_density_slices(
         axis.plot(positions[:, 0], positions[:, 1], "k.", ms=6)
         axis.set(xlabel="bohr", ylabel="bohr", title=title)
     figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="Δρ (bohr⁻³)")
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path, tight=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from densitylab.density.reference import featomic_order, function_labels
+from densitylab.density.reference import featomic_order, function_labels, molecular_grid
 
 
 def pyscf_coefficients(auxmol, coefficients: np.ndarray) -> np.ndarray:
@@ -26,15 +26,6 @@ def pyscf_coefficients(auxmol, coefficients: np.ndarray) -> np.ndarray:
     result = np.empty_like(coefficients)
     result[order] = coefficients
     return result
-
-
-def molecular_grid(mol, level: int = 3):
-    from pyscf import dft
-
-    grids = dft.gen_grid.Grids(mol)
-    grids.level = level
-    grids.build(with_non0tab=False)
-    return grids.coords, grids.weights
 
 
 def grid_nmae_percent(

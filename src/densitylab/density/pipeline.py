@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from densitylab.data import atomic_output
 from densitylab.density import regression
 from densitylab.density.features import Features, FeatureSettings, apply_columns, lambda_soap, select_columns
 from densitylab.density.reference import (
@@ -208,11 +209,10 @@ def save_model(trained: TrainedModel, path: str | Path) -> Path:
         "lambda_max": trained.lambda_max,
         "training": trained.training,
     }
-    temporary = path / "arrays.tmp.npz"
-    np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
-    temporary.replace(path / "arrays.npz")
-    (path / "config.tmp.json").write_text(json.dumps(config, indent=1))
-    (path / "config.tmp.json").replace(path / "config.json")
+    with atomic_output(path / "arrays.npz") as temporary:
+        np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
+    with atomic_output(path / "config.json") as temporary:
+        temporary.write_text(json.dumps(config, indent=1))
     return path
 
 
@@ -271,7 +271,8 @@ def write_density_cube(
     cube = cubegen.Cube(mol, points, points, points)
     values = auxmol.eval_gto("GTOval_sph", cube.get_coords()) @ pyscf_coefficients(auxmol, coefficients)
     path = Path(path)
-    temporary = path.with_suffix(".tmp.cube")
-    cube.write(values.reshape(points, points, points), str(temporary), comment="densitylab predicted density")
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        cube.write(
+            values.reshape(points, points, points), str(temporary), comment="densitylab predicted density"
+        )
     return float(coefficients @ auxiliary_integrals(auxmol)), path

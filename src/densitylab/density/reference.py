@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from densitylab.data import PartsStore, refuse_mismatch, stored_parameters, write_attributes
+from densitylab.data import PartsStore, atomic_output, refuse_mismatch, stored_parameters, write_attributes
 from densitylab.errors import InvalidParameterError, require
 from densitylab.parallel import run_resumable
 
@@ -127,14 +127,22 @@ def fit_density(mol, auxmol, density_matrix: np.ndarray, metric: str) -> tuple[n
     return coefficients, overlap
 
 
+def molecular_grid(mol, level: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """PySCF's molecular integration grid of ``mol``: coordinates (ngrid, 3) bohr, weights (ngrid,)."""
+    from pyscf import dft
+
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = level
+    grids.build(with_non0tab=False)
+    return grids.coords, grids.weights
+
+
 def auxiliary_integrals(auxmol, level: int = 3) -> np.ndarray:
     """∫φ_P d³r (naux,) by quadrature on PySCF's molecular grid (only l = 0 is non-zero)."""
     from pyscf import dft
 
-    grids = dft.gen_grid.Grids(auxmol)
-    grids.level = level
-    grids.build(with_non0tab=False)
-    return grids.weights @ dft.numint.eval_ao(auxmol, grids.coords)
+    coords, weights = molecular_grid(auxmol, level)
+    return weights @ dft.numint.eval_ao(auxmol, coords)
 
 
 def reference_for_structure(numbers: np.ndarray, positions: np.ndarray, settings: ReferenceSettings) -> dict:
@@ -152,12 +160,13 @@ def reference_for_structure(numbers: np.ndarray, positions: np.ndarray, settings
     mf.kernel()
     require(bool(mf.converged), "structures", "structures whose reference SCF converges", positions.tolist())
     auxmol = auxiliary_molecule(mol, settings)
-    coefficients, overlap = fit_density(mol, auxmol, mf.make_rdm1(), settings.metric)
+    density_matrix = mf.make_rdm1()
+    coefficients, overlap = fit_density(mol, auxmol, density_matrix, settings.metric)
     labels = function_labels(auxmol)
     order = featomic_order(labels)
     one_electron = float(mf.scf_summary.get("e1", np.nan))
     return {
-        "density_matrix": mf.make_rdm1(),
+        "density_matrix": density_matrix,
         "coefficients": coefficients[order],
         "overlap": overlap[np.ix_(order, order)],
         "labels": labels[order],
@@ -283,9 +292,8 @@ def _geometry_hash(frames: list) -> str:
 
 
 def _assemble(frames, chunks, store: PartsStore, output: Path, parameters: dict) -> None:
-    temporary = output.with_name(output.name + ".tmp")
     energies, components = [], []
-    with h5py.File(temporary, "w") as handle:
+    with atomic_output(output) as temporary, h5py.File(temporary, "w") as handle:
         write_attributes(handle, parameters)
         handle.attrs["energy_components"] = ",".join(ENERGY_COMPONENTS)
         for index, start, stop in chunks:
@@ -311,7 +319,6 @@ def _assemble(frames, chunks, store: PartsStore, output: Path, parameters: dict)
             components.append(part["energy_components"])
         handle["energy"] = np.concatenate(energies)
         handle["energy_components"] = np.concatenate(components)
-    temporary.replace(output)
     store.remove()
 
 

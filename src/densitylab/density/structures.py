@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from densitylab.data import atomic_output
 from densitylab.errors import InvalidParameterError, require
 
 HARTREE_PER_KELVIN = 3.166811563e-6
@@ -40,9 +41,8 @@ def write_structures(frames: list, path: str | Path) -> Path:
     import ase.io
 
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    ase.io.write(str(temporary), frames, format="extxyz")
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        ase.io.write(str(temporary), frames, format="extxyz")
     return path
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from densitylab.data import atomic_output
 from densitylab.dft.molecule import load_molecule
 from densitylab.dft.optimise import DFTResult, OptimiserSettings, minimise
 from densitylab.dft.system import DFTSettings, build_system
@@ -93,15 +94,14 @@ class DFTReport:
             else:
                 occupations[spin, : self.result.nelec[0]] = 2.0
         orbitals_path = directory / "orbitals.npz"
-        temporary = directory / "orbitals.tmp.npz"
-        np.savez(
-            temporary,
-            mo_coeff=self.result.mo_coeff,
-            mo_energy=self.result.mo_energy,
-            mo_occ=occupations,
-            overlap=self.mol.intor_symmetric("int1e_ovlp"),
-        )
-        temporary.replace(orbitals_path)
+        with atomic_output(orbitals_path) as temporary:
+            np.savez(
+                temporary,
+                mo_coeff=self.result.mo_coeff,
+                mo_energy=self.result.mo_energy,
+                mo_occ=occupations,
+                overlap=self.mol.intor_symmetric("int1e_ovlp"),
+            )
         written["orbitals"] = str(orbitals_path)
         written["cube"] = str(
             write_density_cube(self.mol, self.result.density_matrix(), directory / "density.cube")
@@ -137,9 +137,8 @@ def s_squared(result: DFTResult, overlap: np.ndarray) -> float:
 
 
 def _atomic_write_text(path: Path, text: str) -> str:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)
     return str(path)
 
 
@@ -148,9 +147,8 @@ def write_density_cube(mol, density_matrix: np.ndarray, path: str | Path, points
     from pyscf.tools import cubegen
 
     path = Path(path)
-    temporary = path.with_suffix(".tmp.cube")
-    cubegen.density(mol, str(temporary), density_matrix, nx=points, ny=points, nz=points)
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        cubegen.density(mol, str(temporary), density_matrix, nx=points, ny=points, nz=points)
     return path
 
 

@@ -22,7 +22,6 @@ the (time-dependent) potential of the models in docs/tdks.md.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -33,6 +32,7 @@ import scipy.fft
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
+from densitylab.data import atomic_output
 from densitylab.errors import require
 from densitylab.model1d.grid import Grid
 from densitylab.model1d.interactions import Interaction
@@ -242,16 +242,14 @@ def _field(scenario: Scenario, time: float) -> float:
 
 
 def _write_checkpoint(path, settings, psi, step, records) -> None:
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        temporary,
-        settings=json.dumps(settings, sort_keys=True),
-        psi=psi,
-        step=step,
-        **{key: np.asarray(value) for key, value in records.items()},
-    )
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        np.savez(
+            temporary,
+            settings=json.dumps(settings, sort_keys=True),
+            psi=psi,
+            step=step,
+            **{key: np.asarray(value) for key, value in records.items()},
+        )
 
 
 def _read_checkpoint(path, settings) -> dict | None:

@@ -27,7 +27,6 @@ once all chunks exist.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from densitylab.data import PartsStore, refuse_mismatch, stored_parameters, write_attributes
+from densitylab.data import PartsStore, atomic_output, refuse_mismatch, stored_parameters, write_attributes
 from densitylab.errors import DensitylabError, InvalidParameterError, require
 from densitylab.model1d.batch import (
     one_body_eigen,
@@ -202,8 +201,7 @@ def solve_chunk(spec: DatasetSpec, start: int, stop: int) -> dict[str, np.ndarra
 def _assemble(spec: DatasetSpec, store: PartsStore, output: Path) -> None:
     chunks = spec.chunks()
     first = store.load(0)
-    temporary = output.with_name(output.name + ".tmp")
-    with h5py.File(temporary, "w") as handle:
+    with atomic_output(output) as temporary, h5py.File(temporary, "w") as handle:
         write_attributes(handle, spec.parameters())
         handle.attrs["electrons"] = "ud"
         handle.create_dataset("x", data=spec.grid().x)
@@ -218,7 +216,6 @@ def _assemble(spec: DatasetSpec, store: PartsStore, output: Path) -> None:
             part = first if index == 0 else store.load(index)
             for name, value in part.items():
                 handle[name][start:stop] = value
-    os.replace(temporary, output)
     store.remove()
 
 

@@ -9,12 +9,12 @@ search (optax) by default, or Adam.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from densitylab.data import atomic_output
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 from densitylab.tdks.propagation import KSProblem, propagate, propagate_loss
@@ -126,13 +126,10 @@ def train(
 
 def _write_checkpoint(path, arrays, history) -> None:
     _, _, eqx = jax_modules()
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
         header = json.dumps(history).encode()
         handle.write(len(header).to_bytes(8, "little") + header)
         eqx.tree_serialise_leaves(handle, arrays)
-    os.replace(temporary, path)
 
 
 def _read_checkpoint(path, like):
@@ -266,18 +263,16 @@ def fit_values_gauss_newton(
 
 
 def _write_windows_checkpoint(path, window, lookahead, values, orbital, guess, history) -> None:
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        temporary,
-        window=window,
-        lookahead=lookahead,
-        values=values,
-        orbital=orbital,
-        guess=guess,
-        **{k: np.asarray(v) for k, v in history.items()},
-    )
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        np.savez(
+            temporary,
+            window=window,
+            lookahead=lookahead,
+            values=values,
+            orbital=orbital,
+            guess=guess,
+            **{k: np.asarray(v) for k, v in history.items()},
+        )
 
 
 def _Problem(x, v_ext, interaction, orbital0, dt) -> KSProblem:
