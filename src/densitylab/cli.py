@@ -736,6 +736,9 @@ def tdks_learn(
     gn_lookahead: Annotated[
         int, typer.Option(help="gauss-newton: extra steps fitted past each window, then dropped.")
     ] = 0,
+    gn_cg_iterations: Annotated[
+        int, typer.Option(help="gauss-newton: preconditioned CG iterations per Gauss–Newton step.")
+    ] = 100,
     learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
     smoothness: Annotated[float, typer.Option(help="values: weight of the smoothness penalty.")] = 0.0,
     memory: Annotated[int, typer.Option(help="memory: densities seen (present + past).")] = 4,
@@ -807,7 +810,7 @@ def tdks_learn(
         progress.update(task, total=-(-first.steps // gn_window))  # one unit per window
         with progress:
             values, history = fit_values_gauss_newton(
-                first, targets[0], gn_window, iterations, lookahead=gn_lookahead,
+                first, targets[0], gn_window, iterations, gn_cg_iterations, lookahead=gn_lookahead,
                 progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
                 checkpoint=output / "checkpoint.npz",
             )  # fmt: skip
@@ -825,7 +828,11 @@ def tdks_learn(
         "trajectories": [str(path) for path in trajectory],
         "iterations": iterations,
         "optimiser": optimiser,
-        **({"gn_window": gn_window, "gn_lookahead": gn_lookahead} if optimiser == "gauss-newton" else {}),
+        **(
+            {"gn_window": gn_window, "gn_lookahead": gn_lookahead, "gn_cg_iterations": gn_cg_iterations}
+            if optimiser == "gauss-newton"
+            else {}
+        ),
         "smoothness": smoothness,
         "coarsen": coarsen,
         "seconds": seconds,

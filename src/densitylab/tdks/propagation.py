@@ -160,6 +160,7 @@ def propagate(
     memory: int = 1,
     block: int | None = None,
     final_state: bool = False,
+    rematerialise: bool = True,
 ):
     """Propagate the KS orbital for ``problem.steps`` steps (JAX-traceable in ``params``).
 
@@ -168,6 +169,9 @@ def propagate(
         memory: number of densities (present and past) the model sees.
         block: steps per rematerialised block (default ≈ √T, adjusted to divide T).
         final_state: also return the orbital (N,) after the last step.
+        rematerialise: recompute each block in reverse mode (memory ∝ √T). False keeps every
+            step's residuals instead: for short horizons, where ``jax.linearize`` would
+            otherwise redo the forward pass at each JVP (the Gauss–Newton windows).
 
     Returns:
         densities (T + 1, N) at t = 0, dt, …, T·dt, and v_c (T, N) at each step
@@ -176,10 +180,11 @@ def propagate(
     jax, jnp, _ = jax_modules()
     step, carry, inputs = _scan_parts(problem, model, params, memory, block)
 
-    @jax.checkpoint
     def run_block(carry, inputs):
         return jax.lax.scan(step, carry, inputs)
 
+    if rematerialise:
+        run_block = jax.checkpoint(run_block)
     (orbital, _), (densities, v_c) = jax.lax.scan(run_block, carry, inputs)
     density0 = carry[1][-1]
     densities = jnp.concatenate([density0[None], densities.reshape(problem.steps, problem.points)])
