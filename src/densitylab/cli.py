@@ -739,6 +739,9 @@ def tdks_learn(
     gn_cg_iterations: Annotated[
         int, typer.Option(help="gauss-newton: preconditioned CG iterations per Gauss–Newton step.")
     ] = 100,
+    gn_floor: Annotated[
+        float, typer.Option(help="gauss-newton: relative floor of the CG preconditioner (regularises).")
+    ] = 1e-6,
     learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
     smoothness: Annotated[float, typer.Option(help="values: weight of the smoothness penalty.")] = 0.0,
     memory: Annotated[int, typer.Option(help="memory: densities seen (present + past).")] = 4,
@@ -747,6 +750,10 @@ def tdks_learn(
     kernel: Annotated[int, typer.Option(help="adiabatic/memory: kernel width (odd).")] = 9,
     coarsen: Annotated[int, typer.Option(help="KS grid takes every COARSEN-th exact point.")] = 1,
     seed: Annotated[int, typer.Option(help="Network initialisation seed.")] = 0,
+    segment: Annotated[
+        int,
+        typer.Option(help="adiabatic/memory: train on segments of SEGMENT steps, each from the exact state."),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Learn v_c so that TDKS reproduces the exact densities (checkpointed adjoint gradients).
@@ -758,7 +765,7 @@ def tdks_learn(
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.plots import plot_density_errors, plot_optimisation, plot_xt_maps
     from densitylab.tdks.evaluate import ANCHORS, VcModel, evaluate, save_net, save_values
-    from densitylab.tdks.learn import train
+    from densitylab.tdks.learn import shooting_segments, train
     from densitylab.tdks.models import (
         DensityNetConfig,
         build_density_net,
@@ -773,7 +780,10 @@ def tdks_learn(
         raise InvalidParameterError("model", f"one of {TDKS_MODELS}", model)
     if model == "values" and len(trajectory) != 1:
         raise InvalidParameterError("trajectory", "exactly one trajectory for free values", len(trajectory))
-    pairs = [problem_from_trajectory(load_trajectory(path), coarsen) for path in trajectory]
+    if segment and model == "values":
+        raise InvalidParameterError("segment", "0 with --model values (its step index is global)", segment)
+    loaded = [load_trajectory(path) for path in trajectory]
+    pairs = [problem_from_trajectory(exact, coarsen) for exact in loaded]
     problems, targets = [p for p, _ in pairs], [t for _, t in pairs]
     first = problems[0]
     if any(abs(p.dx - first.dx) > 1e-12 or abs(p.dt - first.dt) > 1e-12 for p in problems):
@@ -811,16 +821,23 @@ def tdks_learn(
         with progress:
             values, history = fit_values_gauss_newton(
                 first, targets[0], gn_window, iterations, gn_cg_iterations, lookahead=gn_lookahead,
+                preconditioner_floor=gn_floor,
                 progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
                 checkpoint=output / "checkpoint.npz",
             )  # fmt: skip
         params = jax_modules()[1].asarray(values)
         history["gradient_norm"] = [float("nan")] * len(history["loss"])
     else:
+        segments = None
+        if segment:
+            segments = [
+                shooting_segments(p, t, exact.current[:, ::coarsen], segment, window)
+                for p, t, exact in zip(problems, targets, loaded, strict=True)
+            ]
         with progress:
             params, history = train(
                 problems, targets, params, function, window, iterations, optimiser, learning_rate,
-                penalty, report, checkpoint=output / "checkpoint.eqx",
+                penalty, report, checkpoint=output / "checkpoint.eqx", segments=segments,
             )  # fmt: skip
     seconds = clock.perf_counter() - started
     metadata = {
@@ -829,12 +846,18 @@ def tdks_learn(
         "iterations": iterations,
         "optimiser": optimiser,
         **(
-            {"gn_window": gn_window, "gn_lookahead": gn_lookahead, "gn_cg_iterations": gn_cg_iterations}
+            {
+                "gn_window": gn_window,
+                "gn_lookahead": gn_lookahead,
+                "gn_cg_iterations": gn_cg_iterations,
+                "gn_floor": gn_floor,
+            }
             if optimiser == "gauss-newton"
             else {}
         ),
         "smoothness": smoothness,
         "coarsen": coarsen,
+        "segment": segment,
         "seconds": seconds,
         "history": history,
     }

@@ -31,12 +31,12 @@ X = np.linspace(-10.0, 10.0, 80)
 DX = X[1] - X[0]
 
 
-def _problem(steps=64, dt=0.05):
-    v_ext = np.tile(-1.0 / np.sqrt(X**2 + 1.0), (steps, 1))
-    w = 1.0 / np.sqrt((X[:, None] - X[None, :]) ** 2 + 1.0)
-    orbital = np.exp(-(X**2) / 4 + 0.5j * X)
-    orbital /= np.sqrt(np.sum(np.abs(orbital) ** 2) * DX)
-    return KSProblem(X, v_ext, w, orbital, dt)
+def _problem(steps=64, dt=0.05, x=X):
+    v_ext = np.tile(-1.0 / np.sqrt(x**2 + 1.0), (steps, 1))
+    w = 1.0 / np.sqrt((x[:, None] - x[None, :]) ** 2 + 1.0)
+    orbital = np.exp(-(x**2) / 4 + 0.5j * x)
+    orbital /= np.sqrt(np.sum(np.abs(orbital) ** 2) * (x[1] - x[0]))
+    return KSProblem(x, v_ext, w, orbital, dt)
 
 
 def _wiggle(params, window, k):
@@ -267,7 +267,7 @@ def test_gauss_newton_windows_fit_a_known_potential_closely():
     unfitted = propagate(problem, model, jnp.zeros((40, problem.points)))[0]
     start = density_errors(np.asarray(unfitted), target, DX)
     worst = {}
-    for floor in (None, 1e-8):
+    for floor in (None, 1e-6):
         values, history = fit_values_gauss_newton(
             problem, target, window=10, iterations=6, cg_iterations=60, preconditioner_floor=floor
         )
@@ -275,7 +275,7 @@ def test_gauss_newton_windows_fit_a_known_potential_closely():
         errors = density_errors(np.asarray(propagate(problem, model, jnp.asarray(values))[0]), target, DX)
         worst[floor] = errors.max() / start.max()
     assert worst[None] < 0.02  # measured 0.011: plain CG stops far from the Gauss–Newton step
-    assert worst[1e-8] < 1e-3  # measured 8.4e-5 with the preconditioner, same budget
+    assert worst[1e-6] < 1e-3  # measured 9.3e-5 with the preconditioner (default floor), same budget
 
 
 def test_gauss_newton_preconditioner_inverts_the_weighted_laplacian_squared():
@@ -321,6 +321,21 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
          "--output", str(tmp_path / "bad")],
     )  # fmt: skip
     assert bad.exit_code == 2 and "optimiser" in bad.output
+    bad = runner.invoke(
+        app,
+        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--segment", "5",
+         "--output", str(tmp_path / "bad")],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "segment" in bad.output
+    result = runner.invoke(
+        app,
+        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "memory", "--memory", "3",
+         "--channels", "4", "--depth", "2", "--kernel", "5", "--segment", "5", "--iterations", "3",
+         "--output", str(tmp_path / "shot")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / "shot" / "config.json").read_text())
+    assert stored["segment"] == 5 and stored["history"]["loss"][-1] < stored["history"]["loss"][0]
 
 
 @pytest.mark.parametrize("lookahead", [0, 5])
@@ -343,3 +358,37 @@ def test_interrupted_gauss_newton_fit_resumes_to_the_same_values(tmp_path, looka
     resumed, history = fit_values_gauss_newton(problem, target, checkpoint=checkpoint, **options)
     np.testing.assert_array_equal(resumed, reference)
     assert history["step"] == [10, 20, 30] and not checkpoint.exists()
+
+
+def test_shooting_segments_restart_from_the_exact_state():
+    from densitylab.tdks.learn import segments_loss, shooting_segments
+
+    x = np.linspace(-10.0, 10.0, 201)  # dx = 0.1, the scattering grid's spacing
+    dx = x[1] - x[0]
+    problem = _problem(steps=40, x=x)
+
+    def static_bump(params, window, k):
+        return 0.3 * jnp.sin(x)
+
+    def nothing(params, window, k):
+        return jnp.zeros(x.size)
+
+    target = np.asarray(propagate(problem, static_bump, None)[0])
+    current = np.full_like(target, np.nan)  # only the segment starts are read
+    for start in (0, 10, 20, 30):
+        head = KSProblem(x, problem.v_ext[: max(start, 1)], problem.interaction, problem.orbital0, problem.dt)
+        orbital = problem.orbital0 if start == 0 else propagate(head, static_bump, None, final_state=True)[2]
+        orbital = np.asarray(orbital)
+        derivative = (np.roll(orbital, -1) - np.roll(orbital, 1)) / (2 * dx)
+        current[start] = 2.0 * np.imag(np.conj(orbital) * derivative)
+    segments = shooting_segments(problem, target, current, 10, memory=3)
+    assert segments.target.shape == (4, 11, x.size) and segments.history.shape == (4, 2, x.size)
+    np.testing.assert_array_equal(segments.target[2], target[20:31])
+    np.testing.assert_array_equal(segments.history[1], target[8:10])
+    true_loss = float(segments_loss(problem, segments, static_bump, 3)(None))
+    zero_loss = float(segments_loss(problem, segments, nothing, 3)(None))
+    # with the potential that made the target, each segment misses only what rebuilding the
+    # orbital from (n, j) misses
+    assert true_loss < 2e-3 * zero_loss  # measured 2.7e-4
+    with pytest.raises(InvalidParameterError, match="segment"):
+        shooting_segments(problem, target, current, 41)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +19,97 @@ import numpy as np
 from densitylab.data import atomic_output
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
-from densitylab.tdks.propagation import KSProblem, propagate, propagate_loss
+from densitylab.tdks.propagation import KSProblem, orbital_from_density, propagate, propagate_loss
 
 OPTIMISERS = ("lbfgs", "adam")
+GN_HALVINGS = 8  # step halvings tried before a Gauss–Newton fit gives up on a window
+
+
+@dataclass(frozen=True, eq=False)
+class Segments:
+    """A trajectory cut into S segments of L steps for multiple shooting.
+
+    Attributes:
+        v_ext: (S, L, N) external potential per step (Ha).
+        orbital0: (S, N) the KS orbital at each segment's start, √(n/2)e^{iθ} with θ' = j/n
+            from the exact density and current: the one doubly occupied orbital with the
+            exact state's n and j (unique up to a global phase).
+        history: (S, H, N) exact densities of the H = max(memory − 1, 1) steps before each
+            start, oldest first (n(0) repeated before t = 0).
+        target: (S, L + 1, N) exact densities over each segment.
+    """
+
+    v_ext: object
+    orbital0: object
+    history: object
+    target: object
+
+
+def shooting_segments(
+    problem: KSProblem, target: np.ndarray, current: np.ndarray, length: int, memory: int = 1
+) -> Segments:
+    """Cut a trajectory (exact densities and currents (T + 1, N)) into ⌊T/length⌋ segments.
+
+    Training on segments (multiple shooting) restarts every ``length`` steps from the exact
+    KS state, so an early error no longer spoils every later step of the loss, the way the
+    Gauss–Newton windows do for free values; the functional still sees its full memory.
+    The step index k restarts at 0 in each segment, so this is for functionals of the density,
+    not for free values. Measured on e–H scattering (docs/tdks.md), it lowers the segment loss
+    but yields functionals that are unstable over the full horizon.
+    """
+    require(
+        isinstance(length, int) and 1 <= length <= problem.steps,
+        "segment",
+        f"an integer from 1 to the {problem.steps} steps",
+        length,
+    )
+    target, current = np.asarray(target), np.asarray(current)
+    starts = np.arange(0, problem.steps - length + 1, length)
+    lags = np.arange(-max(memory - 1, 1), 0)
+    return Segments(
+        v_ext=np.stack([problem.v_ext[s : s + length] for s in starts]),
+        orbital0=np.stack([orbital_from_density(target[s], current[s], problem.dx) for s in starts]),
+        history=np.stack([target[np.maximum(s + lags, 0)] for s in starts]),
+        target=np.stack([target[s : s + length + 1] for s in starts]),
+    )
+
+
+def segments_loss(problem: KSProblem, segments: Segments, model, memory: int):
+    """``params -> Σ_segments Σ_t Σ_x (n_KS − n_exact)² dx`` with each segment propagated
+    from its own exact start (vmapped over segments; JAX-traceable)."""
+    jax, jnp, _ = jax_modules()
+    arrays = [jnp.asarray(a) for a in (segments.v_ext, segments.orbital0, segments.history, segments.target)]
+
+    def loss(params):
+        def one(v_ext, orbital0, history, target):
+            local = _Problem(problem.x, v_ext, problem.interaction, orbital0, problem.dt)
+            return propagate_loss(local, model, params, target, memory, history=history)
+
+        return jnp.sum(jax.vmap(one)(*arrays))
+
+    return loss
 
 
 def total_loss(
-    problems: Sequence[KSProblem], targets: Sequence[np.ndarray], model, memory: int, penalty=None
+    problems: Sequence[KSProblem],
+    targets: Sequence[np.ndarray],
+    model,
+    memory: int,
+    penalty=None,
+    segments: Sequence[Segments] | None = None,
 ):
-    """``params -> loss`` summed over trajectories (JAX-traceable)."""
+    """``params -> loss`` summed over trajectories (JAX-traceable); with ``segments`` (one
+    :class:`Segments` per problem) the trajectories are propagated segment by segment."""
     _, jnp, _ = jax_modules()
     targets = [jnp.asarray(target) for target in targets]
+    if segments is None:
+        pairs = zip(problems, targets, strict=True)
+        parts = [partial(propagate_loss, p, model, target=t, memory=memory) for p, t in pairs]
+    else:
+        parts = [segments_loss(p, s, model, memory) for p, s in zip(problems, segments, strict=True)]
 
     def loss(params):
-        value = 0.0
-        for problem, target in zip(problems, targets, strict=True):
-            value = value + propagate_loss(problem, model, params, target, memory)
+        value = sum(part(params) for part in parts)
         return value + (penalty(params) if penalty is not None else 0.0)
 
     return loss
@@ -52,6 +129,7 @@ def train(
     tolerance: float = 0.0,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
+    segments: Sequence[Segments] | None = None,
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
@@ -64,6 +142,8 @@ def train(
         memory: densities the model sees (see :mod:`densitylab.tdks.propagation`).
         progress: called as ``progress(iteration, iterations, loss, gradient_norm)``.
         tolerance: stop when the gradient norm falls below it.
+        segments: one :class:`Segments` per problem to train by multiple shooting
+            (:func:`shooting_segments`) instead of over the full horizon.
 
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
@@ -80,7 +160,7 @@ def train(
         len(targets),
     )
     arrays, static = eqx.partition(params, eqx.is_inexact_array)
-    loss_of_params = total_loss(problems, targets, model, memory, penalty)
+    loss_of_params = total_loss(problems, targets, model, memory, penalty, segments)
 
     def loss(arrays):
         return loss_of_params(eqx.combine(arrays, static))
@@ -151,7 +231,7 @@ def fit_values_gauss_newton(
     progress: Callable[[int, int, float, float], None] | None = None,
     checkpoint: str | Path | None = None,
     lookahead: int = 0,
-    preconditioner_floor: float | None = 1e-8,
+    preconditioner_floor: float | None = 1e-6,
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
 
@@ -166,7 +246,8 @@ def fit_values_gauss_newton(
     transpose (``jax.linearize``): matrix-free, no Jacobian is formed. This handles the
     ill-conditioning of the density-to-potential map (a potential moves the density through
     ∇·(n∇v), at second order in time) far better than first-order methods over the whole
-    trajectory; it is the matrix-free counterpart of step-by-step Newton inversion.
+    trajectory; it is the matrix-free counterpart of step-by-step Newton inversion. A step
+    that does not lower the loss is halved until it does (damped Gauss–Newton).
 
     With ``lookahead`` L > 0 each fit covers ``window`` + L steps and only the first ``window``
     are kept (a receding horizon): the last values of a window move only the last densities, so
@@ -176,7 +257,10 @@ def fit_values_gauss_newton(
     CG is preconditioned by :func:`gauss_newton_preconditioner` (``preconditioner_floor``
     is its relative floor ε; None turns it off): JᵀJ inherits the spectrum of (∂ₓn∂ₓ)², whose
     condition number grows as 1/dx⁴, and without it 100 CG iterations leave most of the
-    Gauss–Newton step undone (docs/tdks.md).
+    Gauss–Newton step undone. The floor also regularises the truncated CG: directions the
+    densities barely constrain, such as the offset of one density lump against another, are
+    amplified by up to 1/ε². With 1e-8 the fit of the p = −1.8 scattering trajectory put
+    potentials of hundreds of Ha on such a lump and diverged; 1e-6 did not (docs/tdks.md).
 
     Returns:
         v_c (T, N) and a history with the windowed loss after each window.
@@ -202,7 +286,8 @@ def fit_values_gauss_newton(
         return (densities[1:] - local_target[1:]).ravel() * np.sqrt(problem.dx), orbital
 
     @jax.jit
-    def step(values, orbital0, v_ext, local_target):
+    def direction(values, orbital0, v_ext, local_target):
+        """The Gauss–Newton step δ and the loss Σ r² at ``values``."""
         r, jvp = jax.linearize(lambda v: residual(v, orbital0, v_ext, local_target)[0], values)
         vjp = jax.linear_transpose(jvp, values)
         inverse = (
@@ -213,12 +298,26 @@ def fit_values_gauss_newton(
         delta, _ = jax.scipy.sparse.linalg.cg(
             lambda d: vjp(jvp(d))[0] + damping * d, -vjp(r)[0], maxiter=cg_iterations, M=inverse
         )
-        return values + delta
+        return delta, jnp.sum(r**2)
 
     @jax.jit
     def evaluate(values, orbital0, v_ext, local_target):
         r, orbital = residual(values, orbital0, v_ext, local_target)
         return jnp.sum(r**2), orbital
+
+    def fit(values, orbital0, v_ext, local_target):
+        """Damped Gauss–Newton: each step is halved until the loss falls (at most
+        ``GN_HALVINGS`` times; if it never does, the fit stops where it is)."""
+        for _ in range(iterations):
+            delta, loss = direction(values, orbital0, v_ext, local_target)
+            for halving in range(GN_HALVINGS + 1):
+                trial = values + delta / 2**halving
+                if evaluate(trial, orbital0, v_ext, local_target)[0] < loss:
+                    values = trial
+                    break
+            else:
+                return values
+        return values
 
     values = np.zeros((problem.steps, problem.points))
     orbital = jnp.asarray(problem.orbital0, dtype=complex)
@@ -250,14 +349,8 @@ def fit_values_gauss_newton(
     for index, start in enumerate(starts[done:], start=done):
         stop = min(start + window, problem.steps)
         horizon = min(start + span, problem.steps)
-        local = guess[: horizon - start]
-        for _ in range(iterations):
-            local = step(
-                local,
-                orbital,
-                jnp.asarray(problem.v_ext[start:horizon]),
-                jnp.asarray(target[start : horizon + 1]),
-            )
+        v_ext = jnp.asarray(problem.v_ext[start:horizon])
+        local = fit(guess[: horizon - start], orbital, v_ext, jnp.asarray(target[start : horizon + 1]))
         kept = local[: stop - start]
         loss, orbital = evaluate(
             kept, orbital, jnp.asarray(problem.v_ext[start:stop]), jnp.asarray(target[start : stop + 1])

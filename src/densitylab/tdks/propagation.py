@@ -192,14 +192,19 @@ def propagate(
     return (densities, v_c, orbital) if final_state else (densities, v_c)
 
 
-def _scan_parts(problem: KSProblem, model: Callable, params, memory: int, block: int | None, extra=None):
-    """The step function, initial carry and blocked scan inputs shared by the propagators."""
+def _scan_parts(
+    problem: KSProblem, model: Callable, params, memory: int, block: int | None, extra=None, history=None
+):
+    """The step function, initial carry and blocked scan inputs shared by the propagators;
+    ``history`` (memory − 1, N), oldest first, fills the window before t = 0 (default n(0))."""
     _, jnp, _ = jax_modules()
     dx, dt = problem.dx, problem.dt
     hartree = _hartree_operator(problem.interaction, dx)
     orbital0 = jnp.asarray(problem.orbital0, dtype=complex)
     density0 = 2.0 * jnp.abs(orbital0) ** 2
     window0 = jnp.tile(density0, (memory, 1))
+    if history is not None and memory > 1:
+        window0 = jnp.concatenate([jnp.asarray(history)[-(memory - 1) :], density0[None]])
     blocks, per_block = _block_sizes(problem.steps, block)
     v_ext = jnp.asarray(problem.v_ext).reshape(blocks, per_block, problem.points)
     indices = jnp.arange(problem.steps).reshape(blocks, per_block)
@@ -222,13 +227,22 @@ def _scan_parts(problem: KSProblem, model: Callable, params, memory: int, block:
 
 
 def propagate_loss(
-    problem: KSProblem, model: Callable, params, target, memory: int = 1, block: int | None = None
+    problem: KSProblem,
+    model: Callable,
+    params,
+    target,
+    memory: int = 1,
+    block: int | None = None,
+    history=None,
 ):
     """Σ_{t ≥ 1} Σ_x (n_KS − n_exact)² dx, accumulated inside the scan: nothing per step is
-    kept, so reverse mode stores only the √T block carries and one block's residuals."""
+    kept, so reverse mode stores only the √T block carries and one block's residuals.
+    ``history`` (≥ memory − 1, N): the densities the model sees before t = 0, oldest first."""
     jax, jnp, _ = jax_modules()
     target = jnp.asarray(target)
-    step, carry, inputs = _scan_parts(problem, model, params, memory, block, extra=target[1:])
+    step, carry, inputs = _scan_parts(
+        problem, model, params, memory, block, extra=target[1:], history=history
+    )
     dx = problem.dx
 
     def stepper(state, inputs):
