@@ -740,12 +740,8 @@ def tdks_learn(
         int, typer.Option(help="gauss-newton: preconditioned CG iterations per Gauss–Newton step.")
     ] = 100,
     gn_floor: Annotated[
-        list[float] | None,
-        typer.Option(
-            help="gauss-newton: relative floor of the CG preconditioner (regularises); repeat it to "
-            "give fallbacks for windows whose loss jumps [default: 1e-8 1e-6 1e-4]."
-        ),
-    ] = None,
+        float, typer.Option(help="gauss-newton: relative floor of the CG preconditioner (regularises).")
+    ] = 1e-6,
     learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
     smoothness: Annotated[float, typer.Option(help="values: weight of the smoothness penalty.")] = 0.0,
     memory: Annotated[int, typer.Option(help="memory: densities seen (present + past).")] = 4,
@@ -819,13 +815,13 @@ def tdks_learn(
                 "optimiser", "gauss-newton only for --model values without smoothness", model
             )
         from densitylab.jaxsetup import jax_modules
-        from densitylab.tdks.learn import GN_FLOORS, fit_values_gauss_newton
+        from densitylab.tdks.learn import fit_values_gauss_newton
 
         progress.update(task, total=-(-first.steps // gn_window))  # one unit per window
         with progress:
             values, history = fit_values_gauss_newton(
                 first, targets[0], gn_window, iterations, gn_cg_iterations, lookahead=gn_lookahead,
-                preconditioner_floor=gn_floor or GN_FLOORS,
+                preconditioner_floor=gn_floor,
                 progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
                 checkpoint=output / "checkpoint.npz",
             )  # fmt: skip
@@ -854,7 +850,7 @@ def tdks_learn(
                 "gn_window": gn_window,
                 "gn_lookahead": gn_lookahead,
                 "gn_cg_iterations": gn_cg_iterations,
-                "gn_floor": gn_floor or list(GN_FLOORS),
+                "gn_floor": gn_floor,
             }
             if optimiser == "gauss-newton"
             else {}

@@ -392,19 +392,3 @@ def test_shooting_segments_restart_from_the_exact_state():
     assert true_loss < 2e-3 * zero_loss  # measured 2.7e-4
     with pytest.raises(InvalidParameterError, match="segment"):
         shooting_segments(problem, target, current, 41)
-
-
-def test_gauss_newton_keeps_the_better_fit_when_a_window_is_refitted(monkeypatch):
-    from densitylab.tdks import learn
-
-    problem = _problem(steps=20)
-    target = np.asarray(propagate(problem, _wiggle, None)[0])
-    options = {"window": 10, "iterations": 3, "cg_iterations": 30}
-    preconditioned, _ = learn.fit_values_gauss_newton(problem, target, preconditioner_floor=1e-6, **options)
-    monkeypatch.setattr(learn, "FLOOR_JUMP", 0.0)  # every window is refitted with each floor
-    floors = (None, 1e-6)
-    both, history = learn.fit_values_gauss_newton(problem, target, preconditioner_floor=floors, **options)
-    # plain CG fits worse (test above), so each window keeps the preconditioned refit, which
-    # starts from the same orbital and guess as the single-floor fit
-    assert history["floor"] == [1e-6, 1e-6]
-    np.testing.assert_array_equal(both, preconditioned)

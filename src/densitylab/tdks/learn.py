@@ -23,8 +23,6 @@ from densitylab.tdks.propagation import KSProblem, orbital_from_density, propaga
 
 OPTIMISERS = ("lbfgs", "adam")
 GN_HALVINGS = 8  # step halvings tried before a Gauss–Newton fit gives up on a window
-GN_FLOORS = (1e-8, 1e-6, 1e-4)  # preconditioner floors tried in turn (fit_values_gauss_newton)
-FLOOR_JUMP = 100.0  # a window loss this many times the previous one triggers the next floor
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,7 +231,7 @@ def fit_values_gauss_newton(
     progress: Callable[[int, int, float, float], None] | None = None,
     checkpoint: str | Path | None = None,
     lookahead: int = 0,
-    preconditioner_floor: float | Sequence[float] | None = GN_FLOORS,
+    preconditioner_floor: float | None = 1e-6,
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
 
@@ -261,12 +259,8 @@ def fit_values_gauss_newton(
     condition number grows as 1/dx⁴, and without it 100 CG iterations leave most of the
     Gauss–Newton step undone. The floor also regularises the truncated CG: directions the
     densities barely constrain, such as the offset of one density lump against another, are
-    amplified by up to 1/ε². A small floor fits closer (6.9e-4 against 2.1e-3 with 1e-6 on
-    the p = −1.0 scattering case), but with 1e-8 alone the p = −1.8 fit put potentials of
-    hundreds of Ha on such a lump and diverged. So with several floors, each window is fitted
-    with the first, and if its loss jumps more than ``FLOOR_JUMP`` times above the previous
-    window's (and above 1e-7), it is refitted with the next ones and the fit with the lowest
-    window loss is kept; ``history["floor"]`` records the floor each window kept.
+    amplified by up to 1/ε². With 1e-8 the fit of the p = −1.8 scattering trajectory put
+    potentials of hundreds of Ha on such a lump and diverged; 1e-6 did not (docs/tdks.md).
 
     Returns:
         v_c (T, N) and a history with the windowed loss after each window.
@@ -276,15 +270,10 @@ def fit_values_gauss_newton(
     require(isinstance(lookahead, int) and lookahead >= 0, "lookahead", "an integer ≥ 0", lookahead)
     require(iterations >= 1, "iterations", "a positive integer", iterations)
     require(cg_iterations >= 1, "cg_iterations", "a positive integer", cg_iterations)
-    floors = (
-        (preconditioner_floor,)
-        if preconditioner_floor is None or np.ndim(preconditioner_floor) == 0
-        else tuple(None if floor is None else float(floor) for floor in preconditioner_floor)
-    )
     require(
-        len(floors) >= 1 and all(floor is None or floor > 0 for floor in floors),
+        preconditioner_floor is None or preconditioner_floor > 0,
         "preconditioner_floor",
-        "a positive number, a sequence of them, or None",
+        "a positive number or None",
         preconditioner_floor,
     )
 
@@ -296,12 +285,16 @@ def fit_values_gauss_newton(
         densities, _, orbital = propagate(local, model, values, final_state=True, rematerialise=False)
         return (densities[1:] - local_target[1:]).ravel() * np.sqrt(problem.dx), orbital
 
-    @partial(jax.jit, static_argnames="floor")
-    def direction(values, orbital0, v_ext, local_target, floor):
+    @jax.jit
+    def direction(values, orbital0, v_ext, local_target):
         """The Gauss–Newton step δ and the loss Σ r² at ``values``."""
         r, jvp = jax.linearize(lambda v: residual(v, orbital0, v_ext, local_target)[0], values)
         vjp = jax.linear_transpose(jvp, values)
-        inverse = None if floor is None else gauss_newton_preconditioner(local_target[:-1], problem.dx, floor)
+        inverse = (
+            None
+            if preconditioner_floor is None
+            else gauss_newton_preconditioner(local_target[:-1], problem.dx, preconditioner_floor)
+        )
         delta, _ = jax.scipy.sparse.linalg.cg(
             lambda d: vjp(jvp(d))[0] + damping * d, -vjp(r)[0], maxiter=cg_iterations, M=inverse
         )
@@ -312,11 +305,11 @@ def fit_values_gauss_newton(
         r, orbital = residual(values, orbital0, v_ext, local_target)
         return jnp.sum(r**2), orbital
 
-    def fit(values, orbital0, v_ext, local_target, floor):
+    def fit(values, orbital0, v_ext, local_target):
         """Damped Gauss–Newton: each step is halved until the loss falls (at most
         ``GN_HALVINGS`` times; if it never does, the fit stops where it is)."""
         for _ in range(iterations):
-            delta, loss = direction(values, orbital0, v_ext, local_target, floor)
+            delta, loss = direction(values, orbital0, v_ext, local_target)
             for halving in range(GN_HALVINGS + 1):
                 trial = values + delta / 2**halving
                 if evaluate(trial, orbital0, v_ext, local_target)[0] < loss:
@@ -328,7 +321,7 @@ def fit_values_gauss_newton(
 
     values = np.zeros((problem.steps, problem.points))
     orbital = jnp.asarray(problem.orbital0, dtype=complex)
-    history: dict[str, list] = {"iteration": [], "loss": [], "step": [], "floor": []}
+    history: dict[str, list] = {"iteration": [], "loss": [], "step": []}
     starts = list(range(0, problem.steps, window))
     done = 0
     if checkpoint is not None and Path(checkpoint).is_file():
@@ -356,32 +349,18 @@ def fit_values_gauss_newton(
     for index, start in enumerate(starts[done:], start=done):
         stop = min(start + window, problem.steps)
         horizon = min(start + span, problem.steps)
-        window_v_ext = jnp.asarray(problem.v_ext[start:stop])
-        window_target = jnp.asarray(target[start : stop + 1])
-        previous = history["loss"][-1] if history["loss"] else np.inf
-        best = None
-        for floor in floors:
-            local = fit(
-                guess[: horizon - start],
-                orbital,
-                jnp.asarray(problem.v_ext[start:horizon]),
-                jnp.asarray(target[start : horizon + 1]),
-                floor,
-            )
-            loss, reached = evaluate(local[: stop - start], orbital, window_v_ext, window_target)
-            if best is None or loss < best[0]:
-                best = (float(loss), local, reached, floor)
-            if best[0] <= max(FLOOR_JUMP * previous, 1e-7):
-                break
-        loss, local, orbital, floor = best
+        v_ext = jnp.asarray(problem.v_ext[start:horizon])
+        local = fit(guess[: horizon - start], orbital, v_ext, jnp.asarray(target[start : horizon + 1]))
         kept = local[: stop - start]
+        loss, orbital = evaluate(
+            kept, orbital, jnp.asarray(problem.v_ext[start:stop]), jnp.asarray(target[start : stop + 1])
+        )
         values[start:stop] = np.asarray(kept)
         # the next fit starts from this one's lookahead values, then the last value held
         guess = jnp.concatenate([local[stop - start :], jnp.tile(local[-1], (span, 1))])[:span]
         history["iteration"].append(index + 1)
         history["loss"].append(float(loss))
         history["step"].append(stop)
-        history["floor"].append(np.nan if floor is None else floor)
         if checkpoint is not None and stop < problem.steps:
             _write_windows_checkpoint(
                 checkpoint, window, lookahead, values, np.asarray(orbital), np.asarray(guess), history
