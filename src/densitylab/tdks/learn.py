@@ -260,7 +260,8 @@ def fit_values_gauss_newton(
     Gauss–Newton step undone. The floor also regularises the truncated CG: directions the
     densities barely constrain, such as the offset of one density lump against another, are
     amplified by up to 1/ε². With 1e-8 the fit of the p = −1.8 scattering trajectory put
-    potentials of hundreds of Ha on such a lump and diverged; 1e-6 did not (docs/tdks.md).
+    potentials of hundreds of Ha on such a lump and diverged; 1e-6 did not, but 1e-8 fits
+    closer where it stays stable (6.9e-4 against 2.1e-3 on p = −1.0; docs/tdks.md).
 
     Returns:
         v_c (T, N) and a history with the windowed loss after each window.
