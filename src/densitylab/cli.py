@@ -801,6 +801,15 @@ def tdks_learn(
             memory=window, channels=channels, depth=depth, kernel=kernel, dx=first.dx, dt=first.dt, seed=seed
         )
         params, function = density_net_model(build_density_net(config))
+    # built (and --segment checked) before anything is written
+    segments = (
+        [
+            shooting_segments(p, t, exact.current[:, ::coarsen], segment, window)
+            for p, t, exact in zip(problems, targets, loaded, strict=True)
+        ]
+        if segment
+        else None
+    )
     progress = _progress("loss {task.fields[loss]} |g| {task.fields[gradient]}")
     task = progress.add_task(f"learning v_c ({model})", total=iterations, loss="—", gradient="—")
 
@@ -828,12 +837,6 @@ def tdks_learn(
         params = jax_modules()[1].asarray(values)
         history["gradient_norm"] = [float("nan")] * len(history["loss"])
     else:
-        segments = None
-        if segment:
-            segments = [
-                shooting_segments(p, t, exact.current[:, ::coarsen], segment, window)
-                for p, t, exact in zip(problems, targets, loaded, strict=True)
-            ]
         with progress:
             params, history = train(
                 problems, targets, params, function, window, iterations, optimiser, learning_rate,

@@ -355,6 +355,8 @@ def test_interrupted_gauss_newton_fit_resumes_to_the_same_values(tmp_path, looka
     with pytest.raises(KeyboardInterrupt):
         fit_values_gauss_newton(problem, target, progress=interrupt, checkpoint=checkpoint, **options)
     assert checkpoint.is_file()
+    with pytest.raises(InvalidParameterError, match="checkpoint"):  # made with another floor
+        fit_values_gauss_newton(problem, target, checkpoint=checkpoint, preconditioner_floor=None, **options)
     resumed, history = fit_values_gauss_newton(problem, target, checkpoint=checkpoint, **options)
     np.testing.assert_array_equal(resumed, reference)
     assert history["step"] == [10, 20, 30] and not checkpoint.exists()

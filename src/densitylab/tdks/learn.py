@@ -330,13 +330,14 @@ def fit_values_gauss_newton(
             same = (
                 int(stored["window"]) == window
                 and int(stored.get("lookahead", 0)) == lookahead
+                and float(stored.get("floor", np.nan)) == _floor_code(preconditioner_floor)
                 and stored["values"].shape == values.shape
             )
             require(
                 same,
                 "checkpoint",
-                f"a Gauss–Newton checkpoint with window {window} and lookahead {lookahead} for this "
-                "problem (delete it to start over)",
+                f"a Gauss–Newton checkpoint with window {window}, lookahead {lookahead} and "
+                f"preconditioner floor {preconditioner_floor} for this problem (delete it to start over)",
                 str(checkpoint),
             )
             values, orbital = stored["values"].copy(), jnp.asarray(stored["orbital"])
@@ -364,8 +365,9 @@ def fit_values_gauss_newton(
         history["step"].append(stop)
         if checkpoint is not None and stop < problem.steps:
             _write_windows_checkpoint(
-                checkpoint, window, lookahead, values, np.asarray(orbital), np.asarray(guess), history
-            )
+                checkpoint, window, lookahead, _floor_code(preconditioner_floor), values,
+                np.asarray(orbital), np.asarray(guess), history,
+            )  # fmt: skip
         if progress:
             progress(index + 1, len(starts), float(loss), float("nan"))
     if checkpoint is not None:
@@ -414,12 +416,18 @@ def gauss_newton_preconditioner(densities, dx: float, floor: float):
     return apply
 
 
-def _write_windows_checkpoint(path, window, lookahead, values, orbital, guess, history) -> None:
+def _floor_code(floor: float | None) -> float:
+    """The preconditioner floor as stored in a checkpoint: −1 for none (plain CG)."""
+    return -1.0 if floor is None else float(floor)
+
+
+def _write_windows_checkpoint(path, window, lookahead, floor, values, orbital, guess, history) -> None:
     with atomic_output(path) as temporary:
         np.savez(
             temporary,
             window=window,
             lookahead=lookahead,
+            floor=floor,
             values=values,
             orbital=orbital,
             guess=guess,
