@@ -740,8 +740,13 @@ def tdks_learn(
         int, typer.Option(help="gauss-newton: preconditioned CG iterations per Gauss–Newton step.")
     ] = 100,
     gn_floor: Annotated[
-        float, typer.Option(help="gauss-newton: relative floor of the CG preconditioner (regularises).")
-    ] = 1e-6,
+        list[float] | None,
+        typer.Option(
+            help="gauss-newton: relative floor of the CG preconditioner (regularises); repeat it for a "
+            "continuation that splits each window's iterations among the floors in order "
+            "[default: 1e-6 then 1e-8]."
+        ),
+    ] = None,
     learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
     smoothness: Annotated[float, typer.Option(help="values: weight of the smoothness penalty.")] = 0.0,
     memory: Annotated[int, typer.Option(help="memory: densities seen (present + past).")] = 4,
@@ -830,7 +835,7 @@ def tdks_learn(
         with progress:
             values, history = fit_values_gauss_newton(
                 first, targets[0], gn_window, iterations, gn_cg_iterations, lookahead=gn_lookahead,
-                preconditioner_floor=gn_floor,
+                preconditioner_floor=tuple(gn_floor) if gn_floor else (1e-6, 1e-8),
                 progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
                 checkpoint=output / "checkpoint.npz",
             )  # fmt: skip
@@ -853,7 +858,7 @@ def tdks_learn(
                 "gn_window": gn_window,
                 "gn_lookahead": gn_lookahead,
                 "gn_cg_iterations": gn_cg_iterations,
-                "gn_floor": gn_floor,
+                "gn_floor": list(gn_floor) if gn_floor else [1e-6, 1e-8],
             }
             if optimiser == "gauss-newton"
             else {}

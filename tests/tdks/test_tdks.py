@@ -267,7 +267,7 @@ def test_gauss_newton_windows_fit_a_known_potential_closely():
     unfitted = propagate(problem, model, jnp.zeros((40, problem.points)))[0]
     start = density_errors(np.asarray(unfitted), target, DX)
     worst = {}
-    for floor in (None, 1e-6):
+    for floor in (None, 1e-6, (1e-6, 1e-8)):
         values, history = fit_values_gauss_newton(
             problem, target, window=10, iterations=6, cg_iterations=60, preconditioner_floor=floor
         )
@@ -275,7 +275,24 @@ def test_gauss_newton_windows_fit_a_known_potential_closely():
         errors = density_errors(np.asarray(propagate(problem, model, jnp.asarray(values))[0]), target, DX)
         worst[floor] = errors.max() / start.max()
     assert worst[None] < 0.02  # measured 0.011: plain CG stops far from the Gauss–Newton step
-    assert worst[1e-6] < 1e-3  # measured 9.3e-5 with the preconditioner (default floor), same budget
+    assert worst[1e-6] < 1e-3  # measured 9.3e-5 with the preconditioner, same budget
+    assert worst[(1e-6, 1e-8)] < 1e-3  # the default continuation
+
+
+def test_gauss_newton_floor_continuation_splits_the_iterations_in_order():
+    from densitylab.tdks.learn import fit_values_gauss_newton
+
+    problem = _problem(steps=10)
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    options = {"window": 5, "iterations": 4, "cg_iterations": 20}
+    single, _ = fit_values_gauss_newton(problem, target, preconditioner_floor=1e-6, **options)
+    repeated, _ = fit_values_gauss_newton(problem, target, preconditioner_floor=[1e-6] * 4, **options)
+    np.testing.assert_array_equal(repeated, single)  # equal floors: the same fit, stage by stage
+    switched, _ = fit_values_gauss_newton(problem, target, preconditioner_floor=(1e-6, 1e-3), **options)
+    assert not np.array_equal(switched, single)  # the last two iterations used the other floor
+    for bad in ((), (1e-6,) * 5, (1e-6, -1.0), ("1e-6",)):
+        with pytest.raises(InvalidParameterError, match="preconditioner_floor"):
+            fit_values_gauss_newton(problem, target, preconditioner_floor=bad, **options)
 
 
 def test_gauss_newton_preconditioner_inverts_the_weighted_laplacian_squared():
@@ -310,11 +327,13 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
     result = runner.invoke(
         app,
         ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--optimiser", "gauss-newton",
-         "--gn-window", "10", "--iterations", "4", "--output", str(tmp_path / "gn"), "--json"],
+         "--gn-window", "10", "--iterations", "4", "--gn-floor", "1e-5", "--gn-floor", "1e-8",
+         "--output", str(tmp_path / "gn"), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     learned = json.loads(result.stdout)["trajectory_0"]
     assert learned["density_error_max"] < 0.05 * learned["density_error_exchange_only"]
+    assert json.loads((tmp_path / "gn" / "config.json").read_text())["gn_floor"] == [1e-5, 1e-8]
     bad = runner.invoke(
         app,
         ["tdks", "learn", "--trajectory", str(trajectory), "--model", "memory", "--optimiser", "gauss-newton",

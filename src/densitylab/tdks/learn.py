@@ -231,7 +231,7 @@ def fit_values_gauss_newton(
     progress: Callable[[int, int, float, float], None] | None = None,
     checkpoint: str | Path | None = None,
     lookahead: int = 0,
-    preconditioner_floor: float | None = 1e-6,
+    preconditioner_floor: float | Sequence[float] | None = (1e-6, 1e-8),
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
 
@@ -259,9 +259,12 @@ def fit_values_gauss_newton(
     condition number grows as 1/dx⁴, and without it 100 CG iterations leave most of the
     Gauss–Newton step undone. The floor also regularises the truncated CG: directions the
     densities barely constrain, such as the offset of one density lump against another, are
-    amplified by up to 1/ε². With 1e-8 the fit of the p = −1.8 scattering trajectory put
-    potentials of hundreds of Ha on such a lump and diverged; 1e-6 did not, but 1e-8 fits
-    closer where it stays stable (6.9e-4 against 2.1e-3 on p = −1.0; docs/tdks.md).
+    amplified by up to 1/ε². A sequence of floors is a continuation: the iterations of every
+    window are split evenly among them, in order. The default (1e-6, 1e-8) first moves each
+    window's values into the right basin with the safe floor, then fits closely with the small
+    one. A single floor of 1e-8 fits as closely where it stays stable, but on the p = −1.8
+    scattering trajectory it steered a window from a poor start into potentials of hundreds of
+    Ha and diverged; a single 1e-6 is stable but fits only to about 2e-3 (docs/tdks.md).
 
     Returns:
         v_c (T, N) and a history with the windowed loss after each window.
@@ -271,10 +274,12 @@ def fit_values_gauss_newton(
     require(isinstance(lookahead, int) and lookahead >= 0, "lookahead", "an integer ≥ 0", lookahead)
     require(iterations >= 1, "iterations", "a positive integer", iterations)
     require(cg_iterations >= 1, "cg_iterations", "a positive integer", cg_iterations)
+    floors = _floor_schedule(preconditioner_floor)
     require(
-        preconditioner_floor is None or preconditioner_floor > 0,
+        0 < len(floors) <= iterations
+        and all(floor is None or (isinstance(floor, int | float) and floor > 0) for floor in floors),
         "preconditioner_floor",
-        "a positive number or None",
+        f"a positive number, None, or a sequence of at most {iterations} (the iterations) positive numbers",
         preconditioner_floor,
     )
 
@@ -286,16 +291,12 @@ def fit_values_gauss_newton(
         densities, _, orbital = propagate(local, model, values, final_state=True, rematerialise=False)
         return (densities[1:] - local_target[1:]).ravel() * np.sqrt(problem.dx), orbital
 
-    @jax.jit
-    def direction(values, orbital0, v_ext, local_target):
+    @partial(jax.jit, static_argnames="floor")
+    def direction(values, orbital0, v_ext, local_target, floor):
         """The Gauss–Newton step δ and the loss Σ r² at ``values``."""
         r, jvp = jax.linearize(lambda v: residual(v, orbital0, v_ext, local_target)[0], values)
         vjp = jax.linear_transpose(jvp, values)
-        inverse = (
-            None
-            if preconditioner_floor is None
-            else gauss_newton_preconditioner(local_target[:-1], problem.dx, preconditioner_floor)
-        )
+        inverse = None if floor is None else gauss_newton_preconditioner(local_target[:-1], problem.dx, floor)
         delta, _ = jax.scipy.sparse.linalg.cg(
             lambda d: vjp(jvp(d))[0] + damping * d, -vjp(r)[0], maxiter=cg_iterations, M=inverse
         )
@@ -309,8 +310,9 @@ def fit_values_gauss_newton(
     def fit(values, orbital0, v_ext, local_target):
         """Damped Gauss–Newton: each step is halved until the loss falls (at most
         ``GN_HALVINGS`` times; if it never does, the fit stops where it is)."""
-        for _ in range(iterations):
-            delta, loss = direction(values, orbital0, v_ext, local_target)
+        for iteration in range(iterations):
+            floor = floors[iteration * len(floors) // iterations]
+            delta, loss = direction(values, orbital0, v_ext, local_target, floor)
             for halving in range(GN_HALVINGS + 1):
                 trial = values + delta / 2**halving
                 if evaluate(trial, orbital0, v_ext, local_target)[0] < loss:
@@ -330,7 +332,7 @@ def fit_values_gauss_newton(
             same = (
                 int(stored["window"]) == window
                 and int(stored.get("lookahead", 0)) == lookahead
-                and float(stored.get("floor", np.nan)) == _floor_code(preconditioner_floor)
+                and np.array_equal(np.atleast_1d(stored.get("floor", np.nan)), _floor_codes(floors))
                 and stored["values"].shape == values.shape
             )
             require(
@@ -365,7 +367,7 @@ def fit_values_gauss_newton(
         history["step"].append(stop)
         if checkpoint is not None and stop < problem.steps:
             _write_windows_checkpoint(
-                checkpoint, window, lookahead, _floor_code(preconditioner_floor), values,
+                checkpoint, window, lookahead, _floor_codes(floors), values,
                 np.asarray(orbital), np.asarray(guess), history,
             )  # fmt: skip
         if progress:
@@ -416,9 +418,14 @@ def gauss_newton_preconditioner(densities, dx: float, floor: float):
     return apply
 
 
-def _floor_code(floor: float | None) -> float:
-    """The preconditioner floor as stored in a checkpoint: −1 for none (plain CG)."""
-    return -1.0 if floor is None else float(floor)
+def _floor_schedule(floor) -> tuple:
+    """``preconditioner_floor`` as a tuple of floors, one per stage of the iterations."""
+    return tuple(floor) if isinstance(floor, Sequence) and not isinstance(floor, str) else (floor,)
+
+
+def _floor_codes(floors: tuple) -> np.ndarray:
+    """The preconditioner floors as stored in a checkpoint: −1 for none (plain CG)."""
+    return np.array([-1.0 if floor is None else float(floor) for floor in floors])
 
 
 def _write_windows_checkpoint(path, window, lookahead, floor, values, orbital, guess, history) -> None:
