@@ -728,14 +728,17 @@ def tdks_learn(
     trajectory: Annotated[list[Path], typer.Option(help="Exact trajectory (repeat for several).")],
     output: Annotated[Path, typer.Option(help="Folder for the learned model.")],
     model: Annotated[str, typer.Option(help="values (a), adiabatic (b) or memory (c).")] = "values",
-    iterations: Annotated[int, typer.Option(help="Optimiser iterations.")] = 300,
+    iterations: Annotated[
+        int | None,
+        typer.Option(help="Optimiser iterations (default 300; gauss-newton: 8 per window)."),
+    ] = None,
     optimiser: Annotated[
         str, typer.Option(help="lbfgs, adam, or gauss-newton (values: windowed Gauss–Newton).")
     ] = "lbfgs",
     gn_window: Annotated[int, typer.Option(help="gauss-newton: steps per window.")] = 20,
     gn_lookahead: Annotated[
         int, typer.Option(help="gauss-newton: extra steps fitted past each window, then dropped.")
-    ] = 0,
+    ] = 10,
     gn_cg_iterations: Annotated[
         int, typer.Option(help="gauss-newton: preconditioned CG iterations per Gauss–Newton step.")
     ] = 100,
@@ -744,7 +747,7 @@ def tdks_learn(
         typer.Option(
             help="gauss-newton: relative floor of the CG preconditioner (regularises); repeat it for a "
             "continuation that splits each window's iterations among the floors in order "
-            "[default: 1e-6 then 1e-8]."
+            "(default: 1e-6, then 1e-8)."
         ),
     ] = None,
     learning_rate: Annotated[float, typer.Option(help="adam: learning rate.")] = 1e-3,
@@ -787,6 +790,8 @@ def tdks_learn(
         raise InvalidParameterError("trajectory", "exactly one trajectory for free values", len(trajectory))
     if segment and model == "values":
         raise InvalidParameterError("segment", "0 with --model values (its step index is global)", segment)
+    if iterations is None:
+        iterations = 8 if optimiser == "gauss-newton" else 300
     loaded = [load_trajectory(path) for path in trajectory]
     pairs = [problem_from_trajectory(exact, coarsen) for exact in loaded]
     problems, targets = [p for p, _ in pairs], [t for _, t in pairs]

@@ -269,8 +269,8 @@ def test_gauss_newton_windows_fit_a_known_potential_closely():
     worst = {}
     for floor in (None, 1e-6, (1e-6, 1e-8)):
         values, history = fit_values_gauss_newton(
-            problem, target, window=10, iterations=6, cg_iterations=60, preconditioner_floor=floor
-        )
+            problem, target, 10, 6, 60, lookahead=0, preconditioner_floor=floor
+        )  # 10-step windows, 6 Gauss–Newton × 60 CG iterations
         assert history["step"] == [10, 20, 30, 40]
         errors = density_errors(np.asarray(propagate(problem, model, jnp.asarray(values))[0]), target, DX)
         worst[floor] = errors.max() / start.max()
@@ -284,7 +284,7 @@ def test_gauss_newton_floor_continuation_splits_the_iterations_in_order():
 
     problem = _problem(steps=10)
     target = np.asarray(propagate(problem, _wiggle, None)[0])
-    options = {"window": 5, "iterations": 4, "cg_iterations": 20}
+    options = {"window": 5, "iterations": 4, "cg_iterations": 20, "lookahead": 0}
     single, _ = fit_values_gauss_newton(problem, target, preconditioner_floor=1e-6, **options)
     repeated, _ = fit_values_gauss_newton(problem, target, preconditioner_floor=[1e-6] * 4, **options)
     np.testing.assert_array_equal(repeated, single)  # equal floors: the same fit, stage by stage

@@ -230,7 +230,7 @@ def fit_values_gauss_newton(
     damping: float = 1e-10,
     progress: Callable[[int, int, float, float], None] | None = None,
     checkpoint: str | Path | None = None,
-    lookahead: int = 0,
+    lookahead: int = 10,
     preconditioner_floor: float | Sequence[float] | None = (1e-6, 1e-8),
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
