@@ -792,6 +792,7 @@ def tdks_learn(
         raise InvalidParameterError("segment", "0 with --model values (its step index is global)", segment)
     if iterations is None:
         iterations = 8 if optimiser == "gauss-newton" else 300
+    gn_floors = tuple(gn_floor) if gn_floor else (1e-6, 1e-8)[: max(iterations, 1)]
     loaded = [load_trajectory(path) for path in trajectory]
     pairs = [problem_from_trajectory(exact, coarsen) for exact in loaded]
     problems, targets = [p for p, _ in pairs], [t for _, t in pairs]
@@ -840,7 +841,7 @@ def tdks_learn(
         with progress:
             values, history = fit_values_gauss_newton(
                 first, targets[0], gn_window, iterations, gn_cg_iterations, lookahead=gn_lookahead,
-                preconditioner_floor=tuple(gn_floor) if gn_floor else (1e-6, 1e-8),
+                preconditioner_floor=gn_floors,
                 progress=lambda i, n, loss, _: progress.update(task, completed=i, loss=f"{loss:.3e}"),
                 checkpoint=output / "checkpoint.npz",
             )  # fmt: skip
@@ -863,7 +864,7 @@ def tdks_learn(
                 "gn_window": gn_window,
                 "gn_lookahead": gn_lookahead,
                 "gn_cg_iterations": gn_cg_iterations,
-                "gn_floor": list(gn_floor) if gn_floor else [1e-6, 1e-8],
+                "gn_floor": list(gn_floors),
             }
             if optimiser == "gauss-newton"
             else {}

@@ -334,6 +334,13 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
     learned = json.loads(result.stdout)["trajectory_0"]
     assert learned["density_error_max"] < 0.05 * learned["density_error_exchange_only"]
     assert json.loads((tmp_path / "gn" / "config.json").read_text())["gn_floor"] == [1e-5, 1e-8]
+    one = runner.invoke(
+        app,
+        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--optimiser", "gauss-newton",
+         "--gn-window", "10", "--iterations", "1", "--output", str(tmp_path / "gn1")],
+    )  # fmt: skip
+    assert one.exit_code == 0, one.output  # one iteration takes the first default floor only
+    assert json.loads((tmp_path / "gn1" / "config.json").read_text())["gn_floor"] == [1e-6]
     bad = runner.invoke(
         app,
         ["tdks", "learn", "--trajectory", str(trajectory), "--model", "memory", "--optimiser", "gauss-newton",
