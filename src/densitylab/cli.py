@@ -773,7 +773,7 @@ def tdks_learn(
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.plots import plot_density_errors, plot_optimisation, plot_xt_maps
     from densitylab.tdks.evaluate import ANCHORS, VcModel, evaluate, save_net, save_values
-    from densitylab.tdks.learn import shooting_segments, train
+    from densitylab.tdks.learn import GN_FLOORS, fit_values_gauss_newton, shooting_segments, train
     from densitylab.tdks.models import (
         DensityNetConfig,
         build_density_net,
@@ -792,7 +792,7 @@ def tdks_learn(
         raise InvalidParameterError("segment", "0 with --model values (its step index is global)", segment)
     if iterations is None:
         iterations = 8 if optimiser == "gauss-newton" else 300
-    gn_floors = tuple(gn_floor) if gn_floor else (1e-6, 1e-8)[: max(iterations, 1)]
+    gn_floors = tuple(gn_floor) if gn_floor else GN_FLOORS[:iterations]  # one iteration: the first only
     loaded = [load_trajectory(path) for path in trajectory]
     pairs = [problem_from_trajectory(exact, coarsen) for exact in loaded]
     problems, targets = [p for p, _ in pairs], [t for _, t in pairs]
@@ -835,7 +835,6 @@ def tdks_learn(
                 "optimiser", "gauss-newton only for --model values without smoothness", model
             )
         from densitylab.jaxsetup import jax_modules
-        from densitylab.tdks.learn import fit_values_gauss_newton
 
         progress.update(task, total=-(-first.steps // gn_window))  # one unit per window
         with progress:

@@ -324,40 +324,31 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
     trajectory = tmp_path / "laser.h5"
     result = _exact_laser_command(runner, trajectory)
     assert result.exit_code == 0, result.output
-    result = runner.invoke(
-        app,
-        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--optimiser", "gauss-newton",
-         "--gn-window", "10", "--iterations", "4", "--gn-floor", "1e-5", "--gn-floor", "1e-8",
-         "--output", str(tmp_path / "gn"), "--json"],
+
+    def learn(*options):
+        return runner.invoke(app, ["tdks", "learn", "--trajectory", str(trajectory), *options])
+
+    result = learn(
+        "--model", "values", "--optimiser", "gauss-newton", "--gn-window", "10", "--iterations", "4",
+        "--gn-floor", "1e-5", "--gn-floor", "1e-8", "--output", str(tmp_path / "gn"), "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     learned = json.loads(result.stdout)["trajectory_0"]
     assert learned["density_error_max"] < 0.05 * learned["density_error_exchange_only"]
     assert json.loads((tmp_path / "gn" / "config.json").read_text())["gn_floor"] == [1e-5, 1e-8]
-    one = runner.invoke(
-        app,
-        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--optimiser", "gauss-newton",
-         "--gn-window", "10", "--iterations", "1", "--output", str(tmp_path / "gn1")],
+    one = learn(
+        "--model", "values", "--optimiser", "gauss-newton", "--gn-window", "10", "--iterations", "1",
+        "--output", str(tmp_path / "gn1"),
     )  # fmt: skip
     assert one.exit_code == 0, one.output  # one iteration takes the first default floor only
     assert json.loads((tmp_path / "gn1" / "config.json").read_text())["gn_floor"] == [1e-6]
-    bad = runner.invoke(
-        app,
-        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "memory", "--optimiser", "gauss-newton",
-         "--output", str(tmp_path / "bad")],
-    )  # fmt: skip
+    bad = learn("--model", "memory", "--optimiser", "gauss-newton", "--output", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and "optimiser" in bad.output
-    bad = runner.invoke(
-        app,
-        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "values", "--segment", "5",
-         "--output", str(tmp_path / "bad")],
-    )  # fmt: skip
+    bad = learn("--model", "values", "--segment", "5", "--output", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and "segment" in bad.output
-    result = runner.invoke(
-        app,
-        ["tdks", "learn", "--trajectory", str(trajectory), "--model", "memory", "--memory", "3",
-         "--channels", "4", "--depth", "2", "--kernel", "5", "--segment", "5", "--iterations", "3",
-         "--output", str(tmp_path / "shot")],
+    result = learn(
+        "--model", "memory", "--memory", "3", "--channels", "4", "--depth", "2", "--kernel", "5",
+        "--segment", "5", "--iterations", "3", "--output", str(tmp_path / "shot"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     stored = json.loads((tmp_path / "shot" / "config.json").read_text())

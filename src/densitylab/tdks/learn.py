@@ -23,6 +23,7 @@ from densitylab.tdks.propagation import KSProblem, orbital_from_density, propaga
 
 OPTIMISERS = ("lbfgs", "adam")
 GN_HALVINGS = 8  # step halvings tried before a Gauss–Newton fit gives up on a window
+GN_FLOORS = (1e-6, 1e-8)  # default preconditioner floors: a continuation, in order
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +232,7 @@ def fit_values_gauss_newton(
     progress: Callable[[int, int, float, float], None] | None = None,
     checkpoint: str | Path | None = None,
     lookahead: int = 10,
-    preconditioner_floor: float | Sequence[float] | None = (1e-6, 1e-8),
+    preconditioner_floor: float | Sequence[float] | None = GN_FLOORS,
 ):
     """Model (a), free v_c values, by Gauss–Newton on consecutive windows of steps.
 
