@@ -773,7 +773,13 @@ def tdks_learn(
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.plots import plot_density_errors, plot_optimisation, plot_xt_maps
     from densitylab.tdks.evaluate import ANCHORS, VcModel, evaluate, save_net, save_values
-    from densitylab.tdks.learn import GN_FLOORS, fit_values_gauss_newton, shooting_segments, train
+    from densitylab.tdks.learn import (
+        GN_FLOORS,
+        fit_values_gauss_newton,
+        gauss_newton_floors,
+        shooting_segments,
+        train,
+    )
     from densitylab.tdks.models import (
         DensityNetConfig,
         build_density_net,
@@ -812,6 +818,12 @@ def tdks_learn(
             memory=window, channels=channels, depth=depth, kernel=kernel, dx=first.dx, dt=first.dt, seed=seed
         )
         params, function = density_net_model(build_density_net(config))
+    if optimiser == "gauss-newton":  # checked before anything is written
+        if model != "values" or smoothness > 0:
+            raise InvalidParameterError(
+                "optimiser", "gauss-newton only for --model values without smoothness", model
+            )
+        gauss_newton_floors(gn_window, gn_lookahead, iterations, gn_cg_iterations, gn_floors)
     # built (and --segment checked) before anything is written
     segments = (
         [
@@ -830,10 +842,6 @@ def tdks_learn(
     started = clock.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     if optimiser == "gauss-newton":
-        if model != "values" or smoothness > 0:
-            raise InvalidParameterError(
-                "optimiser", "gauss-newton only for --model values without smoothness", model
-            )
         from densitylab.jaxsetup import jax_modules
 
         progress.update(task, total=-(-first.steps // gn_window))  # one unit per window

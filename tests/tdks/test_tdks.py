@@ -344,6 +344,9 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
     assert json.loads((tmp_path / "gn1" / "config.json").read_text())["gn_floor"] == [1e-6]
     bad = learn("--model", "memory", "--optimiser", "gauss-newton", "--output", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and "optimiser" in bad.output
+    bad = learn("--optimiser", "gauss-newton", "--gn-floor", "-1", "--output", str(tmp_path / "bad"))
+    assert bad.exit_code == 2 and "preconditioner_floor" in bad.output
+    assert not (tmp_path / "bad").exists()  # refused before the output folder is made
     bad = learn("--model", "values", "--segment", "5", "--output", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and "segment" in bad.output
     result = learn(

@@ -271,18 +271,7 @@ def fit_values_gauss_newton(
         v_c (T, N) and a history with the windowed loss after each window.
     """
     jax, jnp, _ = jax_modules()
-    require(isinstance(window, int) and window >= 1, "window", "a positive integer", window)
-    require(isinstance(lookahead, int) and lookahead >= 0, "lookahead", "an integer ≥ 0", lookahead)
-    require(iterations >= 1, "iterations", "a positive integer", iterations)
-    require(cg_iterations >= 1, "cg_iterations", "a positive integer", cg_iterations)
-    floors = _floor_schedule(preconditioner_floor)
-    require(
-        0 < len(floors) <= iterations
-        and all(floor is None or (isinstance(floor, int | float) and floor > 0) for floor in floors),
-        "preconditioner_floor",
-        f"a positive number, None, or a sequence of at most {iterations} (the iterations) positive numbers",
-        preconditioner_floor,
-    )
+    floors = gauss_newton_floors(window, lookahead, iterations, cg_iterations, preconditioner_floor)
 
     def model(params, densities, k):
         return params[k]
@@ -417,6 +406,26 @@ def gauss_newton_preconditioner(densities, dx: float, floor: float):
         return jax.vmap(solve)(lower, diagonal.astype(complex), upper, residual.astype(complex))
 
     return apply
+
+
+def gauss_newton_floors(
+    window: int, lookahead: int, iterations: int, cg_iterations: int, preconditioner_floor
+) -> tuple:
+    """Check the options of :func:`fit_values_gauss_newton` (so a caller can do it before
+    writing anything) and return the preconditioner floors as a tuple, one per stage."""
+    require(isinstance(window, int) and window >= 1, "window", "a positive integer", window)
+    require(isinstance(lookahead, int) and lookahead >= 0, "lookahead", "an integer ≥ 0", lookahead)
+    require(iterations >= 1, "iterations", "a positive integer", iterations)
+    require(cg_iterations >= 1, "cg_iterations", "a positive integer", cg_iterations)
+    floors = _floor_schedule(preconditioner_floor)
+    require(
+        0 < len(floors) <= iterations
+        and all(floor is None or (isinstance(floor, int | float) and floor > 0) for floor in floors),
+        "preconditioner_floor",
+        f"a positive number, None, or a sequence of at most {iterations} (the iterations) positive numbers",
+        preconditioner_floor,
+    )
+    return floors
 
 
 def _floor_schedule(floor) -> tuple:
