@@ -920,13 +920,19 @@ def tdks_learn(
 @friendly_errors
 def tdks_evaluate(
     trajectory: Annotated[Path, typer.Option(help="Exact trajectory (densitylab tdks exact).")],
-    model: Annotated[str, typer.Option(help="A shipped model name, a 'tdks learn' folder or exchange-only.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="A shipped model name, a 'tdks learn' folder, or an anchor (exchange-only, alda, sce)."
+        ),
+    ],
     coarsen: Annotated[int, typer.Option(help="KS grid takes every COARSEN-th exact point.")] = 1,
     plot: Annotated[Path | None, typer.Option(help="Folder for the error and x–t figures.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Density error of a v_c model on an exact trajectory, beside the anchors v_c = 0
-    (exact exchange only) and adiabatic LDA correlation."""
+    (exact exchange only), adiabatic LDA correlation and adiabatic strictly correlated
+    electrons (SCE)."""
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.plots import plot_density_errors, plot_xt_maps
     from densitylab.tdks.evaluate import ANCHORS, evaluate, load_model

@@ -191,21 +191,21 @@ def test_exact_learn_and_evaluate_commands(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["density_error_max"] == pytest.approx(learned["density_error_max"], rel=1e-9)
-    assert {"density_error_exchange_only", "density_error_alda"} <= metrics.keys()
+    assert {"density_error_exchange_only", "density_error_alda", "density_error_sce"} <= metrics.keys()
     assert (tmp_path / "figures" / "errors.png").is_file()
     bad = runner.invoke(app, ["tdks", "evaluate", "--trajectory", str(trajectory), "--model", "nonsense"])
     assert bad.exit_code == 2 and "model" in bad.output
 
 
 def test_fft_hartree_matches_the_matrix_product():
-    from densitylab.tdks.propagation import _hartree_operator
+    from densitylab.tdks.propagation import hartree_operator
 
     density = np.exp(-((X - 1.0) ** 2)) + 0.3 * np.exp(-((X + 4.0) ** 2) / 2)
     w = 1.0 / np.sqrt((X[:, None] - X[None, :]) ** 2 + 1.0)
-    np.testing.assert_allclose(np.asarray(_hartree_operator(w, DX)(density)), w @ density * DX, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(hartree_operator(w, DX)(density)), w @ density * DX, rtol=1e-12)
     nonuniform = w * (1.0 + 0.1 * X[:, None] ** 2)  # not Toeplitz: the matrix path
     np.testing.assert_allclose(
-        np.asarray(_hartree_operator(nonuniform, DX)(density)), nonuniform @ density * DX, rtol=1e-12
+        np.asarray(hartree_operator(nonuniform, DX)(density)), nonuniform @ density * DX, rtol=1e-12
     )
 
 

@@ -15,6 +15,7 @@ from densitylab.tdks.models import (
     free_values,
     load_density_net,
     save_density_net,
+    sce_correlation,
 )
 from densitylab.tdks.propagation import KSProblem, density_errors, propagate
 
@@ -43,7 +44,13 @@ def alda(problem: KSProblem) -> VcModel:
     return VcModel("alda", params, model, 1)
 
 
-ANCHORS = {"exchange-only": exchange_only, "alda": alda}
+def sce(problem: KSProblem) -> VcModel:
+    """Adiabatic strictly correlated electrons: v_Hxc = v_SCE[n(t)] (v_c = v_SCE − ½v_H)."""
+    params, model = sce_correlation(problem.interaction, problem.x)
+    return VcModel("sce", params, model, 1)
+
+
+ANCHORS = {"exchange-only": exchange_only, "alda": alda, "sce": sce}
 
 
 def save_values(path: str | Path, v_c: np.ndarray, metadata: dict) -> Path:

@@ -13,6 +13,8 @@ Every model is a pair (params, ``model(params, window, k) -> v_c (N,)``), where 
   is available to a local network).
 * The adiabatic-LDA anchor :func:`alda_correlation`: v_c^LDA(n(x, t)) of the soft-Coulomb
   gas (Helbig et al. 2011) on top of exact exchange.
+* The strictly-correlated-electrons anchor :func:`sce_correlation`: v_Hxc = v_SCE[n(t)], the
+  strong-interaction limit, which removes the self-interaction of separated electrons.
 
 The networks are 1D convolutions over x (translation-equivariant and local, with a
 receptive field of ``depth·(kernel − 1) + 1`` points), softplus activations, and a zero-
@@ -83,6 +85,107 @@ def alda_correlation():
 
     def model(params, window, k):
         return lda_correlation_potential(window[-1])
+
+    return None, model
+
+
+def interaction_profile(interaction: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A translation-invariant interaction as functions of the separation r = x − x'.
+
+    Args:
+        interaction: w(x_i − x_j) on the grid, (N, N), Ha; x: the uniform grid (N,), bohr.
+
+    Returns:
+        separations r (2N − 1,) from −(N − 1)dx to (N − 1)dx, w(r) and w'(r) (Ha/bohr, central
+        differences, one-sided at the ends) on them.
+    """
+    from densitylab.tdks.propagation import toeplitz_kernel
+
+    kernel = toeplitz_kernel(np.asarray(interaction))
+    if kernel is None:
+        raise InvalidParameterError(
+            "interaction", "a translation-invariant interaction w(x − x') on a uniform grid", "another matrix"
+        )
+    dx = float(x[1] - x[0])
+    separations = (np.arange(len(kernel)) - (len(x) - 1)) * dx
+    return separations, kernel, np.gradient(kernel, dx)
+
+
+def comotion_function(density, x):
+    """The co-motion function f of two strictly correlated electrons (Seidl, PRA 60, 4387 (1999)).
+
+    With N(x) the number of electrons left of x, the second electron sits at f(x), where
+    N(f(x)) = N(x) ± 1: each electron's position fixes the other's.
+
+    Args:
+        density: n (N,), 1/bohr, integrating to 2 on the uniform grid x (N,), bohr.
+
+    Returns:
+        f (N,), bohr, piecewise linear in the cell-centred electron count.
+    """
+    _, jnp, _ = jax_modules()
+    dx = x[1] - x[0]
+    # a floor keeps the count strictly increasing (finite gradients where n = 0)
+    filled = jnp.maximum(density, 0.0) + 1e-10
+    count = dx * (jnp.cumsum(filled) - 0.5 * filled)
+    half = 0.5 * (count[-1] + 0.5 * dx * filled[-1])
+    return jnp.interp(jnp.where(count < half, count + half, count - half), count, jnp.asarray(x))
+
+
+def sce_potential(density, x, profile):
+    """The strictly-correlated-electrons potential of two electrons, (N,), Ha.
+
+    ∂ₓv_SCE(x) = w'(x − f(x)), the force of the partner at the co-motion position f(x)
+    (Seidl, Gori-Giorgi and Savin, PRA 75, 042511 (2007)), integrated from the left edge x₀
+    with the trapezoidal rule, and gauged by v_SCE(x₀) = w(x₀ − f(x₀)) so that it vanishes far
+    from the density as in an unbounded system. v_SCE is the functional derivative of
+    W_SCE[n] = ½∫n(x) w(x − f(x)) dx.
+
+    Args:
+        density: n (N,), integrating to 2; x: the uniform grid (N,), bohr;
+        profile: (separations, w, w') from :func:`interaction_profile`.
+    """
+    _, jnp, _ = jax_modules()
+    separations, potential, force = (jnp.asarray(part) for part in profile)
+    dx = x[1] - x[0]
+    distance = jnp.asarray(x) - comotion_function(density, x)
+    slope = jnp.interp(distance, separations, force)
+    integral = dx * (jnp.cumsum(slope) - 0.5 * slope - 0.5 * slope[0])
+    return integral + jnp.interp(distance[0], separations, potential)
+
+
+def sce_energy(density, x, profile, samples: int | None = None):
+    """W_SCE[n] = ∫₀¹ w(X(s + 1) − X(s)) ds (Ha), the interaction energy of two strictly
+    correlated electrons, with X = N⁻¹ the quantile function of the electron count
+    (= ½∫n(x) w(x − f(x)) dx), by the midpoint rule on ``samples`` points of s (4N by default).
+    """
+    _, jnp, _ = jax_modules()
+    separations, potential, _ = (jnp.asarray(part) for part in profile)
+    dx = x[1] - x[0]
+    filled = jnp.maximum(density, 0.0) + 1e-10
+    count = dx * (jnp.cumsum(filled) - 0.5 * filled)
+    half = 0.5 * (count[-1] + 0.5 * dx * filled[-1])
+    samples = samples or 4 * len(x)
+    quantiles = half * (jnp.arange(samples) + 0.5) / samples
+    left = jnp.interp(quantiles, count, jnp.asarray(x))
+    right = jnp.interp(quantiles + half, count, jnp.asarray(x))
+    return jnp.mean(jnp.interp(right - left, separations, potential)) * half
+
+
+def sce_correlation(interaction: np.ndarray, x: np.ndarray):
+    """An anchor with strong correlation built in: v_Hxc = v_SCE[n(t)], i.e. on top of exact
+    exchange v_c = v_SCE − ½v_H (adiabatic KS-SCE; Malet and Gori-Giorgi, PRL 109, 246402 (2012)).
+
+    Two electrons far apart then each feel only the other, with no self-interaction (the
+    mean-field ½v_H gives each half of its own); no parameters.
+    """
+    from densitylab.tdks.propagation import hartree_operator
+
+    profile = interaction_profile(interaction, x)
+    hartree = hartree_operator(interaction, float(x[1] - x[0]))
+
+    def model(params, window, k):
+        return sce_potential(window[-1], x, profile) - 0.5 * hartree(window[-1])
 
     return None, model
 

@@ -118,7 +118,7 @@ def _cn_step(orbital, potential, dx, dt):
     return solution[:, 0]
 
 
-def _toeplitz_kernel(interaction: np.ndarray) -> np.ndarray | None:
+def toeplitz_kernel(interaction: np.ndarray) -> np.ndarray | None:
     """w(x_i − x_j) as a kernel of length 2N − 1 (offsets −(N−1)…N−1) if the matrix depends
     only on i − j (a translation-invariant interaction on a uniform grid), else None."""
     points = interaction.shape[0]
@@ -127,12 +127,12 @@ def _toeplitz_kernel(interaction: np.ndarray) -> np.ndarray | None:
     return kernel if np.allclose(kernel[rows], interaction, rtol=1e-13, atol=1e-14) else None
 
 
-def _hartree_operator(interaction: np.ndarray, dx: float):
+def hartree_operator(interaction: np.ndarray, dx: float):
     """v_H[n] = Σ_x' w(x, x') n(x') dx as a function: an FFT convolution when w is Toeplitz
     (O(N log N) instead of O(N²) per call), else a matrix product."""
     _, jnp, _ = jax_modules()
     points = interaction.shape[0]
-    kernel = _toeplitz_kernel(np.asarray(interaction))
+    kernel = toeplitz_kernel(np.asarray(interaction))
     if kernel is None:
         matrix = jnp.asarray(interaction) * dx
         return lambda density: matrix @ density
@@ -199,7 +199,7 @@ def _scan_parts(
     ``history`` (memory − 1, N), oldest first, fills the window before t = 0 (default n(0))."""
     _, jnp, _ = jax_modules()
     dx, dt = problem.dx, problem.dt
-    hartree = _hartree_operator(problem.interaction, dx)
+    hartree = hartree_operator(problem.interaction, dx)
     orbital0 = jnp.asarray(problem.orbital0, dtype=complex)
     density0 = 2.0 * jnp.abs(orbital0) ** 2
     window0 = jnp.tile(density0, (memory, 1))
