@@ -668,15 +668,30 @@ def tdks_exact(
     method: Annotated[
         str, typer.Option(help="split-operator or crank-nicolson (small grids).")
     ] = "split-operator",
+    boundary: Annotated[
+        str | None,
+        typer.Option(
+            help="split-operator: hard-wall (3-point stencil; its default, like the KS propagation) "
+            "or periodic (the default for wider stencils)."
+        ),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the x–t density map to FILE.png.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Propagate two electrons exactly and store n(x, t), j(x, t), norm and energy.
 
-    Resumable: progress is checkpointed next to OUTPUT and picked up by the same command."""
+    Resumable: progress is checkpointed next to OUTPUT and picked up by the same command.
+    The summary's edge_charge is the largest charge found within 5 bohr of either end of the
+    box: where it is not small, the box is too small for the run."""
     import time as clock
 
-    from densitylab.model1d.propagation import laser_scenario, propagate, save_trajectory, scattering_scenario
+    from densitylab.model1d.propagation import (
+        edge_charge,
+        laser_scenario,
+        propagate,
+        save_trajectory,
+        scattering_scenario,
+    )
     from densitylab.plots import plot_xt_maps
 
     steps = round(time / dt)
@@ -698,7 +713,7 @@ def tdks_exact(
         trajectory = propagate(
             built, dt, steps, store_every, method,
             progress=lambda done, total: progress.update(task, completed=done),
-            checkpoint=Path(str(output) + ".partial.npz"),
+            checkpoint=Path(str(output) + ".partial.npz"), boundary=boundary,
         )  # fmt: skip
     seconds = clock.perf_counter() - started
     save_trajectory(trajectory, output)
@@ -712,6 +727,8 @@ def tdks_exact(
         "norm_drift": float(np.max(np.abs(trajectory.norm - 1.0))),
         "energy_drift": float(np.max(np.abs(trajectory.energy - trajectory.energy[0]))),
         "electrons": float(np.sum(trajectory.density[-1]) * (trajectory.x[1] - trajectory.x[0])),
+        "boundary": trajectory.parameters["boundary"],
+        "edge_charge": edge_charge(trajectory),
     }
     if plot is not None:
         plot_xt_maps(trajectory.x, trajectory.times, {"exact n(x, t)": trajectory.density}, plot)

@@ -8,9 +8,13 @@ units throughout; densities n(x) = 2 Σ_{x₂} |ψ(x, x₂)|² dx integrate to 2
 Two propagators:
 
 * ``split-operator`` (default): Strang splitting e^{−iV dt/2} e^{−iT dt} e^{−iV dt/2} with
-  V at the mid-step time. T is applied in Fourier space with the *symbol of the grid's
-  finite-difference stencil*, T(k) = Σ_m w_m cos(k m dx), so it is exactly the stencil's
-  kinetic operator on a periodic box. Unitary to rounding; cost O(N² log N) per step.
+  V at the mid-step time. T is applied exactly in the eigenbasis of the grid's
+  finite-difference stencil: with ``boundary="hard-wall"`` (the default for the 3-point
+  stencil) by a type-I sine transform, whose sines diagonalise the 3-point operator with
+  ψ = 0 beyond the grid, the operator of Crank–Nicolson and of the KS propagation; with
+  ``boundary="periodic"`` (the default for wider stencils) by an FFT with the stencil's
+  symbol T(k) = Σ_m w_m cos(k m dx), the stencil on a periodic box. Unitary to rounding; cost
+  O(N² log N) per step.
 * ``crank-nicolson``: (1 + iH dt/2) ψ' = (1 − iH dt/2) ψ with the hard-wall stencil, by a
   sparse LU of the N²×N² matrix (factorised once when v does not depend on time). For small
   grids and as an independent check of the split-operator path.
@@ -38,6 +42,7 @@ from densitylab.model1d.grid import Grid
 from densitylab.model1d.interactions import Interaction
 
 PROPAGATORS = ("split-operator", "crank-nicolson")
+BOUNDARIES = ("hard-wall", "periodic")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,14 @@ def kinetic_symbol(grid: Grid) -> np.ndarray:
     return symbol
 
 
+def hard_wall_symbol(grid: Grid) -> np.ndarray:
+    """Eigenvalues of the 3-point kinetic stencil with hard walls (ψ = 0 beyond the grid), in
+    the order of the type-I sine transform: w₀ + 2w₁ cos(π(k + 1)/(N + 1)), (N,), Ha."""
+    require(len(grid.kinetic_weights) == 3, "boundary", "'periodic' for a stencil wider than 3 points")
+    k = np.arange(1, grid.points + 1)
+    return grid.kinetic_weights[1] + 2.0 * grid.kinetic_weights[2] * np.cos(np.pi * k / (grid.points + 1))
+
+
 def density_and_current(psi: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """n(x) = 2 Σ|ψ(x, x₂)|² dx and j(x) = 2 Im Σ ψ* ∂ₓψ dx (spectral ∂ₓ), both (N,)."""
     density = 2.0 * np.sum(np.abs(psi) ** 2, axis=1) * grid.dx
@@ -144,8 +157,14 @@ def propagate(
     progress: Callable[[int, int], None] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 200,
+    boundary: str | None = None,
 ) -> Trajectory:
     """Propagate ``scenario.psi0`` for ``steps`` steps of ``dt`` (a.u.).
+
+    ``boundary`` (split-operator only): "hard-wall" (3-point stencil only; the default for it)
+    or "periodic" (the default for wider stencils); Crank–Nicolson is always hard-wall. A
+    density that reaches the edge of a periodic box comes back in at the other side, where a
+    hard-wall KS propagation reflects it.
 
     Observables are stored at t = 0 and after every ``store_every`` steps. ``progress`` is
     called as ``progress(step, steps)``. With ``checkpoint`` (a .npz path), the wavefunction
@@ -162,13 +181,33 @@ def propagate(
     )
     require(method in PROPAGATORS, "method", f"one of {PROPAGATORS}", method)
     grid = scenario.grid
+    if boundary is None:
+        boundary = "hard-wall" if len(grid.kinetic_weights) == 3 or method == "crank-nicolson" else "periodic"
+    require(boundary in BOUNDARIES, "boundary", f"one of {BOUNDARIES}", boundary)
+    require(
+        method == "split-operator" or boundary == "hard-wall",
+        "boundary",
+        "'hard-wall' with crank-nicolson (its operator has hard walls)",
+        boundary,
+    )
     w_matrix = scenario.interaction.matrix(grid.x)
-    symbol = kinetic_symbol(grid)
+    periodic = boundary == "periodic"
+    if periodic:
+        symbol = kinetic_symbol(grid)
+    elif method == "split-operator":
+        symbol = hard_wall_symbol(grid)
     psi = np.array(scenario.psi0, dtype=complex)
     require(
         psi.shape == (grid.points, grid.points), "psi0", f"shape ({grid.points}, {grid.points})", psi.shape
     )
-    settings = {**scenario.parameters, "dt": dt, "steps": steps, "store_every": store_every, "method": method}
+    settings = {
+        **scenario.parameters,
+        "dt": dt,
+        "steps": steps,
+        "store_every": store_every,
+        "method": method,
+        "boundary": boundary,
+    }
     names = ("times", "density", "current", "norm", "energy", "electric_field")
     records: dict[str, list] = {key: [] for key in names}
 
@@ -178,7 +217,7 @@ def propagate(
         records["density"].append(density)
         records["current"].append(current)
         records["norm"].append(float(np.sum(np.abs(psi) ** 2) * grid.dx**2))
-        if method == "split-operator":
+        if periodic:
             records["energy"].append(_energy(psi, grid, symbol, scenario.potential(time), w_matrix))
         else:
             records["energy"].append(_hard_wall_energy(psi, grid, scenario.potential(time), w_matrix))
@@ -198,7 +237,12 @@ def propagate(
         def advance(psi, step):
             one_body = np.exp(-0.5j * dt * scenario.potential((step + 0.5) * dt))
             half = interaction_phase * one_body[:, None] * one_body[None, :]
-            return half * scipy.fft.ifft2(kinetic_phase * scipy.fft.fft2(half * psi, workers=-1), workers=-1)
+            if periodic:
+                kinetic = scipy.fft.ifft2(kinetic_phase * scipy.fft.fft2(half * psi, workers=-1), workers=-1)
+            else:  # the orthonormal type-I sine transform is its own inverse
+                sines = scipy.fft.dstn(half * psi, type=1, norm="ortho", workers=-1)
+                kinetic = scipy.fft.dstn(kinetic_phase * sines, type=1, norm="ortho", workers=-1)
+            return half * kinetic
 
     else:
         identity = sps.identity(grid.points**2, format="csc")
@@ -235,6 +279,15 @@ def propagate(
         field_midpoints=np.array([_field(scenario, t) for t in midpoints]),
         parameters=settings,
     )
+
+
+def edge_charge(trajectory: Trajectory, width: float = 5.0) -> float:
+    """The largest charge (electrons) within ``width`` bohr of either end of the box, over
+    the stored times: a box that holds the dynamics keeps it small."""
+    x = trajectory.x
+    dx = float(x[1] - x[0])
+    left, right = x < x[0] + width, x > x[-1] - width
+    return float(max(np.max(np.sum(trajectory.density[:, edge], axis=1)) * dx for edge in (left, right)))
 
 
 def _field(scenario: Scenario, time: float) -> float:
