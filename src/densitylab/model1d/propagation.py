@@ -370,6 +370,21 @@ def _symmetrised(first: np.ndarray, second: np.ndarray, grid: Grid, spin: str) -
     return psi / np.sqrt(np.sum(np.abs(psi) ** 2) * grid.dx**2)
 
 
+def box_grid(x_min: float, x_max: float, dx: float, stencil: int) -> Grid:
+    """The grid of a box of spacing dx for the split-operator's default boundary.
+
+    3-point stencil: hard walls at x_min and x_max (ψ = 0 there), so the points are
+    x_min + dx … x_max − dx; for the usual boxes (x_max − x_min)/dx is then a smooth number and
+    the sine transforms are fast. Wider stencils: a periodic box, points x_min … x_max − dx.
+    """
+    require(dx > 0, "dx", "a positive grid spacing (bohr)", dx)
+    intervals = round((x_max - x_min) / dx)
+    points = intervals - 1 if stencil == 3 else intervals
+    require(points >= 8, "dx", f"a spacing that gives at least 8 points on [{x_min}, {x_max}]", dx)
+    first = x_min + dx if stencil == 3 else x_min
+    return Grid(points, first, first + (points - 1) * dx, stencil)
+
+
 def scattering_scenario(
     momentum: float = -1.0,
     x0: float = 10.0,
@@ -385,19 +400,16 @@ def scattering_scenario(
 
     A soft-Coulomb H atom v = −1/√((x − atom_center)² + 1) holds one electron in its ground
     state; a Gaussian wavepacket e^{−α(x−x0)²} e^{i p x} carries the other. Both electrons
-    interact by 1/√((x−x')² + 1). The box [x_min, x_max) has spacing dx; the split-operator
-    propagator treats it as periodic, so x_max itself is left out (it equals x_min).
+    interact by 1/√((x−x')² + 1). The box has spacing dx and, with the 3-point stencil, hard
+    walls at x_min and x_max; with wider stencils it is periodic (:func:`box_grid`).
 
     Args:
         momentum: wavepacket momentum p (a.u.); negative moves it towards the atom.
         spin: "singlet" (symmetric ψ) or "triplet" (antisymmetric ψ).
     """
     require(spin in ("singlet", "triplet"), "spin", "'singlet' or 'triplet'", spin)
-    require(dx > 0, "dx", "a positive grid spacing (bohr)", dx)
     require(alpha > 0, "alpha", "a positive Gaussian exponent (bohr⁻²)", alpha)
-    points = round((x_max - x_min) / dx)
-    require(points >= 8, "dx", f"a spacing that gives at least 8 points on [{x_min}, {x_max})", dx)
-    grid = Grid(points, x_min, x_min + (points - 1) * dx, stencil)
+    grid = box_grid(x_min, x_max, dx, stencil)
     require(x_min < x0 < x_max and x_min < atom_center < x_max, "x0/atom_center", "positions inside the box")
     v_ext = -1.0 / np.sqrt((grid.x - atom_center) ** 2 + 1.0)
     bound = _ground_orbital(grid, v_ext)
@@ -449,9 +461,7 @@ def laser_scenario(
     from densitylab.model1d.system import System
 
     require(duration > 0, "duration", "a positive pulse length (a.u.)", duration)
-    points = round((x_max - x_min) / dx)
-    require(points >= 8, "dx", f"a spacing that gives at least 8 points on [{x_min}, {x_max})", dx)
-    grid = Grid(points, x_min, x_min + (points - 1) * dx, stencil)
+    grid = box_grid(x_min, x_max, dx, stencil)
     v_ext = -charge / np.sqrt(grid.x**2 + softening**2)
     repulsion = Interaction("soft-coulomb", strength=interaction) if interaction != 0 else Interaction("none")
     system = System(grid, v_ext, "ud", repulsion)
