@@ -698,11 +698,11 @@ def tdks_exact(
     if steps < 1 or abs(steps * dt - time) > 1e-9 * max(1.0, time):
         raise InvalidParameterError("time", f"a positive multiple of dt={dt}", time)
     if scenario == "scattering":
-        built = scattering_scenario(momentum=momentum, spin=spin, dx=dx, stencil=stencil)
+        built = scattering_scenario(momentum=momentum, spin=spin, dx=dx, stencil=stencil, boundary=boundary)
     elif scenario == "laser":
         built = laser_scenario(
             amplitude=amplitude, frequency=frequency, duration=time, dx=dx, stencil=stencil,
-            interaction=interaction_strength,
+            interaction=interaction_strength, boundary=boundary,
         )  # fmt: skip
     else:
         raise InvalidParameterError("scenario", "'scattering' or 'laser'", scenario)

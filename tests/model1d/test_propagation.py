@@ -163,3 +163,17 @@ def test_hard_wall_split_operator_reflects_at_the_walls_like_crank_nicolson():
     with pytest.raises(InvalidParameterError, match="boundary"):
         wide = _product_scenario(Grid(60, -9.0, 9.0, 5), np.zeros(60), orbital)
         propagate(wide, 0.01, 10, boundary="hard-wall")
+
+
+def test_scenarios_place_the_grid_for_their_boundary():
+    """Hard walls sit at the ends of the box (points x_min + dx … x_max − dx); a periodic box
+    keeps x_min and leaves out x_max; propagate follows the scenario's boundary."""
+    walls = scattering_scenario(dx=0.5, x_min=-30.0, x_max=20.0, stencil=3)
+    ring = scattering_scenario(dx=0.5, x_min=-30.0, x_max=20.0, stencil=3, boundary="periodic")
+    assert walls.grid.points == 99 and walls.grid.x[0] == pytest.approx(-29.5)
+    assert walls.grid.x[-1] == pytest.approx(19.5)
+    assert ring.grid.points == 100 and ring.grid.x[0] == pytest.approx(-30.0)
+    assert propagate(ring, 0.01, 2).parameters["boundary"] == "periodic"
+    assert propagate(walls, 0.01, 2).parameters["boundary"] == "hard-wall"
+    with pytest.raises(InvalidParameterError, match="boundary"):
+        laser_scenario(duration=1.0, dx=0.5, x_min=-10.0, x_max=10.0, stencil=5, boundary="hard-wall")

@@ -182,7 +182,8 @@ def propagate(
     require(method in PROPAGATORS, "method", f"one of {PROPAGATORS}", method)
     grid = scenario.grid
     if boundary is None:
-        boundary = "hard-wall" if len(grid.kinetic_weights) == 3 or method == "crank-nicolson" else "periodic"
+        built_for = scenario.parameters.get("boundary", default_boundary(len(grid.kinetic_weights)))
+        boundary = "hard-wall" if method == "crank-nicolson" else built_for
     require(boundary in BOUNDARIES, "boundary", f"one of {BOUNDARIES}", boundary)
     require(
         method == "split-operator" or boundary == "hard-wall",
@@ -370,18 +371,30 @@ def _symmetrised(first: np.ndarray, second: np.ndarray, grid: Grid, spin: str) -
     return psi / np.sqrt(np.sum(np.abs(psi) ** 2) * grid.dx**2)
 
 
-def box_grid(x_min: float, x_max: float, dx: float, stencil: int) -> Grid:
-    """The grid of a box of spacing dx for the split-operator's default boundary.
+def default_boundary(stencil: int) -> str:
+    """'hard-wall' for the 3-point stencil (the KS operator), 'periodic' for wider ones."""
+    return "hard-wall" if stencil == 3 else "periodic"
 
-    3-point stencil: hard walls at x_min and x_max (ψ = 0 there), so the points are
-    x_min + dx … x_max − dx; for the usual boxes (x_max − x_min)/dx is then a smooth number and
-    the sine transforms are fast. Wider stencils: a periodic box, points x_min … x_max − dx.
+
+def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str | None = None) -> Grid:
+    """The grid of a box of spacing dx.
+
+    boundary "hard-wall" (the default for the 3-point stencil, which it requires): walls at
+    x_min and x_max (ψ = 0 there), so the points are x_min + dx … x_max − dx; for the usual boxes
+    (x_max − x_min)/dx is then a smooth number and the sine transforms are fast. "periodic"
+    (the default for wider stencils): points x_min … x_max − dx.
     """
+    boundary = boundary or default_boundary(stencil)
+    require(boundary in BOUNDARIES, "boundary", f"one of {BOUNDARIES}", boundary)
+    require(
+        boundary == "periodic" or stencil == 3, "boundary", "'periodic' for a stencil wider than 3 points"
+    )
     require(dx > 0, "dx", "a positive grid spacing (bohr)", dx)
     intervals = round((x_max - x_min) / dx)
-    points = intervals - 1 if stencil == 3 else intervals
+    hard = boundary == "hard-wall"
+    points = intervals - 1 if hard else intervals
     require(points >= 8, "dx", f"a spacing that gives at least 8 points on [{x_min}, {x_max}]", dx)
-    first = x_min + dx if stencil == 3 else x_min
+    first = x_min + dx if hard else x_min
     return Grid(points, first, first + (points - 1) * dx, stencil)
 
 
@@ -395,6 +408,7 @@ def scattering_scenario(
     x_min: float = -80.0,
     x_max: float = 40.0,
     stencil: int = 13,
+    boundary: str | None = None,
 ) -> Scenario:
     """Electron–hydrogen scattering (Suzuki et al. 2020; Bhat et al. 2022).
 
@@ -409,7 +423,7 @@ def scattering_scenario(
     """
     require(spin in ("singlet", "triplet"), "spin", "'singlet' or 'triplet'", spin)
     require(alpha > 0, "alpha", "a positive Gaussian exponent (bohr⁻²)", alpha)
-    grid = box_grid(x_min, x_max, dx, stencil)
+    grid = box_grid(x_min, x_max, dx, stencil, boundary)
     require(x_min < x0 < x_max and x_min < atom_center < x_max, "x0/atom_center", "positions inside the box")
     v_ext = -1.0 / np.sqrt((grid.x - atom_center) ** 2 + 1.0)
     bound = _ground_orbital(grid, v_ext)
@@ -425,6 +439,7 @@ def scattering_scenario(
         "x_min": x_min,
         "x_max": x_max,
         "stencil": stencil,
+        "boundary": boundary or default_boundary(stencil),
         "interaction": Interaction("soft-coulomb").to_spec(),
     }
     return Scenario(
@@ -449,6 +464,7 @@ def laser_scenario(
     x_max: float = 30.0,
     stencil: int = 13,
     interaction: float = 1.0,
+    boundary: str | None = None,
 ) -> Scenario:
     """A two-electron soft-Coulomb atom (charge Z, singlet ground state) driven by a laser.
 
@@ -461,7 +477,7 @@ def laser_scenario(
     from densitylab.model1d.system import System
 
     require(duration > 0, "duration", "a positive pulse length (a.u.)", duration)
-    grid = box_grid(x_min, x_max, dx, stencil)
+    grid = box_grid(x_min, x_max, dx, stencil, boundary)
     v_ext = -charge / np.sqrt(grid.x**2 + softening**2)
     repulsion = Interaction("soft-coulomb", strength=interaction) if interaction != 0 else Interaction("none")
     system = System(grid, v_ext, "ud", repulsion)
@@ -483,6 +499,7 @@ def laser_scenario(
         "x_min": x_min,
         "x_max": x_max,
         "stencil": stencil,
+        "boundary": boundary or default_boundary(stencil),
         "interaction": repulsion.to_spec(),
     }
     return Scenario("laser", grid, system.interaction, psi, v_ext, field, parameters)
