@@ -161,8 +161,9 @@ def propagate(
 ) -> Trajectory:
     """Propagate ``scenario.psi0`` for ``steps`` steps of ``dt`` (a.u.).
 
-    ``boundary`` (split-operator only): "hard-wall" (3-point stencil only; the default for it)
-    or "periodic" (the default for wider stencils); Crank–Nicolson is always hard-wall. A
+    ``boundary`` (split-operator only): "hard-wall" (3-point stencil only) or "periodic"; None
+    takes the boundary the scenario was built for (:func:`box_grid`), else hard walls for the
+    3-point stencil and a periodic box for wider ones. Crank–Nicolson is always hard-wall. A
     density that reaches the edge of a periodic box comes back in at the other side, where a
     hard-wall KS propagation reflects it.
 
