@@ -713,7 +713,7 @@ def tdks_exact(
         trajectory = propagate(
             built, dt, steps, store_every, method,
             progress=lambda done, total: progress.update(task, completed=done),
-            checkpoint=Path(str(output) + ".partial.npz"), boundary=boundary,
+            checkpoint=Path(str(output) + ".partial.npz"),
         )  # fmt: skip
     seconds = clock.perf_counter() - started
     save_trajectory(trajectory, output)

@@ -124,12 +124,19 @@ def comotion_function(density, x):
         f (N,), bohr, piecewise linear in the cell-centred electron count.
     """
     _, jnp, _ = jax_modules()
-    dx = x[1] - x[0]
-    # a floor keeps the count strictly increasing (finite gradients where n = 0)
+    count, half = _electron_count(density, x[1] - x[0])
+    return jnp.interp(jnp.where(count < half, count + half, count - half), count, jnp.asarray(x))
+
+
+def _electron_count(density, dx):
+    """The cell-centred number of electrons left of each point, (N,), and half the total.
+
+    A floor of 1e-10 on n keeps the count strictly increasing (finite gradients where n = 0).
+    """
+    _, jnp, _ = jax_modules()
     filled = jnp.maximum(density, 0.0) + 1e-10
     count = dx * (jnp.cumsum(filled) - 0.5 * filled)
-    half = 0.5 * (count[-1] + 0.5 * dx * filled[-1])
-    return jnp.interp(jnp.where(count < half, count + half, count - half), count, jnp.asarray(x))
+    return count, 0.5 * (count[-1] + 0.5 * dx * filled[-1])
 
 
 def sce_potential(density, x, profile):
@@ -161,10 +168,7 @@ def sce_energy(density, x, profile, samples: int | None = None):
     """
     _, jnp, _ = jax_modules()
     separations, potential, _ = (jnp.asarray(part) for part in profile)
-    dx = x[1] - x[0]
-    filled = jnp.maximum(density, 0.0) + 1e-10
-    count = dx * (jnp.cumsum(filled) - 0.5 * filled)
-    half = 0.5 * (count[-1] + 0.5 * dx * filled[-1])
+    count, half = _electron_count(density, x[1] - x[0])
     samples = samples or 4 * len(x)
     quantiles = half * (jnp.arange(samples) + 0.5) / samples
     left = jnp.interp(quantiles, count, jnp.asarray(x))
