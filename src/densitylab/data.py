@@ -35,6 +35,48 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     os.replace(temporary, path)
 
 
+def _writable_folder(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``: tried by creating (and removing) one, since
+    permission bits say nothing for root or for pseudo file systems such as /proc."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".densitylab-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_output(path: str | Path, parameter: str = "output", kind: str = "any") -> Path:
+    """Refuse an output that cannot be written, before any work is done; nothing is created.
+
+    Args:
+        path: the file or folder a command will write.
+        parameter: the name shown in the error.
+        kind: "file", "folder" or "any" (either).
+
+    Raises:
+        InvalidParameterError: the parent folder is missing (folders are never created
+            silently), is not a folder or is not writable, or ``path`` exists as the wrong kind.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise InvalidParameterError(parameter, "a file name, not an existing folder", str(path))
+        if kind == "folder" and not path.is_dir():
+            raise InvalidParameterError(parameter, "a folder, not an existing file", str(path))
+        if path.is_dir() and not _writable_folder(path):
+            raise InvalidParameterError(parameter, "a writable folder", str(path))
+    if not parent.is_dir():
+        raise InvalidParameterError(
+            parameter, "a path inside an existing folder (none is created)", str(path)
+        )
+    if not _writable_folder(parent):
+        raise InvalidParameterError(parameter, "a path inside a writable folder", str(path))
+    return path
+
+
 def _attribute(value: object) -> object:
     if isinstance(value, str | int | float | bool | np.integer | np.floating):
         return value

@@ -33,6 +33,10 @@ class InvalidParameterError(DensitylabError, ValueError):
         super().__init__(message)
 
 
+class NumericalError(DensitylabError, ArithmeticError):
+    """A computation produced NaN or ±inf from finite inputs; it is stopped, not carried on."""
+
+
 class SCFConvergenceError(DensitylabError, RuntimeError):
     """A self-consistent-field loop did not converge.
 
@@ -56,3 +60,19 @@ def require(condition: bool, parameter: str, expected: str, got: object = ...) -
     """Raise :class:`InvalidParameterError` unless ``condition`` holds."""
     if not condition:
         raise InvalidParameterError(parameter, expected, got)
+
+
+def require_finite(**values: object) -> None:
+    """Raise :class:`InvalidParameterError` naming the first of ``values`` (name=number, or a
+    sequence of numbers) that is not a finite real number."""
+    import math
+
+    for name, value in values.items():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            try:
+                finite = math.isfinite(item)
+            except TypeError:
+                finite = False
+            if not finite:
+                raise InvalidParameterError(name, "a finite number", item)

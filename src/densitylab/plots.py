@@ -1,15 +1,34 @@
-"""Matplotlib figures shared by the CLI and the demo. Every function writes one PNG."""
+"""Matplotlib figures shared by the CLI and the demo. Every function writes one PNG.
+
+Figures are made with :class:`matplotlib.figure.Figure` directly, never through pyplot, so
+drawing needs no GUI backend and importing this module changes nothing in the caller's
+matplotlib (a notebook keeps its backend). Matplotlib itself is imported on the first figure.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+
+
+class _Figures:
+    """``plt``-like access to the two calls used here, with matplotlib imported lazily."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = True, **kwargs):
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=figsize)
+        return figure, figure.subplots(nrows, ncols, squeeze=squeeze, **kwargs)
+
+    @staticmethod
+    def close(figure) -> None:
+        figure.clear()
+
+
+plt = _Figures()
 
 
 def _save(figure, path: str | Path, tight: bool = True) -> Path:

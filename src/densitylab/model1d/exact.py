@@ -15,6 +15,7 @@ started from the non-interacting Slater determinant.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +25,7 @@ import scipy.linalg
 import scipy.sparse.linalg as spla
 
 from densitylab.errors import require
+from densitylab.limits import require_memory
 from densitylab.model1d.fock import SpinBlock
 from densitylab.model1d.system import System
 
@@ -394,6 +396,22 @@ def _lobpcg(
     return energies[order], vectors[:, order], info
 
 
+def exact_memory_estimate(points: int, n_up: int, n_down: int, states: int = 1) -> float:
+    """Bytes the exact solver will need at least, from the sizes alone (before any allocation).
+
+    The many-electron vector has D = C(N, n↑)·C(N, n↓) entries (the spin-flip sectors halve it,
+    ignored here to stay on the safe side). A dense solve (D ≤ DENSE_LIMIT) holds two D×D
+    matrices; an iterative one holds its Krylov space, max(24, 2·states + 1) vectors, plus
+    LOBPCG's blocks and a few work vectors. The one-body matrices take a few N×N arrays.
+    """
+    dimension = float(math.comb(points, n_up)) * float(math.comb(points, n_down))
+    one_body = 6.0 * points**2
+    if dimension <= DENSE_LIMIT:
+        return 8.0 * (2.0 * dimension**2 + one_body)
+    vectors = max(24, 2 * states + 1) + 3 * states + 8
+    return 8.0 * (vectors * dimension + one_body)
+
+
 def solve_exact(system: System, states: int = 1, tol: float = 1e-13) -> ExactSolution:
     """Exact lowest eigenstates of ``system`` in its S_z sector.
 
@@ -412,6 +430,13 @@ def solve_exact(system: System, states: int = 1, tol: float = 1e-13) -> ExactSol
         ExactSolution with ``states`` ExactState objects, lowest energy first.
     """
     require(isinstance(states, int) and states >= 1, "states", "a positive integer", states)
+    estimate = exact_memory_estimate(system.grid.points, system.n_up, system.n_down, states)
+    require_memory(
+        estimate,
+        "points" if system.count <= 2 else "electrons",
+        f"the exact solve of {system.electrons!r} on {system.grid.points} points",
+        f"{system.electrons} on {system.grid.points} points",
+    )
     start = time.perf_counter()
     hamiltonian = ExactHamiltonian(system)
     dx = system.grid.dx

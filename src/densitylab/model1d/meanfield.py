@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from densitylab.errors import SCFConvergenceError, require
+from densitylab.limits import require_memory
 from densitylab.model1d import lda
 from densitylab.model1d.system import System
 
@@ -277,6 +278,13 @@ def solve_mean_field(
         SCFConvergenceError: no convergence; the message reports the residual.
     """
     require(method in METHODS, "method", f"one of {METHODS}", method)
+    # Fock, density, orbital, DIIS (diis_size × 2 spins × 2) and one-body matrices, all N×N
+    require_memory(
+        8.0 * (4 * diis_size + 16) * system.grid.points**2,
+        "points",
+        f"a {method} solve on {system.grid.points} points",
+        system.grid.points,
+    )
     if restricted is None:
         restricted = system.n_up == system.n_down
     require(

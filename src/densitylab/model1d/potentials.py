@@ -54,12 +54,12 @@ def _evaluate(node: ast.AST, x: np.ndarray, source: str) -> np.ndarray | float:
         and isinstance(node.value, int | float)
         and not isinstance(node.value, bool)
     ):
-        return float(node.value)
+        return np.float64(node.value)  # NumPy scalars: 1/0 and 10**10**10 give inf, refused below
     if isinstance(node, ast.Name):
         if node.id == "x":
             return x
         if node.id in _CONSTANTS:
-            return _CONSTANTS[node.id]
+            return np.float64(_CONSTANTS[node.id])
         raise InvalidParameterError(
             "potential",
             f"an expression in x using only {sorted(_FUNCTIONS)} and constants {sorted(_CONSTANTS)}; "
@@ -104,7 +104,12 @@ def evaluate_expression(expression: str, x: np.ndarray) -> np.ndarray:
     except SyntaxError as exc:
         raise InvalidParameterError("potential", f"a valid math expression ({exc.msg})", expression) from None
     with np.errstate(all="ignore"):
-        values = _evaluate(tree, np.asarray(x, dtype=float), expression)
+        try:
+            values = _evaluate(tree, np.asarray(x, dtype=float), expression)
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:  # wrong arity, …
+            raise InvalidParameterError(
+                "potential", f"a valid math expression in x ({exc})", expression
+            ) from None
     return np.broadcast_to(np.asarray(values, dtype=float), np.shape(x)).copy()
 
 

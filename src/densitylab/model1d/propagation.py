@@ -37,7 +37,8 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
 from densitylab.data import atomic_output
-from densitylab.errors import require
+from densitylab.errors import NumericalError, require, require_finite
+from densitylab.limits import require_memory
 from densitylab.model1d.grid import Grid
 from densitylab.model1d.interactions import Interaction
 
@@ -148,6 +149,22 @@ def _two_body_operator(grid: Grid, potential: np.ndarray, w_matrix: np.ndarray) 
     return (sps.kron(kinetic, identity) + sps.kron(identity, kinetic) + local).tocsc()
 
 
+def step_count(duration: float, dt: float) -> int:
+    """The number of steps of ``dt`` in ``duration`` (a.u.); refuses a duration that is not a
+    positive multiple of a positive, finite dt, naming whichever of the two is wrong."""
+    require_finite(dt=dt, time=duration)
+    require(dt > 0, "dt", "a positive time step (a.u.)", dt)
+    require(duration > 0, "time", "a positive propagation time (a.u.)", duration)
+    steps = round(duration / dt)
+    require(
+        steps >= 1 and abs(steps * dt - duration) <= 1e-9 * max(1.0, duration),
+        "time",
+        f"a positive multiple of dt={dt}",
+        duration,
+    )
+    return steps
+
+
 def propagate(
     scenario: Scenario,
     dt: float,
@@ -172,7 +189,8 @@ def propagate(
     and records are written there atomically every ``checkpoint_every`` stored samples, and a
     run with the same settings resumes from it; the file is removed when the run completes.
     """
-    require(dt > 0 and np.isfinite(dt), "dt", "a positive time step (a.u.)", dt)
+    require_finite(dt=dt)
+    require(dt > 0, "dt", "a positive time step (a.u.)", dt)
     require(isinstance(steps, int | np.integer) and steps >= 1, "steps", "a positive integer", steps)
     require(
         store_every >= 1 and steps % store_every == 0,
@@ -224,6 +242,11 @@ def propagate(
         else:
             records["energy"].append(_hard_wall_energy(psi, grid, scenario.potential(time), w_matrix))
         records["electric_field"].append(_field(scenario, time))
+        if not np.isfinite(records["norm"][-1]):
+            raise NumericalError(
+                f"the exact propagation produced non-finite values at t = {time:g} a.u.; "
+                "check the scenario's parameters and dt"
+            )
 
     first = 0
     stored = _read_checkpoint(checkpoint, settings) if checkpoint else None
@@ -385,6 +408,7 @@ def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str 
     (x_max − x_min)/dx is then a smooth number and the sine transforms are fast. "periodic"
     (the default for wider stencils): points x_min … x_max − dx.
     """
+    require_finite(x_min=x_min, x_max=x_max, dx=dx)
     boundary = boundary or default_boundary(stencil)
     require(boundary in BOUNDARIES, "boundary", f"one of {BOUNDARIES}", boundary)
     require(
@@ -395,6 +419,8 @@ def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str 
     hard = boundary == "hard-wall"
     points = intervals - 1 if hard else intervals
     require(points >= 8, "dx", f"a spacing that gives at least 8 points on [{x_min}, {x_max}]", dx)
+    # two-electron propagation: ψ, its transform, phases and the interaction, ~12 N² complex
+    require_memory(16.0 * 12 * float(points) ** 2, "dx", f"a two-electron box of {points} points", dx)
     first = x_min + dx if hard else x_min
     return Grid(points, first, first + (points - 1) * dx, stencil)
 
@@ -422,9 +448,16 @@ def scattering_scenario(
         momentum: wavepacket momentum p (a.u.); negative moves it towards the atom.
         spin: "singlet" (symmetric ψ) or "triplet" (antisymmetric ψ).
     """
+    require_finite(momentum=momentum, x0=x0, alpha=alpha, atom_center=atom_center)
     require(spin in ("singlet", "triplet"), "spin", "'singlet' or 'triplet'", spin)
     require(alpha > 0, "alpha", "a positive Gaussian exponent (bohr⁻²)", alpha)
     grid = box_grid(x_min, x_max, dx, stencil, boundary)
+    require(
+        abs(momentum) < np.pi / dx,
+        "momentum",
+        f"|p| below the largest momentum the grid carries, π/dx = {np.pi / dx:.4g} a.u.",
+        momentum,
+    )
     require(x_min < x0 < x_max and x_min < atom_center < x_max, "x0/atom_center", "positions inside the box")
     v_ext = -1.0 / np.sqrt((grid.x - atom_center) ** 2 + 1.0)
     bound = _ground_orbital(grid, v_ext)
@@ -477,6 +510,10 @@ def laser_scenario(
     from densitylab.model1d.exact import solve_exact
     from densitylab.model1d.system import System
 
+    require_finite(
+        amplitude=amplitude, frequency=frequency, duration=duration, softening=softening, charge=charge,
+        interaction=interaction,
+    )  # fmt: skip
     require(duration > 0, "duration", "a positive pulse length (a.u.)", duration)
     grid = box_grid(x_min, x_max, dx, stencil, boundary)
     v_ext = -charge / np.sqrt(grid.x**2 + softening**2)

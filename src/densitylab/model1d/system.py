@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densitylab.errors import require
+from densitylab.errors import InvalidParameterError, require
 from densitylab.model1d.grid import Grid
 from densitylab.model1d.interactions import Interaction
 from densitylab.model1d.potentials import resolve_potential
@@ -101,7 +101,7 @@ def parse_interaction(spec: str | Interaction) -> Interaction:
         try:
             keywords[key.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"interaction: expected a number for {key.strip()}, got {value!r}") from None
+            raise InvalidParameterError("interaction", f"a number for {key.strip()}", value) from None
     return Interaction(kind=name.strip(), **keywords)
 
 

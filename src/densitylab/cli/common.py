@@ -1,0 +1,149 @@
+"""What every command shares: the consoles, one progress protocol rendered by Rich, the JSON
+or table summary, and :func:`command`, which registers a command behind one guard.
+
+The guard is where the CLI's conventions are enforced for every command alike (docs/api.md,
+"CLI conventions"): float options must be finite, ``--output`` and ``--plot`` must be
+writable before any work starts, and densitylab's own errors become one line
+``Error: <parameter>: expected …, got …`` with exit code 2. Messages are printed without
+Rich markup, so user text such as ``[/red]`` or ``densitylab[qm9]`` is shown as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from functools import wraps
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from densitylab.data import check_output
+from densitylab.errors import DensitylabError, InvalidParameterError
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+#: Options that name something the command writes. ``--plot`` is always a folder.
+OUTPUT_OPTIONS = ("output", "plot")
+
+
+def typer_app(help_text: str) -> typer.Typer:
+    """A Typer (sub-)application with densitylab's settings: no Rich markup in help texts
+    (so ``densitylab[qm9]`` is printed as written), help when called without arguments."""
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
+
+
+def progress_bar(fields: str = ""):
+    """A Rich progress bar on stderr: the task's description, a bar, done/total, ``fields``
+    (a column template over the task's fields) and the time remaining."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(fields),
+        TimeRemainingColumn(),
+        console=err,
+    )
+
+
+def systems_progress(description: str):
+    """A Rich progress bar that shows systems per second; returns (progress, callback(done, total))."""
+    progress = progress_bar("{task.fields[rate]} systems/s")
+    task = progress.add_task(description, total=None, rate="—")
+    started: dict[str, float] = {}
+
+    def update(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if "time" not in started:
+            started.update(time=now, done=done)
+        elapsed = now - started["time"]
+        rate = f"{(done - started['done']) / elapsed:.0f}" if elapsed > 0 and done > started["done"] else "—"
+        progress.update(task, completed=done, total=total, rate=rate)
+
+    return progress, update
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if isinstance(value, list | tuple) and len(value) > 8:
+        return ", ".join(_cell(v) for v in value[:8]) + f", … ({len(value)} values)"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def summary_table(summary: Mapping[str, object], title: str | None = None) -> Table:
+    """A two-column table of a summary; nested mappings become rows ``outer.inner``."""
+    table = Table(title=title)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+
+    def add(prefix: str, mapping: Mapping[str, object]) -> None:
+        for key, value in mapping.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping):
+                add(name + ".", value)
+            else:
+                table.add_row(name, _cell(value))
+
+    add("", summary)
+    return table
+
+
+def print_summary(summary: dict, as_json: bool, title: str | None = None) -> None:
+    """One JSON object on stdout with --json, else a readable table."""
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        out.print(summary_table(summary, title))
+
+
+def _finite_floats(arguments: Mapping[str, object]) -> None:
+    """Refuse NaN and ±inf in every float option (and in lists of floats)."""
+    for name, value in arguments.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidParameterError(name, "a finite number", item)
+
+
+def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = None) -> Callable:
+    """Register ``function`` as command ``name`` of ``app`` behind the CLI's guard.
+
+    Args:
+        outputs: option name → "file" or "folder" for the options the command writes; the
+            default checks ``output`` and ``plot`` (a folder) where the command has them.
+    """
+    kinds = {"plot": "folder", **(outputs or {})}
+
+    def register(function: Callable) -> Callable:
+        @wraps(function)
+        def guarded(*args, **kwargs):
+            try:
+                _finite_floats(kwargs)
+                for option in (*OUTPUT_OPTIONS, *kinds):
+                    if isinstance(kwargs.get(option), Path):
+                        check_output(kwargs[option], option, kinds.get(option, "any"))
+                return function(*args, **kwargs)
+            except DensitylabError as exc:
+                err.print("Error: " + str(exc), markup=False, style="bold red", soft_wrap=True)
+                raise typer.Exit(code=2) from None
+
+        return app.command(name)(guarded)
+
+    return register
+
+
+def check_input_file(path: Path, parameter: str, expected: str) -> Path:
+    """Refuse a missing input file before any work, naming ``parameter``."""
+    if not Path(path).is_file():
+        raise InvalidParameterError(parameter, expected, str(path))
+    return Path(path)
