@@ -85,15 +85,75 @@ def _attribute(value: object) -> object:
     return json.dumps(value, default=str)
 
 
-def write_attributes(handle: h5py.File, attributes: Mapping[str, object]) -> None:
-    """Store ``densitylab_version``, ``parameters`` (JSON of ``attributes``) and each attribute."""
+#: The kinds of HDF5 file densitylab writes (the ``kind`` attribute), as a user knows them.
+FILE_KINDS = {
+    "exact1d-result": "an exact1d result (densitylab exact1d --output)",
+    "rdm-dataset": "an rdm dataset (densitylab rdm generate)",
+    "exact-trajectory": "an exact trajectory (densitylab tdks exact)",
+    "density-reference": "a density reference (densitylab density reference)",
+    "density-prediction": "density predictions (densitylab density predict)",
+}
+
+
+def file_kind(path: str | Path) -> str | None:
+    """The kind of a densitylab HDF5 file (a key of ``FILE_KINDS``); for files written before
+    the kind was stored, inferred from their contents. "not-hdf5" for other files, None for
+    HDF5 files densitylab did not write."""
+    try:
+        with h5py.File(path, "r") as handle:
+            kind = handle.attrs.get("kind")
+            if kind is not None:
+                return str(kind)
+            if "natural_occupations" in handle and "rdm1" in handle:
+                return "exact1d-result"
+            if "exact" in handle and "x" in handle:
+                return "rdm-dataset"
+            if "coefficients" in handle and "energy" in handle:
+                return "density-reference"
+            if "electron_count" in handle:
+                return "density-prediction"
+            return None
+    except OSError:
+        return "not-hdf5"
+
+
+def require_kind(path: str | Path, kind: str, parameter: str) -> Path:
+    """Refuse ``path`` unless it is an existing densitylab file of ``kind``, saying what it is.
+
+    Raises:
+        InvalidParameterError: e.g. "dataset: expected an rdm dataset (…); ud.h5 is an exact1d
+            result (…)".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(parameter, f"an existing file: {FILE_KINDS[kind]}", str(path))
+    found = file_kind(path)
+    if found != kind:
+        what = {
+            "not-hdf5": "not an HDF5 file",
+            None: "an HDF5 file that densitylab did not write",
+        }.get(found, FILE_KINDS.get(str(found), f"a densitylab file of kind {found!r}"))
+        raise InvalidParameterError(parameter, f"{FILE_KINDS[kind]}; {path} is {what}")
+    return path
+
+
+def write_attributes(handle: h5py.File, attributes: Mapping[str, object], kind: str | None = None) -> None:
+    """Store ``densitylab_version``, ``kind`` (a key of ``FILE_KINDS``), ``parameters`` (JSON of
+    ``attributes``) and each attribute."""
     handle.attrs["densitylab_version"] = __version__
+    if kind is not None:
+        handle.attrs["kind"] = kind
     handle.attrs["parameters"] = json.dumps(dict(attributes), default=str, sort_keys=True)
     for key, value in attributes.items():
         handle.attrs[key] = _attribute(value)
 
 
-def write_h5(path: str | Path, arrays: Mapping[str, np.ndarray], attributes: Mapping[str, object]) -> Path:
+def write_h5(
+    path: str | Path,
+    arrays: Mapping[str, np.ndarray],
+    attributes: Mapping[str, object],
+    kind: str | None = None,
+) -> Path:
     """Atomically write ``arrays`` (names may contain '/' for groups) and ``attributes``.
 
     The attributes ``densitylab_version`` and ``parameters`` (JSON of ``attributes``) are added.
@@ -103,7 +163,7 @@ def write_h5(path: str | Path, arrays: Mapping[str, np.ndarray], attributes: Map
         raise InvalidParameterError("output", "a file name ending in .h5 or .hdf5", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as temporary, h5py.File(temporary, "w") as handle:
-        write_attributes(handle, attributes)
+        write_attributes(handle, attributes, kind)
         for name, array in arrays.items():
             handle.create_dataset(name, data=np.asarray(array))
     return path
@@ -152,6 +212,7 @@ class PartsStore:
         output = Path(output)
         self.folder = output.with_name(output.name + ".parts")
         manifest = self.folder / "manifest.json"
+        self.created = not self.folder.exists()
         wanted = json.loads(json.dumps(dict(parameters), default=str, sort_keys=True))
         if self.folder.exists():
             if not manifest.exists():

@@ -106,5 +106,10 @@ def run_resumable(
             progress(completed, total)
 
     todo = [(index, arguments) for index, arguments, _ in chunks if index not in done]
-    run_tasks(function, todo, save, workers=workers, scheduler=scheduler)
+    try:
+        run_tasks(function, todo, save, workers=workers, scheduler=scheduler)
+    except BaseException:
+        if getattr(store, "created", False) and not store.done():
+            store.remove()  # a run that failed before finishing anything leaves nothing behind
+        raise
     return len(todo), len(done)

@@ -37,7 +37,12 @@ def density_reference(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """PySCF DFT and density fitting for every structure; resumable (rerun the same command)."""
-    from densitylab.density.reference import ReferenceSettings, check_output, generate_reference
+    from densitylab.density.reference import (
+        ReferenceSettings,
+        check_inputs,
+        check_output,
+        generate_reference,
+    )
     from densitylab.density.structures import (
         qm9_structures,
         read_structures,
@@ -53,13 +58,14 @@ def density_reference(
     if water is not None:
         with err.status(f"sampling {water} water monomers"):
             frames = water_monomers(water, seed=seed, temperature=temperature)
-        write_structures(frames, output.with_suffix(".xyz"))
     elif qm9 is not None:
         with err.status(f"reading {qm9} QM9 molecules with {heavy_atoms} heavy atoms"):
             frames = qm9_structures(heavy_atoms, qm9, seed=seed)
-        write_structures(frames, output.with_suffix(".xyz"))
     else:
         frames = read_structures(structures)
+    check_inputs(frames, output, settings)  # nothing is written for a refused command
+    if structures is None:
+        write_structures(frames, output.with_suffix(".xyz"))
     progress, update = systems_progress("reference DFT")
     with progress:
         summary = generate_reference(
@@ -206,5 +212,10 @@ def density_predict(
         arrays[f"coefficients/{index:06d}"] = c
         arrays[f"labels/{index:06d}"] = label
     arrays["electron_count"] = np.array(counts)
-    write_h5(output / "coefficients.h5", arrays, {"model": str(model), "structures": str(structures)})
+    write_h5(
+        output / "coefficients.h5",
+        arrays,
+        {"model": str(model), "structures": str(structures)},
+        kind="density-prediction",
+    )
     print_summary({"structures": len(frames), "electron_counts": counts, "output": str(output)}, as_json)

@@ -25,7 +25,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from densitylab.data import PartsStore, atomic_output, refuse_mismatch, stored_parameters, write_attributes
+from densitylab.data import (
+    PartsStore,
+    atomic_output,
+    refuse_mismatch,
+    require_kind,
+    stored_parameters,
+    write_attributes,
+)
+from densitylab.dft.system import parse_xc
 from densitylab.errors import InvalidParameterError, require
 from densitylab.parallel import run_resumable
 
@@ -57,6 +65,7 @@ class ReferenceSettings:
         require(self.metric in METRICS, "metric", "overlap or coulomb", self.metric)
         require(self.etb_beta > 1.0, "etb_beta", "a ratio above 1", self.etb_beta)
         require(self.chunk_size >= 1, "chunk_size", "a positive integer", self.chunk_size)
+        parse_xc(self.xc)  # names xc if libxc does not know it
 
 
 def auxiliary_molecule(mol, settings: ReferenceSettings):
@@ -217,7 +226,9 @@ def _check_species(frames: list, settings: ReferenceSettings) -> None:
             probe = gto.M(atom=f"{symbol} 0 0 0", basis=settings.basis, spin=None, verbose=0)
         except (RuntimeError, KeyError):
             raise InvalidParameterError(
-                "structures", f"species the basis {settings.basis} covers", symbol
+                "basis",
+                f"a basis set PySCF knows for every species of the structures ({symbol})",
+                settings.basis,
             ) from None
         auxiliary_molecule(probe, settings)
 
@@ -226,6 +237,16 @@ def check_output(output: str | Path) -> Path:
     """The reference file name, refused unless it ends in .h5/.hdf5 (checked before any work)."""
     output = Path(output)
     require(output.suffix in (".h5", ".hdf5"), "output", "a file name ending in .h5", str(output))
+    return output
+
+
+def check_inputs(frames: list, output: str | Path, settings: ReferenceSettings) -> Path:
+    """Everything :func:`generate_reference` refuses, checked without computing anything: the
+    settings, the output name, and that basis and auxiliary basis cover every species."""
+    settings.check()
+    output = check_output(output)
+    require(len(frames) > 0, "structures", "at least one structure", 0)
+    _check_species(frames, settings)
     return output
 
 
@@ -245,10 +266,7 @@ def generate_reference(
     density matrix, AO basis); and ``energy`` (S,),
     ``energy_components`` (S, 4) in hartree; the settings, version and seed as attributes.
     """
-    settings.check()
-    output = check_output(output)
-    require(len(frames) > 0, "structures", "at least one structure", 0)
-    _check_species(frames, settings)
+    output = check_inputs(frames, output, settings)
     parameters = {
         **asdict(settings),
         "structures": len(frames),
@@ -294,7 +312,7 @@ def _geometry_hash(frames: list) -> str:
 def _assemble(frames, chunks, store: PartsStore, output: Path, parameters: dict) -> None:
     energies, components = [], []
     with atomic_output(output) as temporary, h5py.File(temporary, "w") as handle:
-        write_attributes(handle, parameters)
+        write_attributes(handle, parameters, kind="density-reference")
         handle.attrs["energy_components"] = ",".join(ENERGY_COMPONENTS)
         for index, start, stop in chunks:
             part = store.load(index)
@@ -353,7 +371,7 @@ class ReferenceSet:
 def load_reference(path: str | Path) -> ReferenceSet:
     """Read a file written by :func:`generate_reference`."""
     path = Path(path)
-    require(path.is_file(), "reference", "an existing reference .h5 file", str(path))
+    require_kind(path, "density-reference", "reference")
     with h5py.File(path, "r") as handle:
         require(
             "coefficients" in handle, "reference", "a file written by densitylab density reference", str(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.data import atomic_output
+from densitylab.dft.molecule import check_geometry
 from densitylab.errors import InvalidParameterError, require
 
 HARTREE_PER_KELVIN = 3.166811563e-6
@@ -33,6 +34,8 @@ def read_structures(path: str | Path) -> list:
             "structures", f"an extxyz file ({type(error).__name__}: {error})", str(path)
         ) from None
     require(len(frames) > 0, "structures", "an xyz file with at least one structure", str(path))
+    for frame in frames:
+        check_geometry(frame, "structures")
     return frames
 
 

@@ -28,7 +28,31 @@ def _atoms_from_file(path: Path):
             str(path),
         ) from None
     require(len(atoms) > 0, "molecule", "an xyz file with at least one atom", str(path))
+    check_geometry(atoms)
     return atoms
+
+
+MIN_DISTANCE = 0.1  # Å: closer nuclei are a mistake in the input, not chemistry
+
+
+def check_geometry(atoms, parameter: str = "molecule") -> None:
+    """Refuse non-finite coordinates and nuclei closer than ``MIN_DISTANCE`` (Å), naming the
+    pair, before any integral is computed (PySCF would stop with "Ill geometry")."""
+    import numpy as np
+
+    positions = np.asarray(atoms.get_positions(), dtype=float)
+    require(bool(np.all(np.isfinite(positions))), parameter, "finite atomic coordinates (Å)")
+    if len(positions) < 2:
+        return
+    distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+    distances[np.diag_indices(len(positions))] = np.inf
+    first, second = np.unravel_index(int(np.argmin(distances)), distances.shape)
+    require(
+        distances[first, second] >= MIN_DISTANCE,
+        parameter,
+        f"atoms at least {MIN_DISTANCE} Å apart; atoms {first} and {second} are "
+        f"{distances[first, second]:.3g} Å apart",
+    )
 
 
 def _atom_string(atoms) -> str:
@@ -61,6 +85,7 @@ def load_molecule(molecule, basis: str = "6-31g", charge: int = 0, spin: int = 0
         atom, unit = molecule._atom, "bohr"
     elif isinstance(molecule, ase.Atoms):
         require(len(molecule) > 0, "molecule", "an ase.Atoms with at least one atom", molecule)
+        check_geometry(molecule)
         atom, unit = _atom_string(molecule), "angstrom"
     elif isinstance(molecule, str | Path):
         atom, unit = _atom_string(_atoms_from_file(Path(molecule))), "angstrom"

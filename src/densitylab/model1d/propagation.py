@@ -353,20 +353,16 @@ def save_trajectory(trajectory: Trajectory, path: str | Path) -> Path:
         for name in ("times", "density", "current", "norm", "energy", "x", "v_ext", "electric_field")
     }
     arrays["field_midpoints"] = trajectory.field_midpoints
-    return write_h5(path, arrays, {"kind": "exact-trajectory", **trajectory.parameters})
+    return write_h5(
+        path, arrays, {"kind": "exact-trajectory", **trajectory.parameters}, kind="exact-trajectory"
+    )
 
 
 def load_trajectory(path: str | Path) -> Trajectory:
     """Read a trajectory written by :func:`save_trajectory` (``densitylab tdks exact``)."""
-    from densitylab.data import read_h5
+    from densitylab.data import read_h5, require_kind
 
-    arrays, attributes = read_h5(path)
-    require(
-        attributes.get("kind") == "exact-trajectory",
-        "trajectory",
-        "an HDF5 file written by 'densitylab tdks exact'",
-        str(path),
-    )
+    arrays, attributes = read_h5(require_kind(path, "exact-trajectory", "trajectory"))
     return Trajectory(
         times=arrays["times"],
         density=arrays["density"],

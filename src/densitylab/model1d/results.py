@@ -80,7 +80,7 @@ class GroundStateReport:
             "natural_occupations": self.natural_occupations,
         }
         attributes = {**self.system.parameters(), "method": self.method, **self.components}
-        return write_h5(path, arrays, attributes)
+        return write_h5(path, arrays, attributes, kind="exact1d-result")
 
     def plot(self, path: str | Path) -> Path:
         system = self.system

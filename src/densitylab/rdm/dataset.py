@@ -35,8 +35,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from densitylab.data import PartsStore, atomic_output, refuse_mismatch, stored_parameters, write_attributes
+from densitylab.data import (
+    PartsStore,
+    atomic_output,
+    refuse_mismatch,
+    require_kind,
+    stored_parameters,
+    write_attributes,
+)
 from densitylab.errors import DensitylabError, InvalidParameterError, require
+from densitylab.limits import require_disk, require_memory
 from densitylab.model1d.batch import (
     one_body_eigen,
     rdm1_from_orbitals,
@@ -121,6 +129,28 @@ class DatasetSpec:
     def parameters(self) -> dict:
         return asdict(self)
 
+    def bytes_per_system(self) -> float:
+        """Bytes one system takes in the file: its 1-RDM (N²) and about 14 vectors of N."""
+        return 8.0 * (self.points**2 + 14 * self.points + 10)
+
+    def check_resources(self, output: Path, workers: int = 1) -> None:
+        """Refuse a dataset whose file (and its parts, held until assembly) cannot fit on the
+        disk of ``output``, or whose chunks cannot fit in memory, before anything is written."""
+        require_disk(
+            2.0 * self.systems * self.bytes_per_system(),
+            output.parent,
+            "systems",
+            f"{self.systems} systems on {self.points} points",
+            self.systems,
+        )
+        # a chunk in a worker: the exact two-electron vectors (N² each) and the arrays above
+        require_memory(
+            8.0 * workers * min(self.chunk_size, self.systems) * (6 * self.points**2 + 30 * self.points),
+            "chunk_size",
+            f"{workers} worker(s) solving chunks of {min(self.chunk_size, self.systems)} systems",
+            self.chunk_size,
+        )
+
 
 def potentials(spec: DatasetSpec, start: int, stop: int) -> np.ndarray:
     """External potentials of systems start..stop−1, shape (stop − start, N), Ha."""
@@ -202,7 +232,7 @@ def _assemble(spec: DatasetSpec, store: PartsStore, output: Path) -> None:
     chunks = spec.chunks()
     first = store.load(0)
     with atomic_output(output) as temporary, h5py.File(temporary, "w") as handle:
-        write_attributes(handle, spec.parameters())
+        write_attributes(handle, spec.parameters(), kind="rdm-dataset")
         handle.attrs["electrons"] = "ud"
         handle.create_dataset("x", data=spec.grid().x)
         for name, value in first.items():
@@ -244,6 +274,8 @@ def generate_dataset(
     output = Path(output)
     require(output.suffix in (".h5", ".hdf5"), "output", "a file name ending in .h5", str(output))
     start_time = time.perf_counter()
+    if not output.exists():
+        spec.check_resources(output, 1 if scheduler else workers)
     chunks = spec.chunks()
     if output.exists():
         refuse_mismatch(stored_parameters(output), spec.parameters(), output)
@@ -321,7 +353,7 @@ class Dataset:
 def load_dataset(path: str | Path) -> Dataset:
     """Read a dataset written by :func:`generate_dataset`."""
     path = Path(path)
-    require(path.is_file(), "dataset", "an existing .h5 file made by 'densitylab rdm generate'", str(path))
+    require_kind(path, "rdm-dataset", "dataset")
     arrays: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as handle:
