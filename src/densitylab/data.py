@@ -189,13 +189,19 @@ def stored_parameters(path: str | Path) -> dict:
         return json.loads(handle.attrs["parameters"])
 
 
-def refuse_mismatch(found: Mapping[str, object], wanted: Mapping[str, object], where: Path) -> None:
-    """Raise, naming every differing parameter, unless ``found`` equals ``wanted``."""
+def refuse_mismatch(
+    found: Mapping[str, object], wanted: Mapping[str, object], where: Path, parameter: str = "output"
+) -> None:
+    """Raise, naming every differing parameter, unless ``found`` equals ``wanted``.
+
+    ``parameter`` "output": a finished or partial output made with other parameters;
+    "checkpoint": a checkpoint written under other settings (delete it to start over)."""
     differing = sorted(key for key in set(found) | set(wanted) if found.get(key) != wanted.get(key))
     if differing:
         details = ", ".join(f"{key}: {found.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
+        remedy = "a new file name" if parameter == "output" else f"the same settings or deleting {where}"
         raise InvalidParameterError(
-            "output", f"a new file name, or the parameters {where} was made with ({details})", str(where)
+            parameter, f"{remedy}, or the settings {where} was made with ({details})", str(where)
         )
 
 

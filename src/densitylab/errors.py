@@ -24,7 +24,7 @@ class InvalidParameterError(DensitylabError, ValueError):
     def __init__(self, parameter: str, expected: str, got: object = ...):
         self.parameter = parameter
         self.expected = expected
-        message = f"{parameter}: expected {expected}"
+        message = f"{parameter}: expected {' '.join(str(expected).split())}"  # one line
         if got is not ...:
             shown = repr(got)
             if len(shown) > 120:

@@ -11,7 +11,8 @@ from densitylab.model1d import Grid, Interaction  # noqa: E402
 from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset  # noqa: E402
 from densitylab.rdm.functionals import sqrt_functional  # noqa: E402
 from densitylab.rdm.metrics import evaluate_rdm  # noqa: E402
-from densitylab.rdm.neural import NeuralConfig, NeuralFunctional, build_model, pretrained  # noqa: E402
+from densitylab.rdm.models import pretrained  # noqa: E402
+from densitylab.rdm.neural import NeuralConfig, NeuralFunctional, build_model  # noqa: E402
 
 POINTS, DX = 20, 15.0 / 19
 

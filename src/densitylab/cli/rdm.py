@@ -147,47 +147,6 @@ def rdm_compression(
     out.print(_compression_table(f"PCA compression ({systems} systems per grid)", rows))
 
 
-def _load_rdm_model(model: str, dataset_points: int, dx: float):
-    """'sqrt', 'pretrained' or a saved model → a callable. Functionals of n take densities;
-    autoencoders and denoisers (which have a ``source``) take 1-RDMs."""
-    from densitylab.rdm.functionals import LinearPCAFunctional, check_densities, sqrt_functional
-
-    if model == "sqrt":
-        return lambda density: sqrt_functional(check_densities(density, dataset_points, dx))
-    if model == "pretrained" or model.startswith("pretrained:"):
-        from densitylab.rdm.neural import pretrained
-
-        return pretrained(model.partition(":")[2] or "gamma-n")
-    path = Path(model)
-    if path.is_dir():
-        config = path / "config.json"
-        if config.is_file() and json.loads(config.read_text()).get("kind", "gamma-n") != "gamma-n":
-            from densitylab.rdm.autoencoders import load_autoencoder
-
-            return load_autoencoder(path)
-        from densitylab.rdm.neural import NeuralFunctional
-
-        return NeuralFunctional.load(path)
-    if not path.is_file():
-        raise InvalidParameterError(
-            "model", "'sqrt', 'pretrained' or a model made by 'densitylab rdm train'", model
-        )
-    return LinearPCAFunctional.load(path)
-
-
-def _model_inputs(functional, data, index: np.ndarray) -> np.ndarray:
-    """What an rdm model takes, for systems ``index`` of a dataset: densities for a
-    functional of n, exact 1-RDMs for an autoencoder, its approximate 1-RDMs for a denoiser."""
-    source = getattr(functional, "source", None)
-    if source is None:
-        return data.arrays["density"][index]
-    if source == "exact":
-        return data.rdm1()[index]
-    from densitylab.rdm.autoencoders import denoiser_inputs
-
-    return denoiser_inputs(data, source, index, functional.pca)
-
-
 def _epoch_progress(epochs: int):
     """A Rich progress bar over training epochs; returns (progress, callback)."""
     progress = progress_bar("loss {task.fields[loss]} held-out MAE {task.fields[mae]}")
@@ -234,6 +193,7 @@ def rdm_train(
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.functionals import LinearPCAFunctional
     from densitylab.rdm.metrics import evaluate_rdm
+    from densitylab.rdm.models import model_inputs
     from densitylab.rdm.pca import split
 
     if model not in RDM_MODELS:
@@ -305,7 +265,7 @@ def rdm_train(
         plot_learning_curve(history, Path(output) / "learning_curve.png")
         extra = {"history": str(Path(output) / "history.json")}
     metrics = evaluate_rdm(
-        functional(_model_inputs(functional, data, test)), rdm1[test], density[test], data.kinetic(),
+        functional(model_inputs(functional, data, test)), rdm1[test], density[test], data.kinetic(),
         data.interaction_matrix(), data.dx,
     )  # fmt: skip
     summary = {"model": model, "output": str(output), "held_out": metrics, **extra}
@@ -327,15 +287,16 @@ def rdm_evaluate(
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.functionals import sqrt_functional
     from densitylab.rdm.metrics import evaluate_rdm
+    from densitylab.rdm.models import load_model, model_inputs
     from densitylab.rdm.pca import split
 
     with err.status("loading"):
         data = load_dataset(dataset)
-    functional = _load_rdm_model(model, data.parameters["points"], data.dx)
+    functional = load_model(model, data.parameters["points"], data.dx)
     _, test = split(len(data), test_fraction)
     density, exact = data.arrays["density"][test], data.rdm1()[test]
     kinetic, w = data.kinetic(), data.interaction_matrix()
-    inputs = _model_inputs(functional, data, test)
+    inputs = model_inputs(functional, data, test)
     predicted = functional(inputs)
     metrics = evaluate_rdm(predicted, exact, density, kinetic, w, data.dx)
     references = {
@@ -382,12 +343,16 @@ def rdm_evaluate(
 @command(app, "predict", outputs={"output": "file"})
 def rdm_predict(
     density: Annotated[Path, typer.Option(help="Densities, shape (S, 62) (or (62,)), as .npy.")],
-    output: Annotated[Path, typer.Option(help="1-RDMs, shape (S, 62, 62), as .npy.")],
+    output: Annotated[Path, typer.Option(help="1-RDMs, shape (S, 62, 62), as .npy (written as named).")],
     model: Annotated[
         str, typer.Option(help="'pretrained' (or 'pretrained:NAME'), 'sqrt', or a trained model.")
     ] = "pretrained",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Apply a γ[n] functional to densities on its grid (default: the shipped model)."""
+    from densitylab.data import atomic_output
+    from densitylab.rdm.models import load_model
+
     if not density.is_file():
         raise InvalidParameterError("density", "an existing .npy file of shape (S, 62)", str(density))
     try:
@@ -396,14 +361,15 @@ def rdm_predict(
         raise InvalidParameterError("density", f"a plain numeric .npy array ({exc})", str(density)) from None
     # every functional validates its input (shape, sign, electron count) against its own grid;
     # 'sqrt' has none, so it is taken on the default 62-point grid
-    functional = _load_rdm_model(model, 62, 15.0 / 61)
+    functional = load_model(model, 62, 15.0 / 61)
     if getattr(functional, "source", None) is not None:
         raise InvalidParameterError(
             "model", "a functional of the density (pretrained, sqrt, neural or pca-linear)", model
         )
     gamma = functional(values)
-    np.save(output, gamma)
-    err.print(f"wrote {gamma.shape} 1-RDMs to {output}")
+    with atomic_output(output) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, gamma)
+    print_summary({"model": model, "systems": len(np.atleast_2d(values)), "output": str(output)}, as_json)
 
 
 @command(app, "dimer", outputs={"output": "folder"})

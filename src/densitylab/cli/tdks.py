@@ -238,7 +238,8 @@ def tdks_learn(
         with progress:
             params, history = train(
                 problems, targets, params, function, window, iterations, optimiser, learning_rate,
-                penalty, report, checkpoint=output / "checkpoint.eqx", segments=segments,
+                penalty, report, checkpoint=output / "checkpoint.npz", segments=segments,
+                settings={"model": model, "smoothness": smoothness, "coarsen": coarsen},
             )  # fmt: skip
     seconds = clock.perf_counter() - started
     metadata = {

@@ -36,7 +36,7 @@ import scipy.fft
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
-from densitylab.data import atomic_output
+from densitylab.checkpoint import read_checkpoint, write_checkpoint
 from densitylab.errors import NumericalError, require, require_finite
 from densitylab.limits import require_memory
 from densitylab.model1d.grid import Grid
@@ -249,10 +249,11 @@ def propagate(
             )
 
     first = 0
-    stored = _read_checkpoint(checkpoint, settings) if checkpoint else None
+    stored = read_checkpoint(checkpoint, settings) if checkpoint else None
     if stored is not None:
-        psi, first = stored["psi"], int(stored["step"])
-        records = {key: list(stored[key]) for key in names}
+        arrays, state = stored
+        psi, first = arrays["psi"], int(state["step"])
+        records = {key: list(arrays[key]) for key in names}
     else:
         record(0.0)
     if method == "split-operator":
@@ -285,7 +286,8 @@ def propagate(
         if (step + 1) % store_every == 0:
             record((step + 1) * dt)
             if checkpoint and (len(records["times"]) - 1) % checkpoint_every == 0 and step + 1 < steps:
-                _write_checkpoint(checkpoint, settings, psi, step + 1, records)
+                arrays = {"psi": psi, **{key: np.asarray(value) for key, value in records.items()}}
+                write_checkpoint(checkpoint, settings, arrays, {"step": step + 1})
         if progress:
             progress(step + 1, steps)
     if checkpoint:
@@ -317,31 +319,6 @@ def edge_charge(trajectory: Trajectory, width: float = 5.0) -> float:
 
 def _field(scenario: Scenario, time: float) -> float:
     return 0.0 if scenario.electric_field is None else float(scenario.electric_field(time))
-
-
-def _write_checkpoint(path, settings, psi, step, records) -> None:
-    with atomic_output(path) as temporary:
-        np.savez(
-            temporary,
-            settings=json.dumps(settings, sort_keys=True),
-            psi=psi,
-            step=step,
-            **{key: np.asarray(value) for key, value in records.items()},
-        )
-
-
-def _read_checkpoint(path, settings) -> dict | None:
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with np.load(path) as stored:
-        require(
-            str(stored["settings"]) == json.dumps(settings, sort_keys=True),
-            "checkpoint",
-            "a checkpoint written with the same scenario and propagator settings (delete it to start over)",
-            str(path),
-        )
-        return {key: stored[key] for key in stored.files}
 
 
 def save_trajectory(trajectory: Trajectory, path: str | Path) -> Path:

@@ -7,8 +7,8 @@ from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
 
 
 def pretrained(name: str = "gamma-n"):
-    """The shipped neural γ[n] functional (loads JAX lazily); see :func:`densitylab.rdm.neural.pretrained`."""
-    from densitylab.rdm.neural import pretrained as load
+    """The shipped neural γ[n] functional (loads JAX lazily); see :func:`densitylab.rdm.models.pretrained`."""
+    from densitylab.rdm.models import pretrained as load
 
     return load(name)
 

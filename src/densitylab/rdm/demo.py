@@ -12,7 +12,7 @@ from densitylab.plots import plot_compression, plot_rdm_comparison
 from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
 from densitylab.rdm.functionals import LinearPCAFunctional, sqrt_functional
 from densitylab.rdm.metrics import evaluate_rdm
-from densitylab.rdm.neural import pretrained
+from densitylab.rdm.models import pretrained
 from densitylab.rdm.pca import analyse_dataset, split
 
 COLUMNS = ("γ[n] functional", "MAE (bohr⁻¹)", "rel. error of T", "rel. error of E_x", "occupation MAE")

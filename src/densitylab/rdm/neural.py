@@ -24,7 +24,6 @@ the √(n n') start). JAX runs in 64-bit.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,24 +248,3 @@ def train_neural(
         progress,
     )
     return NeuralFunctional(config, model), history
-
-
-PRETRAINED = Path(__file__).parent / "pretrained"
-
-
-def pretrained(name: str = "gamma-n"):
-    """A γ[n] functional shipped with densitylab (62 points on [−7.5, 7.5], 2 electrons).
-
-    ``gamma-n`` (default): the neural correlation functional. ``gamma-n-pca-denoised``: the
-    linear PCA functional followed by a denoising autoencoder, also a pure functional of n
-    (held-out T error 0.52% against 0.80%). See docs/rdm.md for the commands, dataset seed
-    and accuracy of each.
-    """
-    path = PRETRAINED / name
-    available = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
-    require(path.is_dir(), "name", f"one of the shipped models {available}", name)
-    if json.loads((path / "config.json").read_text()).get("kind") == "denoiser":
-        from densitylab.rdm.autoencoders import DenoisedFunctional, load_autoencoder
-
-        return DenoisedFunctional(load_autoencoder(path))
-    return NeuralFunctional.load(path)

@@ -8,15 +8,20 @@ search (optax) by default, or Adam.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from densitylab.data import atomic_output
+from densitylab.checkpoint import (
+    fingerprint,
+    read_checkpoint,
+    tree_arrays,
+    tree_from_arrays,
+    write_checkpoint,
+)
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 from densitylab.tdks.propagation import KSProblem, orbital_from_density, propagate, propagate_loss
@@ -131,12 +136,17 @@ def train(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
     segments: Sequence[Segments] | None = None,
+    settings: Mapping[str, object] | None = None,
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
     With ``checkpoint`` (a file path), the parameters and history are written there
     atomically every ``checkpoint_every`` iterations, and a call with the same arguments
     resumes from them (the L-BFGS curvature memory restarts); the file is removed at the end.
+    A checkpoint written for other problems, targets, starting parameters, optimiser,
+    learning rate, memory, segments or ``settings`` (anything else the caller wants checked,
+    such as a penalty's weight) is refused (:mod:`densitylab.checkpoint`); only
+    ``iterations`` may change, to continue a run.
 
     Args:
         problems, targets: KS problems and the exact densities (T + 1, N) on their grids.
@@ -186,8 +196,19 @@ def train(
         return optax.apply_updates(arrays, updates), state, value, optax.tree.norm(grad)
 
     history = {"iteration": [], "loss": [], "gradient_norm": []}
-    if checkpoint is not None and Path(checkpoint).is_file():
-        arrays, history = _read_checkpoint(checkpoint, arrays)
+    job = {
+        **(settings or {}),
+        "optimiser": optimiser,
+        "learning_rate": learning_rate if optimiser == "adam" else None,
+        "memory": memory,
+        "problems": [_problem_fingerprint(problem) for problem in problems],
+        "targets": [fingerprint(target) for target in targets],
+        "start": fingerprint(*tree_arrays(arrays).values()),
+        "segments": None if segments is None else [fingerprint(s.target, s.orbital0) for s in segments],
+    }
+    stored = read_checkpoint(checkpoint, job) if checkpoint is not None else None
+    if stored is not None:
+        arrays, history = tree_from_arrays(stored[0], arrays), stored[1]["history"]
         state = solver.init(arrays)
     for iteration in range(len(history["iteration"]) + 1, iterations + 1):
         arrays, state, value, gradient_norm = step(arrays, state)
@@ -197,7 +218,7 @@ def train(
         if progress:
             progress(iteration, iterations, float(value), float(gradient_norm))
         if checkpoint is not None and iteration % checkpoint_every == 0 and iteration < iterations:
-            _write_checkpoint(checkpoint, arrays, history)
+            write_checkpoint(checkpoint, job, tree_arrays(arrays), {"history": history})
         if float(gradient_norm) < tolerance:
             break
     if checkpoint is not None:
@@ -205,21 +226,11 @@ def train(
     return eqx.combine(arrays, static), history
 
 
-def _write_checkpoint(path, arrays, history) -> None:
-    _, _, eqx = jax_modules()
-    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
-        header = json.dumps(history).encode()
-        handle.write(len(header).to_bytes(8, "little") + header)
-        eqx.tree_serialise_leaves(handle, arrays)
-
-
-def _read_checkpoint(path, like):
-    _, _, eqx = jax_modules()
-    with open(path, "rb") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        history = json.loads(handle.read(size).decode())
-        arrays = eqx.tree_deserialise_leaves(handle, like)
-    return arrays, history
+def _problem_fingerprint(problem: KSProblem) -> str:
+    """What defines a KS problem, as one fingerprint (grid, potentials, interaction, orbital, dt)."""
+    return fingerprint(
+        problem.x, problem.v_ext, problem.interaction, problem.orbital0, np.float64(problem.dt)
+    )
 
 
 def fit_values_gauss_newton(
@@ -317,24 +328,22 @@ def fit_values_gauss_newton(
     history: dict[str, list] = {"iteration": [], "loss": [], "step": []}
     starts = list(range(0, problem.steps, window))
     done = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        with np.load(checkpoint) as stored:
-            same = (
-                int(stored["window"]) == window
-                and int(stored.get("lookahead", 0)) == lookahead
-                and np.array_equal(np.atleast_1d(stored.get("floor", np.nan)), _floor_codes(floors))
-                and stored["values"].shape == values.shape
-            )
-            require(
-                same,
-                "checkpoint",
-                f"a Gauss–Newton checkpoint with window {window}, lookahead {lookahead} and "
-                f"preconditioner floor {preconditioner_floor} for this problem (delete it to start over)",
-                str(checkpoint),
-            )
-            values, orbital = stored["values"].copy(), jnp.asarray(stored["orbital"])
-            guess = jnp.asarray(stored["guess"])
-            history = {key: stored[key].tolist() for key in history}
+    job = {
+        "fit": "gauss-newton",
+        "window": window,
+        "lookahead": lookahead,
+        "iterations": iterations,
+        "cg_iterations": cg_iterations,
+        "preconditioner_floor": _floor_codes(floors).tolist(),
+        "problem": _problem_fingerprint(problem),
+        "target": fingerprint(target),
+    }
+    stored = read_checkpoint(checkpoint, job) if checkpoint is not None else None
+    if stored is not None:
+        arrays, state = stored
+        values, orbital = arrays["values"].copy(), jnp.asarray(arrays["orbital"])
+        guess = jnp.asarray(arrays["guess"])
+        history = state["history"]
         done = len(history["iteration"])
     # v_c is continuous in time: each fit starts from the values the previous one left
     span = window + lookahead
@@ -356,10 +365,8 @@ def fit_values_gauss_newton(
         history["loss"].append(float(loss))
         history["step"].append(stop)
         if checkpoint is not None and stop < problem.steps:
-            _write_windows_checkpoint(
-                checkpoint, window, lookahead, _floor_codes(floors), values,
-                np.asarray(orbital), np.asarray(guess), history,
-            )  # fmt: skip
+            arrays = {"values": values, "orbital": np.asarray(orbital), "guess": np.asarray(guess)}
+            write_checkpoint(checkpoint, job, arrays, {"history": history})
         if progress:
             progress(index + 1, len(starts), float(loss), float("nan"))
     if checkpoint is not None:
@@ -436,20 +443,6 @@ def _floor_schedule(floor) -> tuple:
 def _floor_codes(floors: tuple) -> np.ndarray:
     """The preconditioner floors as stored in a checkpoint: −1 for none (plain CG)."""
     return np.array([-1.0 if floor is None else float(floor) for floor in floors])
-
-
-def _write_windows_checkpoint(path, window, lookahead, floor, values, orbital, guess, history) -> None:
-    with atomic_output(path) as temporary:
-        np.savez(
-            temporary,
-            window=window,
-            lookahead=lookahead,
-            floor=floor,
-            values=values,
-            orbital=orbital,
-            guess=guess,
-            **{k: np.asarray(v) for k, v in history.items()},
-        )
 
 
 def _Problem(x, v_ext, interaction, orbital0, dt) -> KSProblem:
