@@ -84,3 +84,54 @@ def test_bad_grids_name_the_parameter(kwargs, parameter):
     with pytest.raises(InvalidParameterError) as info:
         Grid(**kwargs)
     assert str(info.value).startswith(parameter)
+
+
+@pytest.mark.parametrize("stencil", [3, 5, 13])
+def test_periodic_operator_has_the_analytic_plane_wave_spectrum(stencil):
+    """On a ring, e^{ikx} diagonalise any stencil: eigenvalues Σ_m w_m cos(k m dx)."""
+    grid = Grid(24, -3.0, 3.0 - 6.0 / 24, stencil, boundary="periodic")
+    dense = grid.kinetic_sparse().toarray()
+    np.testing.assert_allclose(dense, dense.T, atol=0)
+    np.testing.assert_allclose(dense.sum(axis=1), 0.0, atol=1e-9)  # a constant has no kinetic energy
+    k = 2 * np.pi * np.fft.fftfreq(grid.points, grid.dx)
+    pairs = zip(grid.kinetic_offsets, grid.kinetic_weights, strict=True)
+    analytic = sum(w * np.cos(k * m * grid.dx) for m, w in pairs)
+    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(dense)), np.sort(analytic), atol=1e-9)
+    np.testing.assert_allclose(np.sort(grid.kinetic_eigenvalues()), np.sort(analytic), atol=1e-9)
+
+
+def test_hard_wall_three_point_operator_has_the_sine_spectrum():
+    """Particle in a box on a lattice: (1 − cos(πk/(N+1)))/dx², k = 1…N."""
+    grid = Grid(30, -2.0, 2.0, 3)
+    k = np.arange(1, 31)
+    analytic = (1 - np.cos(np.pi * k / 31)) / grid.dx**2
+    np.testing.assert_allclose(np.linalg.eigvalsh(grid.kinetic_dense()), np.sort(analytic), rtol=1e-12)
+    np.testing.assert_allclose(grid.kinetic_eigenvalues(), analytic, rtol=1e-12)
+    with pytest.raises(InvalidParameterError, match="boundary"):
+        Grid(30, -2.0, 2.0, 5).kinetic_eigenvalues()  # no sine transform for wide hard-wall stencils
+
+
+def test_boundary_is_validated_and_the_solvers_refuse_a_ring():
+    from densitylab.model1d import System, solve_exact
+    from densitylab.model1d.meanfield import solve_mean_field
+
+    with pytest.raises(InvalidParameterError, match="boundary"):
+        Grid(10, 0.0, 1.0, 3, boundary="absorbing")
+    ring = Grid(20, -5.0, 5.0, 3, boundary="periodic")
+    system = System(ring, np.zeros(20), "ud")
+    with pytest.raises(InvalidParameterError, match="boundary"):
+        solve_exact(system)
+    with pytest.raises(InvalidParameterError, match="boundary"):
+        solve_mean_field(system, "hartree-fock")
+
+
+def test_the_ks_problem_takes_its_stencil_from_the_grid():
+    pytest.importorskip("jax")
+    from densitylab.tdks.propagation import KSProblem
+
+    x = np.linspace(-4.0, 4.0, 17)
+    problem = KSProblem(x, np.zeros((3, 17)), np.zeros((17, 17)), np.ones(17, complex) / np.sqrt(8.5), 0.1)
+    assert problem.grid.boundary == "hard-wall" and problem.grid.stencil == 3
+    np.testing.assert_allclose(
+        problem.grid.kinetic_weights, [-0.5 / 0.25, 1.0 / 0.25, -0.5 / 0.25], rtol=1e-14
+    )

@@ -38,7 +38,7 @@ def test_scattering_conserves_norm_and_energy():
 
 def test_coherent_state_follows_the_classical_orbit():
     """Two non-interacting electrons in a displaced oscillator ground state: ⟨x⟩ = x₀ cos ωt."""
-    grid = Grid(160, -12.0, 12.0, 13)
+    grid = Grid(160, -12.0, 12.0, 13, boundary="periodic")
     omega, x0 = 0.5, 2.0
     orbital = np.exp(-0.5 * omega * (grid.x - x0) ** 2)
     trajectory = propagate(_product_scenario(grid, 0.5 * omega**2 * grid.x**2, orbital), 0.005, 2000, 100)

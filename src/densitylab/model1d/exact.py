@@ -430,6 +430,10 @@ def solve_exact(system: System, states: int = 1, tol: float = 1e-13) -> ExactSol
         ExactSolution with ``states`` ExactState objects, lowest energy first.
     """
     require(isinstance(states, int) and states >= 1, "states", "a positive integer", states)
+    require(
+        system.grid.boundary == "hard-wall", "boundary", "a hard-wall grid (the exact solver's box)",
+        system.grid.boundary,
+    )  # fmt: skip
     estimate = exact_memory_estimate(system.grid.points, system.n_up, system.n_down, states)
     require_memory(
         estimate,

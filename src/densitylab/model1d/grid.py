@@ -3,11 +3,17 @@
 The grid convention is iDEA's: ``points`` points from ``x_min`` to ``x_max`` inclusive, spacing
 ``dx = (x_max - x_min) / (points - 1)``, and hard walls (the wavefunction vanishes beyond the
 box), so that results can be compared with iDEA point for point.
+
+The grid owns the physics of its box: the stencil of the kinetic operator and the boundary,
+"hard-wall" (ψ = 0 beyond the outermost points) or "periodic" (the point after the last is
+the first). Every propagator takes both from it: the exact one (sparse operator, or the
+transform that diagonalises it, :meth:`Grid.kinetic_eigenvalues`) and the Kohn–Sham one
+(:meth:`Grid.kinetic_weights`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache, cached_property
 
@@ -17,6 +23,7 @@ import scipy.sparse as sps
 from densitylab.errors import require
 
 STENCILS = (3, 5, 7, 9, 11, 13)
+BOUNDARIES = ("hard-wall", "periodic")
 
 
 @cache
@@ -55,12 +62,14 @@ class Grid:
         points: number of grid points N.
         x_min, x_max: box edges (bohr), both on the grid.
         stencil: points in the central second-derivative stencil (3, 5, …, 13).
+        boundary: "hard-wall" or "periodic" (see the module docstring).
     """
 
     points: int
     x_min: float
     x_max: float
     stencil: int = 13
+    boundary: str = "hard-wall"
 
     def __post_init__(self) -> None:
         require(
@@ -70,6 +79,7 @@ class Grid:
             self.points,
         )
         require(self.stencil in STENCILS, "stencil", f"one of {STENCILS}", self.stencil)
+        require(self.boundary in BOUNDARIES, "boundary", f"one of {BOUNDARIES}", self.boundary)
         minimum = max((self.stencil + 1) // 2, 2)
         require(
             self.points >= minimum,
@@ -102,13 +112,40 @@ class Grid:
         weights = np.array([float(w) for w in second_derivative_weights(self.stencil)])
         return -0.5 * weights / self.dx**2
 
+    def with_boundary(self, boundary: str) -> Grid:
+        """The same points with another boundary."""
+        return replace(self, boundary=boundary)
+
     def kinetic_sparse(self) -> sps.csr_matrix:
-        """Single-particle kinetic operator −½ D2 as a sparse (N, N) matrix (hard walls), Ha."""
+        """Single-particle kinetic operator −½ D2 as a sparse (N, N) matrix with the grid's
+        boundary (periodic: the stencil wraps around), Ha."""
         n = self.points
-        diagonals = [
-            np.full(n - abs(k), w) for k, w in zip(self.kinetic_offsets, self.kinetic_weights, strict=True)
-        ]
-        return sps.diags(diagonals, self.kinetic_offsets.tolist(), shape=(n, n), format="csr")
+        pairs = list(zip(self.kinetic_offsets.tolist(), self.kinetic_weights, strict=True))
+        diagonals = [np.full(n - abs(k), w) for k, w in pairs]
+        offsets = [k for k, _ in pairs]
+        if self.boundary == "periodic":
+            require(n > self.stencil, "points", f"more than {self.stencil} points on a periodic grid", n)
+            for k, w in pairs:
+                if k != 0:
+                    diagonals.append(np.full(abs(k), w))
+                    offsets.append(k - n if k > 0 else k + n)
+        return sps.diags(diagonals, offsets, shape=(n, n), format="csr")
+
+    def kinetic_eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of the kinetic operator in the order of the transform that diagonalises
+        it, (N,), Ha: FFT order on a periodic grid (any stencil); type-I sine-transform order
+        with hard walls, w₀ + 2w₁ cos(πk/(N + 1)), which needs the 3-point stencil."""
+        weights = self.kinetic_weights
+        if self.boundary == "periodic":
+            k = 2.0 * np.pi * np.fft.fftfreq(self.points, self.dx)
+            eigenvalues = np.full(self.points, weights[len(weights) // 2])
+            for offset, weight in zip(self.kinetic_offsets, weights, strict=True):
+                if offset > 0:
+                    eigenvalues = eigenvalues + 2.0 * weight * np.cos(k * offset * self.dx)
+            return eigenvalues
+        require(len(weights) == 3, "boundary", "'periodic' for a stencil wider than 3 points")
+        k = np.arange(1, self.points + 1)
+        return weights[1] + 2.0 * weights[2] * np.cos(np.pi * k / (self.points + 1))
 
     def kinetic_dense(self) -> np.ndarray:
         """Single-particle kinetic operator as a dense (N, N) matrix, Ha."""

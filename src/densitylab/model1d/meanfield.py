@@ -278,6 +278,10 @@ def solve_mean_field(
         SCFConvergenceError: no convergence; the message reports the residual.
     """
     require(method in METHODS, "method", f"one of {METHODS}", method)
+    require(
+        system.grid.boundary == "hard-wall", "boundary", "a hard-wall grid (the mean-field solvers' box)",
+        system.grid.boundary,
+    )  # fmt: skip
     # Fock, density, orbital, DIIS (diis_size × 2 spins × 2) and one-body matrices, all N×N
     require_memory(
         8.0 * (4 * diis_size + 16) * system.grid.points**2,

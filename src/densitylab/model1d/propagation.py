@@ -39,11 +39,10 @@ import scipy.sparse.linalg as spla
 from densitylab.checkpoint import read_checkpoint, write_checkpoint
 from densitylab.errors import NumericalError, require, require_finite
 from densitylab.limits import require_memory
-from densitylab.model1d.grid import Grid
+from densitylab.model1d.grid import BOUNDARIES, Grid
 from densitylab.model1d.interactions import Interaction
 
 PROPAGATORS = ("split-operator", "crank-nicolson")
-BOUNDARIES = ("hard-wall", "periodic")
 
 
 @dataclass(frozen=True)
@@ -99,24 +98,6 @@ class Trajectory:
     parameters: dict
 
 
-def kinetic_symbol(grid: Grid) -> np.ndarray:
-    """Eigenvalues T(k) of the grid's kinetic stencil on a periodic box, in FFT order, (N,), Ha."""
-    k = 2.0 * np.pi * np.fft.fftfreq(grid.points, grid.dx)
-    symbol = np.full(grid.points, grid.kinetic_weights[len(grid.kinetic_weights) // 2])
-    for offset, weight in zip(grid.kinetic_offsets, grid.kinetic_weights, strict=True):
-        if offset > 0:
-            symbol = symbol + 2.0 * weight * np.cos(k * offset * grid.dx)
-    return symbol
-
-
-def hard_wall_symbol(grid: Grid) -> np.ndarray:
-    """Eigenvalues of the 3-point kinetic stencil with hard walls (ψ = 0 beyond the grid), in
-    the order of the type-I sine transform: w₀ + 2w₁ cos(π(k + 1)/(N + 1)), (N,), Ha."""
-    require(len(grid.kinetic_weights) == 3, "boundary", "'periodic' for a stencil wider than 3 points")
-    k = np.arange(1, grid.points + 1)
-    return grid.kinetic_weights[1] + 2.0 * grid.kinetic_weights[2] * np.cos(np.pi * k / (grid.points + 1))
-
-
 def density_and_current(psi: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """n(x) = 2 Σ|ψ(x, x₂)|² dx and j(x) = 2 Im Σ ψ* ∂ₓψ dx (spectral ∂ₓ), both (N,)."""
     density = 2.0 * np.sum(np.abs(psi) ** 2, axis=1) * grid.dx
@@ -136,7 +117,7 @@ def _energy(psi, grid, symbol, potential, w_matrix) -> float:
 
 
 def _hard_wall_energy(psi, grid, potential, w_matrix) -> float:
-    """⟨ψ|H|ψ⟩ with the hard-wall stencil (the Crank–Nicolson Hamiltonian), Ha."""
+    """⟨ψ|H|ψ⟩ with the grid's stencil and boundary (the Crank–Nicolson Hamiltonian), Ha."""
     kinetic = grid.kinetic_sparse()
     h_psi = kinetic @ psi + (kinetic @ psi.T).T + (potential[:, None] + potential[None, :] + w_matrix) * psi
     return float(np.real(np.sum(np.conj(psi) * h_psi)) * grid.dx**2)
@@ -178,11 +159,11 @@ def propagate(
 ) -> Trajectory:
     """Propagate ``scenario.psi0`` for ``steps`` steps of ``dt`` (a.u.).
 
-    ``boundary`` (split-operator only): "hard-wall" (3-point stencil only) or "periodic"; None
-    takes the boundary the scenario was built for (:func:`box_grid`), else hard walls for the
-    3-point stencil and a periodic box for wider ones. Crank–Nicolson is always hard-wall. A
-    density that reaches the edge of a periodic box comes back in at the other side, where a
-    hard-wall KS propagation reflects it.
+    The stencil and the boundary are the scenario grid's (:class:`Grid`; :func:`box_grid`
+    builds one for each boundary). ``boundary`` overrides the grid's on the same points
+    (split-operator only, to compare boundaries): "hard-wall" (3-point stencil only) or
+    "periodic". Crank–Nicolson is always hard-wall. A density that reaches the edge of a
+    periodic box comes back in at the other side, where a hard-wall KS propagation reflects it.
 
     Observables are stored at t = 0 and after every ``store_every`` steps. ``progress`` is
     called as ``progress(step, steps)``. With ``checkpoint`` (a .npz path), the wavefunction
@@ -199,10 +180,8 @@ def propagate(
         store_every,
     )
     require(method in PROPAGATORS, "method", f"one of {PROPAGATORS}", method)
-    grid = scenario.grid
     if boundary is None:
-        built_for = scenario.parameters.get("boundary", default_boundary(len(grid.kinetic_weights)))
-        boundary = "hard-wall" if method == "crank-nicolson" else built_for
+        boundary = "hard-wall" if method == "crank-nicolson" else scenario.grid.boundary
     require(boundary in BOUNDARIES, "boundary", f"one of {BOUNDARIES}", boundary)
     require(
         method == "split-operator" or boundary == "hard-wall",
@@ -210,12 +189,11 @@ def propagate(
         "'hard-wall' with crank-nicolson (its operator has hard walls)",
         boundary,
     )
+    grid = scenario.grid.with_boundary(boundary)
     w_matrix = scenario.interaction.matrix(grid.x)
     periodic = boundary == "periodic"
-    if periodic:
-        symbol = kinetic_symbol(grid)
-    elif method == "split-operator":
-        symbol = hard_wall_symbol(grid)
+    if method == "split-operator":
+        symbol = grid.kinetic_eigenvalues()
     psi = np.array(scenario.psi0, dtype=complex)
     require(
         psi.shape == (grid.points, grid.points), "psi0", f"shape ({grid.points}, {grid.points})", psi.shape
@@ -355,8 +333,9 @@ def load_trajectory(path: str | Path) -> Trajectory:
 
 
 def _ground_orbital(grid: Grid, potential: np.ndarray) -> np.ndarray:
-    """Lowest eigenvector of T + v (hard walls), normalised Σ|φ|² dx = 1, positive."""
-    hamiltonian = grid.kinetic_dense() + np.diag(potential)
+    """Lowest eigenvector of T + v with hard walls on the grid's points (a bound state: on a
+    periodic grid the walls change it below rounding), normalised Σ|φ|² dx = 1, positive."""
+    hamiltonian = grid.with_boundary("hard-wall").kinetic_dense() + np.diag(potential)
     _, vectors = np.linalg.eigh(hamiltonian)
     orbital = vectors[:, 0] / np.sqrt(grid.dx)
     return orbital * np.sign(orbital[np.argmax(np.abs(orbital))])
@@ -395,7 +374,7 @@ def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str 
     # two-electron propagation: ψ, its transform, phases and the interaction, ~12 N² complex
     require_memory(16.0 * 12 * float(points) ** 2, "dx", f"a two-electron box of {points} points", dx)
     first = x_min + dx if hard else x_min
-    return Grid(points, first, first + (points - 1) * dx, stencil)
+    return Grid(points, first, first + (points - 1) * dx, stencil, boundary)
 
 
 def scattering_scenario(
@@ -491,7 +470,7 @@ def laser_scenario(
     grid = box_grid(x_min, x_max, dx, stencil, boundary)
     v_ext = -charge / np.sqrt(grid.x**2 + softening**2)
     repulsion = Interaction("soft-coulomb", strength=interaction) if interaction != 0 else Interaction("none")
-    system = System(grid, v_ext, "ud", repulsion)
+    system = System(grid.with_boundary("hard-wall"), v_ext, "ud", repulsion)  # a bound state, as above
     psi = _wavefunction_from_state(solve_exact(system).ground, grid)
 
     def field(time: float) -> float:

@@ -1,7 +1,8 @@
 """Time-dependent Kohn–Sham propagation of a two-electron singlet, in JAX (64-bit).
 
 One doubly occupied orbital φ(x, t), density n = 2|φ|², on a uniform grid with hard walls
-and the 3-point kinetic stencil (so H is tridiagonal). The KS potential is
+and the 3-point kinetic stencil (so H is tridiagonal), both taken from the problem's
+:class:`densitylab.model1d.Grid` (:attr:`KSProblem.grid`), which owns them. The KS potential is
 
     v_KS = v_ext(x, t) + ½ v_H[n] + v_c,     v_H[n](x) = Σ_x' w(x − x') n(x') dx,
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
+from densitylab.model1d.grid import Grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +78,12 @@ class KSProblem:
         return float(self.x[1] - self.x[0])
 
     @property
+    def grid(self) -> Grid:
+        """The KS grid: these points, the 3-point stencil and hard walls (the box of
+        :func:`densitylab.model1d.propagation.box_grid` for the exact runs)."""
+        return Grid(self.points, float(self.x[0]), float(self.x[-1]), stencil=3, boundary="hard-wall")
+
+    @property
     def steps(self) -> int:
         return int(self.v_ext.shape[0])
 
@@ -96,12 +104,13 @@ def orbital_from_density(
     return orbital / np.sqrt(np.sum(np.abs(orbital) ** 2) * dx)
 
 
-def _cn_step(orbital, potential, dx, dt):
-    """One Crank–Nicolson step with H = −½ D₂ (3-point, hard walls) + diag(potential)."""
+def _cn_step(orbital, potential, kinetic_weights, dt):
+    """One Crank–Nicolson step with H = T + diag(potential), T the tridiagonal hard-wall
+    kinetic operator of weights (w₋₁, w₀, w₊₁) (:attr:`Grid.kinetic_weights`, Ha)."""
     jax, jnp, _ = jax_modules()
     points = orbital.shape[0]
-    off = -0.5 / dx**2
-    diagonal = 1.0 / dx**2 + potential
+    off = kinetic_weights[0]
+    diagonal = kinetic_weights[1] + potential
     upper = jnp.full(points, off).at[-1].set(0.0)
     lower = jnp.full(points, off).at[0].set(0.0)
     shifted_up = jnp.concatenate([orbital[1:], jnp.zeros(1, orbital.dtype)])
@@ -200,6 +209,7 @@ def _scan_parts(
     _, jnp, _ = jax_modules()
     dx, dt = problem.dx, problem.dt
     hartree = hartree_operator(problem.interaction, dx)
+    kinetic = tuple(float(w) for w in problem.grid.kinetic_weights)
     orbital0 = jnp.asarray(problem.orbital0, dtype=complex)
     density0 = 2.0 * jnp.abs(orbital0) ** 2
     window0 = jnp.tile(density0, (memory, 1))
@@ -215,9 +225,9 @@ def _scan_parts(
         density = window[-1]
         v_c = model(params, window, k)
         static = v_ext_k + v_c
-        predicted = _cn_step(orbital, static + 0.5 * hartree(density), dx, dt)
+        predicted = _cn_step(orbital, static + 0.5 * hartree(density), kinetic, dt)
         middle = 0.5 * (density + 2.0 * jnp.abs(predicted) ** 2)
-        orbital = _cn_step(orbital, static + 0.5 * hartree(middle), dx, dt)
+        orbital = _cn_step(orbital, static + 0.5 * hartree(middle), kinetic, dt)
         new_density = 2.0 * jnp.abs(orbital) ** 2
         window = jnp.concatenate([window[1:], new_density[None]], axis=0)
         return (orbital, window), (new_density, v_c)
