@@ -139,7 +139,7 @@ def test_unwritable_outputs_are_refused_before_computing(workdir, where):
     [
         ["tdks", "exact", "--time", "0.05"],
         ["rdm", "generate", "--systems", "4", "--points", "8", "--stencil", "3"],
-        ["dft", "water.xyz", "--basis", "sto-3g", "--xc", "lda,vwn"],
+        ["dft", "--molecule", "water.xyz", "--basis", "sto-3g", "--xc", "lda,vwn"],
         ["density", "reference", "--structures", "water.xyz", "--basis", "sto-3g"],
     ],
 )
@@ -174,7 +174,10 @@ def test_check_output_kinds(tmp_path):
         (["tdks", "exact", "--dt", "0", "--output", "a.h5"], "dt"),
         (["tdks", "exact", "--dt", "-0.01", "--output", "a.h5"], "dt"),
         (["tdks", "exact", "--dx", "0.001", "--output", "a.h5"], "dx"),
-        (["dft", "water.xyz", "--optimizer", "adam", "--learning-rate", "nan"], "learning_rate"),
+        (
+            ["dft", "--molecule", "water.xyz", "--optimiser", "adam", "--learning-rate", "nan"],
+            "learning_rate",
+        ),
         (["tdks", "learn", "--trajectory", "t.h5", "--output", "m", "--gn-floor", "nan"], "gn_floor"),
     ],
 )
@@ -212,7 +215,7 @@ def exact1d_file(workdir):
     [
         ["rdm", "evaluate", "--dataset", "ud.h5"],
         ["rdm", "train", "--dataset", "ud.h5", "--output", "model"],
-        ["rdm", "pca", "ud.h5"],
+        ["rdm", "pca", "--dataset", "ud.h5"],
     ],
 )
 def test_an_exact1d_file_given_as_a_dataset_is_named_as_such(exact1d_file, command):
@@ -245,7 +248,9 @@ def test_a_file_that_is_not_hdf5_is_named_as_such(workdir):
 
 def test_two_atoms_at_one_position_are_refused_in_dft_and_density(workdir):
     (workdir / "bad.xyz").write_text("3\n\nO 0 0 0\nH 0 0 0\nH 0 0.75 0.58\n")
-    assert "atoms 0 and 1 are 0 Å apart" in refused(["dft", "bad.xyz", "--basis", "sto-3g"], "molecule")
+    assert "atoms 0 and 1 are 0 Å apart" in refused(
+        ["dft", "--molecule", "bad.xyz", "--basis", "sto-3g"], "molecule"
+    )
     refused(["density", "reference", "--structures", "bad.xyz", "--output", "r.h5"], "structures")
     assert sorted(p.name for p in workdir.iterdir()) == ["bad.xyz"]
 

@@ -95,8 +95,9 @@ def tree_arrays(tree) -> dict[str, np.ndarray]:
 
 def tree_from_arrays(arrays: Mapping[str, np.ndarray], like):
     """The pytree ``like`` with its leaves replaced by ``arrays`` (from :func:`tree_arrays`)."""
-    import jax
-    import jax.numpy as jnp
+    from densitylab.jaxsetup import jax_modules
+
+    jax, jnp, _ = jax_modules()
 
     leaves, treedef = jax.tree_util.tree_flatten(like)
     stored = [arrays[f"leaf_{index:05d}"] for index in range(len(leaves))]

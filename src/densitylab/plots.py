@@ -149,23 +149,40 @@ def plot_compression(curves, path: str | Path, title: str = "PCA compression") -
 
 
 def plot_rdm_comparison(
-    x: np.ndarray, exact: np.ndarray, predicted: np.ndarray, title: str, path: str | Path
+    x: np.ndarray,
+    exact: np.ndarray,
+    predicted: np.ndarray,
+    title: str,
+    path: str | Path,
+    others: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Exact, predicted and difference 1-RDMs of one system as heat maps."""
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    """One system under several functionals: the exact 1-RDM, the model's and each of
+    ``others`` (name → γ, e.g. the √(n n′) baseline) on one colour scale in the top row, and
+    each one's difference from the exact γ on one shared scale below; γ in bohr⁻¹."""
+    columns = {"exact": exact, "model": predicted, **(others or {})}
+    count = len(columns)
+    figure, axes = plt.subplots(2, count, figsize=(3.6 * count + 1.2, 6.6), squeeze=False)
     extent = (x[0], x[-1], x[-1], x[0])
-    limit = float(np.max(np.abs(exact)))
-    for axis, matrix, label in ((axes[0], exact, "exact γ"), (axes[1], predicted, "predicted γ")):
-        image = axis.imshow(matrix, extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axis.set(title=label, xlabel="x' (bohr)", ylabel="x (bohr)")
-        figure.colorbar(image, ax=axis, shrink=0.85)
-    difference = predicted - exact
-    scale = float(np.max(np.abs(difference))) or 1.0
-    image = axes[2].imshow(difference, extent=extent, cmap="PuOr", vmin=-scale, vmax=scale)
-    axes[2].set(title=f"difference (max {scale:.1e})", xlabel="x' (bohr)", ylabel="x (bohr)")
-    figure.colorbar(image, ax=axes[2], shrink=0.85)
+    limit = float(np.max(np.abs(exact))) or 1.0
+    differences = {name: gamma - exact for name, gamma in columns.items() if name != "exact"}
+    scale = max(float(np.max(np.abs(d))) for d in differences.values()) or 1.0
+    for column, (name, gamma) in enumerate(columns.items()):
+        top = axes[0, column].imshow(gamma, extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axes[0, column].set(title=f"{name} γ", xlabel="x′ (bohr)", ylabel="x (bohr)" if column == 0 else None)
+        if name == "exact":
+            axes[1, column].axis("off")
+            axes[1, column].text(0.5, 0.5, "differences from the exact γ\nbelow, on one scale",
+                                 ha="center", va="center", transform=axes[1, column].transAxes)  # fmt: skip
+            continue
+        error = float(np.mean(np.abs(differences[name])))
+        bottom = axes[1, column].imshow(
+            differences[name], extent=extent, cmap="PuOr", vmin=-scale, vmax=scale
+        )
+        axes[1, column].set(title=f"{name} − exact (mean |Δ| {error:.1e})", xlabel="x′ (bohr)")
+    figure.colorbar(top, ax=axes[0].tolist(), shrink=0.85, label="γ(x, x′) (bohr⁻¹)")
+    figure.colorbar(bottom, ax=axes[1].tolist(), shrink=0.85, label="Δγ (bohr⁻¹)")
     figure.suptitle(title)
-    return _save(figure, path)
+    return _save(figure, path, tight=False)
 
 
 def plot_learning_curve(history: dict, path: str | Path) -> Path:
@@ -196,18 +213,35 @@ def plot_dimer(curves: dict, path: str | Path) -> Path:
 
 def plot_xt_maps(x: np.ndarray, times: np.ndarray, maps: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """x–t heat maps side by side, one per entry of ``maps`` ((T, N) arrays on x and times).
-    Entries whose name starts with 'v' use a diverging colour map centred on zero."""
+
+    Densities (names starting with 'exact n' or 'KS n') share one colour scale (bohr⁻¹); when
+    both an exact and a KS density are given, their difference KS − exact follows on a diverging
+    scale. Entries whose name starts with 'v' (potentials, Ha) use a diverging scale centred on
+    zero. Every scale ends at the 99.5th percentile, so one spike does not wash out the rest."""
+    maps = dict(maps)
+    exact = next((v for k, v in maps.items() if k.startswith("exact n")), None)
+    ks_name = next((k for k in maps if k.startswith("KS n")), None)
+    if exact is not None and ks_name is not None:
+        potentials = {k: v for k, v in maps.items() if k.startswith("v")}
+        maps = {k: v for k, v in maps.items() if not k.startswith("v")}
+        maps["KS n − exact n"] = np.asarray(maps[ks_name]) - np.asarray(exact)
+        maps.update(potentials)
+    densities = [np.asarray(v) for k, v in maps.items() if k.startswith(("exact n", "KS n")) and "−" not in k]
+    density_top = max((float(np.percentile(v, 99.5)) for v in densities), default=1.0) or 1.0
     figure, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.2), squeeze=False)
     extent = (x[0], x[-1], times[0], times[-1])
     for axis, (name, values) in zip(axes[0], maps.items(), strict=True):
-        if name.startswith("v"):
-            limit = float(np.max(np.abs(values))) or 1.0
-            image = axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
-                                vmin=-limit, vmax=limit)  # fmt: skip
+        values = np.asarray(values)
+        diverging = name.startswith("v") or "−" in name
+        if diverging:
+            limit = float(np.percentile(np.abs(values), 99.5)) or 1.0
+            options = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
         else:
-            image = axis.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="viridis")
+            options = {"cmap": "viridis", "vmin": 0.0, "vmax": density_top}
+        image = axis.imshow(values, origin="lower", aspect="auto", extent=extent, **options)
         axis.set(xlabel="x (bohr)", ylabel="t (a.u.)", title=name)
-        figure.colorbar(image, ax=axis, shrink=0.85)
+        unit = "Ha" if name.startswith("v") else "bohr⁻¹"
+        figure.colorbar(image, ax=axis, shrink=0.85, label=f"{name.split(' (')[0]} ({unit})", extend="both")
     return _save(figure, path)
 
 
@@ -232,10 +266,15 @@ def plot_optimisation(history: Mapping[str, list], path: str | Path, title: str 
 
 
 def plot_dft_convergence(
-    history: list[dict], path: str | Path, reference_energy: float | None = None
+    history: list[dict],
+    path: str | Path,
+    reference_energy: float | None = None,
+    evaluations: int | None = None,
 ) -> Path:
     """Direct-minimisation convergence: energy above the final (or reference) energy and the
-    orbital-gradient norm against iteration, both on log scales."""
+    orbital-gradient norm at every accepted step (one history entry each), on log scales. The
+    title gives the steps and, if given, the energy/gradient ``evaluations`` they took (line-search
+    trials and chart re-centring included), so it matches the tables that report evaluations."""
     iterations = np.array([entry["iteration"] for entry in history])
     energies = np.array([entry["energy"] for entry in history])
     gradients = np.array([entry["gradient"] for entry in history])
@@ -244,22 +283,51 @@ def plot_dft_convergence(
     figure, (energy_axis, gradient_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     energy_axis.semilogy(iterations, np.clip(np.abs(energies - floor), 1e-12, None), "o-", ms=3)
     energy_axis.axhline(1e-6, color="grey", ls=":", label="1 µHa")
-    energy_axis.set(xlabel="iteration", ylabel=f"|{label}| (Ha)", title="energy")
+    energy_axis.set(xlabel="accepted step", ylabel=f"|{label}| (Ha)", title="energy")
     energy_axis.legend()
     gradient_axis.semilogy(iterations, np.clip(gradients, 1e-14, None), "o-", ms=3, color="C3")
-    gradient_axis.set(xlabel="iteration", ylabel="max |orbital gradient| (Ha)", title="gradient")
+    gradient_axis.set(xlabel="accepted step", ylabel="max |orbital gradient| (Ha)", title="gradient")
+    counted = f", {evaluations} energy/gradient evaluations" if evaluations is not None else ""
+    figure.suptitle(f"{len(history)} accepted steps{counted}")
     return _save(figure, path)
 
 
-def plot_parity(reference: np.ndarray, predicted: np.ndarray, path: str | Path) -> Path:
-    """Predicted against reference density-fitting coefficients, with the diagonal."""
-    figure, axis = plt.subplots(figsize=(4.8, 4.5))
-    axis.plot(reference, predicted, ".", ms=2, alpha=0.5)
-    limits = [min(reference.min(), predicted.min()), max(reference.max(), predicted.max())]
-    axis.plot(limits, limits, "k--", lw=0.8)
-    axis.set(
-        xlabel="reference coefficient", ylabel="predicted coefficient", title="density-fitting coefficients"
-    )
+ELEMENTS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 16: "S", 17: "Cl"}
+
+
+def plot_parity(
+    reference: np.ndarray,
+    predicted: np.ndarray,
+    path: str | Path,
+    species: np.ndarray | None = None,
+    angular: np.ndarray | None = None,
+) -> Path:
+    """Predicted against reference density-fitting coefficients (a.u.): one panel per angular
+    momentum λ of the auxiliary function (``angular``), points coloured by the species of its
+    atom (``species``, atomic numbers), symmetric-log axes (the s coefficients of heavy atoms
+    are 10³ times the rest) and each panel's RMSE on it."""
+    reference, predicted = np.asarray(reference), np.asarray(predicted)
+    angular = np.zeros(len(reference), dtype=int) if angular is None else np.asarray(angular)
+    species = np.zeros(len(reference), dtype=int) if species is None else np.asarray(species)
+    lambdas = sorted(set(angular.tolist()))[:4]
+    figure, axes = plt.subplots(1, len(lambdas), figsize=(4.2 * len(lambdas), 4.2), squeeze=False)
+    threshold = 1e-3 * (float(np.max(np.abs(reference))) or 1.0)
+    for axis, value in zip(axes[0], lambdas, strict=True):
+        chosen = angular == value
+        for index, z in enumerate(sorted(set(species[chosen].tolist()))):
+            mask = chosen & (species == z)
+            label = ELEMENTS.get(int(z), f"Z={z}") if z else "all"
+            axis.plot(reference[mask], predicted[mask], ".", ms=3, alpha=0.6, color=f"C{index}", label=label)
+        limit = float(np.max(np.abs(np.concatenate([reference[chosen], predicted[chosen]]))))
+        axis.plot([-limit, limit], [-limit, limit], "k--", lw=0.8)
+        axis.set_xscale("symlog", linthresh=threshold)
+        axis.set_yscale("symlog", linthresh=threshold)
+        rmse = float(np.sqrt(np.mean((predicted[chosen] - reference[chosen]) ** 2)))
+        axis.set(xlabel="reference coefficient (a.u.)", title=f"λ = {value}")
+        axis.text(0.04, 0.93, f"RMSE {rmse:.2e}", transform=axis.transAxes)
+        axis.legend(loc="lower right", fontsize=8)
+    axes[0, 0].set_ylabel("predicted coefficient (a.u.)")
+    figure.suptitle("density-fitting coefficients, by angular momentum λ and species")
     return _save(figure, path)
 
 

@@ -1,11 +1,13 @@
 """Outputs of the shipped models on fixed inputs, recorded with the pre-manifest loaders at commit
 e540a39 (before the shipped models moved to manifest.json); tests/test_artefacts.py checks the
 migrated models reproduce them bit for bit. Run from the repository root to remake them."""
+
 import numpy as np
-from densitylab.rdm.models import pretrained
-from densitylab.tdks.models import load_density_net
-from densitylab.tdks.evaluate import PRETRAINED
+
 from densitylab.jaxsetup import jax_modules
+from densitylab.rdm.models import pretrained
+from densitylab.tdks.evaluate import PRETRAINED
+from densitylab.tdks.models import load_density_net
 
 jax, jnp, eqx = jax_modules()
 rng = np.random.default_rng(7)

@@ -198,7 +198,17 @@ def test_bad_structures(tmp_path):
         generate_reference([ase.Atoms("X", positions=[[0, 0, 0]])], tmp_path / "x.h5")
     runner = CliRunner()
     result = runner.invoke(
-        app, ["density", "predict", str(empty), "--model", str(tmp_path), "--output", str(tmp_path)]
+        app,
+        [
+            "density",
+            "predict",
+            "--structures",
+            str(empty),
+            "--model",
+            str(tmp_path),
+            "--output",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 2 and "model: expected" in result.output
 
@@ -286,6 +296,7 @@ def test_cli_end_to_end(tmp_path, water_reference):
         [
             "density",
             "predict",
+            "--structures",
             str(xyz),
             "--model",
             str(tmp_path / "model"),

@@ -19,7 +19,7 @@ from densitylab.cli import app
 from densitylab.dft.energy import EnergyModel, operands, orbitals_from_parameters, total_energy
 from densitylab.dft.molecule import load_molecule
 from densitylab.dft.optimise import OptimiserSettings, _Evaluator, minimise
-from densitylab.dft.run import pyscf_reference, run_dft, s_squared
+from densitylab.dft.run import load_result, pyscf_reference, run_dft, s_squared
 from densitylab.dft.system import DFTSettings, build_system
 from densitylab.dft.xc import _host_xc, xc_energy_function
 from densitylab.errors import InvalidParameterError
@@ -227,7 +227,19 @@ def test_cli_json_and_outputs(tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(
         app,
-        ["dft", str(xyz), "--xc", "pbe", "--grid-level", "1", "--json", "--compare", "--output", str(out)],
+        [
+            "dft",
+            "--molecule",
+            str(xyz),
+            "--xc",
+            "pbe",
+            "--grid-level",
+            "1",
+            "--json",
+            "--compare",
+            "--output",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -243,10 +255,10 @@ def test_cli_json_and_outputs(tmp_path):
     volume = abs(np.linalg.det(np.array([a[1:] for a in axes])))
     assert values.size == 60**3
     assert values.sum() * volume == pytest.approx(10.0, rel=0.02)
-    saved = np.load(out / "orbitals.npz")
+    saved = load_result(out).arrays
     assert saved["mo_occ"].sum() == 10
     assert (out / "convergence.png").stat().st_size > 0
-    assert json.loads((out / "result.json").read_text())["settings"]["xc"] == "pbe"
+    assert json.loads((out / "manifest.json").read_text())["settings"]["xc"] == "pbe"
 
 
 @pytest.mark.parametrize(
@@ -257,13 +269,13 @@ def test_cli_json_and_outputs(tmp_path):
         (["--spin", "1"], "spin"),
         (["--charge", "11"], "charge"),
         (["--minibatch", "100"], "minibatch"),
-        (["--optimizer", "newton"], "optimizer"),
+        (["--optimiser", "newton"], "optimiser"),
     ],
 )
 def test_cli_bad_input_names_the_parameter(tmp_path, arguments, message):
     xyz = tmp_path / "water.xyz"
     xyz.write_text("3\nwater\nO 0.000 0.000 0.117\nH 0.000 0.757 -0.467\nH 0.000 -0.757 -0.467\n")
-    result = runner.invoke(app, ["dft", str(xyz), *arguments])
+    result = runner.invoke(app, ["dft", "--molecule", str(xyz), *arguments])
     assert result.exit_code == 2
     assert f"{message}: expected" in result.output
 

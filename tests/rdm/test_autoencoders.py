@@ -142,7 +142,7 @@ def test_train_evaluate_and_predict_commands_for_a_denoiser(tmp_path, small_data
          "--components", "10", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "dn" / "pca-linear.npz").is_file()
+    assert (tmp_path / "dn" / "pca-linear" / "manifest.json").is_file()  # its linear functional, inside
     result = runner.invoke(app, ["rdm", "evaluate", *common, "--model", str(tmp_path / "dn"), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

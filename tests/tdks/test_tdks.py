@@ -216,7 +216,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     checkpoint = tmp_path / "checkpoint.eqx"
     seen = []
 
-    def interrupt(iteration, total, loss, gradient):
+    def interrupt(iteration, total, loss, gradient):  # the protocol's fields, by name
         seen.append(loss)
         if iteration == 7:
             raise KeyboardInterrupt
@@ -335,13 +335,13 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     learned = json.loads(result.stdout)["trajectory_0"]
     assert learned["density_error_max"] < 0.05 * learned["density_error_exchange_only"]
-    assert json.loads((tmp_path / "gn" / "config.json").read_text())["gn_floor"] == [1e-5, 1e-8]
+    assert json.loads((tmp_path / "gn" / "manifest.json").read_text())["gn_floor"] == [1e-5, 1e-8]
     one = learn(
         "--model", "values", "--optimiser", "gauss-newton", "--gn-window", "10", "--iterations", "1",
         "--output", str(tmp_path / "gn1"),
     )  # fmt: skip
     assert one.exit_code == 0, one.output  # one iteration takes the first default floor only
-    assert json.loads((tmp_path / "gn1" / "config.json").read_text())["gn_floor"] == [1e-6]
+    assert json.loads((tmp_path / "gn1" / "manifest.json").read_text())["gn_floor"] == [1e-6]
     bad = learn("--model", "memory", "--optimiser", "gauss-newton", "--output", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and "optimiser" in bad.output
     bad = learn("--optimiser", "gauss-newton", "--gn-floor", "-1", "--output", str(tmp_path / "bad"))
@@ -354,7 +354,7 @@ def test_learn_values_by_gauss_newton_from_the_command_line(tmp_path):
         "--segment", "5", "--iterations", "3", "--output", str(tmp_path / "shot"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    stored = json.loads((tmp_path / "shot" / "config.json").read_text())
+    stored = json.loads((tmp_path / "shot" / "manifest.json").read_text())
     assert stored["segment"] == 5 and stored["history"]["loss"][-1] < stored["history"]["loss"][0]
 
 
@@ -368,7 +368,7 @@ def test_interrupted_gauss_newton_fit_resumes_to_the_same_values(tmp_path, looka
     reference, _ = fit_values_gauss_newton(problem, target, **options)
     checkpoint = tmp_path / "gn.npz"
 
-    def interrupt(index, total, loss, _):
+    def interrupt(index, total, loss):
         if index == 2:
             raise KeyboardInterrupt
 

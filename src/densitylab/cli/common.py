@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -51,6 +52,21 @@ def progress_bar(fields: str = ""):
         TimeRemainingColumn(),
         console=err,
     )
+
+
+def rich_progress(description: str, total: int | None = None, fields: Mapping[str, str] | None = None):
+    """One Rich bar for the progress protocol of :mod:`densitylab.progress`; returns
+    (bar, callback). ``fields`` maps a field the library reports to its format, e.g.
+    ``{"loss": ".3e"}``; the bar shows each after the count."""
+    fields = dict(fields or {})
+    bar = progress_bar("  ".join(f"{name} {{task.fields[{name}]}}" for name in fields))
+    task = bar.add_task(description, total=total, **{name: "—" for name in fields})
+
+    def callback(done: int, total: int | None = None, /, **values: float) -> None:
+        shown = {name: format(value, fields[name]) for name, value in values.items() if name in fields}
+        bar.update(task, completed=done, total=total, **shown)
+
+    return bar, callback
 
 
 def systems_progress(description: str):
@@ -106,6 +122,16 @@ def print_summary(summary: dict, as_json: bool, title: str | None = None) -> Non
         out.print(summary_table(summary, title))
 
 
+def print_rows(rows: list[Mapping[str, object]], columns: Mapping[str, str], title: str) -> None:
+    """A table with one row per mapping; ``columns`` maps a header to the key it shows."""
+    table = Table(title=title)
+    for header in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(_cell(row.get(key, "")) for key in columns.values()))
+    out.print(table)
+
+
 def _finite_floats(arguments: Mapping[str, object]) -> None:
     """Refuse NaN and ±inf in every float option (and in lists of floats)."""
     for name, value in arguments.items():
@@ -147,3 +173,29 @@ def check_input_file(path: Path, parameter: str, expected: str) -> Path:
     if not Path(path).is_file():
         raise InvalidParameterError(parameter, expected, str(path))
     return Path(path)
+
+
+# ------------------------------------------------------------------ options every command shares
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
+Plot = Annotated[Path | None, typer.Option(help="Folder for the figures (created; its parent must exist).")]
+Seed = Annotated[int, typer.Option(help="Seed of every random choice (initialisation, sampling).")]
+Workers = Annotated[int, typer.Option(help="Local Dask worker processes (1: in this process).")]
+Scheduler = Annotated[str | None, typer.Option(help="Address of a running dask.distributed scheduler.")]
+
+
+def plot_folder(plot: Path | None) -> Path | None:
+    """The --plot folder, created (its parent was checked by the guard)."""
+    if plot is not None:
+        plot.mkdir(exist_ok=True)
+    return plot
+
+
+def config_from(config_class, arguments: Mapping[str, object], **overrides: object):
+    """``config_class`` built from a command's options: each of its fields is the option of the
+    same name (``overrides`` for those spelled otherwise on the command line)."""
+    from dataclasses import fields
+
+    names = {field.name for field in fields(config_class)}
+    return config_class(
+        **{k: v for k, v in arguments.items() if k in names and k not in overrides}, **overrides
+    )

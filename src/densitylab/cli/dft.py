@@ -1,4 +1,5 @@
-"""``densitylab dft``: direct-minimisation Kohn–Sham DFT for molecules."""
+"""``densitylab dft``: direct-minimisation Kohn–Sham DFT for molecules, through
+:mod:`densitylab.dft.workflow`."""
 
 from __future__ import annotations
 
@@ -7,95 +8,66 @@ from typing import Annotated
 
 import typer
 
-from densitylab.cli.common import command, err, print_summary, progress_bar
+from densitylab.cli.common import (
+    Json,
+    Plot,
+    command,
+    config_from,
+    err,
+    plot_folder,
+    print_summary,
+    rich_progress,
+)
 
 app = typer.Typer()
 
 
+def _option(kind, help_text: str):
+    return Annotated[kind, typer.Option(help=help_text)]
+
+
+SHOWN = ("energy", "converged", "iterations", "seconds", "gradient_max", "homo_lumo_gap", "s_squared", "xc",
+         "basis", "nao", "grid_points", "energy_minus_pyscf", "output", "plot")  # fmt: skip
+
+
 @command(app, "dft", outputs={"output": "folder"})
 def dft_command(
-    molecule: Annotated[Path, typer.Argument(help="Molecule as an xyz/extxyz file (ångström).")],
-    basis: Annotated[str, typer.Option(help="Any basis set PySCF knows.")] = "6-31g",
-    xc: Annotated[str, typer.Option(help="Functional: lda,vwn, pbe, blyp, b3lyp, pbe0, ...")] = "b3lyp",
-    charge: Annotated[int, typer.Option(help="Net charge (e).")] = 0,
-    spin: Annotated[int, typer.Option(help="2S = N_alpha - N_beta; spin > 0 runs UKS.")] = 0,
-    unrestricted: Annotated[bool, typer.Option(help="UKS even for a closed shell.")] = False,
-    optimizer: Annotated[
-        str, typer.Option(help="lbfgs (preconditioned, production) or adam (D4FT).")
-    ] = "lbfgs",
-    minibatch: Annotated[
-        int | None, typer.Option(help="Grid points per step for the XC term (adam only).")
-    ] = None,
-    learning_rate: Annotated[float, typer.Option(help="Adam step size.")] = 1e-2,
-    max_iterations: Annotated[int, typer.Option(help="Energy/gradient evaluations allowed.")] = 300,
-    gradient_tolerance: Annotated[
-        float, typer.Option(help="Converged when max|gradient| is below (Ha).")
-    ] = 1e-5,
-    coulomb: Annotated[
-        str, typer.Option(help="df (density fitting) or exact (4-index ERIs, small systems).")
-    ] = "df",
-    auxbasis: Annotated[
-        str, typer.Option(help="Auxiliary basis for density fitting.")
-    ] = "def2-universal-jkfit",
-    grid_level: Annotated[int, typer.Option(help="PySCF grid level 0-9.")] = 3,
-    compare: Annotated[bool, typer.Option(help="Also run PySCF's SCF with the same settings.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    output: Annotated[
-        Path | None, typer.Option(help="Folder for result.json, orbitals.npz, density.cube, convergence.png.")
-    ] = None,
+    molecule: _option(Path, "Molecule as an xyz/extxyz file (ångström)."),
+    basis: _option(str, "Any basis set PySCF knows.") = "6-31g",
+    xc: _option(str, "Functional: lda,vwn, pbe, blyp, b3lyp, pbe0, ...") = "b3lyp",
+    charge: _option(int, "Net charge (e).") = 0,
+    spin: _option(int, "2S = N_alpha - N_beta; spin > 0 runs UKS.") = 0,
+    unrestricted: _option(bool, "UKS even for a closed shell.") = False,
+    optimiser: _option(str, "lbfgs (preconditioned, production) or adam (D4FT).") = "lbfgs",
+    minibatch: _option(int | None, "Grid points per step for the XC term (adam only).") = None,
+    learning_rate: _option(float, "Adam step size.") = 1e-2,
+    max_iterations: _option(int, "Energy/gradient evaluations allowed.") = 300,
+    gradient_tolerance: _option(float, "Converged when max|gradient| is below (Ha).") = 1e-5,
+    coulomb: _option(str, "df (density fitting) or exact (4-index ERIs, small systems).") = "df",
+    auxbasis: _option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
+    grid_level: _option(int, "PySCF grid level 0-9.") = 3,
+    compare: _option(bool, "Also run PySCF's SCF with the same settings.") = False,
+    output: _option(
+        Path | None, "Folder for the result (an artefact: manifest, orbitals, cube, figure)."
+    ) = None,
+    plot: Plot = None,
+    as_json: Json = False,
 ) -> None:
     """Kohn-Sham DFT by direct minimisation over QR-parameterised orbitals (D4FT style)."""
-    from densitylab.dft.optimise import OptimiserSettings
-    from densitylab.dft.run import pyscf_reference, run_dft
-    from densitylab.dft.system import DFTSettings
+    from densitylab.dft.workflow import DFTConfig, run
 
-    settings = DFTSettings(
-        xc=xc, grid_level=grid_level, coulomb=coulomb, auxbasis=auxbasis, unrestricted=unrestricted
-    )
-    optimiser = OptimiserSettings(
-        method=optimizer,
-        max_iterations=max_iterations,
-        gradient_tolerance=gradient_tolerance,
-        learning_rate=learning_rate,
-        minibatch=minibatch,
-    )
-    progress = progress_bar(
-        "E = {task.fields[energy]}  |g| = {task.fields[gradient]}  step = {task.fields[step]}"
-    )
-    with progress:
-        task = progress.add_task(
-            f"dft {molecule.name}", total=max_iterations, energy="—", gradient="—", step="—"
-        )
-
-        def update(entry: dict) -> None:
-            progress.update(
-                task,
-                completed=entry["iteration"],
-                energy=f"{entry['energy']:.10f}",
-                gradient=f"{entry['gradient']:.2e}",
-                step=f"{entry['step']:.1e}",
-            )
-
-        report = run_dft(
-            molecule,
-            basis=basis,
-            xc=xc,
-            charge=charge,
-            spin=spin,
-            settings=settings,
-            optimiser=optimiser,
-            progress=update,
-        )
-    summary = report.summary()
-    if compare:
-        with err.status("PySCF SCF with the same settings"):
-            energy, converged, seconds, cycles = pyscf_reference(report.mol, settings)
-        summary["pyscf"] = {"energy": energy, "converged": converged, "seconds": seconds, "cycles": cycles}
-        summary["energy_minus_pyscf"] = report.result.energy - energy
+    config = config_from(DFTConfig, locals())
+    fields = {"energy": ".10f", "gradient": ".2e", "step": ".1e"}
+    bar, report = rich_progress(f"dft {molecule.name}", max_iterations, fields)
+    with bar:
+        result = run(config, report)
+    summary = result.summary()
     if output is not None:
-        summary["files"] = report.save(output)
-    print_summary(summary, as_json)
-    if not report.result.converged:
+        summary["output"] = str(result.save(output))
+    if plot_folder(plot) is not None:
+        summary["plot"] = str(result.plot(plot / "convergence.png"))
+    print_summary(summary if as_json else {k: summary[k] for k in SHOWN if k in summary}, as_json, "dft")
+    if not result.result.converged:
         err.print(
-            "[bold yellow]Warning:[/] not converged; raise --max-iterations or loosen --gradient-tolerance."
+            "Warning: not converged; raise --max-iterations or loosen --gradient-tolerance.", markup=False
         )

@@ -1,88 +1,72 @@
-"""``densitylab exact1d``: exact or mean-field ground states of a 1D model system."""
+"""``densitylab exact1d``: exact or mean-field ground states of a 1D model system, through
+:mod:`densitylab.model1d.workflow`."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from densitylab.cli.common import command, err, out
+from densitylab.cli.common import Json, Plot, command, config_from, err, plot_folder, print_summary
 
 app = typer.Typer()
 
+Potential = Annotated[
+    str,
+    typer.Option(
+        help="Built-in (harmonic, atom, soft-coulomb-atom, double-well, random) with optional "
+        "':key=value,...', a math expression in x, or a .npy file."
+    ),
+]
+InteractionOption = Annotated[
+    str, typer.Option(help="softened | soft-coulomb | none, optionally ':strength=s,softening=a'.")
+]
+Restricted = Annotated[
+    bool | None,
+    typer.Option(
+        "--restricted/--unrestricted", help="Mean-field only. Default: restricted for closed shells."
+    ),
+]
+ENERGIES = ("kinetic", "external", "interaction", "hartree", "exchange", "correlation")
+TABLE = (
+    "energy",
+    "energies",
+    *(f"{name}_energy" for name in ENERGIES),
+    "density_integral",
+    "natural_occupations",
+)
 
-@command(app, "exact1d", outputs={"output": "file", "plot": "file"})
+
+@command(app, "exact1d", outputs={"output": "folder"})
 def exact1d(
     points: Annotated[int, typer.Option(help="Grid points N (x_min and x_max included).")] = 100,
     x_min: Annotated[float, typer.Option(help="Left box edge (bohr).")] = -10.0,
     x_max: Annotated[float, typer.Option(help="Right box edge (bohr).")] = 10.0,
     electrons: Annotated[str, typer.Option(help="Spin string, e.g. ud, uu, uud, uudd.")] = "ud",
-    potential: Annotated[
-        str,
-        typer.Option(
-            help="Built-in (harmonic, atom, soft-coulomb-atom, double-well, random) with optional "
-            "':key=value,...', a math expression in x, or a .npy file."
-        ),
-    ] = "harmonic",
-    interaction: Annotated[
-        str, typer.Option(help="softened | soft-coulomb | none, optionally ':strength=s,softening=a'.")
-    ] = "softened",
+    potential: Potential = "harmonic",
+    interaction: InteractionOption = "softened",
     stencil: Annotated[int, typer.Option(help="Finite-difference stencil points (3..13).")] = 13,
     states: Annotated[int, typer.Option(help="Number of lowest states (exact method).")] = 1,
     method: Annotated[
         str, typer.Option(help="exact | hartree-fock | lda | hartree | non-interacting.")
     ] = "exact",
-    restricted: Annotated[
-        bool | None,
-        typer.Option(
-            "--restricted/--unrestricted", help="Mean-field only. Default: restricted for closed shells."
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    output: Annotated[Path | None, typer.Option(help="Write the result to FILE.h5.")] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="Draw density, 1-RDM and occupations to FILE.png.")
-    ] = None,
+    restricted: Restricted = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the result (an artefact).")] = None,
+    plot: Plot = None,
+    as_json: Json = False,
 ) -> None:
     """Solve a 1D model system exactly or with a mean-field method."""
-    from densitylab.model1d.results import solve_ground_state
-    from densitylab.model1d.system import make_system
+    from densitylab.model1d.workflow import Exact1DConfig, run
 
-    system = make_system(points, x_min, x_max, electrons, potential, interaction, stencil)
-    options = {} if method == "exact" or restricted is None else {"restricted": restricted}
+    config = config_from(Exact1DConfig, locals())
     with err.status(f"solving {electrons} on {points} points ({method})"):
-        report = solve_ground_state(system, method, states=states, **options)
+        report = run(config)
     summary = report.summary()
     if output is not None:
-        report.save(output)
-        summary["output"] = str(output)
-    if plot is not None:
-        report.plot(plot)
-        summary["plot"] = str(plot)
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-        return
-    table = Table(title=f"{method}: {electrons} on {points} points")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    for key in (
-        "energy",
-        "kinetic_energy",
-        "external_energy",
-        "interaction_energy",
-        "hartree_energy",
-        "exchange_energy",
-        "correlation_energy",
-        "density_integral",
-        "seconds",
-    ):
-        if key in summary:
-            table.add_row(key, f"{summary[key]:.10f}")
-    if states > 1:
-        table.add_row("energies", ", ".join(f"{e:.8f}" for e in summary["energies"]))
-    table.add_row("natural occupations", ", ".join(f"{v:.3e}" for v in summary["natural_occupations"][:6]))
-    out.print(table)
+        summary["output"] = str(report.save(output))
+    if plot_folder(plot) is not None:
+        summary["plot"] = str(report.plot(plot / "state.png"))
+    if not as_json:
+        summary = {key: summary[key] for key in (*TABLE, "seconds", "output", "plot") if key in summary}
+    print_summary(summary, as_json, f"{method}: {electrons} on {points} points")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from densitylab.density.features import FeatureSettings
 from densitylab.density.pipeline import evaluate, train
 from densitylab.density.reference import ReferenceSettings, generate_reference, load_reference
 from densitylab.density.regression import RegressionSettings
 from densitylab.density.structures import water_monomers
-from densitylab.plots import plot_parity
+from densitylab.density.workflow import Evaluation
 
 COLUMNS = ("quantity", "value")
 
@@ -29,11 +27,7 @@ def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     )
     test = [8, 9]
     metrics, predicted = evaluate(trained, reference, test)
-    plot_parity(
-        np.concatenate([reference.coefficients[i] for i in test]),
-        np.concatenate(predicted),
-        output / "density_parity.png",
-    )
+    Evaluation(metrics, predicted, reference, test).plot(output / "density")  # parity, slices
     return COLUMNS, [
         ("training structures / sparse environments per species", "8 / 20"),
         ("weights, solver", f"{info['parameters']}, {info['solver']}"),

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from densitylab.errors import require
+from densitylab.errors import require, require_finite
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class FeatureSettings:
     max_angular: int = 4
     columns: int | None = 600
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
+        require_finite(cutoff=self.cutoff, width=self.width)
         require(self.cutoff > 0, "cutoff", "a positive radius in Å", self.cutoff)
         require(self.width > 0, "width", "a positive Gaussian width in Å", self.width)
         require(
@@ -76,7 +77,6 @@ def lambda_soap(frames: list, lambda_max: int, species: list[int], settings: Fea
     import featomic
     from featomic.clebsch_gordan import EquivariantPowerSpectrum
 
-    settings.check()
     calculator = EquivariantPowerSpectrum(
         featomic.SphericalExpansion(**settings.hypers()), neighbor_types=species
     )

@@ -1,21 +1,22 @@
 """Train, save, load, predict and evaluate: the density-learning workflow on top of
 :mod:`reference`, :mod:`features` and :mod:`regression`.
 
-A trained model is a folder: ``config.json`` (feature, regression and reference settings,
-species, channels, λ_max, the training indices) and ``arrays.npz`` (sparse environments,
-projectors, weights, baselines, selected feature columns).
+A trained model is an artefact folder (kind ``density-model``): ``manifest.json`` (feature,
+regression and reference settings, species, channels, λ_max, the training indices) and
+``arrays.h5`` (sparse environments, projectors, weights, selected feature columns). Folders
+written before the manifest (``config.json`` and ``arrays.npz``) still load.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from densitylab.data import atomic_output
+from densitylab.artefacts import ARRAYS, artefact_folder, read_manifest, write_manifest
+from densitylab.data import read_h5, write_h5
 from densitylab.density import regression
 from densitylab.density.features import Features, FeatureSettings, apply_columns, lambda_soap, select_columns
 from densitylab.density.reference import (
@@ -26,7 +27,7 @@ from densitylab.density.reference import (
     featomic_order,
     function_labels,
 )
-from densitylab.errors import InvalidParameterError, require
+from densitylab.errors import require
 
 
 @dataclass(eq=False)
@@ -180,10 +181,9 @@ def _key(parts) -> str:
     return "|".join(str(int(p)) for p in parts)
 
 
-def save_model(trained: TrainedModel, path: str | Path) -> Path:
-    """Write the model folder (atomically per file)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+def save_model(trained: TrainedModel, path: str | Path, **manifest: object) -> Path:
+    """Write the model as an artefact folder (whole or not at all); ``manifest`` keys (timings,
+    the training config) are stored beside the model's config."""
     model = trained.model
     arrays = {}
     for key, value in model.sparse_features.items():
@@ -197,7 +197,6 @@ def save_model(trained: TrainedModel, path: str | Path) -> Path:
     for key, value in model.columns.items():
         arrays[f"columns/{_key(key)}"] = value
     config = {
-        "written_by": "densitylab density train",
         "species": model.species,
         "zeta": model.zeta,
         "channels": [[a, l, n] for (a, l), n in model.channels.items()],
@@ -209,31 +208,26 @@ def save_model(trained: TrainedModel, path: str | Path) -> Path:
         "lambda_max": trained.lambda_max,
         "training": trained.training,
     }
-    with atomic_output(path / "arrays.npz") as temporary:
-        np.savez(temporary, **{name.replace("/", "__"): value for name, value in arrays.items()})
-    with atomic_output(path / "config.json") as temporary:
-        temporary.write_text(json.dumps(config, indent=1))
-    return path
+    with artefact_folder(path) as folder:
+        write_h5(folder / ARRAYS, arrays, {"species": model.species, "zeta": model.zeta})
+        write_manifest(folder, "density-model", config, **manifest)
+    return Path(path)
 
 
 def load_model(path: str | Path) -> TrainedModel:
     """Read a folder written by :func:`save_model`."""
     path = Path(path)
-    require(
-        (path / "config.json").is_file() and (path / "arrays.npz").is_file(),
-        "model",
-        "a folder written by densitylab density train (config.json and arrays.npz)",
-        str(path),
-    )
-    config = json.loads((path / "config.json").read_text())
-    if config.get("written_by") != "densitylab density train":
-        raise InvalidParameterError("model", "a densitylab density model folder", str(path))
+    config = read_manifest(path, ("density-model",))["config"]
+    if (path / "arrays.npz").is_file():  # written before the manifest
+        with np.load(path / "arrays.npz") as stored:
+            flat = {name.replace("__", "/", 1): stored[name] for name in stored.files}
+    else:
+        flat, _ = read_h5(path / ARRAYS)
     groups: dict = {}
-    with np.load(path / "arrays.npz") as stored:
-        for name in stored.files:
-            group, key = name.split("__", 1)
-            parts = tuple(int(p) for p in key.split("|"))
-            groups.setdefault(group, {})[parts if len(parts) > 1 else parts[0]] = stored[name]
+    for name, value in flat.items():
+        group, key = name.split("/", 1)
+        parts = tuple(int(p) for p in key.split("|"))
+        groups.setdefault(group, {})[parts if len(parts) > 1 else parts[0]] = value
     model = regression.DensityModel(
         species=config["species"],
         zeta=config["zeta"],
@@ -261,18 +255,15 @@ def write_density_cube(
 ):
     """Write the density Σ_P c_P φ_P of one structure as a Gaussian cube file; returns
     (electron count Σ_P c_P ∫φ_P, path)."""
-    from pyscf.tools import cubegen
-
     from densitylab.density.energies import pyscf_coefficients
     from densitylab.density.reference import auxiliary_integrals
+    from densitylab.dft.cube import write_cube
 
     mol = build_molecule(np.asarray(frame.numbers), frame.positions, trained.reference.basis)
     auxmol = auxiliary_molecule(mol, trained.reference)
-    cube = cubegen.Cube(mol, points, points, points)
-    values = auxmol.eval_gto("GTOval_sph", cube.get_coords()) @ pyscf_coefficients(auxmol, coefficients)
-    path = Path(path)
-    with atomic_output(path) as temporary:
-        cube.write(
-            values.reshape(points, points, points), str(temporary), comment="densitylab predicted density"
-        )
+    expansion = pyscf_coefficients(auxmol, coefficients)
+    path = write_cube(
+        mol, path, lambda coords: auxmol.eval_gto("GTOval_sph", coords) @ expansion, points,
+        "densitylab predicted density",
+    )  # fmt: skip
     return float(coefficients @ auxiliary_integrals(auxmol)), path

@@ -61,7 +61,7 @@ class ReferenceSettings:
     grid_level: int = 3
     chunk_size: int = 10
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         require(self.metric in METRICS, "metric", "overlap or coulomb", self.metric)
         require(self.etb_beta > 1.0, "etb_beta", "a ratio above 1", self.etb_beta)
         require(self.chunk_size >= 1, "chunk_size", "a positive integer", self.chunk_size)
@@ -243,7 +243,6 @@ def check_output(output: str | Path) -> Path:
 def check_inputs(frames: list, output: str | Path, settings: ReferenceSettings) -> Path:
     """Everything :func:`generate_reference` refuses, checked without computing anything: the
     settings, the output name, and that basis and auxiliary basis cover every species."""
-    settings.check()
     output = check_output(output)
     require(len(frames) > 0, "structures", "at least one structure", 0)
     _check_species(frames, settings)
@@ -253,7 +252,7 @@ def check_inputs(frames: list, output: str | Path, settings: ReferenceSettings) 
 def generate_reference(
     frames: list,
     output: str | Path,
-    settings: ReferenceSettings = ReferenceSettings(),
+    settings: ReferenceSettings | None = None,
     workers: int = 1,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -266,6 +265,7 @@ def generate_reference(
     density matrix, AO basis); and ``energy`` (S,),
     ``energy_components`` (S, 4) in hartree; the settings, version and seed as attributes.
     """
+    settings = settings or ReferenceSettings()
     output = check_inputs(frames, output, settings)
     parameters = {
         **asdict(settings),

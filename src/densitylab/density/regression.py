@@ -68,7 +68,7 @@ class RegressionSettings:
     cg_tolerance: float = 1e-10
     cg_max_iterations: int = 20_000
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         require(
             self.sparse_environments >= 1,
             "sparse_environments",
@@ -145,7 +145,6 @@ def build_model(
     features: Features, labels_by_structure: list, numbers_by_structure: list, settings: RegressionSettings
 ) -> DensityModel:
     """Sparse environments and RKHS projectors from training features."""
-    settings.check()
     species = sorted(features.atoms)
     channels: dict = {}
     for labels, numbers in zip(labels_by_structure, numbers_by_structure, strict=True):
@@ -387,7 +386,6 @@ def fit(
     % RMSE is used for the final fit on all molecules. The scan is returned in
     ``info["regularisation_scan"]``, the η used in ``info["regularisation"]``.
     """
-    settings.check()
     started = time.perf_counter()
     size = designs[0].shape[1]
     layout = _weight_layout(model)

@@ -26,7 +26,7 @@ import numpy as np
 
 from densitylab.dft.energy import EnergyModel, Operands, energy_components, operands, orbitals_from_parameters
 from densitylab.dft.system import KSSystem
-from densitylab.errors import require
+from densitylab.errors import require, require_finite
 from densitylab.jaxsetup import jax_modules
 
 OPTIMISERS = ("lbfgs", "adam")
@@ -65,14 +65,23 @@ class OptimiserSettings:
     patience: int = 20
     seed: int = 0
 
-    def check(self, ngrid: int) -> None:
-        require(self.method in OPTIMISERS, "optimizer", f"one of {', '.join(OPTIMISERS)}", self.method)
+    def __post_init__(self) -> None:
+        require(self.method in OPTIMISERS, "optimiser", f"one of {', '.join(OPTIMISERS)}", self.method)
+        require_finite(
+            gradient_tolerance=self.gradient_tolerance, learning_rate=self.learning_rate, shift=self.shift,
+            max_rotation=self.max_rotation, energy_tolerance=self.energy_tolerance,
+        )  # fmt: skip
         require(self.max_iterations >= 1, "max_iterations", "a positive integer", self.max_iterations)
         require(
             self.gradient_tolerance > 0, "gradient_tolerance", "a positive number", self.gradient_tolerance
         )
+        require(self.learning_rate > 0, "learning_rate", "a positive step size", self.learning_rate)
         if self.minibatch is not None:
-            require(self.method == "adam", "minibatch", "the adam optimizer (stochastic steps)", self.method)
+            require(self.method == "adam", "minibatch", "the adam optimiser (stochastic steps)", self.method)
+
+    def check_grid(self, ngrid: int) -> None:
+        """Refuse a minibatch larger than the grid of ``ngrid`` points."""
+        if self.minibatch is not None:
             require(
                 isinstance(self.minibatch, int) and 1 <= self.minibatch <= ngrid,
                 "minibatch",
@@ -290,22 +299,28 @@ def minimise(
     system: KSSystem,
     mol,
     settings: OptimiserSettings = OptimiserSettings(),
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> DFTResult:
     """Minimise the energy of ``system`` (built from ``mol``) with ``settings``.
 
-    ``progress`` is called after every iteration with that iteration's history entry.
+    ``progress`` is called after every iteration as ``progress(iteration, max_iterations,
+    energy=…, gradient=…, step=…)`` (:mod:`densitylab.progress`).
     """
-    settings.check(system.ngrid)
+    settings.check_grid(system.ngrid)
     started = time.perf_counter()
     evaluator = _Evaluator(system)
     if settings.method == "lbfgs":
         evaluator.compile_chart_in_background()
     bases, energies = initial_guess(system, mol, evaluator)
     run = _minimise_lbfgs if settings.method == "lbfgs" else _minimise_adam
-    bases, history, converged, iterations = run(
-        system, evaluator, bases, energies, settings, progress, started
-    )
+    report = None
+    if progress is not None:
+
+        def report(entry: dict) -> None:
+            fields = {key: entry[key] for key in ("energy", "gradient", "step")}
+            progress(entry["iteration"], settings.max_iterations, **fields)
+
+    bases, history, converged, iterations = run(system, evaluator, bases, energies, settings, report, started)
     return _canonical_result(system, evaluator, bases, history, converged, started, iterations)
 
 

@@ -5,7 +5,6 @@ comparison.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -13,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from densitylab.data import atomic_output
+from densitylab.artefacts import ARRAYS, artefact_folder, read_manifest, write_manifest
+from densitylab.data import read_h5, write_h5
+from densitylab.dft.cube import density_matrix_density, write_cube
 from densitylab.dft.molecule import load_molecule
 from densitylab.dft.optimise import DFTResult, OptimiserSettings, minimise
 from densitylab.dft.system import DFTSettings, build_system
@@ -29,6 +30,8 @@ class DFTReport:
         result: the :class:`~densitylab.dft.optimise.DFTResult`.
         setup_seconds: integrals, grid and density-fitting tensors.
         ngrid: XC grid points.
+        config: the :class:`~densitylab.dft.workflow.DFTConfig` it was run from, if any.
+        reference: PySCF's SCF with the same settings (energy, converged, seconds, cycles), if run.
     """
 
     mol: object
@@ -37,6 +40,8 @@ class DFTReport:
     result: DFTResult
     setup_seconds: float
     ngrid: int
+    config: dict | None = None
+    reference: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -64,51 +69,82 @@ class DFTReport:
             "charge": mol.charge,
             "spin": mol.spin,
             "wavefunction": "UKS" if result.unrestricted else "RKS",
-            "optimizer": self.optimiser.method,
+            "optimiser": self.optimiser.method,
             "minibatch": self.optimiser.minibatch,
             "nao": mol.nao_nr(),
             "homo_lumo_gap": homo_lumo_gap(result),
             "s_squared": s_squared(result, mol.intor_symmetric("int1e_ovlp")),
+            **(
+                {"pyscf": self.reference, "energy_minus_pyscf": result.energy - self.reference["energy"]}
+                if self.reference
+                else {}
+            ),
         }
 
-    def save(self, directory: str | Path, plot: bool = True) -> dict[str, str]:
-        """Write ``result.json`` (summary, settings and history), ``orbitals.npz`` (canonical
-        orbitals, energies, occupations, AO overlap), ``density.cube`` and ``convergence.png``."""
+    def plot(self, path: str | Path) -> Path:
+        """convergence.png: energy and gradient at every accepted step (PySCF's energy as the
+        floor when compared)."""
         from densitylab.plots import plot_dft_convergence
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        written = {}
-        payload = {
-            "summary": self.summary(),
-            "settings": asdict(self.settings),
-            "optimiser": asdict(self.optimiser),
-            "geometry_bohr": [[symbol, *map(float, xyz)] for symbol, xyz in self.mol._atom],
-            "history": self.result.history,
-        }
-        written["result"] = _atomic_write_text(directory / "result.json", json.dumps(payload, indent=1))
-        occupations = np.zeros_like(self.result.mo_energy)
+        reference = self.reference["energy"] if self.reference else None
+        return plot_dft_convergence(self.result.history, path, reference, self.result.iterations)
+
+    def save(self, path: str | Path, plot: bool = True) -> Path:
+        """An artefact folder (kind ``dft-result``): the manifest holds the config, summary,
+        settings, geometry (bohr) and the full convergence history; ``arrays.h5`` the canonical
+        orbitals ``mo_coeff`` (nspin, nao, nmo), ``mo_energy``, ``mo_occ`` and the AO
+        ``overlap``; ``density.cube`` the density (bohr⁻³); ``convergence.png`` with ``plot``."""
+        result = self.result
+        occupations = np.zeros_like(result.mo_energy)
         for spin in range(occupations.shape[0]):
-            if self.result.unrestricted:
-                occupations[spin, : self.result.nelec[spin]] = 1.0
+            if result.unrestricted:
+                occupations[spin, : result.nelec[spin]] = 1.0
             else:
-                occupations[spin, : self.result.nelec[0]] = 2.0
-        orbitals_path = directory / "orbitals.npz"
-        with atomic_output(orbitals_path) as temporary:
-            np.savez(
-                temporary,
-                mo_coeff=self.result.mo_coeff,
-                mo_energy=self.result.mo_energy,
-                mo_occ=occupations,
-                overlap=self.mol.intor_symmetric("int1e_ovlp"),
-            )
-        written["orbitals"] = str(orbitals_path)
-        written["cube"] = str(
-            write_density_cube(self.mol, self.result.density_matrix(), directory / "density.cube")
-        )
-        if plot:
-            written["plot"] = str(plot_dft_convergence(self.result.history, directory / "convergence.png"))
-        return written
+                occupations[spin, : result.nelec[0]] = 2.0
+        arrays = {
+            "mo_coeff": result.mo_coeff,
+            "mo_energy": result.mo_energy,
+            "mo_occ": occupations,
+            "overlap": self.mol.intor_symmetric("int1e_ovlp"),
+        }
+        config = self.config or {"xc": self.settings.xc, "basis": str(self.mol.basis)}
+        with artefact_folder(path) as folder:
+            write_h5(folder / ARRAYS, arrays, {"basis": str(self.mol.basis), "xc": self.settings.xc})
+            write_density_cube(self.mol, result.density_matrix(), folder / "density.cube")
+            if plot:
+                self.plot(folder / "convergence.png")
+            write_manifest(
+                folder, "dft-result", config, summary=self.summary(), settings=asdict(self.settings),
+                optimiser=asdict(self.optimiser), history=result.history,
+                geometry_bohr=[[symbol, *map(float, xyz)] for symbol, xyz in self.mol._atom],
+            )  # fmt: skip
+        return Path(path)
+
+
+@dataclass(frozen=True)
+class SavedDFT:
+    """A saved DFT result: its manifest (config, summary, settings, history, geometry) and
+    arrays (mo_coeff, mo_energy, mo_occ, overlap)."""
+
+    path: Path
+    manifest: dict
+    arrays: dict
+
+    @property
+    def energy(self) -> float:
+        return float(self.manifest["summary"]["energy"])
+
+    def density_matrix(self) -> np.ndarray:
+        """Total density matrix (nao, nao) from the saved orbitals and occupations."""
+        coefficients, occupations = self.arrays["mo_coeff"], self.arrays["mo_occ"]
+        return sum((c * n) @ c.T for c, n in zip(coefficients, occupations, strict=True))
+
+
+def load_result(path: str | Path) -> SavedDFT:
+    """A result written by :meth:`DFTReport.save` (``densitylab dft --output``)."""
+    manifest = read_manifest(path, ("dft-result",), "path")
+    arrays, _ = read_h5(Path(path) / ARRAYS)
+    return SavedDFT(Path(path), manifest, arrays)
 
 
 def homo_lumo_gap(result: DFTResult) -> float | None:
@@ -136,20 +172,11 @@ def s_squared(result: DFTResult, overlap: np.ndarray) -> float:
     return float(s_z * (s_z + 1.0) + n_beta - np.sum(overlap_ab**2))
 
 
-def _atomic_write_text(path: Path, text: str) -> str:
-    with atomic_output(path) as temporary:
-        temporary.write_text(text)
-    return str(path)
-
-
 def write_density_cube(mol, density_matrix: np.ndarray, path: str | Path, points: int = 60) -> Path:
-    """The electron density (bohr⁻³) as a Gaussian cube file (VMD, VESTA, Avogadro read it)."""
-    from pyscf.tools import cubegen
-
-    path = Path(path)
-    with atomic_output(path) as temporary:
-        cubegen.density(mol, str(temporary), density_matrix, nx=points, ny=points, nz=points)
-    return path
+    """The electron density (bohr⁻³) of an AO density matrix as a Gaussian cube file."""
+    return write_cube(
+        mol, path, density_matrix_density(mol, density_matrix), points, "densitylab DFT density"
+    )
 
 
 def run_dft(
@@ -160,7 +187,7 @@ def run_dft(
     spin: int = 0,
     settings: DFTSettings | None = None,
     optimiser: OptimiserSettings | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> DFTReport:
     """Direct-minimisation KS-DFT.
 
@@ -170,7 +197,8 @@ def run_dft(
         xc: functional; overrides ``settings.xc``.
         settings: grid level, Coulomb treatment, auxiliary basis, RKS/UKS.
         optimiser: which minimiser and its tolerances.
-        progress: called with each iteration's {iteration, energy, gradient, step, seconds}.
+        progress: the protocol of :mod:`densitylab.progress`, one call per iteration with
+            ``energy``, ``gradient`` and ``step``.
     """
     from densitylab.jaxsetup import jax_modules
 

@@ -52,6 +52,16 @@ class DFTSettings:
     auxbasis: str = DEFAULT_AUXBASIS
     unrestricted: bool = False
 
+    def __post_init__(self) -> None:
+        require(self.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", self.coulomb)
+        require(
+            isinstance(self.grid_level, int) and 0 <= self.grid_level <= 9,
+            "grid_level",
+            "an integer 0–9",
+            self.grid_level,
+        )
+        parse_xc(self.xc)  # names xc if libxc does not know it
+
     def coulomb_label(self) -> str:
         return "exact" if self.coulomb == "exact" else f"df:{self.auxbasis}"
 
@@ -215,15 +225,9 @@ def density_fitting_factor(mol, auxbasis: str) -> np.ndarray:
     )
 
 
-def build_system(mol, settings: DFTSettings = DFTSettings()) -> KSSystem:
+def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     """Compute every integral the energy needs for ``mol`` (a built PySCF ``Mole``)."""
-    require(settings.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", settings.coulomb)
-    require(
-        isinstance(settings.grid_level, int) and 0 <= settings.grid_level <= 9,
-        "grid_level",
-        "an integer 0–9",
-        settings.grid_level,
-    )
+    settings = settings or DFTSettings()
     functional = parse_xc(settings.xc)
     nao = mol.nao_nr()
     if settings.coulomb == "exact":

@@ -32,7 +32,7 @@ def run(output: Path) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     x, dx = system.grid.x, system.grid.dx
     exact = solve_ground_state(system, "exact")
     exact.plot(output / "exact1d_state.png")
-    exact.save(output / "exact1d_exact.h5")
+    exact.save(output / "exact1d_exact")
     hartree_fock = solve_ground_state(system, "hartree-fock", restricted=False)
     local_density = solve_ground_state(system, "lda", restricted=False)
     inversion = invert_system_density(system, exact.density)

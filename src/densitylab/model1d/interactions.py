@@ -57,4 +57,10 @@ class Interaction:
         """The CLI spelling, e.g. ``softened:strength=1,softening=1``."""
         if self.kind == "none":
             return "none"
-        return f"{self.kind}:strength={self.strength:g},softening={self.softening:g}"
+        return f"{self.kind}:strength={_exact(self.strength)},softening={_exact(self.softening)}"
+
+
+def _exact(value: float) -> str:
+    """Short when that is exact (1 for 1.0), else every digit (the spec must rebuild the value)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))

@@ -8,15 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
-from densitylab.data import write_h5
+from densitylab.artefacts import ARRAYS, artefact_folder, read_manifest, write_manifest
+from densitylab.data import read_h5, write_h5
 from densitylab.errors import require
 from densitylab.model1d.exact import solve_exact
 from densitylab.model1d.meanfield import METHODS as MEAN_FIELD_METHODS
 from densitylab.model1d.meanfield import solve_mean_field
 from densitylab.model1d.system import System
-from densitylab.plots import plot_state
 
 METHODS = ("exact", *MEAN_FIELD_METHODS)
+COMPONENTS = (
+    "kinetic_energy",
+    "external_energy",
+    "interaction_energy",
+    "hartree_energy",
+    "exchange_energy",
+    "correlation_energy",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +49,7 @@ class GroundStateReport:
     natural_occupations: np.ndarray
     seconds: float
     details: dict
+    config: dict | None = None
 
     @property
     def density(self) -> np.ndarray:
@@ -65,8 +74,11 @@ class GroundStateReport:
             "solver": self.details,
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write grid, potential, densities, 1-RDMs and energies to HDF5 with parameters as attributes."""
+    def save(self, path: str | Path, plot: bool = False) -> Path:
+        """An artefact folder (kind ``exact1d-result``): grid, potential, densities, 1-RDMs and
+        energies in ``arrays.h5`` (the system's parameters as attributes), the summary and the
+        config (the run's, or else the system's parameters and the method) in the manifest, and
+        ``state.png`` with ``plot``."""
         arrays = {
             "x": self.system.grid.x,
             "v_ext": self.system.v_ext,
@@ -80,13 +92,26 @@ class GroundStateReport:
             "natural_occupations": self.natural_occupations,
         }
         attributes = {**self.system.parameters(), "method": self.method, **self.components}
-        return write_h5(path, arrays, attributes, kind="exact1d-result")
+        config = self.config or {
+            **self.system.parameters(),
+            "method": self.method,
+            "states": len(self.energies),
+        }
+        with artefact_folder(path) as folder:
+            write_h5(folder / ARRAYS, arrays, attributes, kind="exact1d-result")
+            if plot:
+                self.plot(folder / "state.png")
+            write_manifest(folder, "exact1d-result", config, summary=self.summary())
+        return Path(path)
 
     def plot(self, path: str | Path) -> Path:
+        """Density, 1-RDM and natural occupations side by side, to the PNG ``path``."""
         system = self.system
         title = (
             f"{self.method}: {system.electrons}, {system.grid.points} points, E = {self.energies[0]:.8f} Ha"
         )
+        from densitylab.plots import plot_state
+
         return plot_state(self.system.grid.x, self.density, self.rdm1, self.natural_occupations, title, path)
 
 
@@ -142,4 +167,34 @@ def solve_ground_state(
             "iterations": result.iterations,
             "residual": result.residual,
         },
+    )
+
+
+def load_result(path: str | Path) -> GroundStateReport:
+    """A result written by :meth:`GroundStateReport.save` (``densitylab exact1d --output``)."""
+    from densitylab.model1d.grid import Grid
+    from densitylab.model1d.system import parse_interaction
+
+    manifest = read_manifest(path, ("exact1d-result",), "path")
+    arrays, _ = read_h5(Path(path) / ARRAYS)
+    summary = manifest["summary"]
+    parameters = summary["parameters"]
+    grid = Grid(parameters["points"], parameters["x_min"], parameters["x_max"], parameters["stencil"])
+    system = System(
+        grid, arrays["v_ext"], parameters["electrons"], parse_interaction(parameters["interaction"])
+    )
+    components = {key: summary[key] for key in COMPONENTS if key in summary}
+    return GroundStateReport(
+        method=summary["method"],
+        system=system,
+        energies=arrays["energies"],
+        components=components,
+        density_up=arrays["density_up"],
+        density_down=arrays["density_down"],
+        rdm1_up=arrays["rdm1_up"],
+        rdm1_down=arrays["rdm1_down"],
+        natural_occupations=arrays["natural_occupations"],
+        seconds=summary["seconds"],
+        details=summary["solver"],
+        config=manifest["config"],
     )

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from densitylab.errors import InvalidParameterError, require
+from densitylab.artefacts import read_manifest
+from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
 from densitylab.rdm.neural import correlation_rdm1, fit, shrink_last_layer
 
@@ -242,8 +243,8 @@ def _batched(module, values: np.ndarray, method=None, batch: int = 1024) -> np.n
     )
 
 
-def _save(path: str | Path, kind: str, config, model) -> Path:
-    return save_module(path, {"kind": kind, **asdict(config)}, model)
+def _save(path: str | Path, kind: str, config, model, extra_files=None, **manifest) -> Path:
+    return save_module(path, f"rdm-{kind}", asdict(config), model, extra_files, **manifest)
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,8 +268,9 @@ class ConvAutoencoder:
     def __call__(self, rdm1: np.ndarray) -> np.ndarray:
         return _batched(self.model, _check_rdm1(rdm1, self.config.points))
 
-    def save(self, path: str | Path) -> Path:
-        return _save(path, "conv-autoencoder", self.config, self.model)
+    def save(self, path: str | Path, **manifest: object) -> Path:
+        """An artefact folder (kind ``rdm-conv-autoencoder``)."""
+        return _save(path, "conv-autoencoder", self.config, self.model, **manifest)
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,11 +292,16 @@ class Denoiser:
     def __call__(self, rdm1_in: np.ndarray) -> np.ndarray:
         return _batched(self.model, _check_rdm1(rdm1_in, self.config.points))
 
-    def save(self, path: str | Path) -> Path:
-        path = _save(path, "denoiser", self.config, self.model)
-        if self.pca is not None:
-            self.pca.save(path / "pca-linear.npz")
-        return path
+    def save(self, path: str | Path, **manifest: object) -> Path:
+        """An artefact folder (kind ``rdm-denoiser``); a ``pca`` source keeps its linear
+        functional in the folder as ``pca-linear/``, an artefact of its own."""
+        pca = self.pca
+
+        def with_pca(folder: Path) -> None:
+            if pca is not None:
+                pca.save(folder / "pca-linear")
+
+        return _save(path, "denoiser", self.config, self.model, with_pca, **manifest)
 
 
 @dataclass(frozen=True, eq=False)
@@ -343,18 +350,19 @@ def load_autoencoder(path: str | Path):
     from densitylab.rdm.functionals import LinearPCAFunctional
 
     path = Path(path)
-    stored = read_module_config(path, "'densitylab rdm train'")
-    kind = stored.pop("kind", "gamma-n")
-    if kind == "conv-autoencoder":
+    kind = read_manifest(path, ("rdm-conv-autoencoder", "rdm-denoiser"))["kind"]
+    if kind == "rdm-conv-autoencoder":
+        stored = read_module_config(path, (kind,), ConvAutoencoderConfig.__dataclass_fields__)
         config = ConvAutoencoderConfig(**{**stored, "channels": tuple(stored["channels"])})
         model = load_weights(path, build_conv_autoencoder(config))
         return ConvAutoencoder(config, model)
-    if kind == "denoiser":
-        config = DenoiserConfig(**stored)
-        model = load_weights(path, build_denoiser(config))
-        pca = LinearPCAFunctional.load(path / "pca-linear.npz") if config.source == "pca" else None
-        return Denoiser(config, model, pca)
-    raise InvalidParameterError("model", "a conv-autoencoder or denoiser folder", f"{path} (kind {kind!r})")
+    config = DenoiserConfig(**read_module_config(path, (kind,), DenoiserConfig.__dataclass_fields__))
+    model = load_weights(path, build_denoiser(config))
+    pca = None
+    if config.source == "pca":  # pre-manifest folders hold it as pca-linear.npz
+        legacy = path / "pca-linear.npz"
+        pca = LinearPCAFunctional.load(legacy if legacy.is_file() else path / "pca-linear")
+    return Denoiser(config, model, pca)
 
 
 LOSSES = ("mse", "mae")

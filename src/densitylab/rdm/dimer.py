@@ -65,12 +65,11 @@ def train_c_model(density: np.ndarray, rdm1: np.ndarray, width: int = 64, steps:
     correlated regime γ₁₂ spans orders of magnitude; an absolute loss underfits the small
     values (held-out relative error 64 % against 18 % measured on the default family).
     """
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import equinox as eqx
-    import jax.numpy as jnp
     import optax
+
+    from densitylab.jaxsetup import jax_modules
+
+    jax, jnp, eqx = jax_modules()
 
     density, coherence = _dimer_inputs(density, rdm1)
     scale = density.sum(axis=1).mean()  # = 2/dx: inputs are occupations n_i dx / 2 ∈ (0, 1)

@@ -62,6 +62,9 @@ def _symmetric_from_upper(upper: np.ndarray, points: int) -> np.ndarray:
     return matrices
 
 
+_PCA_ARRAYS = ("density_mean", "density_components", "weights", "intercept")
+
+
 @dataclass(frozen=True, eq=False)
 class LinearPCAFunctional:
     """γ[n] = mean + W · PCA_k(n), then γ(x, x) := n(x).
@@ -105,26 +108,28 @@ class LinearPCAFunctional:
         gamma[:, index, index] = density
         return gamma
 
-    def save(self, path: str | Path) -> Path:
-        np.savez(
-            path,
-            kind="pca-linear",
-            density_mean=self.density_mean,
-            density_components=self.density_components,
-            weights=self.weights,
-            intercept=self.intercept,
-            dx=self.dx,
-        )
+    def save(self, path: str | Path, **manifest: object) -> Path:
+        """An artefact folder (kind ``rdm-pca-linear``): the arrays in ``arrays.h5``."""
+        from densitylab.artefacts import ARRAYS, artefact_folder, write_manifest
+        from densitylab.data import write_h5
+
+        config = {"points": self.points, "dx": self.dx, "components": len(self.density_components)}
+        with artefact_folder(path) as folder:
+            write_h5(folder / ARRAYS, {name: getattr(self, name) for name in _PCA_ARRAYS}, config)
+            write_manifest(folder, "rdm-pca-linear", config, **manifest)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> LinearPCAFunctional:
-        with np.load(path) as stored:
-            require(str(stored["kind"]) == "pca-linear", "model", "a pca-linear model file", str(path))
-            return cls(
-                stored["density_mean"],
-                stored["density_components"],
-                stored["weights"],
-                stored["intercept"],
-                float(stored["dx"]),
-            )
+        """From an artefact folder, or a pre-manifest ``.npz`` file."""
+        path = Path(path)
+        if path.is_file():
+            with np.load(path) as stored:
+                require(str(stored["kind"]) == "pca-linear", "model", "a pca-linear model file", str(path))
+                return cls(*(stored[name] for name in _PCA_ARRAYS), float(stored["dx"]))
+        from densitylab.artefacts import ARRAYS, read_manifest
+        from densitylab.data import read_h5
+
+        manifest = read_manifest(path, ("rdm-pca-linear",))
+        arrays, _ = read_h5(path / ARRAYS)
+        return cls(*(arrays[name] for name in _PCA_ARRAYS), float(manifest["config"]["dx"]))

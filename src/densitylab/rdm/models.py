@@ -7,14 +7,15 @@ and :mod:`densitylab.rdm.autoencoders` need not know each other's (no import cyc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from densitylab.artefacts import read_manifest
 from densitylab.errors import InvalidParameterError, require
 
 PRETRAINED = Path(__file__).parent / "pretrained"
+RDM_KINDS = ("rdm-gamma-n", "rdm-pca-linear", "rdm-conv-autoencoder", "rdm-denoiser")
 
 
 def pretrained(name: str = "gamma-n"):
@@ -28,7 +29,7 @@ def pretrained(name: str = "gamma-n"):
     path = PRETRAINED / name
     available = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
     require(path.is_dir(), "name", f"one of the shipped models {available}", name)
-    if json.loads((path / "config.json").read_text()).get("kind") == "denoiser":
+    if read_manifest(path)["kind"] == "rdm-denoiser":
         from densitylab.rdm.autoencoders import DenoisedFunctional, load_autoencoder
 
         return DenoisedFunctional(load_autoencoder(path))
@@ -48,20 +49,22 @@ def load_model(model: str, points: int, dx: float):
     if model == "pretrained" or model.startswith("pretrained:"):
         return pretrained(model.partition(":")[2] or "gamma-n")
     path = Path(model)
-    if path.is_dir():
-        config = path / "config.json"
-        if config.is_file() and json.loads(config.read_text()).get("kind", "gamma-n") != "gamma-n":
-            from densitylab.rdm.autoencoders import load_autoencoder
-
-            return load_autoencoder(path)
-        from densitylab.rdm.neural import NeuralFunctional
-
-        return NeuralFunctional.load(path)
-    if not path.is_file():
+    if path.is_file():  # a pre-manifest pca-linear .npz
+        return LinearPCAFunctional.load(path)
+    if not path.is_dir():
         raise InvalidParameterError(
             "model", "'sqrt', 'pretrained' or a model made by 'densitylab rdm train'", model
         )
-    return LinearPCAFunctional.load(path)
+    kind = read_manifest(path, tuple(RDM_KINDS))["kind"]
+    if kind == "rdm-pca-linear":
+        return LinearPCAFunctional.load(path)
+    if kind == "rdm-gamma-n":
+        from densitylab.rdm.neural import NeuralFunctional
+
+        return NeuralFunctional.load(path)
+    from densitylab.rdm.autoencoders import load_autoencoder
+
+    return load_autoencoder(path)
 
 
 def model_inputs(functional, data, index: np.ndarray) -> np.ndarray:
@@ -75,3 +78,28 @@ def model_inputs(functional, data, index: np.ndarray) -> np.ndarray:
     from densitylab.rdm.autoencoders import denoiser_inputs
 
     return denoiser_inputs(data, source, index, functional.pca)
+
+
+def predict_file(model: str, density: str | Path, output: str | Path) -> dict:
+    """Apply a γ[n] functional (``model`` as in :func:`load_model`; 'sqrt' is taken on the
+    default 62-point grid) to the densities (S, N) or (N,) of a .npy file, writing the 1-RDMs
+    (S, N, N) atomically to ``output`` as .npy."""
+    from densitylab.data import atomic_output
+
+    density = Path(density)
+    if not density.is_file():
+        raise InvalidParameterError("density", "an existing .npy file of shape (S, 62)", str(density))
+    try:
+        values = np.load(density, allow_pickle=False)
+    except ValueError as exc:
+        raise InvalidParameterError("density", f"a plain numeric .npy array ({exc})", str(density)) from None
+    # every functional validates its input (shape, sign, electron count) against its own grid
+    functional = load_model(model, 62, 15.0 / 61)
+    if getattr(functional, "source", None) is not None:
+        raise InvalidParameterError(
+            "model", "a functional of the density (pretrained, sqrt, neural or pca-linear)", model
+        )
+    gamma = functional(values)
+    with atomic_output(output) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, gamma)
+    return {"model": model, "systems": len(np.atleast_2d(values)), "output": str(output)}

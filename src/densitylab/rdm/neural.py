@@ -120,13 +120,14 @@ class NeuralFunctional:
             [np.asarray(forward(jnp.asarray(density[i : i + batch]))) for i in range(0, len(density), batch)]
         )
 
-    def save(self, path: str | Path) -> Path:
-        return save_module(path, dict(self.config.__dict__), self.model)
+    def save(self, path: str | Path, **manifest: object) -> Path:
+        """An artefact folder (kind ``rdm-gamma-n``); ``manifest`` keys (a training history,
+        held-out metrics) are stored beside the config."""
+        return save_module(path, "rdm-gamma-n", dict(self.config.__dict__), self.model, **manifest)
 
     @classmethod
     def load(cls, path: str | Path) -> NeuralFunctional:
-        stored = read_module_config(path, "'densitylab rdm train --model neural'")
-        config = NeuralConfig(**stored)
+        config = NeuralConfig(**read_module_config(path, ("rdm-gamma-n",), NeuralConfig.__dataclass_fields__))
         return cls(config, load_weights(path, build_model(config)))
 
 
@@ -149,7 +150,8 @@ def fit(
         inputs, targets: training arrays with the system index first.
         loss_fn: ``loss_fn(predicted_batch, target_batch)`` → scalar.
         validation: optional held-out (inputs, targets); its MAE is recorded per epoch.
-        progress: called as ``progress(epoch, epochs, train_loss, validation_mae)``.
+        progress: called as ``progress(epoch, epochs, loss=train_loss, mae=validation_mae)``
+            (:mod:`densitylab.progress`).
 
     Returns:
         the trained model and its history (per-epoch training loss and held-out MAE).
@@ -203,7 +205,7 @@ def fit(
         history["train_loss"].append(float(np.mean(losses)))
         history["validation_mae"].append(validation_mae(model))
         if progress:
-            progress(epoch, epochs, history["train_loss"][-1], history["validation_mae"][-1])
+            progress(epoch, epochs, loss=history["train_loss"][-1], mae=history["validation_mae"][-1])
     return model, history
 
 
@@ -225,7 +227,8 @@ def train_neural(
         density, rdm1: training data, (S, N) and (S, N, N).
         kinetic: the grid's kinetic matrix (N, N), for T[γ] = Tr(Kγ) dx.
         validation: optional held-out (density, rdm1) for the learning curve.
-        progress: called as ``progress(epoch, epochs, train_loss, validation_mae)``.
+        progress: called as ``progress(epoch, epochs, loss=train_loss, mae=validation_mae)``
+            (:mod:`densitylab.progress`).
     """
     _, jnp, _ = jax_modules()
     kinetic_matrix = jnp.asarray(kinetic)

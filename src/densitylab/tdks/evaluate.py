@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from densitylab.artefacts import ARRAYS, artefact_folder, is_artefact, read_manifest, write_manifest
+from densitylab.data import read_h5, write_h5
 from densitylab.errors import InvalidParameterError, require
 from densitylab.tdks.models import (
     alda_correlation,
@@ -53,17 +54,30 @@ def sce(problem: KSProblem) -> VcModel:
 ANCHORS = {"exchange-only": exchange_only, "alda": alda, "sce": sce}
 
 
-def save_values(path: str | Path, v_c: np.ndarray, metadata: dict) -> Path:
-    """A learned free-values v_c (T, N) as a folder: v_c.npy and config.json."""
+def save_values(path: str | Path, v_c: np.ndarray, metadata: dict, extra_files=None) -> Path:
+    """Learned free values v_c (T, N) (Ha) as an artefact folder (kind ``tdks-values``):
+    ``arrays.h5`` holds v_c, the manifest how it was learned (``metadata``)."""
+    v_c = np.asarray(v_c)
+    config = {"steps": v_c.shape[0], "points": v_c.shape[1]}
+    with artefact_folder(path) as folder:
+        write_h5(folder / ARRAYS, {"v_c": v_c}, config)
+        if extra_files is not None:
+            extra_files(folder)
+        write_manifest(folder, "tdks-values", config, **metadata)
+    return Path(path)
+
+
+def save_net(path: str | Path, net, metadata: dict, extra_files=None) -> Path:
+    return save_density_net(path, net, metadata, extra_files)
+
+
+def read_values(path: str | Path) -> np.ndarray:
+    """The v_c (T, N) of a ``tdks-values`` folder (or a pre-manifest one with ``v_c.npy``)."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    np.save(path / "v_c.npy", np.asarray(v_c))
-    (path / "config.json").write_text(json.dumps({"kind": "values", **metadata}, indent=1, default=str))
-    return path
-
-
-def save_net(path: str | Path, net, metadata: dict) -> Path:
-    return save_density_net(path, net, metadata)
+    read_manifest(path, ("tdks-values",))
+    if (path / "v_c.npy").is_file():
+        return np.load(path / "v_c.npy")
+    return read_h5(path / ARRAYS)[0]["v_c"]
 
 
 def load_model(name: str, problem: KSProblem) -> VcModel:
@@ -72,14 +86,13 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         return ANCHORS[name](problem)
     shipped = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
     path = PRETRAINED / name if name in shipped else Path(name)
-    config = path / "config.json"
-    if not config.is_file():
+    if not is_artefact(path):
         raise InvalidParameterError(
             "model", f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a 'tdks learn' folder", name
         )
-    kind = json.loads(config.read_text()).get("kind")
-    if kind == "values":
-        v_c = np.load(path / "v_c.npy")
+    kind = read_manifest(path, ("tdks-values", "tdks-density-net"))["kind"]
+    if kind == "tdks-values":
+        v_c = read_values(path)
         require(
             v_c.shape == (problem.steps, problem.points),
             "model",

@@ -151,7 +151,8 @@ def train(
     Args:
         problems, targets: KS problems and the exact densities (T + 1, N) on their grids.
         memory: densities the model sees (see :mod:`densitylab.tdks.propagation`).
-        progress: called as ``progress(iteration, iterations, loss, gradient_norm)``.
+        progress: called as ``progress(iteration, iterations, loss=…, gradient=…)`` (the
+            gradient norm; :mod:`densitylab.progress`).
         tolerance: stop when the gradient norm falls below it.
         segments: one :class:`Segments` per problem to train by multiple shooting
             (:func:`shooting_segments`) instead of over the full horizon.
@@ -216,7 +217,7 @@ def train(
         history["loss"].append(float(value))
         history["gradient_norm"].append(float(gradient_norm))
         if progress:
-            progress(iteration, iterations, float(value), float(gradient_norm))
+            progress(iteration, iterations, loss=float(value), gradient=float(gradient_norm))
         if checkpoint is not None and iteration % checkpoint_every == 0 and iteration < iterations:
             write_checkpoint(checkpoint, job, tree_arrays(arrays), {"history": history})
         if float(gradient_norm) < tolerance:
@@ -368,7 +369,7 @@ def fit_values_gauss_newton(
             arrays = {"values": values, "orbital": np.asarray(orbital), "guess": np.asarray(guess)}
             write_checkpoint(checkpoint, job, arrays, {"history": history})
         if progress:
-            progress(index + 1, len(starts), float(loss), float("nan"))
+            progress(index + 1, len(starts), loss=float(loss))
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return values, history

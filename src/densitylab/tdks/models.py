@@ -286,16 +286,15 @@ def density_net_model(net):
     return net, model
 
 
-def save_density_net(path: str | Path, net, extra: dict | None = None) -> Path:
-    return save_module(path, {"kind": "density-net", **asdict(net.config), **(extra or {})}, net)
+def save_density_net(path: str | Path, net, extra: dict | None = None, extra_files=None) -> Path:
+    """An artefact folder (kind ``tdks-density-net``): the network's config, ``extra`` (how it
+    was trained) in the manifest, and ``weights.eqx``."""
+    return save_module(path, "tdks-density-net", asdict(net.config), net, extra_files, **(extra or {}))
 
 
 def load_density_net(path: str | Path):
-    stored = read_module_config(path, "'densitylab tdks learn'")
-    if stored.pop("kind", None) != "density-net":
-        raise InvalidParameterError("model", "a density-net folder", str(path))
     fields = DensityNetConfig.__dataclass_fields__
-    config = DensityNetConfig(**{key: value for key, value in stored.items() if key in fields})
+    config = DensityNetConfig(**read_module_config(path, ("tdks-density-net",), fields))
     return load_weights(path, build_density_net(config))
 
 

@@ -1,0 +1,85 @@
+"""Direct-minimisation DFT as one call: :class:`DFTConfig` (validated when made) and
+:func:`run` → :class:`~densitylab.dft.run.DFTReport`, which saves itself as an artefact folder
+(manifest, arrays.h5 with the orbitals, density.cube, convergence.png) and loads back with
+:func:`~densitylab.dft.run.load_result` or :func:`densitylab.load`.
+
+``densitylab dft`` is this and nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from densitylab.dft.optimise import OptimiserSettings
+from densitylab.dft.run import DFTReport, pyscf_reference, run_dft
+from densitylab.dft.system import DEFAULT_AUXBASIS, DFTSettings
+from densitylab.errors import require
+
+
+@dataclass(frozen=True)
+class DFTConfig:
+    """A molecule and how to compute its Kohn–Sham ground state.
+
+    Attributes:
+        molecule: an xyz/extxyz file (ångström); the Python API also takes an ``ase.Atoms`` or
+            a PySCF ``Mole`` in :func:`~densitylab.dft.run.run_dft`.
+        basis, xc, charge, spin, unrestricted: the calculation (spin is 2S; spin > 0 runs UKS).
+        optimiser, max_iterations, gradient_tolerance: "lbfgs" (preconditioned, production) or
+            "adam" (D4FT, with ``learning_rate`` and optional grid ``minibatch``); the budget of
+            energy/gradient evaluations and the convergence test max|gradient| (Ha).
+        coulomb, auxbasis, grid_level: "df" (density fitting in ``auxbasis``) or "exact"
+            Coulomb, and PySCF's grid level 0–9.
+        compare: also run PySCF's SCF with the same settings.
+    """
+
+    molecule: str
+    basis: str = "6-31g"
+    xc: str = "b3lyp"
+    charge: int = 0
+    spin: int = 0
+    unrestricted: bool = False
+    optimiser: str = "lbfgs"
+    minibatch: int | None = None
+    learning_rate: float = 1e-2
+    max_iterations: int = 300
+    gradient_tolerance: float = 1e-5
+    coulomb: str = "df"
+    auxbasis: str = DEFAULT_AUXBASIS
+    grid_level: int = 3
+    compare: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "molecule", str(self.molecule))
+        require(Path(self.molecule).is_file(), "molecule", "an existing xyz/extxyz file", self.molecule)
+        self.settings()
+        self.optimiser_settings()
+
+    def settings(self) -> DFTSettings:
+        return DFTSettings(
+            xc=self.xc, grid_level=self.grid_level, coulomb=self.coulomb, auxbasis=self.auxbasis,
+            unrestricted=self.unrestricted,
+        )  # fmt: skip
+
+    def optimiser_settings(self) -> OptimiserSettings:
+        return OptimiserSettings(
+            method=self.optimiser, max_iterations=self.max_iterations,
+            gradient_tolerance=self.gradient_tolerance, learning_rate=self.learning_rate,
+            minibatch=self.minibatch,
+        )  # fmt: skip
+
+
+def run(config: DFTConfig, progress: Callable[..., None] | None = None) -> DFTReport:
+    """Minimise; with ``config.compare`` also run PySCF's SCF with the same settings (the
+    report's ``reference``). ``progress`` follows :mod:`densitylab.progress` (iterations, with
+    ``energy``, ``gradient`` and ``step``)."""
+    report = run_dft(
+        config.molecule, basis=config.basis, xc=config.xc, charge=config.charge, spin=config.spin,
+        settings=config.settings(), optimiser=config.optimiser_settings(), progress=progress,
+    )  # fmt: skip
+    reference = None
+    if config.compare:
+        energy, converged, seconds, cycles = pyscf_reference(report.mol, config.settings())
+        reference = {"energy": energy, "converged": converged, "seconds": seconds, "cycles": cycles}
+    return replace(report, config=asdict(config), reference=reference)
