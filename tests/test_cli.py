@@ -12,7 +12,7 @@ runner = CliRunner()
 
 
 def test_exact1d_json_output_file_and_plot(tmp_path):
-    output, plot = tmp_path / "result.h5", tmp_path / "state.png"
+    output, plot = tmp_path / "result", tmp_path / "figures"  # an artefact folder, a figures folder
     result = runner.invoke(
         app,
         [
@@ -43,12 +43,12 @@ def test_exact1d_json_output_file_and_plot(tmp_path):
     assert summary["seconds"] > 0
     system = make_system(60, -8, 8, "uud", "0.5*0.25**2*x**2 - exp(-(x-1)**2)")
     assert summary["energy"] == pytest.approx(solve_exact(system).ground.energy, abs=1e-10)
-    arrays, attributes = read_h5(output)
+    arrays, attributes = read_h5(output / "arrays.h5")
     assert (
         attributes["electrons"] == "uud" and attributes["points"] == 60 and "densitylab_version" in attributes
     )
     np.testing.assert_allclose(np.trace(arrays["rdm1"]) * (16 / 59), 3.0, atol=1e-10)
-    assert plot.stat().st_size > 10_000
+    assert (plot / "state.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("method", ["hartree-fock", "lda", "non-interacting", "hartree"])
@@ -84,6 +84,7 @@ def test_exact1d_excited_states_are_ascending():
 )
 def test_exact1d_bad_input_gets_a_clear_error(arguments, parameter, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "result.txt").write_text("")  # an existing file where the output folder goes
     result = runner.invoke(
         app,
         ["exact1d", "--points", "30", *arguments] if arguments[0] != "--points" else ["exact1d", *arguments],
@@ -118,13 +119,12 @@ def test_demo_writes_figures_and_summary(tmp_path):
         "exact1d_densities.png",
         "exact1d_potentials.png",
         "rdm_pca.png",
-        "rdm_sqrt.png",
-        "rdm_linear.png",
-        "rdm_neural.png",
+        "rdm_functionals.png",
         "tdks_errors.png",
         "tdks_maps.png",
         "dft_convergence.png",
-        "density_parity.png",
+        "density/parity.png",
+        "density/density_slices.png",
     ):
         assert (tmp_path / figure).stat().st_size > 10_000
     # every table row has as many cells as its header (no stray '|' inside a cell)

@@ -125,6 +125,15 @@ def require_kind(path: str | Path, kind: str, parameter: str) -> Path:
             result (…)".
     """
     path = Path(path)
+    if path.is_dir():  # an artefact folder (docs/api.md) is named by its manifest
+        from densitylab.artefacts import ARTEFACT_KINDS, is_artefact, read_manifest
+
+        what = (
+            ARTEFACT_KINDS.get(read_manifest(path)["kind"], "an artefact")
+            if is_artefact(path)
+            else "a folder"
+        )
+        raise InvalidParameterError(parameter, f"{FILE_KINDS[kind]}; {path} is {what}")
     if not path.is_file():
         raise InvalidParameterError(parameter, f"an existing file: {FILE_KINDS[kind]}", str(path))
     found = file_kind(path)
