@@ -36,7 +36,10 @@ def _save(figure, path: str | Path, tight: bool = True) -> Path:
     it was placed with), write at 120 dpi and close ``figure``; returns the path."""
     if tight:
         figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    from densitylab.data import atomic_output
+
+    with atomic_output(path) as temporary:  # NAME.tmp.png: the format still follows the suffix
+        figure.savefig(temporary, dpi=120)
     plt.close(figure)
     return Path(path)
 
@@ -178,7 +181,8 @@ def plot_rdm_comparison(
         bottom = axes[1, column].imshow(
             differences[name], extent=extent, cmap="PuOr", vmin=-scale, vmax=scale
         )
-        axes[1, column].set(title=f"{name} − exact (mean |Δ| {error:.1e})", xlabel="x′ (bohr)")
+        axes[1, column].set_title(f"{name} − exact\nmean |Δγ| {error:.1e} bohr⁻¹", fontsize=9)
+        axes[1, column].set_xlabel("x′ (bohr)")
     figure.colorbar(top, ax=axes[0].tolist(), shrink=0.85, label="γ(x, x′) (bohr⁻¹)")
     figure.colorbar(bottom, ax=axes[1].tolist(), shrink=0.85, label="Δγ (bohr⁻¹)")
     figure.suptitle(title)
@@ -214,17 +218,20 @@ def plot_dimer(curves: dict, path: str | Path) -> Path:
 def plot_xt_maps(x: np.ndarray, times: np.ndarray, maps: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """x–t heat maps side by side, one per entry of ``maps`` ((T, N) arrays on x and times).
 
-    Densities (names starting with 'exact n' or 'KS n') share one colour scale (bohr⁻¹); when
-    both an exact and a KS density are given, their difference KS − exact follows on a diverging
-    scale. Entries whose name starts with 'v' (potentials, Ha) use a diverging scale centred on
+    Densities (names starting with 'exact n' or 'KS n') share one colour scale (bohr⁻¹); the
+    exact density's response n(x, t) − n(x, 0) follows it (the dynamics, which the density
+    itself hides), and when a KS density is given too, the difference KS − exact, each on a
+    diverging scale. Entries whose name starts with 'v' (potentials, Ha) use a diverging scale centred on
     zero. Every scale ends at the 99.5th percentile, so one spike does not wash out the rest."""
     maps = dict(maps)
     exact = next((v for k, v in maps.items() if k.startswith("exact n")), None)
     ks_name = next((k for k in maps if k.startswith("KS n")), None)
-    if exact is not None and ks_name is not None:
+    if exact is not None:
         potentials = {k: v for k, v in maps.items() if k.startswith("v")}
         maps = {k: v for k, v in maps.items() if not k.startswith("v")}
-        maps["KS n − exact n"] = np.asarray(maps[ks_name]) - np.asarray(exact)
+        maps["exact n(t) − n(0)"] = np.asarray(exact) - np.asarray(exact)[:1]
+        if ks_name is not None:
+            maps["KS n − exact n"] = np.asarray(maps[ks_name]) - np.asarray(exact)
         maps.update(potentials)
     densities = [np.asarray(v) for k, v in maps.items() if k.startswith(("exact n", "KS n")) and "−" not in k]
     density_top = max((float(np.percentile(v, 99.5)) for v in densities), default=1.0) or 1.0
@@ -295,6 +302,13 @@ def plot_dft_convergence(
 ELEMENTS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 16: "S", 17: "Cl"}
 
 
+def _symlog_ticks(limit: float, threshold: float) -> list[float]:
+    """0 and ±10^k for decades above the linear band, at most three a side (labels stay apart)."""
+    low, high = int(np.ceil(np.log10(threshold * 10))), int(np.floor(np.log10(max(limit, threshold * 10))))
+    decades = list(range(high, low - 1, -max(1, -(-(high - low + 1) // 3))))
+    return sorted([-(10.0**k) for k in decades] + [0.0] + [10.0**k for k in decades])
+
+
 def plot_parity(
     reference: np.ndarray,
     predicted: np.ndarray,
@@ -305,23 +319,28 @@ def plot_parity(
     """Predicted against reference density-fitting coefficients (a.u.): one panel per angular
     momentum λ of the auxiliary function (``angular``), points coloured by the species of its
     atom (``species``, atomic numbers), symmetric-log axes (the s coefficients of heavy atoms
-    are 10³ times the rest) and each panel's RMSE on it."""
+    are 10³ times the rest), linear within 10⁻³ of each panel's largest value, and each
+    panel's RMSE on it."""
     reference, predicted = np.asarray(reference), np.asarray(predicted)
     angular = np.zeros(len(reference), dtype=int) if angular is None else np.asarray(angular)
     species = np.zeros(len(reference), dtype=int) if species is None else np.asarray(species)
     lambdas = sorted(set(angular.tolist()))[:4]
+    every_species = sorted(set(species.tolist()))
     figure, axes = plt.subplots(1, len(lambdas), figsize=(4.2 * len(lambdas), 4.2), squeeze=False)
-    threshold = 1e-3 * (float(np.max(np.abs(reference))) or 1.0)
     for axis, value in zip(axes[0], lambdas, strict=True):
         chosen = angular == value
-        for index, z in enumerate(sorted(set(species[chosen].tolist()))):
-            mask = chosen & (species == z)
+        for z in sorted(set(species[chosen].tolist())):
+            mask, index = chosen & (species == z), every_species.index(z)  # one colour per species
             label = ELEMENTS.get(int(z), f"Z={z}") if z else "all"
             axis.plot(reference[mask], predicted[mask], ".", ms=3, alpha=0.6, color=f"C{index}", label=label)
-        limit = float(np.max(np.abs(np.concatenate([reference[chosen], predicted[chosen]]))))
+        limit = float(np.max(np.abs(np.concatenate([reference[chosen], predicted[chosen]])))) or 1.0
+        threshold = 1e-3 * limit  # each λ has its own linear band: their sizes differ by decades
         axis.plot([-limit, limit], [-limit, limit], "k--", lw=0.8)
         axis.set_xscale("symlog", linthresh=threshold)
         axis.set_yscale("symlog", linthresh=threshold)
+        ticks = _symlog_ticks(limit, threshold)
+        axis.set_xticks(ticks)
+        axis.set_yticks(ticks)
         rmse = float(np.sqrt(np.mean((predicted[chosen] - reference[chosen]) ** 2)))
         axis.set(xlabel="reference coefficient (a.u.)", title=f"λ = {value}")
         axis.text(0.04, 0.93, f"RMSE {rmse:.2e}", transform=axis.transAxes)

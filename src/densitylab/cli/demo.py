@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from densitylab.cli.common import command, err, out
+from densitylab.cli.common import Json, command, err, out
+from densitylab.data import atomic_write_bytes
 
 app = typer.Typer()
 
@@ -17,6 +18,7 @@ def demo(
     output: Annotated[Path, typer.Option(help="Folder for figures and the summary table.")] = Path(
         "demo-output"
     ),
+    as_json: Json = False,
 ) -> None:
     """Run a short demo of every workflow; figures and summary.md go to OUTPUT."""
     from rich.progress import Progress
@@ -34,16 +36,19 @@ def demo(
         ("Direct-minimisation DFT: water, B3LYP/6-31G, against PySCF", dft_demo.run),
         ("Density learning: ten water molecules, PBE/def2-SVP densities by sparse GPR", density_demo.run),
     ]
-    lines = ["# densitylab demo", ""]
+    lines, tables = ["# densitylab demo", ""], {}
     with Progress(console=err) as progress:
         task = progress.add_task("demo", total=len(sections))
         for title, run in sections:
             progress.update(task, description=title[:40])
             columns, rows = run(output)
+            tables[title] = [dict(zip(columns, row, strict=True)) for row in rows]
             lines += [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
             lines += ["| " + " | ".join(row) + " |" for row in rows]
             lines.append("")
             progress.advance(task)
-    (output / "summary.md").write_text("\n".join(lines))
+    atomic_write_bytes(output / "summary.md", "\n".join(lines).encode())
+    if as_json:
+        return out.print_json(data={"output": str(output), "sections": tables})
     out.print("\n".join(lines), markup=False, highlight=False)
     out.print(f"Figures and summary written to {output}/")

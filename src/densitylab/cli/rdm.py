@@ -60,7 +60,7 @@ def rdm_generate(
     interaction: _option(str, "Interaction spec, e.g. softened.") = "softened",
     chunk_size: _option(int, "Systems per chunk (unit of work and of resumption).") = 1000,
     tolerance: _option(float, "Residual tolerance of the exact solves.") = 1e-12,
-    workers: Workers = 2,
+    workers: Workers = 1,
     scheduler: Scheduler = None,
     as_json: Json = False,
 ) -> None:
@@ -82,7 +82,8 @@ def rdm_compression(
     grids: _option(str, "Comma-separated grid sizes.") = "2,3,4,6,62",
     systems: _option(int, "Systems per grid.") = 50_000,
     seed: Seed = 0,
-    workers: Workers = 2,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
     test_fraction: TestFraction = 0.04,
     as_json: Json = False,
 ) -> None:
@@ -96,7 +97,7 @@ def rdm_compression(
         bar.start()
         return update
 
-    summary = compression_study(output, grids, systems, seed, test_fraction, workers, progress)
+    summary = compression_study(output, grids, systems, seed, test_fraction, workers, progress, scheduler)
     if as_json:
         return print_summary(summary, True)
     rows = [{"points": p, **row} for p, curves in summary["grids"].items() for row in curves]

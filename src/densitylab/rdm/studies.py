@@ -88,12 +88,14 @@ def compression_study(
     systems: int = 50_000,
     seed: int = 0,
     test_fraction: float = 0.04,
-    workers: int = 2,
+    workers: int = 1,
     progress: Callable[[int], Callable[..., None] | None] | None = None,
+    scheduler: str | None = None,
 ) -> dict:
     """The paper's compression study: generate (or resume) the random family on each grid in
     ``folder`` (family-N.h5; fewer than 13 points use the 3-point stencil), then PCA; writes
-    compression.json and compression.png. ``progress(points)`` gives each grid's callback."""
+    compression.json and compression.png. ``progress(points)`` gives each grid's callback;
+    ``workers`` local processes, or a running Dask ``scheduler``'s address, share the work."""
     from densitylab.plots import plot_compression
     from densitylab.rdm.dataset import DatasetSpec, generate_dataset
 
@@ -103,7 +105,8 @@ def compression_study(
     rows, all_curves = {}, []
     for points, spec in zip(sizes, specs, strict=True):
         path = folder / f"family-{points}.h5"
-        generate_dataset(spec, path, workers=workers, progress=progress(points) if progress else None)
+        callback = progress(points) if progress else None
+        generate_dataset(spec, path, workers=workers, scheduler=scheduler, progress=callback)
         curves = pca_study(path, test_fraction).curves
         all_curves += [replace(curve, name=f"{curve.name}, {points} points") for curve in curves]
         rows[str(points)] = [curve.summary() for curve in curves]
