@@ -301,3 +301,13 @@ def test_plotting_leaves_the_callers_matplotlib_backend_alone(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().lower() == "svg"
     assert (tmp_path / "s.png").stat().st_size > 5_000
+
+
+def test_help_texts_keep_their_brackets():
+    """Rich markup used to swallow '[…]' in help texts."""
+    result = runner.invoke(app, ["rdm", "evaluate", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert (
+        "pretrained[:NAME]" in result.stdout
+        and "γ[n]" in runner.invoke(app, ["rdm", "train", "--help"]).stdout
+    )

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from densitylab import __version__
@@ -99,6 +98,8 @@ def file_kind(path: str | Path) -> str | None:
     """The kind of a densitylab HDF5 file (a key of ``FILE_KINDS``); for files written before
     the kind was stored, inferred from their contents. "not-hdf5" for other files, None for
     HDF5 files densitylab did not write."""
+    import h5py  # lazily: commands that write no HDF5 do not pay for it
+
     try:
         with h5py.File(path, "r") as handle:
             kind = handle.attrs.get("kind")
@@ -146,7 +147,7 @@ def require_kind(path: str | Path, kind: str, parameter: str) -> Path:
     return path
 
 
-def write_attributes(handle: h5py.File, attributes: Mapping[str, object], kind: str | None = None) -> None:
+def write_attributes(handle, attributes: Mapping[str, object], kind: str | None = None) -> None:
     """Store ``densitylab_version``, ``kind`` (a key of ``FILE_KINDS``), ``parameters`` (JSON of
     ``attributes``) and each attribute."""
     handle.attrs["densitylab_version"] = __version__
@@ -167,6 +168,8 @@ def write_h5(
 
     The attributes ``densitylab_version`` and ``parameters`` (JSON of ``attributes``) are added.
     """
+    import h5py  # lazily: commands that write no HDF5 do not pay for it
+
     path = Path(path)
     if path.suffix not in (".h5", ".hdf5"):
         raise InvalidParameterError("output", "a file name ending in .h5 or .hdf5", str(path))
@@ -180,6 +183,8 @@ def write_h5(
 
 def read_h5(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """Read every dataset (by full name) and the attributes of a file written by :func:`write_h5`."""
+    import h5py  # lazily: commands that write no HDF5 do not pay for it
+
     path = Path(path)
     if not path.is_file():
         raise InvalidParameterError("path", "an existing HDF5 file", str(path))
@@ -194,6 +199,8 @@ def read_h5(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, object]]
 
 def stored_parameters(path: str | Path) -> dict:
     """The ``parameters`` attribute (JSON) of a file written by :func:`write_attributes`."""
+    import h5py  # lazily: commands that write no HDF5 do not pay for it
+
     with h5py.File(path, "r") as handle:
         return json.loads(handle.attrs["parameters"])
 

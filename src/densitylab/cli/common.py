@@ -176,6 +176,11 @@ def check_input_file(path: Path, parameter: str, expected: str) -> Path:
 
 
 # ------------------------------------------------------------------ options every command shares
+def option(kind, help_text: str):
+    """The type of a plain option: ``name: option(int, "What it is.") = default``."""
+    return Annotated[kind, typer.Option(help=help_text)]
+
+
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 Plot = Annotated[Path | None, typer.Option(help="Folder for the figures (created; its parent must exist).")]
 Seed = Annotated[int, typer.Option(help="Seed of every random choice (initialisation, sampling).")]

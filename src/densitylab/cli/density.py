@@ -4,9 +4,6 @@ densities, through :mod:`densitylab.density.workflow`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from densitylab.cli.common import (
     Json,
@@ -17,6 +14,7 @@ from densitylab.cli.common import (
     command,
     config_from,
     err,
+    option,
     plot_folder,
     print_summary,
     systems_progress,
@@ -26,29 +24,25 @@ from densitylab.cli.common import (
 app = typer_app("Electron-density learning: density-fitting coefficients by symmetry-adapted sparse GPR.")
 
 
-def _option(kind, help_text: str):
-    return Annotated[kind, typer.Option(help=help_text)]
-
-
-Model = _option(Path, "Model folder (densitylab density train).")
-Reference = _option(Path, "Reference file (densitylab density reference).")
-Structures = _option(Path, "Structures (extxyz, Å).")
+Model = option(Path, "Model folder (densitylab density train).")
+Reference = option(Path, "Reference file (densitylab density reference).")
+Structures = option(Path, "Structures (extxyz, Å).")
 
 
 @command(app, "reference", outputs={"output": "file"})
 def density_reference(
-    output: _option(Path, "Reference file to write (.h5)."),
-    structures: _option(Path | None, "Structures (extxyz, Å).") = None,
-    water: _option(int | None, "Instead: N water monomers by normal-mode sampling.") = None,
-    qm9: _option(int | None, "Instead: N QM9 molecules (needs the qm9 extra).") = None,
-    heavy_atoms: _option(int, "Heavy atoms (C, N, O, F) of the QM9 molecules.") = 4,
+    output: option(Path, "Reference file to write (.h5)."),
+    structures: option(Path | None, "Structures (extxyz, Å).") = None,
+    water: option(int | None, "Instead: N water monomers by normal-mode sampling.") = None,
+    qm9: option(int | None, "Instead: N QM9 molecules (needs the qm9 extra).") = None,
+    heavy_atoms: option(int, "Heavy atoms (C, N, O, F) of the QM9 molecules.") = 4,
     seed: Seed = 0,
-    temperature: _option(float, "Water sampling temperature (K).") = 300.0,
-    xc: _option(str, "Reference functional.") = "pbe",
-    basis: _option(str, "Reference basis.") = "def2-svp",
-    auxbasis: _option(str, "def2-universal-jkfit, any PySCF auxbasis, or etb.") = "def2-universal-jkfit",
-    metric: _option(str, "Fitting metric: overlap or coulomb.") = "overlap",
-    chunk_size: _option(int, "Structures per task and resumable part.") = 10,
+    temperature: option(float, "Water sampling temperature (K).") = 300.0,
+    xc: option(str, "Reference functional.") = "pbe",
+    basis: option(str, "Reference basis.") = "def2-svp",
+    auxbasis: option(str, "def2-universal-jkfit, any PySCF auxbasis, or etb.") = "def2-universal-jkfit",
+    metric: option(str, "Fitting metric: overlap or coulomb.") = "overlap",
+    chunk_size: option(int, "Structures per task and resumable part.") = 10,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     as_json: Json = False,
@@ -68,16 +62,16 @@ def density_reference(
 @command(app, "train", outputs={"output": "folder"})
 def density_train(
     reference: Reference,
-    output: _option(Path, "Model folder to write (an artefact)."),
-    train: _option(int | None, "Train on the first N structures (default all).") = None,
-    sparse: _option(int, "Sparse environments per species.") = 100,
-    zeta: _option(int, "Kernel exponent ζ.") = 2,
-    regularisation: _option(
+    output: option(Path, "Model folder to write (an artefact)."),
+    train: option(int | None, "Train on the first N structures (default all).") = None,
+    sparse: option(int, "Sparse environments per species.") = 100,
+    zeta: option(int, "Kernel exponent ζ.") = 2,
+    regularisation: option(
         str, "Ridge η in the metric, or auto: chosen on 20% of the training molecules."
     ) = "auto",
-    solver: _option(str, "auto (direct up to 20,000 weights), cg (matrix-free) or direct.") = "auto",
-    columns: _option(int, "Feature columns kept per block (FPS).") = 600,
-    cutoff: _option(float, "λ-SOAP cutoff (Å).") = 4.0,
+    solver: option(str, "auto (direct up to 20,000 weights), cg (matrix-free) or direct.") = "auto",
+    columns: option(int, "Feature columns kept per block (FPS).") = 600,
+    cutoff: option(float, "λ-SOAP cutoff (Å).") = 4.0,
     as_json: Json = False,
 ) -> None:
     """Fit the symmetry-adapted sparse GPR on reference structures."""
@@ -94,9 +88,9 @@ def density_train(
 @command(app, "evaluate")
 def density_evaluate(
     model: Model,
-    reference: _option(Path, "Reference file with the test structures."),
-    indices: _option(str | None, "Structures START:STOP (default all).") = None,
-    energies: _option(bool, "One-step energies too.") = True,
+    reference: option(Path, "Reference file with the test structures."),
+    indices: option(str | None, "Structures START:STOP (default all).") = None,
+    energies: option(bool, "One-step energies too.") = True,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
@@ -115,8 +109,8 @@ def density_evaluate(
 def density_predict(
     structures: Structures,
     model: Model,
-    output: _option(Path, "Folder for coefficients.h5 and one cube file per structure."),
-    cube_points: _option(int, "Cube points per axis.") = 60,
+    output: option(Path, "Folder for coefficients.h5 and one cube file per structure."),
+    cube_points: option(int, "Cube points per axis.") = 60,
     as_json: Json = False,
 ) -> None:
     """Predict coefficients, electron counts and densities (cube files) for new structures."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -14,6 +13,7 @@ from densitylab.cli.common import (
     command,
     config_from,
     err,
+    option,
     plot_folder,
     print_summary,
     rich_progress,
@@ -22,32 +22,28 @@ from densitylab.cli.common import (
 app = typer.Typer()
 
 
-def _option(kind, help_text: str):
-    return Annotated[kind, typer.Option(help=help_text)]
-
-
 SHOWN = ("energy", "converged", "iterations", "seconds", "gradient_max", "homo_lumo_gap", "s_squared", "xc",
          "basis", "nao", "grid_points", "energy_minus_pyscf", "output", "plot")  # fmt: skip
 
 
 @command(app, "dft", outputs={"output": "folder"})
 def dft_command(
-    molecule: _option(Path, "Molecule as an xyz/extxyz file (ångström)."),
-    basis: _option(str, "Any basis set PySCF knows.") = "6-31g",
-    xc: _option(str, "Functional: lda,vwn, pbe, blyp, b3lyp, pbe0, ...") = "b3lyp",
-    charge: _option(int, "Net charge (e).") = 0,
-    spin: _option(int, "2S = N_alpha - N_beta; spin > 0 runs UKS.") = 0,
-    unrestricted: _option(bool, "UKS even for a closed shell.") = False,
-    optimiser: _option(str, "lbfgs (preconditioned, production) or adam (D4FT).") = "lbfgs",
-    minibatch: _option(int | None, "Grid points per step for the XC term (adam only).") = None,
-    learning_rate: _option(float, "Adam step size.") = 1e-2,
-    max_iterations: _option(int, "Energy/gradient evaluations allowed.") = 300,
-    gradient_tolerance: _option(float, "Converged when max|gradient| is below (Ha).") = 1e-5,
-    coulomb: _option(str, "df (density fitting) or exact (4-index ERIs, small systems).") = "df",
-    auxbasis: _option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
-    grid_level: _option(int, "PySCF grid level 0-9.") = 3,
-    compare: _option(bool, "Also run PySCF's SCF with the same settings.") = False,
-    output: _option(
+    molecule: option(Path, "Molecule as an xyz/extxyz file (ångström)."),
+    basis: option(str, "Any basis set PySCF knows.") = "6-31g",
+    xc: option(str, "Functional: lda,vwn, pbe, blyp, b3lyp, pbe0, ...") = "b3lyp",
+    charge: option(int, "Net charge (e).") = 0,
+    spin: option(int, "2S = N_alpha - N_beta; spin > 0 runs UKS.") = 0,
+    unrestricted: option(bool, "UKS even for a closed shell.") = False,
+    optimiser: option(str, "lbfgs (preconditioned, production) or adam (D4FT).") = "lbfgs",
+    minibatch: option(int | None, "Grid points per step for the XC term (adam only).") = None,
+    learning_rate: option(float, "Adam step size.") = 1e-2,
+    max_iterations: option(int, "Energy/gradient evaluations allowed.") = 300,
+    gradient_tolerance: option(float, "Converged when max|gradient| is below (Ha).") = 1e-5,
+    coulomb: option(str, "df (density fitting) or exact (4-index ERIs, small systems).") = "df",
+    auxbasis: option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
+    grid_level: option(int, "PySCF grid level 0-9.") = 3,
+    compare: option(bool, "Also run PySCF's SCF with the same settings.") = False,
+    output: option(
         Path | None, "Folder for the result (an artefact: manifest, orbitals, cube, figure)."
     ) = None,
     plot: Plot = None,

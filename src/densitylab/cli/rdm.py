@@ -5,9 +5,6 @@ command builds the library's config from its options (same names), calls
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from densitylab.cli.common import (
     Json,
@@ -18,6 +15,7 @@ from densitylab.cli.common import (
     command,
     config_from,
     err,
+    option,
     plot_folder,
     print_rows,
     print_summary,
@@ -29,12 +27,8 @@ from densitylab.cli.common import (
 app = typer_app("1-RDM learning: datasets of exact one-body density matrices.")
 
 
-def _option(kind, help_text: str):
-    return Annotated[kind, typer.Option(help=help_text)]
-
-
-Dataset = _option(Path, "An rdm dataset (densitylab rdm generate).")
-TestFraction = _option(float, "Held-out fraction (the last systems; never trained on).")
+Dataset = option(Path, "An rdm dataset (densitylab rdm generate).")
+TestFraction = option(float, "Held-out fraction (the last systems; never trained on).")
 CURVES = {
     "quantity": "name",
     "features": "features",
@@ -46,20 +40,20 @@ CURVES = {
 
 @command(app, "generate", outputs={"output": "file"})
 def rdm_generate(
-    output: _option(Path, "The dataset file to create or resume (.h5)."),
-    systems: _option(int, "Number of systems.") = 50_000,
-    seed: _option(int, "Base seed; system i uses default_rng([seed, i]).") = 0,
-    points: _option(int, "Grid points.") = 62,
-    x_min: _option(float, "Left box edge (bohr).") = -7.5,
-    x_max: _option(float, "Right box edge (bohr).") = 7.5,
-    stencil: _option(int, "Finite-difference stencil points.") = 13,
-    length: _option(float, "L in cos(kπx/L) (bohr).") = 15.0,
-    confinement: _option(float, "D in D·x^10 (Ha bohr^-10).") = 1e-11,
-    amplitude: _option(float, "F, the Fourier amplitude (Ha).") = 0.1,
-    harmonics: _option(int, "Number of Fourier harmonics.") = 3,
-    interaction: _option(str, "Interaction spec, e.g. softened.") = "softened",
-    chunk_size: _option(int, "Systems per chunk (unit of work and of resumption).") = 1000,
-    tolerance: _option(float, "Residual tolerance of the exact solves.") = 1e-12,
+    output: option(Path, "The dataset file to create or resume (.h5)."),
+    systems: option(int, "Number of systems.") = 50_000,
+    seed: option(int, "Base seed; system i uses default_rng([seed, i]).") = 0,
+    points: option(int, "Grid points.") = 62,
+    x_min: option(float, "Left box edge (bohr).") = -7.5,
+    x_max: option(float, "Right box edge (bohr).") = 7.5,
+    stencil: option(int, "Finite-difference stencil points.") = 13,
+    length: option(float, "L in cos(kπx/L) (bohr).") = 15.0,
+    confinement: option(float, "D in D·x^10 (Ha bohr^-10).") = 1e-11,
+    amplitude: option(float, "F, the Fourier amplitude (Ha).") = 0.1,
+    harmonics: option(int, "Number of Fourier harmonics.") = 3,
+    interaction: option(str, "Interaction spec, e.g. softened.") = "softened",
+    chunk_size: option(int, "Systems per chunk (unit of work and of resumption).") = 1000,
+    tolerance: option(float, "Residual tolerance of the exact solves.") = 1e-12,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     as_json: Json = False,
@@ -78,9 +72,9 @@ def rdm_generate(
 
 @command(app, "compression", outputs={"output": "folder"})
 def rdm_compression(
-    output: _option(Path, "Folder for the datasets, compression.json and the figure."),
-    grids: _option(str, "Comma-separated grid sizes.") = "2,3,4,6,62",
-    systems: _option(int, "Systems per grid.") = 50_000,
+    output: option(Path, "Folder for the datasets, compression.json and the figure."),
+    grids: option(str, "Comma-separated grid sizes.") = "2,3,4,6,62",
+    systems: option(int, "Systems per grid.") = 50_000,
     seed: Seed = 0,
     workers: Workers = 1,
     scheduler: Scheduler = None,
@@ -107,18 +101,18 @@ def rdm_compression(
 @command(app, "train", outputs={"output": "folder"})
 def rdm_train(
     dataset: Dataset,
-    output: _option(Path, "Folder for the model (an artefact, with its learning curve)."),
-    model: _option(str, "neural (γ[n]), pca-linear, conv-autoencoder (γ→γ) or denoiser.") = "neural",
-    components: _option(int, "pca-linear: density principal components used.") = 40,
-    source: _option(str, "denoiser: approximate γ it corrects: uhf, noninteracting or pca.") = "uhf",
-    input_components: _option(int, "denoiser: principal components of the input γ.") = 32,
-    bottleneck: _option(int, "conv-autoencoder / denoiser: code size.") = 62,
-    epochs: _option(int, "Network models: training epochs.") = 40,
-    rank: _option(int, "neural / denoiser: rank r of the correlation matrix.") = 12,
-    width: _option(int, "neural / denoiser: hidden width.") = 512,
-    depth: _option(int, "neural / denoiser: hidden layers.") = 3,
-    learning_rate: _option(float, "Initial Adam learning rate.") = 1e-3,
-    loss: _option(str, "conv-autoencoder / denoiser: loss, mse or mae.") = "mse",
+    output: option(Path, "Folder for the model (an artefact, with its learning curve)."),
+    model: option(str, "neural (γ[n]), pca-linear, conv-autoencoder (γ→γ) or denoiser.") = "neural",
+    components: option(int, "pca-linear: density principal components used.") = 40,
+    source: option(str, "denoiser: approximate γ it corrects: uhf, noninteracting or pca.") = "uhf",
+    input_components: option(int, "denoiser: principal components of the input γ.") = 32,
+    bottleneck: option(int, "conv-autoencoder / denoiser: code size.") = 62,
+    epochs: option(int, "Network models: training epochs.") = 40,
+    rank: option(int, "neural / denoiser: rank r of the correlation matrix.") = 12,
+    width: option(int, "neural / denoiser: hidden width.") = 512,
+    depth: option(int, "neural / denoiser: hidden layers.") = 3,
+    learning_rate: option(float, "Initial Adam learning rate.") = 1e-3,
+    loss: option(str, "conv-autoencoder / denoiser: loss, mse or mae.") = "mse",
     seed: Seed = 0,
     test_fraction: TestFraction = 0.04,
     plot: Plot = None,
@@ -143,8 +137,8 @@ def rdm_train(
 @command(app, "evaluate")
 def rdm_evaluate(
     dataset: Dataset,
-    model: _option(str, "'sqrt' (√(n n') baseline), 'pretrained[:NAME]' or a trained model.") = "sqrt",
-    test_fraction: _option(float, "Held-out fraction; must match training.") = 0.04,
+    model: option(str, "'sqrt' (√(n n') baseline), 'pretrained[:NAME]' or a trained model.") = "sqrt",
+    test_fraction: option(float, "Held-out fraction; must match training.") = 0.04,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
@@ -166,9 +160,9 @@ def rdm_evaluate(
 
 @command(app, "predict", outputs={"output": "file"})
 def rdm_predict(
-    density: _option(Path, "Densities, shape (S, 62) (or (62,)), as .npy."),
-    output: _option(Path, "1-RDMs, shape (S, 62, 62), as .npy (written as named)."),
-    model: _option(str, "'pretrained' (or 'pretrained:NAME'), 'sqrt', or a trained model.") = "pretrained",
+    density: option(Path, "Densities, shape (S, 62) (or (62,)), as .npy."),
+    output: option(Path, "1-RDMs, shape (S, 62, 62), as .npy (written as named)."),
+    model: option(str, "'pretrained' (or 'pretrained:NAME'), 'sqrt', or a trained model.") = "pretrained",
     as_json: Json = False,
 ) -> None:
     """Apply a γ[n] functional to densities on its grid (default: the shipped model)."""
@@ -179,10 +173,10 @@ def rdm_predict(
 
 @command(app, "dimer", outputs={"output": "folder"})
 def rdm_dimer(
-    output: _option(Path, "Folder for the dataset, dimer.json and dimer.png.") = Path("rdm-dimer"),
-    systems: _option(int, "Two-site systems of the random family.") = 5000,
+    output: option(Path, "Folder for the dataset, dimer.json and dimer.png.") = Path("rdm-dimer"),
+    systems: option(int, "Two-site systems of the random family.") = 5000,
     seed: Seed = 0,
-    steps: _option(int, "c-model training steps.") = 6000,
+    steps: option(int, "c-model training steps.") = 6000,
     as_json: Json = False,
 ) -> None:
     """The Hubbard-dimer study: log-perceptron exponents (non-interacting and interacting) and
@@ -197,7 +191,7 @@ def rdm_dimer(
 @command(app, "pca", outputs={"output": "folder"})
 def rdm_pca(
     dataset: Dataset,
-    output: _option(Path, "Folder for pca.json and pca.png.") = Path("rdm-pca"),
+    output: option(Path, "Folder for pca.json and pca.png.") = Path("rdm-pca"),
     test_fraction: TestFraction = 0.04,
     as_json: Json = False,
 ) -> None:

@@ -5,15 +5,13 @@ Each command builds the library's config from its options (same names), calls
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from densitylab.cli.common import (
     Json,
     Plot,
     command,
     config_from,
+    option,
     plot_folder,
     print_summary,
     rich_progress,
@@ -23,23 +21,19 @@ from densitylab.cli.common import (
 app = typer_app("Time-dependent Kohn–Sham: exact two-electron dynamics and learned correlation potentials.")
 
 
-def _option(kind, help_text: str):
-    return Annotated[kind, typer.Option(help=help_text)]
-
-
-Scenario = _option(str, "scattering (e + H) or laser (driven 2-electron atom).")
-Momentum = _option(float, "scattering: wavepacket momentum p (a.u.).")
-Spin = _option(str, "scattering: singlet or triplet spatial state.")
-Amplitude = _option(float, "laser: peak field (Ha/bohr).")
-Frequency = _option(float, "laser: carrier frequency (Ha).")
-Strength = _option(float, "laser: scale of the e–e repulsion.")
-Time = _option(float, "Propagation time (a.u.).")
-Dt = _option(float, "Exact time step (a.u.).")
-StoreEvery = _option(int, "Store (and KS step) every this many steps.")
-Dx = _option(float, "Grid spacing (bohr).")
-Stencil = _option(int, "Kinetic stencil points (3 = the KS stencil).")
-Method = _option(str, "split-operator or crank-nicolson (small grids).")
-Boundary = _option(
+Scenario = option(str, "scattering (e + H) or laser (driven 2-electron atom).")
+Momentum = option(float, "scattering: wavepacket momentum p (a.u.).")
+Spin = option(str, "scattering: singlet or triplet spatial state.")
+Amplitude = option(float, "laser: peak field (Ha/bohr).")
+Frequency = option(float, "laser: carrier frequency (Ha).")
+Strength = option(float, "laser: scale of the e–e repulsion.")
+Time = option(float, "Propagation time (a.u.).")
+Dt = option(float, "Exact time step (a.u.).")
+StoreEvery = option(int, "Store (and KS step) every this many steps.")
+Dx = option(float, "Grid spacing (bohr).")
+Stencil = option(int, "Kinetic stencil points (3 = the KS stencil).")
+Method = option(str, "split-operator or crank-nicolson (small grids).")
+Boundary = option(
     str | None,
     "split-operator: hard-wall (3-point stencil; its default, like the KS propagation) or periodic "
     "(the default for wider stencils).",
@@ -48,7 +42,7 @@ Boundary = _option(
 
 @command(app, "exact", outputs={"output": "file"})
 def tdks_exact(
-    output: _option(Path, "Trajectory file to write (.h5)."),
+    output: option(Path, "Trajectory file to write (.h5)."),
     scenario: Scenario = "scattering",
     momentum: Momentum = -1.0,
     spin: Spin = "singlet",
@@ -88,7 +82,7 @@ def tdks_exact(
     print_summary(summary, as_json, "exact propagation")
 
 
-GnFloor = _option(
+GnFloor = option(
     list[float] | None,
     "gauss-newton: relative floor of the CG preconditioner (regularises); repeat it for a continuation "
     "that splits each window's iterations among the floors in order (default: 1e-6, then 1e-8).",
@@ -97,24 +91,24 @@ GnFloor = _option(
 
 @command(app, "learn", outputs={"output": "folder"})
 def tdks_learn(
-    trajectory: _option(list[Path], "Exact trajectory (repeat for several)."),
-    output: _option(Path, "Folder for the learned model (an artefact; figures inside)."),
-    model: _option(str, "values (a), adiabatic (b) or memory (c).") = "values",
-    iterations: _option(int | None, "Optimiser iterations (default 300; gauss-newton: 8 per window).") = None,
-    optimiser: _option(str, "lbfgs, adam, or gauss-newton (values: windowed Gauss–Newton).") = "lbfgs",
-    gn_window: _option(int, "gauss-newton: steps per window.") = 20,
-    gn_lookahead: _option(int, "gauss-newton: extra steps fitted past each window, then dropped.") = 10,
-    gn_cg_iterations: _option(int, "gauss-newton: preconditioned CG iterations per step.") = 100,
+    trajectory: option(list[Path], "Exact trajectory (repeat for several)."),
+    output: option(Path, "Folder for the learned model (an artefact; figures inside)."),
+    model: option(str, "values (a), adiabatic (b) or memory (c).") = "values",
+    iterations: option(int | None, "Optimiser iterations (default 300; gauss-newton: 8 per window).") = None,
+    optimiser: option(str, "lbfgs, adam, or gauss-newton (values: windowed Gauss–Newton).") = "lbfgs",
+    gn_window: option(int, "gauss-newton: steps per window.") = 20,
+    gn_lookahead: option(int, "gauss-newton: extra steps fitted past each window, then dropped.") = 10,
+    gn_cg_iterations: option(int, "gauss-newton: preconditioned CG iterations per step.") = 100,
     gn_floor: GnFloor = None,
-    learning_rate: _option(float, "adam: learning rate.") = 1e-3,
-    smoothness: _option(float, "values: weight of the smoothness penalty.") = 0.0,
-    memory: _option(int, "memory: densities seen (present + past).") = 4,
-    channels: _option(int, "adiabatic/memory: hidden channels.") = 16,
-    depth: _option(int, "adiabatic/memory: convolution layers.") = 3,
-    kernel: _option(int, "adiabatic/memory: kernel width (odd).") = 9,
-    coarsen: _option(int, "KS grid takes every COARSEN-th exact point.") = 1,
-    seed: _option(int, "Network initialisation seed.") = 0,
-    segment: _option(int, "adiabatic/memory: train on segments of SEGMENT steps from the exact state.") = 0,
+    learning_rate: option(float, "adam: learning rate.") = 1e-3,
+    smoothness: option(float, "values: weight of the smoothness penalty.") = 0.0,
+    memory: option(int, "memory: densities seen (present + past).") = 4,
+    channels: option(int, "adiabatic/memory: hidden channels.") = 16,
+    depth: option(int, "adiabatic/memory: convolution layers.") = 3,
+    kernel: option(int, "adiabatic/memory: kernel width (odd).") = 9,
+    coarsen: option(int, "KS grid takes every COARSEN-th exact point.") = 1,
+    seed: option(int, "Network initialisation seed.") = 0,
+    segment: option(int, "adiabatic/memory: train on segments of SEGMENT steps from the exact state.") = 0,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
@@ -135,9 +129,9 @@ def tdks_learn(
 
 @command(app, "evaluate")
 def tdks_evaluate(
-    trajectory: _option(Path, "Exact trajectory (densitylab tdks exact)."),
-    model: _option(str, "A shipped model, a 'tdks learn' folder, or an anchor: exchange-only, alda, sce."),
-    coarsen: _option(int, "KS grid takes every COARSEN-th exact point.") = 1,
+    trajectory: option(Path, "Exact trajectory (densitylab tdks exact)."),
+    model: option(str, "A shipped model, a 'tdks learn' folder, or an anchor: exchange-only, alda, sce."),
+    coarsen: option(int, "KS grid takes every COARSEN-th exact point.") = 1,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
