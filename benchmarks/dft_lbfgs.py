@@ -26,8 +26,8 @@ from densitylab.dft.system import DFTSettings, build_system
 
 MOLECULES = Path(__file__).parent / "molecules"
 CASES = (
-    ("water.xyz", "b3lyp", "6-31g"),
-    ("methane.xyz", "pbe", "6-31g"),
+    ("h2o.xyz", "b3lyp", "6-31g"),
+    ("ch4.xyz", "pbe", "6-31g"),
     ("benzene.xyz", "lda,vwn", "6-31g"),
 )
 TOLERANCE = 1e-5

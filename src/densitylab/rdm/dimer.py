@@ -68,6 +68,7 @@ def train_c_model(density: np.ndarray, rdm1: np.ndarray, width: int = 64, steps:
     import optax
 
     from densitylab.jaxsetup import jax_modules
+    from densitylab.training import optax_loop
 
     jax, jnp, eqx = jax_modules()
 
@@ -81,18 +82,7 @@ def train_c_model(density: np.ndarray, rdm1: np.ndarray, width: int = 64, steps:
 
     inputs, targets = jnp.asarray(density), jnp.asarray(coherence)
     optimiser = optax.adam(optax.cosine_decay_schedule(3e-3, steps, alpha=1e-2))
-    state = optimiser.init(eqx.filter(mlp, eqx.is_inexact_array))
-
-    @eqx.filter_jit
-    def step(model, state):
-        loss, grads = eqx.filter_value_and_grad(lambda m: jnp.mean((predict(m, inputs) - targets) ** 2))(
-            model
-        )
-        updates, state = optimiser.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), state, loss
-
-    for _ in range(steps):
-        mlp, state, _ = step(mlp, state)
+    mlp = optax_loop(lambda m: jnp.mean((predict(m, inputs) - targets) ** 2), mlp, optimiser, steps)
     return lambda n: np.asarray(predict(mlp, jnp.asarray(np.asarray(n, dtype=float))))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
+from densitylab.training import optax_loop
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ def fit(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     progress=None,
 ):
-    """Minibatch Adam with cosine decay; shared by every rdm model.
+    """Minibatch Adam with cosine decay (:func:`densitylab.training.optax_loop`); shared by every
+    rdm model.
 
     Args:
         model: an Equinox module mapping one input to one 1-RDM.
@@ -164,16 +166,9 @@ def fit(
     batch_size = min(batch_size, len(inputs))  # small datasets: one full batch per epoch
     steps = epochs * max(1, len(inputs) // batch_size)
     optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-2))
-    state = optimiser.init(eqx.filter(model, eqx.is_inexact_array))
 
-    @eqx.filter_jit
-    def step(model, state, batch_inputs, batch_targets):
-        def loss(m):
-            return loss_fn(jax.vmap(m)(batch_inputs), batch_targets)
-
-        value, grads = eqx.filter_value_and_grad(loss)(model)
-        updates, state = optimiser.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), state, value
+    def loss(model, batch_inputs, batch_targets):
+        return loss_fn(jax.vmap(model)(batch_inputs), batch_targets)
 
     @eqx.filter_jit
     def batch_error(model, batch_inputs, batch_targets):
@@ -194,18 +189,21 @@ def fit(
 
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "train_loss": [], "validation_mae": []}
-    for epoch in range(1, epochs + 1):
+
+    def batches(epoch: int):
         order = rng.permutation(len(inputs))
-        losses = []
         for start in range(0, len(order) - batch_size + 1, batch_size):
             index = order[start : start + batch_size]
-            model, state, loss = step(model, state, jnp.asarray(inputs[index]), jnp.asarray(targets[index]))
-            losses.append(float(loss))
+            yield jnp.asarray(inputs[index]), jnp.asarray(targets[index])
+
+    def record(epoch, model, losses, _) -> None:
         history["epoch"].append(epoch)
         history["train_loss"].append(float(np.mean(losses)))
         history["validation_mae"].append(validation_mae(model))
         if progress:
             progress(epoch, epochs, loss=history["train_loss"][-1], mae=history["validation_mae"][-1])
+
+    model = optax_loop(loss, model, optimiser, epochs, batches, record)
     return model, history
 
 

@@ -25,6 +25,7 @@ from densitylab.checkpoint import (
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 from densitylab.tdks.propagation import KSProblem, orbital_from_density, propagate, propagate_loss
+from densitylab.training import optax_loop
 
 OPTIMISERS = ("lbfgs", "adam")
 GN_HALVINGS = 8  # step halvings tried before a Gauss–Newton fit gives up on a window
@@ -140,6 +141,7 @@ def train(
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
+    The loop is :func:`densitylab.training.optax_loop` (one full-batch step per iteration).
     With ``checkpoint`` (a file path), the parameters and history are written there
     atomically every ``checkpoint_every`` iterations, and a call with the same arguments
     resumes from them (the L-BFGS curvature memory restarts); the file is removed at the end.
@@ -160,7 +162,7 @@ def train(
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
     """
-    jax, _jnp, eqx = jax_modules()
+    _, _, eqx = jax_modules()
     import optax
 
     require(optimiser in OPTIMISERS, "optimiser", f"one of {OPTIMISERS}", optimiser)
@@ -173,29 +175,7 @@ def train(
     )
     arrays, static = eqx.partition(params, eqx.is_inexact_array)
     loss_of_params = total_loss(problems, targets, model, memory, penalty, segments)
-
-    def loss(arrays):
-        return loss_of_params(eqx.combine(arrays, static))
-
-    loss = jax.jit(loss)
-    if optimiser == "lbfgs":
-        solver = optax.lbfgs()
-        value_and_grad = optax.value_and_grad_from_state(loss)
-    else:
-        solver = optax.adam(learning_rate)
-        value_and_grad = jax.jit(jax.value_and_grad(loss))
-    state = solver.init(arrays)
-
-    @jax.jit
-    def step(arrays, state):
-        if optimiser == "lbfgs":
-            value, grad = value_and_grad(arrays, state=state)
-            updates, state = solver.update(grad, state, arrays, value=value, grad=grad, value_fn=loss)
-        else:
-            value, grad = value_and_grad(arrays)
-            updates, state = solver.update(grad, state, arrays)
-        return optax.apply_updates(arrays, updates), state, value, optax.tree.norm(grad)
-
+    solver = optax.lbfgs() if optimiser == "lbfgs" else optax.adam(learning_rate)
     history = {"iteration": [], "loss": [], "gradient_norm": []}
     job = {
         **(settings or {}),
@@ -208,23 +188,28 @@ def train(
         "segments": None if segments is None else [fingerprint(s.target, s.orbital0) for s in segments],
     }
     stored = read_checkpoint(checkpoint, job) if checkpoint is not None else None
-    if stored is not None:
-        arrays, history = tree_from_arrays(stored[0], arrays), stored[1]["history"]
-        state = solver.init(arrays)
-    for iteration in range(len(history["iteration"]) + 1, iterations + 1):
-        arrays, state, value, gradient_norm = step(arrays, state)
+    if stored is not None:  # the L-BFGS curvature memory restarts
+        params, history = eqx.combine(tree_from_arrays(stored[0], arrays), static), stored[1]["history"]
+
+    def record(iteration, params, losses, norms) -> bool:
+        value, gradient_norm = losses[0], norms[0]
         history["iteration"].append(iteration)
-        history["loss"].append(float(value))
-        history["gradient_norm"].append(float(gradient_norm))
+        history["loss"].append(value)
+        history["gradient_norm"].append(gradient_norm)
         if progress:
-            progress(iteration, iterations, loss=float(value), gradient=float(gradient_norm))
+            progress(iteration, iterations, loss=value, gradient=gradient_norm)
         if checkpoint is not None and iteration % checkpoint_every == 0 and iteration < iterations:
-            write_checkpoint(checkpoint, job, tree_arrays(arrays), {"history": history})
-        if float(gradient_norm) < tolerance:
-            break
+            trained = eqx.partition(params, eqx.is_inexact_array)[0]
+            write_checkpoint(checkpoint, job, tree_arrays(trained), {"history": history})
+        return gradient_norm < tolerance
+
+    first = len(history["iteration"]) + 1
+    params = optax_loop(
+        loss_of_params, params, solver, iterations, None, record, first, linesearch=optimiser == "lbfgs"
+    )
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
-    return eqx.combine(arrays, static), history
+    return params, history
 
 
 def _problem_fingerprint(problem: KSProblem) -> str:
