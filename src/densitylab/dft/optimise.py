@@ -359,6 +359,14 @@ def _preconditioner(system: KSSystem, energies: np.ndarray, count: int, shift: f
 
 
 def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, started):
+    """SciPy's L-BFGS-B on each chart, preconditioned by the change of variables κ = D^{-1/2}u
+    (D the orbital-energy Hessian model), stopped from its callback when max|∂E/∂κ| reaches the
+    tolerance or max|κ| the re-centring threshold; a chart that stops short (a failed line
+    search, a large rotation) is re-centred at the current orbitals and the history restarts.
+
+    SciPy's rather than a hand-written L-BFGS: with the same preconditioner it needs as many
+    evaluations (benchmarks/dft_lbfgs.py: 9/8/9/34 against 9/7/8/38 for water, methane,
+    benzene and C20)."""
     size = sum((b.shape[1] - n) * n for b, n in zip(bases, evaluator.counts, strict=True))
     # the guess orbitals are canonical for the guess Fock matrix: its eigenvalues precondition
     # the first chart (no extra Fock build)
@@ -368,85 +376,66 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
             for e, n in zip(energies, evaluator.counts, strict=True)
         ]
     )
-
-    def evaluate(kappa):
-        value, gradient = evaluator.chart(kappa, bases)
-        return float(value), np.asarray(gradient)
-
-    kappa = np.zeros(size)
-    energy, gradient = evaluate(kappa)
     history: list = []
-    iterations, converged = 1, False
-    steps: list = []  # (s, y, 1/yᵀs)
-    _record(history, progress, started, energy, np.max(np.abs(gradient)), 0.0)
-    while iterations < settings.max_iterations:
-        if np.max(np.abs(gradient)) <= settings.gradient_tolerance:
-            converged = True
-            break
-        direction = -_two_loop(gradient, steps, hessian_diagonal)
-        slope = float(direction @ gradient)
-        if slope >= 0:  # not a descent direction: drop the history
-            steps.clear()
-            direction = -gradient / hessian_diagonal
-            slope = float(direction @ gradient)
-        step_length, accepted = 1.0, False
-        while iterations < settings.max_iterations:
-            trial = kappa + step_length * direction
-            trial_energy, trial_gradient = evaluate(trial)
-            iterations += 1
-            if trial_energy <= energy + 1e-4 * step_length * slope:
-                accepted = True
-                break
-            # quadratic interpolation of the backtrack, kept within [0.1, 0.5]
-            curvature = trial_energy - energy - step_length * slope
-            fraction = -slope * step_length / (2.0 * curvature) if curvature > 0 else 0.5
-            step_length *= float(np.clip(fraction, 0.1, 0.5))
-            if step_length < 1e-6:
-                break
-        if not accepted:
-            # restart the chart and the history at the current point
+    counter = {"evaluations": 0}
+    converged, kappa = False, np.zeros(size)
+    while counter["evaluations"] < settings.max_iterations and not converged:
+        kappa, converged = _lbfgs_chart(
+            evaluator, bases, hessian_diagonal, settings, counter, history, progress, started
+        )
+        if not converged and counter["evaluations"] < settings.max_iterations:
             bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
             kappa = np.zeros(size)
-            steps.clear()
-            energy, gradient = evaluate(kappa)
-            iterations += 1
-            _record(history, progress, started, energy, np.max(np.abs(gradient)), 0.0)
-            continue
-        s, y = trial - kappa, trial_gradient - gradient
-        if float(y @ s) > 1e-12:
-            steps.append((s, y, 1.0 / float(y @ s)))
-            if len(steps) > settings.memory:
-                steps.pop(0)
-        kappa, energy, gradient = trial, trial_energy, trial_gradient
-        _record(history, progress, started, energy, np.max(np.abs(gradient)), np.max(np.abs(s)))
-        if np.max(np.abs(kappa)) > settings.max_rotation:
-            bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
-            kappa = np.zeros(size)
-            steps.clear()
-            energy, gradient = evaluate(kappa)
-            iterations += 1  # an energy+gradient evaluation like any other
     occupied = _chart_occupied(bases, evaluator.counts, kappa)
-    return occupied, history, converged, iterations
+    return occupied, history, converged, counter["evaluations"]
+
+
+def _lbfgs_chart(evaluator, bases, hessian_diagonal, settings, counter, history, progress, started):
+    """Minimise on one chart from κ = 0; returns (κ reached, converged)."""
+    import scipy.optimize
+
+    scale = 1.0 / np.sqrt(hessian_diagonal)
+    evaluated: dict[bytes, tuple[float, np.ndarray]] = {}
+
+    def energy_and_gradient(u):
+        key = u.tobytes()
+        if key not in evaluated:  # SciPy's first call is the start, evaluated already
+            value, gradient = evaluator.chart(u * scale, bases)
+            counter["evaluations"] += 1
+            evaluated.clear()  # the accepted point is the last one evaluated before the callback
+            evaluated[key] = (float(value), np.asarray(gradient))
+        value, gradient = evaluated[key]
+        return value, gradient * scale
+
+    state = {"u": np.zeros(hessian_diagonal.size), "converged": False}
+
+    def accepted(u) -> bool:
+        """Record the point; True when the chart should stop here."""
+        energy, gradient = evaluated[u.tobytes()]
+        step = float(np.max(np.abs((u - state["u"]) * scale)))
+        state["u"] = u.copy()
+        _record(history, progress, started, energy, np.max(np.abs(gradient)), step)
+        state["converged"] = bool(np.max(np.abs(gradient)) <= settings.gradient_tolerance)
+        return state["converged"] or float(np.max(np.abs(u * scale))) > settings.max_rotation
+
+    def callback(intermediate_result) -> None:
+        if accepted(np.asarray(intermediate_result.x)) or counter["evaluations"] >= settings.max_iterations:
+            raise StopIteration
+
+    start = np.zeros(hessian_diagonal.size)
+    energy_and_gradient(start)
+    if not accepted(start) and counter["evaluations"] < settings.max_iterations:
+        budget = settings.max_iterations - counter["evaluations"]
+        scipy.optimize.minimize(
+            energy_and_gradient, start, jac=True, method="L-BFGS-B", callback=callback,
+            options={"maxcor": settings.memory, "maxfun": budget, "maxiter": budget, "gtol": 0, "ftol": 0},
+        )  # fmt: skip
+    return state["u"] * scale, state["converged"]
 
 
 def _chart_occupied(bases, counts, kappa) -> list[np.ndarray]:
     """Orthonormal-basis orbitals (nmo, nmo) per spin whose first columns are Q(W(κ))."""
     return [_complete(np.linalg.qr(w)[0]) for w in chart_parameters(bases, counts, kappa)]
-
-
-def _two_loop(gradient, steps, hessian_diagonal):
-    """L-BFGS product H·g with initial inverse Hessian diag(1/hessian_diagonal)."""
-    q = gradient.copy()
-    alphas = []
-    for s, y, rho in reversed(steps):
-        alpha = rho * float(s @ q)
-        alphas.append(alpha)
-        q -= alpha * y
-    r = q / hessian_diagonal
-    for (s, y, rho), alpha in zip(steps, reversed(alphas), strict=True):
-        beta = rho * float(y @ r)
-        r += (alpha - beta) * s
-    return r
 
 
 def _minimise_adam(system, evaluator, bases, energies, settings, progress, started):
