@@ -1,10 +1,15 @@
-"""Why the DFT keeps a hand-written L-BFGS: it against SciPy's L-BFGS-B on the same energy.
+"""The DFT's L-BFGS (``minimise``, densitylab's default) against SciPy's L-BFGS-B on the same energy.
+
+Until 15cbc9c ``minimise`` ran a hand-written L-BFGS (two-loop recursion, backtracking Armijo
+line search); run at 8f64e2a, this benchmark showed it no better than SciPy's with the same
+preconditioner (BENCHMARKS.md, issue 15), and ``minimise`` now runs SciPy's L-BFGS-B on each
+chart, re-centring between charts. The "densitylab" column is ``minimise``, whichever it runs.
 
 Both minimise the same function, the Kohn–Sham energy on one Grassmann chart around the guess
 orbitals (κ ↦ E(C(κ)), with its JAX gradient), from the same start, to the same test
 max|∂E/∂κ| ≤ 1e-5 Ha. SciPy gets the same diagonal preconditioner (ε_a − ε_i + shift) through
 the change of variables κ = D^{-1/2} u, and the same history length (12); it cannot re-centre
-the chart, which the hand-written one does when a line search fails. Counted: energy/gradient
+the chart, which ``minimise`` does when a chart stops short. Counted: energy/gradient
 evaluations (each one costs the same) and the final energy against PySCF's converged energy.
 
 Run:  python benchmarks/dft_lbfgs.py [--molecules h2o.xyz c20.xyz]
@@ -81,13 +86,13 @@ def main() -> None:
         # PySCF's DIIS does not converge for C20 (398 s, BENCHMARKS.md): compare with ours there
         reference = pyscf_reference(mol, settings)[0] if name != "c20.xyz" else None
         ours = minimise(system, mol, OptimiserSettings(gradient_tolerance=TOLERANCE))
-        handwritten = {"evaluations": ours.iterations, "energy": ours.energy, "converged": ours.converged}
+        densitylab = {"evaluations": ours.iterations, "energy": ours.energy, "converged": ours.converged}
         row = {
             "molecule": name,
             "xc": xc,
             "basis": basis,
             "pyscf_energy": reference,
-            "handwritten": handwritten,
+            "densitylab": densitylab,
         }
         for label, preconditioned in (("scipy_preconditioned", True), ("scipy_plain", False)):
             row[label] = scipy_lbfgs(system, mol, preconditioned)
