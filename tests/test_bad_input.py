@@ -311,3 +311,26 @@ def test_help_texts_keep_their_brackets():
         "pretrained[:NAME]" in result.stdout
         and "γ[n]" in runner.invoke(app, ["rdm", "train", "--help"]).stdout
     )
+
+
+def test_training_that_turns_non_finite_stops_with_an_error():
+    pytest.importorskip("optax")
+    import jax.numpy as jnp
+    import optax
+
+    from densitylab.errors import NumericalError
+    from densitylab.training import optax_loop
+
+    with pytest.raises(NumericalError, match="non-finite"):
+        optax_loop(lambda p: jnp.sum(jnp.log(p)), jnp.array([-1.0, 2.0]), optax.adam(0.1), 3)
+
+
+def test_a_dft_iteration_with_a_non_finite_energy_stops_the_run():
+    """Every iteration passes through the history record, which refuses NaN and inf."""
+    from densitylab.dft.optimise import _record
+    from densitylab.errors import NumericalError
+
+    history: list = []
+    _record(history, None, 0.0, -1.0, 0.1, 0.0)
+    with pytest.raises(NumericalError, match="iteration 2"):
+        _record(history, None, 0.0, float("nan"), 0.1, 0.0)

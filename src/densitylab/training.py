@@ -13,9 +13,10 @@ and returns True to stop early.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
-from densitylab.errors import require
+from densitylab.errors import NumericalError, require
 from densitylab.jaxsetup import jax_modules
 
 
@@ -82,6 +83,11 @@ def optax_loop(
             arrays, state, value, norm = step(arrays, state, *batch)
             losses.append(float(value))
             norms.append(float(norm))
+            if not (math.isfinite(losses[-1]) and math.isfinite(norms[-1])):
+                raise NumericalError(
+                    f"training produced a non-finite loss or gradient in epoch {epoch}; "
+                    "lower the learning rate or check the data"
+                )
         if on_epoch is not None and on_epoch(epoch, eqx.combine(arrays, static), losses, norms):
             break
     return eqx.combine(arrays, static)

@@ -26,7 +26,7 @@ import numpy as np
 
 from densitylab.dft.energy import EnergyModel, Operands, energy_components, operands, orbitals_from_parameters
 from densitylab.dft.system import KSSystem
-from densitylab.errors import require, require_finite
+from densitylab.errors import NumericalError, require, require_finite
 from densitylab.jaxsetup import jax_modules
 
 OPTIMISERS = ("lbfgs", "adam")
@@ -333,6 +333,11 @@ def _record(history, progress, started, energy, gradient, step) -> None:
         "seconds": time.perf_counter() - started,
     }
     history.append(entry)
+    if not (np.isfinite(entry["energy"]) and np.isfinite(entry["gradient"])):
+        raise NumericalError(
+            f"the minimisation produced a non-finite energy or gradient at iteration {entry['iteration']}; "
+            "lower the learning rate (adam) or check the molecule"
+        )
     if progress is not None:
         progress(entry)
 
