@@ -434,9 +434,11 @@ def conjugate_gradients(
     apply, rhs: np.ndarray, preconditioner, tolerance: float, max_iterations: int, start=None
 ):
     """Preconditioned CG for A x = b (A symmetric positive definite, given as ``apply``; the
-    ``preconditioner`` applies M⁻¹), from ``start`` (default 0), stopping at ‖r‖ ≤
-    tolerance·‖b‖: SciPy's ``cg`` on matrix-free operators. Returns x and {iterations,
-    relative_residual} (the residual recomputed from x)."""
+    ``preconditioner`` applies M⁻¹): SciPy's ``cg`` on matrix-free operators. From 0 it stops at
+    ‖r‖ ≤ tolerance·‖b‖. From a ``start`` x₀ it solves the correction A δ = b − A x₀ to
+    tolerance·‖b − A x₀‖, so a warm start is always improved: a tolerance relative to ‖b‖
+    would return the solution of a neighbouring problem (the η scan's previous η) unchanged.
+    Returns x and {iterations, relative_residual} (‖b − A x‖/‖b‖, recomputed from x)."""
     import scipy.sparse.linalg as spla
 
     size = rhs.shape[0]
@@ -447,9 +449,12 @@ def conjugate_gradients(
     def counted(_):
         count[0] += 1
 
-    x, _ = spla.cg(
-        operator, rhs, x0=start, rtol=tolerance, atol=0.0, maxiter=max_iterations, M=inverse, callback=counted
+    origin = np.zeros_like(rhs) if start is None else np.array(start, dtype=float)
+    target = rhs if start is None else rhs - apply(origin)
+    correction, _ = spla.cg(
+        operator, target, rtol=tolerance, atol=0.0, maxiter=max_iterations, M=inverse, callback=counted
     )
+    x = origin + correction
     residual = float(np.linalg.norm(rhs - apply(x)) / np.linalg.norm(rhs))
     return x, {"iterations": count[0], "relative_residual": residual}
 
