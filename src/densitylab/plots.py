@@ -164,7 +164,8 @@ def plot_rdm_comparison(
     each one's difference from the exact γ on one shared scale below; γ in bohr⁻¹."""
     columns = {"exact": exact, "model": predicted, **(others or {})}
     count = len(columns)
-    figure, axes = plt.subplots(2, count, figsize=(3.6 * count + 1.2, 6.6), squeeze=False)
+    figure, axes = plt.subplots(2, count, figsize=(3.6 * count + 1.2, 7.4), squeeze=False)
+    figure.subplots_adjust(hspace=0.5)  # room for the two-line difference titles
     extent = (x[0], x[-1], x[-1], x[0])
     limit = float(np.max(np.abs(exact))) or 1.0
     differences = {name: gamma - exact for name, gamma in columns.items() if name != "exact"}
