@@ -334,3 +334,24 @@ def test_a_dft_iteration_with_a_non_finite_energy_stops_the_run():
     _record(history, None, 0.0, -1.0, 0.1, 0.0)
     with pytest.raises(NumericalError, match="iteration 2"):
         _record(history, None, 0.0, float("nan"), 0.1, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        (["exact1d", "--points", "20", "--potential", "random:seed=1.5"], "potential"),
+        (["rdm", "train", "--dataset", "d.h5", "--output", "m", "--rank", "0"], "rank"),
+        (["rdm", "train", "--dataset", "d.h5", "--output", "m", "--width", "0"], "width"),
+    ],
+)
+def test_integers_that_would_be_truncated_or_zero_sizes_are_refused(workdir, arguments, parameter):
+    (workdir / "d.h5").write_text("")
+    refused(arguments, parameter)
+
+
+def test_a_coarsening_that_leaves_too_few_points_is_refused(workdir):
+    from densitylab.model1d.propagation import propagate, save_trajectory, scattering_scenario
+
+    scenario = scattering_scenario(dx=0.5, x_min=-20, x_max=20, x0=5, atom_center=-5, stencil=3)
+    save_trajectory(propagate(scenario, 0.01, 2), workdir / "t.h5")
+    refused(["tdks", "learn", "--trajectory", "t.h5", "--output", "m", "--coarsen", "1000"], "coarsen")

@@ -207,10 +207,14 @@ def _parse_builtin(spec: str) -> tuple[str, dict[str, float]] | None:
             keywords[key.strip()] = float(value)
         except ValueError:
             raise InvalidParameterError("potential", f"a number for {key.strip()!r}", value) from None
-    if name == "random" and "seed" in keywords:
-        keywords["seed"] = int(keywords["seed"])
-    if name == "random" and "harmonics" in keywords:
-        keywords["harmonics"] = int(keywords["harmonics"])
+    for key in ("seed", "harmonics"):  # integers, not numbers to be truncated
+        if name == "random" and key in keywords:
+            value = keywords[key]
+            least = 0 if key == "seed" else 1
+            require(
+                value.is_integer() and value >= least, "potential", f"an integer ≥ {least} for {key!r}", value
+            )
+            keywords[key] = int(value)
     return name, keywords
 
 

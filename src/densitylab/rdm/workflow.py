@@ -66,6 +66,9 @@ class TrainConfig:
         require(self.epochs >= 1, "epochs", "a positive integer", self.epochs)
         require(self.learning_rate > 0, "learning_rate", "a positive step size", self.learning_rate)
         require(self.loss in ("mse", "mae"), "loss", "mse or mae", self.loss)
+        for name in ("components", "input_components", "bottleneck", "rank", "width", "depth"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 1, name, "a positive integer", value)
 
 
 @dataclass(eq=False)

@@ -301,6 +301,10 @@ def problem_from_trajectory(trajectory, coarsen: int = 1) -> tuple[KSProblem, np
     from densitylab.model1d.system import parse_interaction
 
     require(isinstance(coarsen, int) and coarsen >= 1, "coarsen", "a positive integer", coarsen)
+    points = len(trajectory.x[::coarsen])
+    require(
+        points >= 8, "coarsen", f"a factor that leaves at least 8 of the {len(trajectory.x)} points", coarsen
+    )
     parameters = trajectory.parameters
     x = trajectory.x[::coarsen]
     dx = float(x[1] - x[0])
