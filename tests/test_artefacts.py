@@ -63,7 +63,6 @@ def assert_same_artefact(first: Path, second: Path, ignore: tuple[str, ...] = ()
 
 def test_shipped_models_give_bit_identical_outputs():
     """Outputs recorded with the pre-manifest loaders (tests/data/make_shipped_outputs.py)."""
-    pytest.importorskip("jax")
     import jax.numpy as jnp
 
     recorded = np.load(DATA / "shipped_outputs.npz")
@@ -140,7 +139,6 @@ def small_dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("model", ["pca-linear", "neural"])
 def test_rdm_cli_and_python_save_identical_artefacts(tmp_path, small_dataset, model):
-    pytest.importorskip("jax")
     from densitylab.rdm.workflow import TrainConfig, train
 
     options = {"model": model, "components": 6, "epochs": 2, "width": 16, "depth": 1, "rank": 3}
@@ -152,7 +150,6 @@ def test_rdm_cli_and_python_save_identical_artefacts(tmp_path, small_dataset, mo
 
 
 def test_tdks_cli_and_python_save_identical_artefacts(tmp_path):
-    pytest.importorskip("jax")
     from densitylab.tdks.workflow import LearnConfig, learn
 
     trajectory = tmp_path / "laser.h5"
@@ -173,7 +170,6 @@ WATER = "3\n\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n"
 
 
 def test_dft_cli_and_python_save_identical_artefacts(tmp_path):
-    pytest.importorskip("pyscf")
     from densitylab.dft.workflow import DFTConfig, run
 
     (tmp_path / "water.xyz").write_text(WATER)
@@ -188,7 +184,6 @@ def test_dft_cli_and_python_save_identical_artefacts(tmp_path):
 
 
 def test_density_cli_and_python_save_identical_artefacts(tmp_path):
-    pytest.importorskip("featomic")
     from densitylab.density.workflow import ReferenceConfig, TrainConfig, reference, train
 
     frames = "".join(WATER.replace("0.7572", f"{0.7572 + 0.02 * i:.4f}") for i in range(3))

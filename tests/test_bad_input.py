@@ -314,7 +314,6 @@ def test_help_texts_keep_their_brackets():
 
 
 def test_training_that_turns_non_finite_stops_with_an_error():
-    pytest.importorskip("optax")
     import jax.numpy as jnp
     import optax
 

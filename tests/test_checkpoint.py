@@ -42,7 +42,6 @@ def test_fingerprints_tell_arrays_apart_by_value_shape_and_dtype():
 
 
 def test_tdks_training_refuses_to_resume_for_another_target_or_learning_rate(tmp_path):
-    pytest.importorskip("jax")
     from densitylab.tdks.learn import train
     from densitylab.tdks.models import free_values
     from densitylab.tdks.propagation import propagate

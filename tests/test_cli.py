@@ -60,12 +60,25 @@ def test_exact1d_mean_field_methods(method):
     summary = json.loads(result.stdout)
     assert summary["method"] == method
     assert summary["natural_occupations"][0] == pytest.approx(2.0, abs=1e-10)
+    # the energy is the library's (a CLI that dropped an option would not be), and for
+    # non-interacting electrons it is 2ε₀ of the one-body Hamiltonian (independent truth)
+    from densitylab.model1d.meanfield import solve_mean_field
+
+    system = make_system(50, -10, 10, "ud", "harmonic")
+    assert summary["energy"] == pytest.approx(solve_mean_field(system, method).energy, abs=1e-9)
+    if method == "non-interacting":
+        lowest = np.linalg.eigvalsh(system.grid.kinetic_dense() + np.diag(system.v_ext))[0]
+        assert summary["energy"] == pytest.approx(2.0 * lowest, abs=1e-10)
 
 
 def test_exact1d_excited_states_are_ascending():
     result = runner.invoke(app, ["exact1d", "--points", "40", "--states", "3", "--json"])
+    assert result.exit_code == 0, result.output
     energies = json.loads(result.stdout)["energies"]
     assert len(energies) == 3 and energies == sorted(energies)
+    expected = solve_exact(make_system(40, -10, 10, "ud", "harmonic"), states=3).energies
+    np.testing.assert_allclose(energies, expected, atol=1e-10)
+    assert energies[1] - energies[0] > 1e-3  # three distinct states, not one found three times
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,10 @@ the invariances of the QR parameterisation and the statistics of grid minibatche
 import json
 import warnings
 
-import numpy as np
-import pytest
-
-pytest.importorskip("pyscf")
-pytest.importorskip("ase")
 import ase
+import numpy as np
+import pyscf  # noqa: F401  (a hard dependency: missing, it fails the suite)
+import pytest
 from ase.build import molecule as ase_molecule
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -126,7 +126,6 @@ def test_boundary_is_validated_and_the_solvers_refuse_a_ring():
 
 
 def test_the_ks_problem_takes_its_stencil_from_the_grid():
-    pytest.importorskip("jax")
     from densitylab.tdks.propagation import KSProblem
 
     x = np.linspace(-4.0, 4.0, 17)

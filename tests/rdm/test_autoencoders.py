@@ -1,15 +1,14 @@
 import json
 
+import equinox
+import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-jax = pytest.importorskip("jax")
-equinox = pytest.importorskip("equinox")
-
-from densitylab.errors import InvalidParameterError  # noqa: E402
-from densitylab.rdm.autoencoders import (  # noqa: E402
+from densitylab.errors import InvalidParameterError
+from densitylab.rdm.autoencoders import (
     ConvAutoencoder,
     ConvAutoencoderConfig,
     Denoiser,
@@ -20,7 +19,7 @@ from densitylab.rdm.autoencoders import (  # noqa: E402
     train_conv_autoencoder,
     train_denoiser,
 )
-from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset  # noqa: E402
+from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
 
 POINTS, DX = 20, 15.0 / 19
 
@@ -107,10 +106,14 @@ def test_denoiser_beats_its_noninteracting_input_on_held_out_systems(small_datas
         rough[train], exact[train], config, epochs=100, batch_size=16, learning_rate=3e-3,
         validation=(rough[test], exact[test]), loss="mae",
     )  # fmt: skip
-    before = np.mean(np.abs(rough[test] - exact[test]))
-    after = np.mean(np.abs(denoiser(rough[test]) - exact[test]))
-    assert after < 0.93 * before  # 0.89 measured; the same training on 48,000 systems: see docs
-    assert history["validation_mae"][-1] == pytest.approx(after, rel=1e-9)
+    before = np.mean(np.abs(rough[test] - exact[test]), axis=(1, 2))  # per held-out system
+    after = np.mean(np.abs(denoiser(rough[test]) - exact[test]), axis=(1, 2))
+    # a stated statistical margin instead of a copied ratio: the mean per-system gain must exceed
+    # three standard errors of the mean (measured: gain 3.9e-3, standard error 5.4e-4, ≈ 7σ; the
+    # error ratio is 0.69). A denoiser that learned nothing gains 0 ± noise and fails.
+    gain = before - after
+    assert gain.mean() > 3.0 * gain.std(ddof=1) / np.sqrt(len(gain))
+    assert history["validation_mae"][-1] == pytest.approx(after.mean(), rel=1e-9)
 
 
 def test_conv_autoencoder_learns_to_reconstruct(small_dataset):

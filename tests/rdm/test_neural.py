@@ -1,18 +1,17 @@
+import equinox
+import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-jax = pytest.importorskip("jax")
-equinox = pytest.importorskip("equinox")
-
-from densitylab.errors import InvalidParameterError  # noqa: E402
-from densitylab.model1d import Grid, Interaction  # noqa: E402
-from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset  # noqa: E402
-from densitylab.rdm.functionals import sqrt_functional  # noqa: E402
-from densitylab.rdm.metrics import evaluate_rdm  # noqa: E402
-from densitylab.rdm.models import pretrained  # noqa: E402
-from densitylab.rdm.neural import NeuralConfig, NeuralFunctional, build_model  # noqa: E402
+from densitylab.errors import InvalidParameterError
+from densitylab.model1d import Grid, Interaction
+from densitylab.rdm.dataset import DatasetSpec, generate_dataset, load_dataset
+from densitylab.rdm.functionals import sqrt_functional
+from densitylab.rdm.metrics import evaluate_rdm
+from densitylab.rdm.models import pretrained
+from densitylab.rdm.neural import NeuralConfig, NeuralFunctional, build_model
 
 POINTS, DX = 20, 15.0 / 19
 
@@ -80,6 +79,11 @@ def test_pretrained_functional_beats_the_baseline_on_unseen_systems(tmp_path, na
     baseline = evaluate_rdm(sqrt_functional(density), exact, density, kinetic, w, data.dx)
     assert ours["mae"] < 0.5 * baseline["mae"]
     assert ours["kinetic_rel_error"] < baseline["kinetic_rel_error"]
+    # the documented accuracy, with a margin of about 3× (measured on these 60 systems: MAE
+    # 1.4e-4 / 2.0e-4 and kinetic errors 0.9 % / 0.6 % for gamma-n / gamma-n-pca-denoised,
+    # against 7.8e-3 and 5.9 % for √(nn′)): a model several times worse than shipped fails
+    assert ours["mae"] < 5e-4
+    assert ours["kinetic_rel_error"] < 0.02
 
 
 def test_train_neural_and_predict_commands(tmp_path):

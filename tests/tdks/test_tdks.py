@@ -1,24 +1,23 @@
 import json
 
+import equinox
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-equinox = pytest.importorskip("equinox")
-import jax.numpy as jnp  # noqa: E402
-
-from densitylab.errors import InvalidParameterError  # noqa: E402
-from densitylab.model1d import Grid, Interaction  # noqa: E402
-from densitylab.model1d.propagation import Scenario, laser_scenario  # noqa: E402
-from densitylab.model1d.propagation import propagate as exact_propagate  # noqa: E402
-from densitylab.tdks.learn import train  # noqa: E402
-from densitylab.tdks.models import (  # noqa: E402
+from densitylab.errors import InvalidParameterError
+from densitylab.model1d import Grid, Interaction
+from densitylab.model1d.propagation import Scenario, laser_scenario
+from densitylab.model1d.propagation import propagate as exact_propagate
+from densitylab.tdks.learn import train
+from densitylab.tdks.models import (
     DensityNetConfig,
     build_density_net,
     density_net_model,
     free_values,
 )
-from densitylab.tdks.propagation import (  # noqa: E402
+from densitylab.tdks.propagation import (
     KSProblem,
     density_errors,
     loss_and_gradient,
