@@ -142,3 +142,41 @@ def test_density_reference_resumes_from_its_parts(tmp_path):
     whole, resumed = read_h5(tmp_path / "whole.h5")[0], read_h5(tmp_path / "resumed.h5")[0]
     assert sorted(whole) == sorted(resumed)
     np.testing.assert_allclose(resumed["energy"], whole["energy"], rtol=0, atol=1e-10)
+
+
+def test_tdks_learn_resumes_from_its_checkpoint_to_the_same_values(tmp_path):
+    """Catches a `tdks learn` rerun that starts over or continues another job: a Gauss–Newton fit
+    interrupted after its first window and finished by the same command gives the uninterrupted
+    fit's v_c bit for bit."""
+    from densitylab.tdks.evaluate import read_values
+    from densitylab.tdks.workflow import LearnConfig, learn
+
+    trajectory = tmp_path / "laser.h5"
+    invoke("tdks", "exact", "--scenario", "laser", "--time", "1.0", "--dt", "0.01", "--store-every", "5",
+           "--dx", "0.5", "--amplitude", "0.1", "--output", trajectory)  # fmt: skip
+    options = [
+        "--optimiser",
+        "gauss-newton",
+        "--gn-window",
+        "5",
+        "--iterations",
+        "2",
+        "--gn-cg-iterations",
+        "20",
+    ]
+    invoke("tdks", "learn", "--trajectory", trajectory, *options, "--output", tmp_path / "whole")
+
+    def interrupt(done, total, **fields):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    config = LearnConfig(
+        (str(trajectory),), optimiser="gauss-newton", gn_window=5, iterations=2, gn_cg_iterations=20
+    )
+    checkpoint = tmp_path / "resumed.checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        learn(config, interrupt, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+    invoke("tdks", "learn", "--trajectory", trajectory, *options, "--output", tmp_path / "resumed")
+    assert not checkpoint.exists()
+    np.testing.assert_array_equal(read_values(tmp_path / "resumed"), read_values(tmp_path / "whole"))
