@@ -299,6 +299,12 @@ def test_adam_with_minibatches_descends_and_matches_full_grid_evaluation():
     result = minimise(system, mol, OptimiserSettings(method="adam", max_iterations=60, minibatch=2000))
     energies = [entry["energy"] for entry in result.history]
     assert np.mean(energies[-10:]) < energies[0]
+    # against a second method: the L-BFGS minimum bounds it from below (variational: any
+    # orthonormal orbitals lie above the minimum), and Adam has closed most of the way there
+    # (measured: 36 mHa above at the start, 5.3 mHa after 60 steps)
+    minimum = minimise(system, mol, OptimiserSettings()).energy
+    assert result.energy > minimum - 1e-9
+    assert result.energy - minimum < 0.3 * (energies[0] - minimum)
     coefficients = jnp.asarray(result.mo_coeff[0][:, :5])
     full = float(
         total_energy(EnergyModel.of(system), operands(system), orbitals=(coefficients, coefficients))

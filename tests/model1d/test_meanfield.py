@@ -143,3 +143,18 @@ def test_oscillating_diis_is_rescued_by_level_shift(seed):
     assert result.residual < 1e-10
     # a converged RHF energy is stationary: the same orbitals reproduce it as a determinant energy
     assert result.energy >= solve_exact(system).ground.energy
+    # a second method: the RHF energy minimised directly over the orbital (6 amplitudes) from
+    # random starts reaches the same energy (catches a level shift that converges elsewhere)
+    import scipy.optimize
+
+    dx, w = grid.dx, system.w
+    h = grid.kinetic_dense() + np.diag(system.v_ext)
+
+    def rhf_energy(u):
+        phi = u / np.linalg.norm(u) / np.sqrt(dx)
+        n = 2.0 * phi**2
+        return 2.0 * phi @ h @ phi * dx + 0.25 * n @ w @ n * dx * dx
+
+    rng = np.random.default_rng(seed)
+    direct = min(scipy.optimize.minimize(rhf_energy, rng.normal(size=6)).fun for _ in range(8))
+    assert result.energy == pytest.approx(direct, abs=1e-8)
