@@ -29,9 +29,6 @@ from densitylab.errors import DensitylabError, InvalidParameterError
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
-#: Options that name something the command writes. ``--plot`` is always a folder.
-OUTPUT_OPTIONS = ("output", "plot")
-
 
 def typer_app(help_text: str) -> typer.Typer:
     """A Typer (sub-)application with densitylab's settings: no Rich markup in help texts
@@ -148,16 +145,16 @@ def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = Non
         outputs: option name → "file" or "folder" for the options the command writes; the
             default checks ``output`` and ``plot`` (a folder) where the command has them.
     """
-    kinds = {"plot": "folder", **(outputs or {})}
+    kinds = {"output": "any", "plot": "folder", **(outputs or {})}  # every option a command writes
 
     def register(function: Callable) -> Callable:
         @wraps(function)
         def guarded(*args, **kwargs):
             try:
                 _finite_floats(kwargs)
-                for option in (*OUTPUT_OPTIONS, *kinds):
+                for option, kind in kinds.items():
                     if isinstance(kwargs.get(option), Path):
-                        check_output(kwargs[option], option, kinds.get(option, "any"))
+                        check_output(kwargs[option], option, kind)
                 return function(*args, **kwargs)
             except DensitylabError as exc:
                 err.print("Error: " + str(exc), markup=False, style="bold red", soft_wrap=True)
@@ -166,13 +163,6 @@ def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = Non
         return app.command(name)(guarded)
 
     return register
-
-
-def check_input_file(path: Path, parameter: str, expected: str) -> Path:
-    """Refuse a missing input file before any work, naming ``parameter``."""
-    if not Path(path).is_file():
-        raise InvalidParameterError(parameter, expected, str(path))
-    return Path(path)
 
 
 # ------------------------------------------------------------------ options every command shares

@@ -257,8 +257,12 @@ def generate_reference(
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     seed: int | None = None,
+    structures_copy: str | Path | None = None,
 ) -> dict:
     """Compute (or resume) references for ``frames`` (``ase.Atoms``) into ``output`` (.h5).
+
+    ``structures_copy``: an extxyz file to write the frames to once every input has been
+    checked (sampled structures are kept beside their references; a refused run writes nothing).
 
     The file holds, per structure s: ``numbers/s``, ``positions/s`` (Å), ``coefficients/s``,
     ``overlap/s``, ``labels/s`` (atom, l, n, m), ``integrals/s``, ``density_matrix/s`` (the SCF
@@ -267,6 +271,10 @@ def generate_reference(
     """
     settings = settings or ReferenceSettings()
     output = check_inputs(frames, output, settings)
+    if structures_copy is not None:
+        from densitylab.density.structures import write_structures
+
+        write_structures(frames, structures_copy)
     parameters = {
         **asdict(settings),
         "structures": len(frames),

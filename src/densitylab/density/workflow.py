@@ -87,17 +87,14 @@ def reference(
 ) -> dict:
     """Compute (or resume) the references into ``output`` (.h5). Sampled structures are also
     written beside it as OUTPUT.xyz, only once every check has passed."""
-    from densitylab.density.reference import check_inputs, check_output, generate_reference
-    from densitylab.density.structures import write_structures
+    from densitylab.density.reference import check_output, generate_reference
 
-    settings = config.settings()
-    check_output(output)
+    check_output(output)  # before the structures are sampled or drawn
     frames = config.frames()
-    check_inputs(frames, output, settings)  # nothing is written for a refused run
-    if config.structures is None:
-        write_structures(frames, Path(output).with_suffix(".xyz"))
-    seed = config.seed if config.structures is None else None
-    return generate_reference(frames, output, settings, workers, scheduler, progress, seed=seed)
+    sampled = config.structures is None  # sampled structures are kept beside their references
+    copy = Path(output).with_suffix(".xyz") if sampled else None
+    seed = config.seed if sampled else None
+    return generate_reference(frames, output, config.settings(), workers, scheduler, progress, seed, copy)
 
 
 @dataclass(frozen=True)
@@ -216,10 +213,7 @@ class Evaluation:
         folder.mkdir(exist_ok=True)
         reference = np.concatenate([data.coefficients[i] for i in self.chosen])
         labels = np.concatenate([data.labels[i] for i in self.chosen])
-        numbers = [data.numbers[i] for i in self.chosen]
-        species = np.concatenate(
-            [n[label[:, 0]] for n, label in zip(numbers, (data.labels[i] for i in self.chosen), strict=True)]
-        )
+        species = np.concatenate([data.numbers[i][data.labels[i][:, 0]] for i in self.chosen])
         parity = plot_parity(
             reference, np.concatenate(self.predicted), folder / "parity.png", species, labels[:, 1]
         )

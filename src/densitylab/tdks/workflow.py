@@ -177,24 +177,32 @@ class LearnResult:
     def plot(self, folder: str | Path) -> list[Path]:
         """The optimisation history, and per trajectory the density error against time beside
         the anchors and the x–t maps (exact n, KS n, their difference, v_c)."""
-        from densitylab.plots import plot_density_errors, plot_optimisation, plot_xt_maps
+        from densitylab.plots import plot_optimisation
 
         folder = Path(folder)
-        written = [
-            plot_optimisation(
-                self.history, folder / "optimisation.png", f"learning v_c ({self.config.model})"
-            )
-        ]
+        title = f"learning v_c ({self.config.model})"
+        written = [plot_optimisation(self.history, folder / "optimisation.png", title)]
         for index, (problem, target, results) in enumerate(
             zip(self.problems, self.targets, self.evaluations, strict=True)
         ):
-            times = np.arange(problem.steps + 1) * problem.dt
-            errors = {name: value["errors"] for name, value in results.items()}
-            written.append(plot_density_errors(times, errors, folder / f"errors_{index}.png"))
-            learned = results[self.config.model]
-            maps = {"exact n": target, "KS n": learned["densities"], "v_c": learned["v_c"]}
-            written.append(plot_xt_maps(problem.x, times, maps, folder / f"maps_{index}.png"))
+            names = (folder / f"errors_{index}.png", folder / f"maps_{index}.png")
+            written += _plot_results(problem, target, results, self.config.model, *names)
         return written
+
+
+def _plot_results(problem, target, results: dict, label: str, errors_path: Path, maps_path: Path):
+    """∫|Δn| dx against time for every model in ``results`` (the anchors included), and the x–t
+    maps of the exact density, model ``label``'s KS density and its v_c."""
+    from densitylab.plots import plot_density_errors, plot_xt_maps
+
+    times = np.arange(problem.steps + 1) * problem.dt
+    errors = {name: value["errors"] for name, value in results.items()}
+    learned = results[label]
+    maps = {"exact n": target, "KS n": learned["densities"], "v_c": learned["v_c"]}
+    return [
+        plot_density_errors(times, errors, errors_path),
+        plot_xt_maps(problem.x, times, maps, maps_path),
+    ]
 
 
 def _problems(config: LearnConfig):
@@ -411,18 +419,10 @@ class Evaluation:
 
     def plot(self, folder: str | Path) -> list[Path]:
         """errors.png (∫|Δn| dx against time, with the anchors) and maps.png (x–t maps)."""
-        from densitylab.plots import plot_density_errors, plot_xt_maps
-
         folder = Path(folder)
         folder.mkdir(exist_ok=True)
-        times = np.arange(self.problem.steps + 1) * self.problem.dt
-        errors = {name: value["errors"] for name, value in self.results.items()}
-        result = self.results[self.label]
-        maps = {"exact n": self.target, "KS n": result["densities"], "v_c": result["v_c"]}
-        return [
-            plot_density_errors(times, errors, folder / "errors.png"),
-            plot_xt_maps(self.problem.x, times, maps, folder / "maps.png"),
-        ]
+        names = (folder / "errors.png", folder / "maps.png")
+        return _plot_results(self.problem, self.target, self.results, self.label, *names)
 
 
 def evaluate_model(trajectory: str | Path, model: str, coarsen: int = 1) -> Evaluation:
