@@ -14,6 +14,7 @@ from densitylab.artefacts import artefact_folder, read_manifest
 from densitylab.cli import app
 from densitylab.data import read_h5
 from densitylab.errors import InvalidParameterError
+from densitylab.loading import kind_of
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"
@@ -72,7 +73,7 @@ def test_shipped_models_give_bit_identical_outputs():
     output = np.asarray(network(jnp.asarray(recorded["tdks_window"])))
     np.testing.assert_array_equal(output, recorded["scattering-memory"])
     for name, kind in (("gamma-n", "rdm-gamma-n"), ("scattering-memory", "tdks-density-net")):
-        assert densitylab.loading.kind_of(name) == kind
+        assert kind_of(name) == kind
 
 
 # ------------------------------------------------------------------ the format itself
@@ -100,7 +101,7 @@ def test_a_folder_of_user_files_is_never_replaced(tmp_path):
 
 def test_load_refuses_the_wrong_kind_and_foreign_files(tmp_path):
     invoke("exact1d", "--points", "20", "--output", tmp_path / "ud")
-    assert densitylab.loading.kind_of(tmp_path / "ud") == "exact1d-result"
+    assert kind_of(tmp_path / "ud") == "exact1d-result"
     with pytest.raises(InvalidParameterError, match=r"expected a neural γ\[n\].*is an exact1d result"):
         densitylab.load(tmp_path / "ud", kind="rdm-gamma-n")
     (tmp_path / "x.txt").write_text("hello")
@@ -194,4 +195,4 @@ def test_density_cli_and_python_save_identical_artefacts(tmp_path):
     invoke("density", "train", "--reference", tmp_path / "ref.h5", *arguments, "--output", tmp_path / "cli")
     train(TrainConfig(reference=str(tmp_path / "ref.h5"), **options)).save(tmp_path / "python")
     assert_same_artefact(tmp_path / "cli", tmp_path / "python")
-    assert densitylab.loading.kind_of(tmp_path / "cli") == "density-model"
+    assert kind_of(tmp_path / "cli") == "density-model"

@@ -126,25 +126,32 @@ def require_kind(path: str | Path, kind: str, parameter: str) -> Path:
             result (…)".
     """
     path = Path(path)
+    if not path.exists():
+        raise InvalidParameterError(parameter, f"an existing file: {FILE_KINDS[kind]}", str(path))
+    if path.is_dir() or file_kind(path) != kind:
+        raise InvalidParameterError(parameter, f"{FILE_KINDS[kind]}; {path} is {describe_path(path)}")
+    return path
+
+
+def describe_path(path: str | Path) -> str:
+    """What an existing path is, as errors name it: a densitylab file or artefact by its kind
+    ("an exact1d result (…)"), "not an HDF5 file", "an HDF5 file that densitylab did not write",
+    or "a folder"."""
+    path = Path(path)
     if path.is_dir():  # an artefact folder (docs/api.md) is named by its manifest
         from densitylab.artefacts import ARTEFACT_KINDS, is_artefact, read_manifest
 
-        what = (
+        return (
             ARTEFACT_KINDS.get(read_manifest(path)["kind"], "an artefact")
             if is_artefact(path)
             else "a folder"
         )
-        raise InvalidParameterError(parameter, f"{FILE_KINDS[kind]}; {path} is {what}")
-    if not path.is_file():
-        raise InvalidParameterError(parameter, f"an existing file: {FILE_KINDS[kind]}", str(path))
     found = file_kind(path)
-    if found != kind:
-        what = {
-            "not-hdf5": "not an HDF5 file",
-            None: "an HDF5 file that densitylab did not write",
-        }.get(found, FILE_KINDS.get(str(found), f"a densitylab file of kind {found!r}"))
-        raise InvalidParameterError(parameter, f"{FILE_KINDS[kind]}; {path} is {what}")
-    return path
+    if found == "not-hdf5":
+        return "not an HDF5 file"
+    if found is None:
+        return "an HDF5 file that densitylab did not write"
+    return FILE_KINDS.get(found, f"a densitylab file of kind {found!r}")
 
 
 def write_attributes(handle, attributes: Mapping[str, object], kind: str | None = None) -> None:

@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 
 from densitylab.artefacts import ARTEFACT_KINDS, is_artefact, read_manifest
-from densitylab.data import FILE_KINDS, file_kind
+from densitylab.data import FILE_KINDS, describe_path, file_kind
 from densitylab.errors import InvalidParameterError
 
 #: kind → (module, loader); a loader takes the path and returns the object.
@@ -63,10 +63,8 @@ def kind_of(path_or_name: str | Path) -> str:
         found = file_kind(path)
         if found in LOADERS:
             return found
-        what = "not an HDF5 file" if found == "not-hdf5" else "a file densitylab did not write"
-        raise InvalidParameterError(
-            "path", f"a densitylab artefact, dataset or shipped model; {path} is {what}"
-        )
+        expected = "a densitylab artefact, dataset or shipped model"
+        raise InvalidParameterError("path", f"{expected}; {path} is {describe_path(path)}")
     raise InvalidParameterError(
         "path",
         f"an existing artefact folder, densitylab file, or a shipped model {sorted(SHIPPED)}",

@@ -416,6 +416,8 @@ def _lbfgs_chart(evaluator, bases, hessian_diagonal, settings, counter, history,
 
     def accepted(u) -> bool:
         """Record the point; True when the chart should stop here."""
+        if u.tobytes() not in evaluated:  # L-BFGS-B reports its last evaluated point; be safe
+            energy_and_gradient(u)
         energy, gradient = evaluated[u.tobytes()]
         step = float(np.max(np.abs((u - state["u"]) * scale)))
         state["u"] = u.copy()
