@@ -354,3 +354,23 @@ def test_a_coarsening_that_leaves_too_few_points_is_refused(workdir):
     scenario = scattering_scenario(dx=0.5, x_min=-20, x_max=20, x0=5, atom_center=-5, stencil=3)
     save_trajectory(propagate(scenario, 0.01, 2), workdir / "t.h5")
     refused(["tdks", "learn", "--trajectory", "t.h5", "--output", "m", "--coarsen", "1000"], "coarsen")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rdm", "train", "--dataset", "d.h5"],
+        ["tdks", "learn", "--trajectory", "t.h5"],
+        ["dft", "--molecule", "water.xyz"],
+        ["density", "train", "--reference", "r.h5"],
+        ["exact1d", "--points", "20"],
+    ],
+)
+def test_an_artefact_output_holding_other_files_is_refused_before_any_work(workdir, command):
+    """Catches a refusal that comes only when the result is saved, after hours of training."""
+    (workdir / "water.xyz").write_text(WATER)
+    (workdir / "mine").mkdir()
+    (workdir / "mine" / "notes.txt").write_text("keep")
+    line = refused([*command, "--output", "mine"], "output")
+    assert "densitylab artefact to replace" in line
+    assert (workdir / "mine" / "notes.txt").read_text() == "keep"

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from densitylab.artefacts import check_replaceable
 from densitylab.data import check_output
 from densitylab.errors import DensitylabError, InvalidParameterError
 
@@ -142,8 +143,11 @@ def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = Non
     """Register ``function`` as command ``name`` of ``app`` behind the CLI's guard.
 
     Args:
-        outputs: option name → "file" or "folder" for the options the command writes; the
-            default checks ``output`` and ``plot`` (a folder) where the command has them.
+        outputs: option name → "file", "folder" (written into) or "artefact" (a folder
+            replaced whole, :mod:`densitylab.artefacts`) for the options the command writes; the
+            default checks ``output`` and ``plot`` (a folder) where the command has them. An
+            artefact output that is an existing folder of other files is refused here, before
+            the work, not when the result is saved.
     """
     kinds = {"output": "any", "plot": "folder", **(outputs or {})}  # every option a command writes
 
@@ -154,7 +158,9 @@ def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = Non
                 _finite_floats(kwargs)
                 for option, kind in kinds.items():
                     if isinstance(kwargs.get(option), Path):
-                        check_output(kwargs[option], option, kind)
+                        check_output(kwargs[option], option, "folder" if kind == "artefact" else kind)
+                        if kind == "artefact":
+                            check_replaceable(kwargs[option], option)
                 return function(*args, **kwargs)
             except DensitylabError as exc:
                 err.print("Error: " + str(exc), markup=False, style="bold red", soft_wrap=True)

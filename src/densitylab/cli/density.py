@@ -59,7 +59,7 @@ def density_reference(
     print_summary(summary, as_json, "density references")
 
 
-@command(app, "train", outputs={"output": "folder"})
+@command(app, "train", outputs={"output": "artefact"})
 def density_train(
     reference: Reference,
     output: option(Path, "Model folder to write (an artefact)."),

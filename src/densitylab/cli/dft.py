@@ -26,7 +26,7 @@ SHOWN = ("energy", "converged", "iterations", "seconds", "gradient_max", "homo_l
          "basis", "nao", "grid_points", "energy_minus_pyscf", "output", "plot")  # fmt: skip
 
 
-@command(app, "dft", outputs={"output": "folder"})
+@command(app, "dft", outputs={"output": "artefact"})
 def dft_command(
     molecule: option(Path, "Molecule as an xyz/extxyz file (ångström)."),
     basis: option(str, "Any basis set PySCF knows.") = "6-31g",

@@ -38,7 +38,7 @@ TABLE = (
 )
 
 
-@command(app, "exact1d", outputs={"output": "folder"})
+@command(app, "exact1d", outputs={"output": "artefact"})
 def exact1d(
     points: Annotated[int, typer.Option(help="Grid points N (x_min and x_max included).")] = 100,
     x_min: Annotated[float, typer.Option(help="Left box edge (bohr).")] = -10.0,

@@ -98,7 +98,7 @@ def rdm_compression(
     print_rows(rows, {"points": "points", **CURVES}, f"PCA compression ({systems} systems per grid)")
 
 
-@command(app, "train", outputs={"output": "folder"})
+@command(app, "train", outputs={"output": "artefact"})
 def rdm_train(
     dataset: Dataset,
     output: option(Path, "Folder for the model (an artefact, with its learning curve)."),

@@ -89,7 +89,7 @@ GnFloor = option(
 )
 
 
-@command(app, "learn", outputs={"output": "folder"})
+@command(app, "learn", outputs={"output": "artefact"})
 def tdks_learn(
     trajectory: option(list[Path], "Exact trajectory (repeat for several)."),
     output: option(Path, "Folder for the learned model (an artefact; figures inside)."),
