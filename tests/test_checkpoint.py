@@ -65,3 +65,30 @@ def test_tdks_training_refuses_to_resume_for_another_target_or_learning_rate(tmp
         train([problem], [target * 1.01], params, model, learning_rate=1e-3, **options)
     _, history = train([problem], [target], params, model, learning_rate=1e-3, **options)
     assert history["iteration"] == list(range(1, 7)) and not checkpoint.exists()
+
+
+def test_a_resumed_lbfgs_fit_ends_on_the_uninterrupted_result(tmp_path):
+    """Catches a resume that restarts the optimiser (L-BFGS's curvature pairs and line-search
+    state) or repeats an iteration: interrupted after iteration 3 (checkpoint at 2), rerun to
+    6 iterations, the values and history equal the uninterrupted fit's bit for bit."""
+    from densitylab.tdks.learn import train
+    from densitylab.tdks.models import free_values
+    from densitylab.tdks.propagation import propagate
+    from tests.tdks.test_tdks import _problem, _wiggle
+
+    problem = _problem(steps=12)
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    params, model = free_values(problem.steps, problem.points)
+    whole, whole_history = train([problem], [target], params, model, iterations=6)
+    checkpoint = tmp_path / "checkpoint.npz"
+
+    def interrupt(iteration, total, loss, gradient):
+        if iteration == 3:
+            raise KeyboardInterrupt
+
+    options = {"iterations": 6, "checkpoint": checkpoint, "checkpoint_every": 2}
+    with pytest.raises(KeyboardInterrupt):
+        train([problem], [target], params, model, progress=interrupt, **options)
+    resumed, history = train([problem], [target], params, model, **options)
+    assert history == whole_history and not checkpoint.exists()
+    np.testing.assert_array_equal(np.asarray(resumed), np.asarray(whole))

@@ -7,17 +7,53 @@ moves on a Grassmann chart that it re-centres, with its own preconditioned L-BFG
 
 A loop is a number of *epochs*; an epoch is one step on the full batch, or one step per
 minibatch that ``batches(epoch)`` yields. After each epoch ``on_epoch`` sees the model, the
-epoch's losses and gradient norms; it records history, reports progress, writes checkpoints,
-and returns True to stop early.
+epoch's losses and gradient norms; it records history, reports progress and returns True to
+stop early.
+
+A loop given a :class:`Resumable` checkpoints itself (:mod:`densitylab.checkpoint`): the model,
+the optimiser's whole state (Adam's moments, L-BFGS's curvature pairs, a schedule's count) and
+the caller's own JSON state (history, a random generator), so that a rerun of an interrupted
+job continues exactly where it stopped and ends on the uninterrupted run's result.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from densitylab.errors import NumericalError, require
 from densitylab.jaxsetup import jax_modules
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """Where and how often :func:`optax_loop` checkpoints a job, and what defines the job.
+
+    Attributes:
+        path: the checkpoint file (.npz); removed when the loop ends.
+        settings: everything that defines the job (JSON-able; arrays through
+            :func:`densitylab.checkpoint.fingerprint`): a checkpoint written under other settings
+            is refused, naming what differs. The loop adds the starting parameters' fingerprint.
+        every: epochs between checkpoints.
+        save: the caller's JSON state to store with each checkpoint (history, generator state).
+        restore: given that state back when a checkpoint is resumed, before the first epoch.
+    """
+
+    path: str | Path
+    settings: Mapping[str, object]
+    every: int = 10
+    save: Callable[[], dict] = dict
+    restore: Callable[[dict], None] = field(default=lambda state: None)
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.every, int) and self.every >= 1,
+            "checkpoint_every",
+            "a positive integer",
+            self.every,
+        )
 
 
 def optax_loop(
@@ -29,6 +65,7 @@ def optax_loop(
     on_epoch: Callable[[int, object, list[float], list[float]], bool | None] | None = None,
     first_epoch: int = 1,
     linesearch: bool = False,
+    resumable: Resumable | None = None,
 ):
     """Minimise ``loss(params, *batch)`` over the inexact arrays of ``params`` with ``optimiser``.
 
@@ -43,6 +80,8 @@ def optax_loop(
         on_epoch: ``on_epoch(epoch, params, losses, gradient_norms)``; True stops the loop.
         linesearch: the optimiser takes the loss and its value in ``update`` (optax's L-BFGS
             with its zoom line search); full batch only.
+        resumable: checkpoint the loop there and resume from it (:class:`Resumable`);
+            ``first_epoch`` is then the stored epoch + 1.
 
     Returns:
         the trained ``params`` (same structure).
@@ -77,6 +116,9 @@ def optax_loop(
             return optax.apply_updates(arrays, updates), state, value, optax.tree.norm(grad)
 
     state = optimiser.init(arrays)
+    if resumable is not None:
+        job = _job(resumable, arrays)
+        arrays, state, first_epoch = _resume(resumable, job, arrays, state, first_epoch)
     for epoch in range(first_epoch, epochs + 1):
         losses, norms = [], []
         for batch in batches(epoch) if batches is not None else [()]:
@@ -90,4 +132,41 @@ def optax_loop(
                 )
         if on_epoch is not None and on_epoch(epoch, eqx.combine(arrays, static), losses, norms):
             break
+        if resumable is not None and epoch % resumable.every == 0 and epoch < epochs:
+            _write(resumable, job, arrays, state, epoch)
+    if resumable is not None:
+        Path(resumable.path).unlink(missing_ok=True)
     return eqx.combine(arrays, static)
+
+
+def _job(resumable: Resumable, arrays) -> dict:
+    from densitylab.checkpoint import fingerprint, tree_arrays
+
+    start = fingerprint(*tree_arrays(arrays).values())
+    return {**resumable.settings, "start": start, "checkpoint_format": "optax_loop-2"}
+
+
+def _write(resumable: Resumable, job: dict, arrays, state, epoch: int) -> None:
+    from densitylab.checkpoint import tree_arrays, write_checkpoint
+
+    stored = {f"params_{k}": v for k, v in tree_arrays(arrays).items()}
+    stored |= {f"state_{k}": v for k, v in tree_arrays(state).items()}
+    write_checkpoint(resumable.path, job, stored, {"epoch": epoch, "caller": resumable.save()})
+
+
+def _resume(resumable: Resumable, job: dict, arrays, state, first_epoch: int):
+    """(arrays, optimiser state, first epoch) from the checkpoint, or as given if there is none."""
+    from densitylab.checkpoint import read_checkpoint, tree_from_arrays
+
+    stored = read_checkpoint(resumable.path, job)
+    if stored is None:
+        return arrays, state, first_epoch
+    found, saved = stored
+
+    def part(prefix: str) -> dict:
+        return {k[len(prefix) :]: v for k, v in found.items() if k.startswith(prefix)}
+
+    arrays = tree_from_arrays(part("params_"), arrays)
+    state = tree_from_arrays(part("state_"), state)
+    resumable.restore(saved["caller"])
+    return arrays, state, int(saved["epoch"]) + 1

@@ -18,14 +18,12 @@ import numpy as np
 from densitylab.checkpoint import (
     fingerprint,
     read_checkpoint,
-    tree_arrays,
-    tree_from_arrays,
     write_checkpoint,
 )
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 from densitylab.tdks.propagation import KSProblem, orbital_from_density, propagate, propagate_loss
-from densitylab.training import optax_loop
+from densitylab.training import Resumable, optax_loop
 
 OPTIMISERS = ("lbfgs", "adam")
 GN_HALVINGS = 8  # step halvings tried before a Gauss–Newton fit gives up on a window
@@ -143,8 +141,9 @@ def train(
 
     The loop is :func:`densitylab.training.optax_loop` (one full-batch step per iteration).
     With ``checkpoint`` (a file path), the parameters and history are written there
-    atomically every ``checkpoint_every`` iterations, and a call with the same arguments
-    resumes from them (the L-BFGS curvature memory restarts); the file is removed at the end.
+    atomically every ``checkpoint_every`` iterations with the optimiser's whole state (the
+    L-BFGS curvature pairs, Adam's moments), and a call with the same arguments resumes from
+    them to the uninterrupted result; the file is removed at the end.
     A checkpoint written for other problems, targets, starting parameters, optimiser,
     learning rate, memory, segments or ``settings`` (anything else the caller wants checked,
     such as a penalty's weight) is refused (:mod:`densitylab.checkpoint`); only
@@ -162,7 +161,6 @@ def train(
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
     """
-    _, _, eqx = jax_modules()
     import optax
 
     require(optimiser in OPTIMISERS, "optimiser", f"one of {OPTIMISERS}", optimiser)
@@ -173,7 +171,6 @@ def train(
         "one target per problem",
         len(targets),
     )
-    arrays, static = eqx.partition(params, eqx.is_inexact_array)
     loss_of_params = total_loss(problems, targets, model, memory, penalty, segments)
     solver = optax.lbfgs() if optimiser == "lbfgs" else optax.adam(learning_rate)
     history = {"iteration": [], "loss": [], "gradient_norm": []}
@@ -184,12 +181,8 @@ def train(
         "memory": memory,
         "problems": [_problem_fingerprint(problem) for problem in problems],
         "targets": [fingerprint(target) for target in targets],
-        "start": fingerprint(*tree_arrays(arrays).values()),
         "segments": None if segments is None else [fingerprint(s.target, s.orbital0) for s in segments],
     }
-    stored = read_checkpoint(checkpoint, job) if checkpoint is not None else None
-    if stored is not None:  # the L-BFGS curvature memory restarts
-        params, history = eqx.combine(tree_from_arrays(stored[0], arrays), static), stored[1]["history"]
 
     def record(iteration, params, losses, norms) -> bool:
         value, gradient_norm = losses[0], norms[0]
@@ -198,17 +191,21 @@ def train(
         history["gradient_norm"].append(gradient_norm)
         if progress:
             progress(iteration, iterations, loss=value, gradient=gradient_norm)
-        if checkpoint is not None and iteration % checkpoint_every == 0 and iteration < iterations:
-            trained = eqx.partition(params, eqx.is_inexact_array)[0]
-            write_checkpoint(checkpoint, job, tree_arrays(trained), {"history": history})
         return gradient_norm < tolerance
 
-    first = len(history["iteration"]) + 1
-    params = optax_loop(
-        loss_of_params, params, solver, iterations, None, record, first, linesearch=optimiser == "lbfgs"
-    )
+    def restore_history(state: dict) -> None:
+        history.update(state["history"])
+
+    resumable = None
     if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
+        resumable = Resumable(
+            checkpoint, job, checkpoint_every, save=lambda: {"history": history}, restore=restore_history
+        )
+
+    params = optax_loop(
+        loss_of_params, params, solver, iterations, None, record,
+        linesearch=optimiser == "lbfgs", resumable=resumable,
+    )  # fmt: skip
     return params, history
 
 
