@@ -180,3 +180,38 @@ def test_tdks_learn_resumes_from_its_checkpoint_to_the_same_values(tmp_path):
     invoke("tdks", "learn", "--trajectory", trajectory, *options, "--output", tmp_path / "resumed")
     assert not checkpoint.exists()
     np.testing.assert_array_equal(read_values(tmp_path / "resumed"), read_values(tmp_path / "whole"))
+
+
+def test_rdm_train_resumes_from_its_checkpoint_to_the_same_weights(small_family, tmp_path):
+    """Catches an `rdm train` rerun that starts over, restarts Adam's moments or the shuffling
+    generator, or continues another job: a fit interrupted after its second epoch and finished
+    by the same command writes the uninterrupted fit's weights bit for bit; the same checkpoint
+    under another learning rate is refused before any training."""
+    from densitylab.rdm.workflow import TrainConfig, train
+
+    options = {"epochs": 4, "width": 16, "depth": 2, "rank": 4}
+    flags = [item for name, value in options.items() for item in (f"--{name}", value)]
+    invoke("rdm", "train", "--dataset", small_family, *flags, "--output", tmp_path / "whole")
+
+    def interrupt(done, total, **fields):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "resumed.checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(str(small_family), **options), interrupt, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+    refused = runner.invoke(
+        app, ["rdm", "train", "--dataset", str(small_family), *map(str, flags), "--learning-rate", "0.01",
+              "--output", str(tmp_path / "resumed")],
+    )  # fmt: skip
+    assert refused.exit_code == 2 and "learning_rate: 0.001 there, 0.01 now" in refused.output
+    assert not (tmp_path / "resumed").exists()
+    invoke("rdm", "train", "--dataset", small_family, *flags, "--output", tmp_path / "resumed")
+    assert not checkpoint.exists()
+    whole, resumed = (
+        json.loads((tmp_path / name / "manifest.json").read_text()) for name in ("whole", "resumed")
+    )
+    assert resumed["history"] == whole["history"] and len(whole["history"]["epoch"]) == 4
+    weights = [(tmp_path / name / "weights.eqx").read_bytes() for name in ("whole", "resumed")]
+    assert weights[0] == weights[1]

@@ -121,13 +121,14 @@ def rdm_train(
     """Fit an rdm model on the training split of DATASET and report held-out metrics.
 
     neural and pca-linear are functionals γ[n] of the density; conv-autoencoder reconstructs
-    exact 1-RDMs through a bottleneck; denoiser maps the --source 1-RDM to the exact one."""
+    exact 1-RDMs through a bottleneck; denoiser maps the --source 1-RDM to the exact one.
+    Resumable: the fit is checkpointed to OUTPUT.checkpoint.npz and the same command continues."""
     from densitylab.rdm.workflow import TrainConfig, train
 
     config = config_from(TrainConfig, locals())
     bar, report = rich_progress("training", epochs, {"loss": ".2e", "mae": ".2e"})
     with bar:
-        result = train(config, report)
+        result = train(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
     result.save(output)
     if plot_folder(plot) is not None:
         result.plot(plot)

@@ -388,10 +388,12 @@ def train_conv_autoencoder(
     validation: np.ndarray | None = None,
     progress=None,
     loss: str = "mse",
+    checkpoint: str | Path | None = None,
 ) -> tuple[ConvAutoencoder, dict]:
     """Train on exact 1-RDMs (S, N, N) by reconstruction error (``loss``: mse or mae).
 
     validation: optional held-out 1-RDMs for the learning curve (MAE per epoch).
+    checkpoint: a .npz path that makes the fit resumable (:func:`densitylab.rdm.neural.fit`).
     """
     rdm1 = _check_rdm1(rdm1, config.points)
     held_out = None if validation is None else (validation, validation)
@@ -406,6 +408,8 @@ def train_conv_autoencoder(
         config.seed,
         held_out,
         progress,
+        checkpoint,
+        {"loss": loss},
     )
     return ConvAutoencoder(config, model), history
 
@@ -421,11 +425,13 @@ def train_denoiser(
     pca=None,
     progress=None,
     loss: str = "mse",
+    checkpoint: str | Path | None = None,
 ) -> tuple[Denoiser, dict]:
     """Train approximate → exact 1-RDMs (both (S, N, N)) by the error of γ (``loss``: mse or mae).
 
     validation: optional held-out (approximate, exact) 1-RDMs for the learning curve.
     pca: the linear PCA functional that made the inputs, stored with a 'pca' denoiser.
+    checkpoint: a .npz path that makes the fit resumable (:func:`densitylab.rdm.neural.fit`).
     """
     inputs = _check_rdm1(rdm1_in, config.points)
     basis, mean = input_basis(inputs, config.components)
@@ -440,5 +446,7 @@ def train_denoiser(
         config.seed,
         validation,
         progress,
+        checkpoint,
+        {"loss": loss},
     )
     return Denoiser(config, model, pca), history

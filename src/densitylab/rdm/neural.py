@@ -31,7 +31,7 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
-from densitylab.training import optax_loop
+from densitylab.training import Resumable, optax_loop
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,8 @@ def fit(
     seed: int = 0,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     progress=None,
+    checkpoint: str | Path | None = None,
+    settings: dict | None = None,
 ):
     """Minibatch Adam with cosine decay (:func:`densitylab.training.optax_loop`); shared by every
     rdm model.
@@ -154,6 +156,10 @@ def fit(
         validation: optional held-out (inputs, targets); its MAE is recorded per epoch.
         progress: called as ``progress(epoch, epochs, loss=train_loss, mae=validation_mae)``
             (:mod:`densitylab.progress`).
+        checkpoint: a .npz path: the model, Adam's state, the history and the shuffling
+            generator are written there after every epoch, and the same call resumes from it to
+            the uninterrupted result; a checkpoint of another job (other data, epochs, learning
+            rate, seed, starting model or ``settings``, e.g. the loss) is refused.
 
     Returns:
         the trained model and its history (per-epoch training loss and held-out MAE).
@@ -203,8 +209,32 @@ def fit(
         if progress:
             progress(epoch, epochs, loss=history["train_loss"][-1], mae=history["validation_mae"][-1])
 
-    model = optax_loop(loss, model, optimiser, epochs, batches, record)
+    resumable = None
+    if checkpoint is not None:
+        from densitylab.checkpoint import fingerprint
+
+        job = {
+            **(settings or {}),
+            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+            "data": fingerprint(inputs, targets),
+            "validation": None if validation is None else fingerprint(*validation),
+        }  # fmt: skip
+        resumable = _resumable(checkpoint, job, history, rng)
+    model = optax_loop(loss, model, optimiser, epochs, batches, record, resumable=resumable)
     return model, history
+
+
+def _resumable(checkpoint, job: dict, history: dict, rng) -> Resumable:
+    """:func:`fit`'s checkpoint after every epoch, with its history and shuffling generator."""
+
+    def save() -> dict:
+        return {"history": history, "generator": rng.bit_generator.state}
+
+    def restore(state: dict) -> None:
+        history.update(state["history"])
+        rng.bit_generator.state = state["generator"]
+
+    return Resumable(checkpoint, job, 1, save, restore)
 
 
 def train_neural(
@@ -218,6 +248,7 @@ def train_neural(
     kinetic_weight: float = 0.0,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     progress=None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[NeuralFunctional, dict]:
     """Train the γ[n] functional on mean squared γ error (+ optional kinetic-energy term).
 
@@ -227,6 +258,7 @@ def train_neural(
         validation: optional held-out (density, rdm1) for the learning curve.
         progress: called as ``progress(epoch, epochs, loss=train_loss, mae=validation_mae)``
             (:mod:`densitylab.progress`).
+        checkpoint: a .npz path that makes the fit resumable (:func:`fit`).
     """
     _, jnp, _ = jax_modules()
     kinetic_matrix = jnp.asarray(kinetic)
@@ -247,5 +279,7 @@ def train_neural(
         config.seed,
         validation,
         progress,
+        checkpoint,
+        {"kinetic_weight": kinetic_weight},
     )
     return NeuralFunctional(config, model), history

@@ -108,7 +108,7 @@ class TrainResult:
         return [plot_learning_curve(self.history, Path(folder) / "learning_curve.png")]
 
 
-def _fit(config: TrainConfig, data, train_index, test_index, progress):
+def _fit(config: TrainConfig, data, train_index, test_index, progress, checkpoint):
     """The fitted functional and its history (None for the closed-form pca-linear)."""
     from densitylab.rdm.functionals import LinearPCAFunctional
 
@@ -116,7 +116,10 @@ def _fit(config: TrainConfig, data, train_index, test_index, progress):
     if config.model == "pca-linear":
         fitted = LinearPCAFunctional.fit(density[train_index], rdm1[train_index], data.dx, config.components)
         return fitted, None
-    common = {"epochs": config.epochs, "learning_rate": config.learning_rate, "progress": progress}
+    common = {
+        "epochs": config.epochs, "learning_rate": config.learning_rate, "progress": progress,
+        "checkpoint": checkpoint,
+    }  # fmt: skip
     shape = {"rank": config.rank, "width": config.width, "depth": config.depth, "seed": config.seed}
     if config.model == "neural":
         from densitylab.rdm.neural import NeuralConfig, train_neural
@@ -151,10 +154,17 @@ def _fit(config: TrainConfig, data, train_index, test_index, progress):
     )  # fmt: skip
 
 
-def train(config: TrainConfig, progress: Callable[..., None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    progress: Callable[..., None] | None = None,
+    checkpoint: str | Path | None = None,
+) -> TrainResult:
     """Fit ``config.model`` on the training split and measure it on the held-out split.
 
-    ``progress`` follows :mod:`densitylab.progress` (epochs, with ``loss`` and ``mae``).
+    ``progress`` follows :mod:`densitylab.progress` (epochs, with ``loss`` and ``mae``). With
+    ``checkpoint`` (a .npz path) a network's fit is written there after every epoch and the
+    same call resumes from it, ending on the uninterrupted result; a checkpoint of another
+    job is refused. pca-linear is closed-form and needs none.
     """
     from densitylab.rdm.dataset import load_dataset
     from densitylab.rdm.metrics import evaluate_rdm
@@ -163,7 +173,7 @@ def train(config: TrainConfig, progress: Callable[..., None] | None = None) -> T
 
     data = load_dataset(config.dataset)
     train_index, test_index = split(len(data), config.test_fraction)
-    functional, history = _fit(config, data, train_index, test_index, progress)
+    functional, history = _fit(config, data, train_index, test_index, progress, checkpoint)
     predicted = functional(model_inputs(functional, data, test_index))
     density, rdm1 = data.arrays["density"], data.rdm1()
     metrics = evaluate_rdm(
