@@ -73,6 +73,9 @@ def test_lda_potential_is_the_functional_derivative_of_the_energy():
 
 
 def test_lda_spin_scaling_is_idea_functional_for_polarised_systems_only():
+    """Catches the spin_scaling flag being ignored, or changing a fully polarised system (where
+    E_x[n↑, 0] = E_x^pol[n↑] makes both conventions one functional). The functional's values
+    and spin rules are pinned independently in test_lda_published.py."""
     polarised = make_system(60, -8, 8, "uu", "harmonic")
     scaled = solve_mean_field(polarised, "lda", spin_scaling=True).energy
     idea = solve_mean_field(polarised, "lda", spin_scaling=False).energy
