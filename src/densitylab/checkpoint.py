@@ -6,8 +6,9 @@ resume under other settings is refused, naming every setting that differs, so th
 with another trajectory, learning rate or time step never silently continues the old job.
 Settings that are arrays (a trajectory, a target) enter through :func:`fingerprint`.
 
-Used by the exact propagation (:mod:`densitylab.model1d.propagation`) and both TDKS fits
-(:mod:`densitylab.tdks.learn`); resumable *datasets* keep one part per finished chunk instead
+Used by the exact propagation (:mod:`densitylab.model1d.propagation`), the TDKS Gauss–Newton
+fit (:mod:`densitylab.tdks.learn`) and the one training loop (:class:`densitylab.training.Resumable`:
+TDKS and rdm network fits); resumable *datasets* keep one part per finished chunk instead
 (:class:`densitylab.data.PartsStore`), under the same refusal rule.
 """
 
