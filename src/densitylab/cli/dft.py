@@ -23,7 +23,8 @@ app = typer.Typer()
 
 
 SHOWN = ("energy", "converged", "iterations", "seconds", "gradient_max", "homo_lumo_gap", "s_squared", "xc",
-         "basis", "nao", "grid_points", "energy_minus_pyscf", "output", "plot")  # fmt: skip
+         "basis", "nao", "grid_points", "energy_minus_pyscf", "forces", "forces_minus_pyscf_max", "output",
+         "plot")  # fmt: skip
 
 
 @command(app, "dft", outputs={"output": "artefact"})
@@ -42,7 +43,8 @@ def dft_command(
     coulomb: option(str, "df (density fitting) or exact (4-index ERIs, small systems).") = "df",
     auxbasis: option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
     grid_level: option(int, "PySCF grid level 0-9.") = 3,
-    compare: option(bool, "Also run PySCF's SCF with the same settings.") = False,
+    compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
+    forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
     output: option(
         Path | None, "Folder for the result (an artefact: manifest, orbitals, cube, figure)."
     ) = None,

@@ -121,13 +121,18 @@ class DFTResult:
     unrestricted: bool
     history: list = field(default_factory=list)
 
-    def density_matrix(self) -> np.ndarray:
-        """Total density matrix D (nao, nao) in the AO basis."""
-        total = 0.0
+    def spin_density_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(D_α, D_β), each (nao, nao), in the AO basis."""
+        matrices = []
         for spin, count in enumerate(self.nelec):
             occupied = self.mo_coeff[spin if self.unrestricted else 0][:, :count]
-            total = total + occupied @ occupied.T
-        return total
+            matrices.append(occupied @ occupied.T)
+        return matrices[0], matrices[1]
+
+    def density_matrix(self) -> np.ndarray:
+        """Total density matrix D (nao, nao) in the AO basis."""
+        d_alpha, d_beta = self.spin_density_matrices()
+        return d_alpha + d_beta
 
 
 class _Evaluator:
@@ -235,14 +240,26 @@ def _orthonormal_fock(system: KSSystem, fock: np.ndarray) -> np.ndarray:
     return system.orthogonaliser.T @ fock @ system.orthogonaliser
 
 
-def initial_guess(system: KSSystem, mol, evaluator: _Evaluator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def initial_guess(
+    system: KSSystem, mol, evaluator: _Evaluator, guess: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Orthonormal-basis orbitals (nmo, nmo) per spin and their orbital energies: eigenvectors of
-    the Fock matrix of PySCF's superposition-of-atomic-densities (``minao``) guess, as PySCF's
-    SCF starts."""
+    the Fock matrix of ``guess`` (spin density matrices (D_α, D_β) in the AO basis, e.g. the
+    previous geometry's), or of PySCF's superposition-of-atomic-densities (``minao``) guess, as
+    PySCF's SCF starts."""
     from pyscf.scf import hf
 
-    half = 0.5 * hf.init_guess_by_minao(mol)
-    _, focks, _ = evaluator.fock_of_density(half, half)
+    if guess is None:
+        half = 0.5 * hf.init_guess_by_minao(mol)
+        guess = (half, half)
+    nao = system.nao
+    require(
+        len(guess) == 2 and all(np.shape(d) == (nao, nao) for d in guess),
+        "guess",
+        f"two spin density matrices of shape ({nao}, {nao})",
+        [np.shape(d) for d in guess],
+    )
+    _, focks, _ = evaluator.fock_of_density(*guess)
     bases, energies = [], []
     for spin in evaluator.spins:
         values, vectors = np.linalg.eigh(_orthonormal_fock(system, focks[spin]))
@@ -300,18 +317,20 @@ def minimise(
     mol,
     settings: OptimiserSettings = OptimiserSettings(),
     progress: Callable[..., None] | None = None,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> DFTResult:
     """Minimise the energy of ``system`` (built from ``mol``) with ``settings``.
 
     ``progress`` is called after every iteration as ``progress(iteration, max_iterations,
-    energy=…, gradient=…, step=…)`` (:mod:`densitylab.progress`).
+    energy=…, gradient=…, step=…)`` (:mod:`densitylab.progress`). ``guess``: spin density
+    matrices to start from (:func:`initial_guess`).
     """
     settings.check_grid(system.ngrid)
     started = time.perf_counter()
     evaluator = _Evaluator(system)
     if settings.method == "lbfgs":
         evaluator.compile_chart_in_background()
-    bases, energies = initial_guess(system, mol, evaluator)
+    bases, energies = initial_guess(system, mol, evaluator, guess)
     run = _minimise_lbfgs if settings.method == "lbfgs" else _minimise_adam
     report = None
     if progress is not None:

@@ -31,7 +31,11 @@ class DFTReport:
         setup_seconds: integrals, grid and density-fitting tensors.
         ngrid: XC grid points.
         config: the :class:`~densitylab.dft.workflow.DFTConfig` it was run from, if any.
-        reference: PySCF's SCF with the same settings (energy, converged, seconds, cycles), if run.
+        reference: PySCF's SCF with the same settings (energy, converged, seconds, cycles, and
+            its analytic forces when forces were asked for), if run.
+        forces: −∂E/∂R (natm, 3), Ha/bohr (:mod:`densitylab.dft.forces`), if computed.
+        reference_arrays: PySCF's orbitals (``pyscf_mo_coeff``, ``pyscf_mo_energy``,
+            ``pyscf_mo_occ``) and forces (``pyscf_forces``), saved beside densitylab's.
     """
 
     mol: object
@@ -42,6 +46,8 @@ class DFTReport:
     ngrid: int
     config: dict | None = None
     reference: dict | None = None
+    forces: np.ndarray | None = None
+    reference_arrays: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -74,12 +80,20 @@ class DFTReport:
             "nao": mol.nao_nr(),
             "homo_lumo_gap": homo_lumo_gap(result),
             "s_squared": s_squared(result, mol.intor_symmetric("int1e_ovlp")),
-            **(
-                {"pyscf": self.reference, "energy_minus_pyscf": result.energy - self.reference["energy"]}
-                if self.reference
-                else {}
-            ),
+            **({"forces": self.forces.tolist()} if self.forces is not None else {}),
+            **(self._comparison() if self.reference else {}),
         }
+
+    def _comparison(self) -> dict:
+        """PySCF's result and densitylab's differences from it."""
+        fields = {
+            "pyscf": self.reference,
+            "energy_minus_pyscf": self.result.energy - self.reference["energy"],
+        }
+        if self.forces is not None and "forces" in self.reference:
+            difference = self.forces - np.asarray(self.reference["forces"])
+            fields["forces_minus_pyscf_max"] = float(np.max(np.abs(difference)))
+        return fields
 
     def plot(self, path: str | Path) -> Path:
         """convergence.png: energy and gradient at every accepted step (PySCF's energy as the
@@ -92,8 +106,9 @@ class DFTReport:
     def save(self, path: str | Path, plot: bool = True) -> Path:
         """An artefact folder (kind ``dft-result``): the manifest holds the config, summary,
         settings, geometry (bohr) and the full convergence history; ``arrays.h5`` the canonical
-        orbitals ``mo_coeff`` (nspin, nao, nmo), ``mo_energy``, ``mo_occ`` and the AO
-        ``overlap``; ``density.cube`` the density (bohr⁻³); ``convergence.png`` with ``plot``."""
+        orbitals ``mo_coeff`` (nspin, nao, nmo), ``mo_energy``, ``mo_occ``, the AO ``overlap``,
+        the ``forces`` (natm, 3; Ha/bohr) if computed and PySCF's ``pyscf_*`` arrays if
+        compared; ``density.cube`` the density (bohr⁻³); ``convergence.png`` with ``plot``."""
         result = self.result
         occupations = np.zeros_like(result.mo_energy)
         for spin in range(occupations.shape[0]):
@@ -106,6 +121,8 @@ class DFTReport:
             "mo_energy": result.mo_energy,
             "mo_occ": occupations,
             "overlap": self.mol.intor_symmetric("int1e_ovlp"),
+            **({"forces": self.forces} if self.forces is not None else {}),
+            **(self.reference_arrays or {}),
         }
         config = self.config or {"xc": self.settings.xc, "basis": str(self.mol.basis)}
         with artefact_folder(path) as folder:
@@ -133,6 +150,11 @@ class SavedDFT:
     @property
     def energy(self) -> float:
         return float(self.manifest["summary"]["energy"])
+
+    @property
+    def forces(self) -> np.ndarray | None:
+        """−∂E/∂R (natm, 3), Ha/bohr, if the run computed them."""
+        return self.arrays.get("forces")
 
     def density_matrix(self) -> np.ndarray:
         """Total density matrix (nao, nao) from the saved orbitals and occupations."""
@@ -188,6 +210,7 @@ def run_dft(
     settings: DFTSettings | None = None,
     optimiser: OptimiserSettings | None = None,
     progress: Callable[..., None] | None = None,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> DFTReport:
     """Direct-minimisation KS-DFT.
 
@@ -199,6 +222,8 @@ def run_dft(
         optimiser: which minimiser and its tolerances.
         progress: the protocol of :mod:`densitylab.progress`, one call per iteration with
             ``energy``, ``gradient`` and ``step``.
+        guess: spin density matrices (D_α, D_β) (nao, nao) to start from, e.g. the previous
+            geometry's (:meth:`~densitylab.dft.optimise.DFTResult.spin_density_matrices`).
     """
     from densitylab.jaxsetup import jax_modules
 
@@ -209,30 +234,24 @@ def run_dft(
     optimiser = optimiser or OptimiserSettings()
     system = build_system(mol, settings)
     setup = time.perf_counter() - started
-    result = minimise(system, mol, optimiser, progress=progress)
+    result = minimise(system, mol, optimiser, progress=progress, guess=guess)
     return DFTReport(mol, settings, optimiser, result, setup, system.ngrid)
 
 
-def pyscf_reference(
+def pyscf_solve(
     mol, settings: DFTSettings, newton: bool = False, conv_tol: float = 1e-10, max_cycle: int = 100
 ):
-    """PySCF's SCF with the same basis, functional, grid and Coulomb treatment.
+    """PySCF's SCF with the same basis, functional, grid and Coulomb treatment, run.
 
-    Returns (energy, converged, seconds, cycles). ``newton`` switches to PySCF's second-order
-    solver (``.newton()``) for cases where DIIS fails.
+    Returns (the converged PySCF object, seconds, SCF cycles). ``newton`` switches to PySCF's
+    second-order solver (``.newton()``) for cases where DIIS fails.
     """
-    from pyscf import dft
+    from densitylab.dft.forces import pyscf_scf
 
     started = time.perf_counter()
-    unrestricted = settings.unrestricted or mol.spin != 0
-    mf = dft.UKS(mol) if unrestricted else dft.RKS(mol)
-    mf.xc = settings.xc
-    mf.grids.level = settings.grid_level
+    mf = pyscf_scf(mol, settings)
     mf.conv_tol = conv_tol
     mf.max_cycle = max_cycle
-    mf.verbose = 0
-    if settings.coulomb == "df":
-        mf = mf.density_fit(auxbasis=settings.auxbasis)
     if newton:
         mf = mf.newton()
     cycles = {"count": 0}
@@ -241,5 +260,13 @@ def pyscf_reference(
         cycles["count"] += 1
 
     mf.callback = count
-    energy = mf.kernel()
-    return float(energy), bool(mf.converged), time.perf_counter() - started, cycles["count"]
+    mf.kernel()
+    return mf, time.perf_counter() - started, cycles["count"]
+
+
+def pyscf_reference(
+    mol, settings: DFTSettings, newton: bool = False, conv_tol: float = 1e-10, max_cycle: int = 100
+):
+    """(energy, converged, seconds, cycles) of :func:`pyscf_solve`."""
+    mf, seconds, cycles = pyscf_solve(mol, settings, newton, conv_tol, max_cycle)
+    return float(mf.e_tot), bool(mf.converged), seconds, cycles

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from densitylab.dft.forces import forces as dft_forces
 from densitylab.dft.optimise import OptimiserSettings
-from densitylab.dft.run import DFTReport, pyscf_reference, run_dft
+from densitylab.dft.run import DFTReport, pyscf_solve, run_dft
 from densitylab.dft.system import DEFAULT_AUXBASIS, DFTSettings
 from densitylab.errors import require
 
@@ -31,7 +32,11 @@ class DFTConfig:
             energy/gradient evaluations and the convergence test max|gradient| (Ha).
         coulomb, auxbasis, grid_level: "df" (density fitting in ``auxbasis``) or "exact"
             Coulomb, and PySCF's grid level 0–9.
-        compare: also run PySCF's SCF with the same settings.
+        compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
+            forces) are kept beside densitylab's.
+        forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
+            their error follows the orbitals': 1e-7 Ha/bohr for water and 6e-7 for the
+            open-shell OH at the default ``gradient_tolerance`` 1e-5, 2e-7 for OH at 1e-7.
     """
 
     molecule: str
@@ -49,6 +54,7 @@ class DFTConfig:
     auxbasis: str = DEFAULT_AUXBASIS
     grid_level: int = 3
     compare: bool = False
+    forces: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "molecule", str(self.molecule))
@@ -78,8 +84,29 @@ def run(config: DFTConfig, progress: Callable[..., None] | None = None) -> DFTRe
         config.molecule, basis=config.basis, xc=config.xc, charge=config.charge, spin=config.spin,
         settings=config.settings(), optimiser=config.optimiser_settings(), progress=progress,
     )  # fmt: skip
-    reference = None
-    if config.compare:
-        energy, converged, seconds, cycles = pyscf_reference(report.mol, config.settings())
-        reference = {"energy": energy, "converged": converged, "seconds": seconds, "cycles": cycles}
-    return replace(report, config=asdict(config), reference=reference)
+    forces = None
+    if config.forces:
+        forces = dft_forces(report.mol, report.settings, report.result)
+    reference, arrays = _pyscf_comparison(report, config.forces) if config.compare else (None, None)
+    return replace(report, config=asdict(config), reference=reference, forces=forces, reference_arrays=arrays)
+
+
+def _pyscf_comparison(report: DFTReport, with_forces: bool) -> tuple[dict, dict]:
+    """PySCF's SCF with the report's settings: its summary (energy, converged, seconds, cycles,
+    forces) and arrays (orbitals, energies, occupations, forces) to save beside densitylab's."""
+    import numpy as np
+
+    from densitylab.dft.forces import gradient_of
+
+    mf, seconds, cycles = pyscf_solve(report.mol, report.settings)
+    reference = {
+        "energy": float(mf.e_tot),
+        "converged": bool(mf.converged),
+        "seconds": seconds,
+        "cycles": cycles,
+    }
+    arrays = {f"pyscf_{name}": np.asarray(getattr(mf, name)) for name in ("mo_coeff", "mo_energy", "mo_occ")}
+    if with_forces:
+        arrays["pyscf_forces"] = -gradient_of(mf)
+        reference["forces"] = arrays["pyscf_forces"].tolist()
+    return reference, arrays
