@@ -45,9 +45,7 @@ def dft_command(
     grid_level: option(int, "PySCF grid level 0-9.") = 3,
     compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
     forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
-    output: option(
-        Path | None, "Folder for the result (an artefact: manifest, orbitals, cube, figure)."
-    ) = None,
+    output: option(Path | None, "Folder for the result (an artefact: orbitals, cube, figure).") = None,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
