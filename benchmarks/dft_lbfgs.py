@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import scipy.optimize
 
+from densitylab.dft.evaluator import Evaluator
 from densitylab.dft.molecule import load_molecule
-from densitylab.dft.optimise import OptimiserSettings, _Evaluator, _preconditioner, initial_guess, minimise
+from densitylab.dft.optimise import OptimiserSettings, _preconditioner, initial_guess, minimise
 from densitylab.dft.run import pyscf_reference
 from densitylab.dft.system import DFTSettings, build_system
 
@@ -41,7 +42,7 @@ TOLERANCE = 1e-5
 
 
 def scipy_lbfgs(system, mol, preconditioned: bool, max_evaluations: int = 2000) -> dict:
-    evaluator = _Evaluator(system)
+    evaluator = Evaluator(system)
     bases, energies = initial_guess(system, mol, evaluator)
     diagonal = np.concatenate(
         [_preconditioner(system, e, n, 0.1) for e, n in zip(energies, evaluator.counts, strict=True)]

@@ -43,8 +43,9 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from densitylab.dft.evaluator import Evaluator
     from densitylab.dft.molecule import load_molecule
-    from densitylab.dft.optimise import OptimiserSettings, _Evaluator, minimise
+    from densitylab.dft.optimise import OptimiserSettings, minimise
     from densitylab.dft.system import DFTSettings, build_system
     from densitylab.jaxsetup import jax_modules
 
@@ -52,7 +53,7 @@ def main() -> None:
     mol = load_molecule(HERE / "molecules" / f"{args.molecule}.xyz")
     system = build_system(mol, DFTSettings(xc=args.xc))
     reference = minimise(system, mol)
-    evaluator = _Evaluator(system)
+    evaluator = Evaluator(system)
     nocc = system.nelec[0]
     orthonormal = system.orthogonaliser.T @ system.overlap @ reference.mo_coeff[0][:, :nocc]
     parameters = [jnp.asarray(orthonormal)]

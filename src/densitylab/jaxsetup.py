@@ -6,11 +6,19 @@ sets ``jax_enable_x64`` before handing JAX out. densitylab never changes it at i
 program that imports densitylab and uses JAX for itself keeps its own setting until it calls
 a densitylab function that runs JAX code; from then on x64 is on for the process (JAX has one
 global switch).
+
+Compilation cache: :func:`jax_modules` also turns on JAX's persistent cache
+(:func:`enable_compilation_cache`), so that compiled code survives the process (a second run of
+the same shapes compiles nothing). It lives in ``$DENSITYLAB_JAX_CACHE`` (``off`` disables it),
+else ``$XDG_CACHE_HOME/densitylab/jax`` or ``~/.cache/densitylab/jax``; a cache directory the
+program set itself is left alone.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 
 from densitylab.artefacts import artefact_folder, read_manifest, write_manifest
@@ -18,14 +26,52 @@ from densitylab.errors import require
 
 
 def jax_modules():
-    """(jax, jax.numpy, equinox) with ``jax_enable_x64`` set."""
+    """(jax, jax.numpy, equinox) with ``jax_enable_x64`` set and the persistent compilation
+    cache on (:func:`enable_compilation_cache`)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
     import equinox as eqx
     import jax.numpy as jnp
 
     return jax, jnp, eqx
+
+
+CACHE_BYTES = 2 * 1024**3  # the persistent compilation cache's cap
+
+
+def compilation_cache_dir() -> Path | None:
+    """Where :func:`enable_compilation_cache` keeps compiled code (None when disabled)."""
+    chosen = os.environ.get("DENSITYLAB_JAX_CACHE")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "0", "none") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "densitylab" / "jax"
+
+
+@cache
+def enable_compilation_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache (once per process) unless disabled or already
+    set by the program; every compilation is stored, however short, so that a second run compiles
+    nothing. The cache is capped at 2 GB, least recently used entries going first (JAX's cap
+    needs ``filelock``, a dependency). Returns the directory."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # the program chose one
+        return Path(jax.config.jax_compilation_cache_dir)
+    directory = compilation_cache_dir()
+    if directory is None:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: run without the cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)
+    return directory
 
 
 def save_module(

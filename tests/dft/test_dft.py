@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from densitylab.cli import app
 from densitylab.dft.energy import EnergyModel, operands, orbitals_from_parameters, total_energy
+from densitylab.dft.evaluator import Evaluator
 from densitylab.dft.molecule import load_molecule
-from densitylab.dft.optimise import OptimiserSettings, _Evaluator, minimise
+from densitylab.dft.optimise import OptimiserSettings, minimise
 from densitylab.dft.run import load_result, pyscf_reference, run_dft, s_squared
 from densitylab.dft.system import DFTSettings, build_system
 from densitylab.dft.xc import _host_xc, xc_energy_function
@@ -105,7 +106,7 @@ def test_uks_spin_states_of_o2():
 def _chart_gradient_check(xc, spin, atoms, unrestricted=False):
     mol = load_molecule(atoms, spin=spin, basis="sto-3g")
     system = build_system(mol, DFTSettings(xc=xc, unrestricted=unrestricted, grid_level=0))
-    evaluator = _Evaluator(system)
+    evaluator = Evaluator(system)
     rng = np.random.default_rng(1)
     bases = [np.linalg.qr(rng.normal(size=(system.nmo, system.nmo)))[0] for _ in evaluator.spins]
     size = sum((system.nmo - n) * n for n in evaluator.counts)
@@ -191,7 +192,7 @@ def test_minibatch_energy_and_gradient_are_unbiased():
     and the estimator's variance falls as 1/batch (uniform sampling without replacement)."""
     mol = load_molecule(WATER)
     system = build_system(mol, DFTSettings(xc="pbe", grid_level=1))
-    evaluator = _Evaluator(system)
+    evaluator = Evaluator(system)
     rng = np.random.default_rng(0)
     parameters = [jnp.asarray(np.linalg.qr(rng.normal(size=(system.nmo, 5)))[0])]
     full_energy, full_gradient = evaluator.parameter_value_and_grad(parameters, evaluator.ops)

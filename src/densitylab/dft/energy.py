@@ -182,11 +182,12 @@ def _exchange_df_dm(jax, jnp, model: EnergyModel, df_factor, density_matrix):
     return _sum_over_aux_chunks(jax, jnp, model, df_factor, contraction)
 
 
-def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):
-    """Energy terms (hartree) for orbitals (C_α, C_β), or, if given, density matrices (D_α, D_β).
+def nonxc_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None) -> dict:
+    """The terms besides E_xc and E_nn (hartree): kinetic, nuclear attraction, Coulomb and exact
+    exchange, for orbitals (C_α, C_β) or, if given, density matrices (D_α, D_β).
 
-    With ``density_matrices`` the grid density and exchange are built from D (cost ∝ nao²); the
-    orbital route costs ∝ nao·n_occ. Both give the same number; D is what the Fock matrix needs.
+    With ``density_matrices`` the exchange is built from D (cost ∝ nao²); the orbital route
+    costs ∝ nao·n_occ. Both give the same number; D is what the Fock matrix needs.
     """
     jax, jnp, _ = jax_modules()
     if density_matrices is None:
@@ -202,11 +203,10 @@ def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matri
     else:
         coulomb = 0.5 * jnp.einsum("ijkl,ij,kl->", ops.eri, d_total, d_total)
 
-    spins = (0, 1) if model.unrestricted else (0,)
     spin_factor = 1.0 if model.unrestricted else 2.0
     exchange = jnp.zeros(())
     if model.exact_exchange != 0.0:
-        for spin in spins:
+        for spin in _spins(model):
             if model.coulomb == "exact":
                 d_spin = density_matrices[spin]
                 term = jnp.einsum("ikjl,ij,kl->", ops.eri, d_spin, d_spin)
@@ -216,24 +216,42 @@ def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matri
                 term = _exchange_df_dm(jax, jnp, model, ops.df_factor, density_matrices[spin])
             exchange = exchange + spin_factor * term
         exchange = -0.5 * model.exact_exchange * exchange
-
-    xc = jnp.zeros(())
-    if model.family != "HF":
-        if orbitals is not None:
-            spin_rho = [grid_density(jnp, ops.ao_values, orbitals[spin]) for spin in spins]
-        else:
-            spin_rho = [grid_density_from_dm(jnp, ops.ao_values, density_matrices[spin]) for spin in spins]
-        rho = jnp.stack(spin_rho) if model.unrestricted else spin_factor * spin_rho[0]
-        xc = xc_energy_function(model.xc, 1 if model.unrestricted else 0)(rho, ops.grid_weights)
-
     return {
         "kinetic": kinetic,
         "nuclear_attraction": core - kinetic,
         "coulomb": coulomb,
         "exact_exchange": exchange,
-        "xc": xc,
-        "nuclear_repulsion": jnp.asarray(model.nuclear_repulsion),
     }
+
+
+def _spins(model: EnergyModel) -> tuple[int, ...]:
+    return (0, 1) if model.unrestricted else (0,)
+
+
+def xc_input(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):
+    """What libxc reads: ρ (and ∇ρ for GGAs) on the grid, (ncomp, ngrid) for RKS (both spins)
+    or (2, ncomp, ngrid) for UKS (:mod:`densitylab.dft.xc`); None for Hartree–Fock."""
+    _, jnp, _ = jax_modules()
+    if model.family == "HF":
+        return None
+    if orbitals is not None:
+        spin_rho = [grid_density(jnp, ops.ao_values, orbitals[spin]) for spin in _spins(model)]
+    else:
+        spin_rho = [grid_density_from_dm(jnp, ops.ao_values, density_matrices[s]) for s in _spins(model)]
+    return jnp.stack(spin_rho) if model.unrestricted else 2.0 * spin_rho[0]
+
+
+def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):
+    """Every energy term (hartree) for orbitals (C_α, C_β) or density matrices (D_α, D_β), as one
+    differentiable JAX function (libxc through a callback with an exact VJP). The optimiser
+    evaluates the same terms in stages instead (:mod:`densitylab.dft.evaluator`)."""
+    _, jnp, _ = jax_modules()
+    terms = nonxc_components(model, ops, orbitals, density_matrices)
+    xc = jnp.zeros(())
+    rho = xc_input(model, ops, orbitals, density_matrices)
+    if rho is not None:
+        xc = xc_energy_function(model.xc, 1 if model.unrestricted else 0)(rho, ops.grid_weights)
+    return {**terms, "xc": xc, "nuclear_repulsion": jnp.asarray(model.nuclear_repulsion)}
 
 
 def total_energy(model: EnergyModel, ops: Operands, orbitals=None, density_matrices=None):

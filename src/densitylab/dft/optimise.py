@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from densitylab.dft.energy import EnergyModel, Operands, energy_components, operands, orbitals_from_parameters
+from densitylab.dft.evaluator import Evaluator, chart_parameters
 from densitylab.dft.system import KSSystem
 from densitylab.errors import NumericalError, require, require_finite
-from densitylab.jaxsetup import jax_modules
 
 OPTIMISERS = ("lbfgs", "adam")
 
@@ -135,113 +134,13 @@ class DFTResult:
         return d_alpha + d_beta
 
 
-class _Evaluator:
-    """Jitted energy, gradient and Fock matrix of one system (shared by both optimisers)."""
-
-    def __init__(self, system: KSSystem):
-        jax, jnp, _ = jax_modules()
-        self.jax, self.jnp = jax, jnp
-        self.system = system
-        self.model = EnergyModel.of(system)
-        self.ops = operands(system)
-        self.spins = (0, 1) if system.unrestricted else (0,)
-        self.counts = tuple(system.nelec[s] for s in self.spins)
-        model = self.model
-
-        def orbitals_of(parameters, ops):
-            orbitals = [orbitals_from_parameters(jnp, ops.orthogonaliser, w) for w in parameters]
-            return (orbitals[0], orbitals[-1]) if len(orbitals) == 2 else (orbitals[0], orbitals[0])
-
-        def energy_of_parameters(parameters, ops):
-            terms = energy_components(model, ops, orbitals_of(parameters, ops))
-            return sum(terms.values()), terms
-
-        def energy_of_chart(kappa, bases, ops):
-            return energy_of_parameters(chart_parameters(bases, self.counts, kappa), ops)[0]
-
-        def fock_of(density_matrices, ops):
-            def energy(dms):
-                terms = energy_components(model, ops, None, dms)
-                return sum(terms.values()), terms
-
-            (value, terms), gradient = jax.value_and_grad(energy, has_aux=True)(density_matrices)
-            if system.unrestricted:
-                focks = gradient
-            else:
-                focks = (0.5 * (gradient[0] + gradient[1]),) * 2
-            return value, tuple(0.5 * (f + f.T) for f in focks), terms
-
-        self.parameter_value_and_grad = jax.jit(
-            jax.value_and_grad(lambda p, o: energy_of_parameters(p, o)[0])
-        )
-        self.chart_value_and_grad = jax.jit(jax.value_and_grad(energy_of_chart))
-        self.fock = jax.jit(fock_of)
-        self._compiled_chart = None
-        self.fock_builds = 0
-
-    def compile_chart_in_background(self) -> None:
-        """Start compiling the chart energy+gradient on a worker thread, so that XLA compiles it
-        while the initial-guess Fock matrices are built (the second CPU core is otherwise idle)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        nmo = self.system.nmo
-        size = sum((nmo - n) * n for n in self.counts)
-        kappa = self.jax.ShapeDtypeStruct((size,), self.jnp.float64)
-        bases = [self.jax.ShapeDtypeStruct((nmo, nmo), self.jnp.float64) for _ in self.spins]
-        executor = ThreadPoolExecutor(max_workers=1)
-        self._compiled_chart = executor.submit(
-            lambda: self.chart_value_and_grad.lower(kappa, bases, self.ops).compile()
-        )
-        executor.shutdown(wait=False)
-
-    def chart(self, kappa, bases):
-        """(E, ∂E/∂κ) at ``kappa`` in the chart around ``bases`` (one array (nmo, nmo) per spin)."""
-        arguments = (self.jnp.asarray(kappa), [self.jnp.asarray(b) for b in bases], self.ops)
-        if self._compiled_chart is not None:
-            return self._compiled_chart.result()(*arguments)
-        return self.chart_value_and_grad(*arguments)
-
-    def fock_matrices(self, orbital_blocks):
-        """Energy and Fock matrices (F_α, F_β) (AO basis) for occupied AO orbitals per spin."""
-        dms = [c @ c.T for c in orbital_blocks]
-        return self.fock_of_density(dms[0], dms[-1])
-
-    def fock_of_density(self, d_alpha: np.ndarray, d_beta: np.ndarray):
-        """Energy, Fock matrices (F_α, F_β) and energy terms for spin density matrices (AO basis);
-        counted in ``fock_builds``."""
-        self.fock_builds += 1
-        value, focks, terms = self.fock((self.jnp.asarray(d_alpha), self.jnp.asarray(d_beta)), self.ops)
-        return float(value), [np.asarray(f) for f in focks], {k: float(v) for k, v in terms.items()}
-
-    def minibatch_operands(self, indices: np.ndarray) -> Operands:
-        """Operands with the XC grid restricted to ``indices``, weights scaled by ngrid/len(indices)
-        so that the XC energy and its gradient are unbiased estimates of the full-grid ones."""
-        scale = self.system.ngrid / len(indices)
-        return self.ops._replace(
-            ao_values=self.system.flat_ao_values(indices)[None],
-            grid_weights=self.jnp.asarray(self.system.grid_weights[indices] * scale),
-        )
-
-
-def chart_parameters(bases, counts, kappa) -> list:
-    """W(κ) = U_occ + U_vir·κ per spin: ``kappa`` holds the (n_vir × n_occ) blocks of all spins
-    one after another; ``bases`` are the (nmo, nmo) chart bases U. Works on NumPy and JAX arrays."""
-    parameters, offset = [], 0
-    for basis, count in zip(bases, counts, strict=True):
-        virtual = basis.shape[1] - count
-        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
-        parameters.append(basis[:, :count] + basis[:, count:] @ block)
-        offset += virtual * count
-    return parameters
-
-
 def _orthonormal_fock(system: KSSystem, fock: np.ndarray) -> np.ndarray:
     """Xᵀ F X (nmo, nmo)."""
     return system.orthogonaliser.T @ fock @ system.orthogonaliser
 
 
 def initial_guess(
-    system: KSSystem, mol, evaluator: _Evaluator, guess: tuple[np.ndarray, np.ndarray] | None = None
+    system: KSSystem, mol, evaluator: Evaluator, guess: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Orthonormal-basis orbitals (nmo, nmo) per spin and their orbital energies: eigenvectors of
     the Fock matrix of ``guess`` (spin density matrices (D_α, D_β) in the AO basis, e.g. the
@@ -327,7 +226,7 @@ def minimise(
     """
     settings.check_grid(system.ngrid)
     started = time.perf_counter()
-    evaluator = _Evaluator(system)
+    evaluator = Evaluator(system)
     if settings.method == "lbfgs":
         evaluator.compile_chart_in_background()
     bases, energies = initial_guess(system, mol, evaluator, guess)

@@ -35,8 +35,8 @@ class DFTConfig:
         compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
             forces) are kept beside densitylab's.
         forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
-            their error follows the orbitals': 1e-7 Ha/bohr for water and 6e-7 for the
-            open-shell OH at the default ``gradient_tolerance`` 1e-5, 2e-7 for OH at 1e-7.
+            their error follows the orbitals' (1e-7 Ha/bohr for water at the default
+            ``gradient_tolerance`` 1e-5; tighten it for finer forces).
     """
 
     molecule: str

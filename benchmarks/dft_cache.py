@@ -1,0 +1,80 @@
+"""DFT with a cold and a warm compilation cache, side by side with PySCF (issue 19).
+
+Each case runs three times, each in a fresh Python process: densitylab with an empty JAX
+compilation cache (the first run on a machine), densitylab again with the cache the first run
+filled (every later run of the same shapes), and PySCF (DIIS, conv_tol 1e-10). Same settings as
+benchmarks/dft_vs_pyscf.py (6-31G, grid level 3, density-fitted J/K), whose ``--one`` mode
+runs each calculation and measures its wall time (library imports excluded) and peak RSS.
+
+Run:  python benchmarks/dft_cache.py [--group accuracy timing]
+Writes benchmarks/results/dft_cache.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+from dft_vs_pyscf import GROUPS  # noqa: E402
+
+
+def one(code: str, molecule: str, xc: str, spin: int, cache: str) -> dict:
+    environment = {**os.environ, "DENSITYLAB_JAX_CACHE": cache}
+    completed = subprocess.run(
+        [sys.executable, str(HERE / "dft_vs_pyscf.py"), "--one", code, molecule, xc, str(spin)],
+        capture_output=True, text=True, check=True, env=environment,
+    )  # fmt: skip
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| molecule | xc | nao | E − PySCF (Ha) | cold cache (s) | warm cache (s) | PySCF (s) "
+        "| time ratio to PySCF, cold / warm | peak RSS warm / PySCF (GB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cold, warm, pyscf = row["cold"], row["warm"], row["pyscf"]
+        memory = f"{warm['peak_rss_gb']:.2f} / {pyscf['peak_rss_gb']:.2f}"
+        lines.append(
+            f"| {row['molecule']} | {row['xc'].replace(',', ', ')} | {warm['nao']} "
+            f"| {warm['energy'] - pyscf['energy']:+.1e} | {cold['seconds']:.2f} | {warm['seconds']:.2f} "
+            f"| {pyscf['seconds']:.2f} | {cold['seconds'] / pyscf['seconds']:.2f} / "
+            f"{warm['seconds'] / pyscf['seconds']:.2f} | {memory} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--group", nargs="+", default=["accuracy", "timing"], choices=list(GROUPS))
+    args = parser.parse_args()
+    rows = []
+    for group in args.group:
+        for molecule, xc, spin in GROUPS[group]:
+            with tempfile.TemporaryDirectory() as cache:
+                row = {"molecule": molecule, "xc": xc, "spin": spin}
+                row["cold"] = one("densitylab", molecule, xc, spin, cache)
+                row["warm"] = one("densitylab", molecule, xc, spin, cache)
+            row["pyscf"] = one("pyscf", molecule, xc, spin, "off")
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    machine = platform.processor() or platform.machine()
+    (RESULTS / "dft_cache.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    markdown = table(rows)
+    (RESULTS / "dft_cache.md").write_text(markdown + "\n")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Energy, gradient and Fock matrices of one system for the optimisers, evaluated in stages so
+that no compiled function holds a host callback.
+
+For a point of the orbital manifold (chart coordinates κ around bases U, free parameters W, or
+spin density matrices D):
+
+1. a compiled *forward* stage gives the terms besides E_xc with their gradient, and libxc's input
+   (ρ, and ∇ρ for GGAs, on the grid);
+2. libxc runs on the host (:func:`densitylab.dft.xc._host_xc`): E_xc and ∂E_xc/∂ρ;
+3. a compiled *backward* stage gives ∂E_xc/∂(variables), the VJP of the grid density with that
+   cotangent.
+
+The grid work is that of one differentiable function with the callback inside, whose
+checkpointed chunks recompute the density in the backward pass as well. What the stages buy:
+
+- compiled functions without callbacks go into JAX's persistent compilation cache
+  (on from :func:`densitylab.jaxsetup.jax_modules`), so a second run on a molecule of the
+  same shapes, in another process, compiles nothing;
+- the stages are module-level, with the energy's static description as a static argument, and
+  their executables are kept here by signature: in one process every system with the same
+  description and shapes (the geometries of an ASE optimisation, finite differences) reuses them.
+
+Energies in hartree.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from functools import cache
+
+import numpy as np
+
+from densitylab.dft.energy import (
+    EnergyModel,
+    Operands,
+    nonxc_components,
+    operands,
+    orbitals_from_parameters,
+    xc_input,
+)
+from densitylab.dft.system import KSSystem
+from densitylab.dft.xc import _host_xc
+from densitylab.jaxsetup import jax_modules
+
+KINDS = ("chart", "parameters", "density")
+MAX_EXECUTABLES = 64  # compiled stages kept in one process (oldest dropped first)
+_EXECUTABLES: OrderedDict = OrderedDict()
+_COMPILATIONS = {"count": 0}  # stages compiled (or fetched from the persistent cache) here
+
+
+def compilations() -> int:
+    """How many stage executables this process has compiled or loaded from JAX's persistent cache
+    (an in-process reuse adds nothing)."""
+    return _COMPILATIONS["count"]
+
+
+def chart_parameters(bases, counts, kappa) -> list:
+    """W(κ) = U_occ + U_vir·κ per spin: ``kappa`` holds the (n_vir × n_occ) blocks of all spins
+    one after another; ``bases`` are the (nmo, nmo) chart bases U. Works on NumPy and JAX arrays."""
+    parameters, offset = [], 0
+    for basis, count in zip(bases, counts, strict=True):
+        virtual = basis.shape[1] - count
+        block = kappa[offset : offset + virtual * count].reshape(virtual, count)
+        parameters.append(basis[:, :count] + basis[:, count:] @ block)
+        offset += virtual * count
+    return parameters
+
+
+def _state(kind: str, counts, variables, fixed, ops: Operands):
+    """(orbitals (C_α, C_β) or None, density matrices (D_α, D_β) or None) at ``variables``."""
+    _, jnp, _ = jax_modules()
+    if kind == "density":
+        return None, tuple(variables)
+    parameters = chart_parameters(fixed, counts, variables) if kind == "chart" else variables
+    orbitals = [orbitals_from_parameters(jnp, ops.orthogonaliser, w) for w in parameters]
+    return (orbitals[0], orbitals[-1]), None
+
+
+def _forward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Operands):
+    """(E without E_xc and E_nn, its gradient in ``variables``, its terms, libxc's input)."""
+    jax, _, _ = jax_modules()
+
+    def energy(point):
+        terms = nonxc_components(model, ops, *_state(kind, counts, point, fixed, ops))
+        return sum(terms.values()), terms
+
+    (value, terms), gradient = jax.value_and_grad(energy, has_aux=True)(variables)
+    return value, gradient, terms, xc_input(model, ops, *_state(kind, counts, variables, fixed, ops))
+
+
+def _backward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Operands, cotangent):
+    """∂E_xc/∂variables: the VJP of libxc's input with ``cotangent`` = ∂E_xc/∂(ρ, ∇ρ)."""
+    jax, _, _ = jax_modules()
+    _, pullback = jax.vjp(
+        lambda point: xc_input(model, ops, *_state(kind, counts, point, fixed, ops)), variables
+    )
+    return pullback(cotangent)[0]
+
+
+@cache
+def _jitted():
+    jax, _, _ = jax_modules()
+    return {stage.__name__: jax.jit(stage, static_argnums=(0, 1, 2)) for stage in (_forward, _backward)}
+
+
+def _signature(arguments) -> tuple:
+    jax, _, _ = jax_modules()
+    leaves, structure = jax.tree_util.tree_flatten(arguments)
+    return structure, tuple(
+        (tuple(np.shape(x)), str(getattr(x, "dtype", None) or np.asarray(x).dtype)) for x in leaves
+    )
+
+
+def _executable(stage: str, statics: tuple, arguments: tuple, executor: ThreadPoolExecutor | None = None):
+    """The compiled ``stage`` for these static arguments and argument shapes: kept from an earlier
+    call, compiled now, or (with ``executor``) compiling in the background (a Future)."""
+    key = (stage, statics, _signature(arguments))
+    entry = _EXECUTABLES.get(key)
+    if entry is None:
+
+        def compile_stage():
+            _COMPILATIONS["count"] += 1
+            return _jitted()[stage].lower(*statics, *arguments).compile()
+
+        entry = executor.submit(compile_stage) if executor is not None else compile_stage()
+        _EXECUTABLES[key] = entry
+        while len(_EXECUTABLES) > MAX_EXECUTABLES:
+            _EXECUTABLES.popitem(last=False)
+    if isinstance(entry, Future):
+        entry = entry.result()
+        _EXECUTABLES[key] = entry
+    return entry
+
+
+class Evaluator:
+    """Energy (with gradient) and Fock matrices of one system, shared by both optimisers.
+
+    ``value_and_grad(kind, variables, fixed)`` evaluates at chart coordinates ("chart":
+    κ around the bases ``fixed``), free parameters W per spin ("parameters") or spin density
+    matrices ("density"), and returns the total energy, its gradient in ``variables`` and the
+    terms of :data:`densitylab.dft.energy.COMPONENTS`.
+    """
+
+    def __init__(self, system: KSSystem):
+        jax, jnp, _ = jax_modules()
+        self.jax, self.jnp = jax, jnp
+        self.system = system
+        self.model = EnergyModel.of(system)
+        self.ops = operands(system)
+        self.spins = (0, 1) if system.unrestricted else (0,)
+        self.counts = tuple(system.nelec[s] for s in self.spins)
+        self.fock_builds = 0
+        # the compiled stages depend on the description, not on the geometry's E_nn
+        self._static = replace(self.model, nuclear_repulsion=0.0)
+
+    def value_and_grad(self, kind: str, variables, fixed=None, ops: Operands | None = None):
+        ops = self.ops if ops is None else ops
+        statics = (self._static, kind, self.counts)
+        arguments = (variables, fixed, ops)
+        value, gradient, terms, rho = _executable("_forward", statics, arguments)(*arguments)
+        terms = {name: float(term) for name, term in terms.items()}
+        terms["xc"] = 0.0
+        if rho is not None:
+            spin = 1 if self.model.unrestricted else 0
+            xc, cotangent = _host_xc(self.model.xc, spin, np.asarray(rho), np.asarray(ops.grid_weights))
+            terms["xc"] = float(xc)
+            backward = _executable("_backward", statics, (*arguments, cotangent))
+            gradient = self.jax.tree_util.tree_map(np.add, gradient, backward(*arguments, cotangent))
+        terms["nuclear_repulsion"] = self.model.nuclear_repulsion
+        return float(value) + terms["xc"] + self.model.nuclear_repulsion, gradient, terms
+
+    def compile_chart_in_background(self) -> None:
+        """Compile the chart stages on a worker thread while the initial-guess Fock matrices are
+        built (the second CPU core is otherwise idle)."""
+        jax, jnp = self.jax, self.jnp
+        nmo, system = self.system.nmo, self.system
+        size = sum((nmo - n) * n for n in self.counts)
+        kappa = jax.ShapeDtypeStruct((size,), jnp.float64)
+        bases = [jax.ShapeDtypeStruct((nmo, nmo), jnp.float64) for _ in self.spins]
+        statics = (self._static, "chart", self.counts)
+        executor = ThreadPoolExecutor(max_workers=1)
+        _executable("_forward", statics, (kappa, bases, self.ops), executor)
+        if self.model.family != "HF":
+            nchunk, ncomp, chunk, _ = system.ao_values.shape
+            shape = (2, ncomp, nchunk * chunk) if self.model.unrestricted else (ncomp, nchunk * chunk)
+            cotangent = jax.ShapeDtypeStruct(shape, jnp.float64)
+            _executable("_backward", statics, (kappa, bases, self.ops, cotangent), executor)
+        executor.shutdown(wait=False)
+
+    def chart(self, kappa, bases):
+        """(E, ∂E/∂κ) at ``kappa`` in the chart around ``bases`` (one array (nmo, nmo) per spin)."""
+        return self.chart_value_and_grad(kappa, bases, self.ops)
+
+    def chart_value_and_grad(self, kappa, bases, ops: Operands):
+        value, gradient, _ = self.value_and_grad(
+            "chart", np.asarray(kappa, dtype=float), [np.asarray(b, dtype=float) for b in bases], ops
+        )
+        return value, np.asarray(gradient)
+
+    def parameter_value_and_grad(self, parameters, ops: Operands):
+        """(E, ∂E/∂W per spin) for free parameters W (nmo, n_σ) per spin (Adam, D4FT)."""
+        value, gradient, _ = self.value_and_grad(
+            "parameters", [self.jnp.asarray(w) for w in parameters], None, ops
+        )
+        return value, [self.jnp.asarray(g) for g in gradient]
+
+    def fock_matrices(self, orbital_blocks):
+        """Energy and Fock matrices (F_α, F_β) (AO basis) for occupied AO orbitals per spin."""
+        dms = [c @ c.T for c in orbital_blocks]
+        return self.fock_of_density(dms[0], dms[-1])
+
+    def fock_of_density(self, d_alpha: np.ndarray, d_beta: np.ndarray):
+        """Energy, Fock matrices (F_α, F_β) = ∂E/∂D_σ (symmetrised; for RKS both the spin
+        average) and energy terms for spin density matrices (AO basis); counted in
+        ``fock_builds``."""
+        self.fock_builds += 1
+        dms = (np.asarray(d_alpha, dtype=float), np.asarray(d_beta, dtype=float))
+        value, gradient, terms = self.value_and_grad("density", dms)
+        gradient = [np.asarray(g) for g in gradient]
+        focks = gradient if self.system.unrestricted else [0.5 * (gradient[0] + gradient[1])] * 2
+        return value, [0.5 * (f + f.T) for f in focks], terms
+
+    def minibatch_operands(self, indices: np.ndarray) -> Operands:
+        """Operands with the XC grid restricted to ``indices``, weights scaled by ngrid/len(indices)
+        so that the XC energy and its gradient are unbiased estimates of the full-grid ones."""
+        scale = self.system.ngrid / len(indices)
+        return self.ops._replace(
+            ao_values=self.system.flat_ao_values(indices)[None],
+            grid_weights=self.jnp.asarray(self.system.grid_weights[indices] * scale),
+        )
