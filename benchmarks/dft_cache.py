@@ -6,8 +6,9 @@ filled (every later run of the same shapes), and PySCF (DIIS, conv_tol 1e-10). S
 benchmarks/dft_vs_pyscf.py (6-31G, grid level 3, density-fitted J/K), whose ``--one`` mode
 runs each calculation and measures its wall time (library imports excluded) and peak RSS.
 
-Run:  python benchmarks/dft_cache.py [--group accuracy timing]
-Writes benchmarks/results/dft_cache.{json,md}.
+Run:  python benchmarks/dft_cache.py [--group accuracy timing] [--xc-grid auto|stored|streamed]
+          [--no-pyscf] [--output STEM]
+Writes benchmarks/results/STEM.{json,md} (STEM: dft_cache).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ sys.path.insert(0, str(HERE))
 from dft_vs_pyscf import GROUPS  # noqa: E402
 
 
-def one(code: str, molecule: str, xc: str, spin: int, cache: str) -> dict:
+def one(code: str, molecule: str, xc: str, spin: int, cache: str, xc_grid: str = "auto") -> dict:
     environment = {**os.environ, "DENSITYLAB_JAX_CACHE": cache}
+    arguments = ["--one", code, molecule, xc, str(spin), "--xc-grid", xc_grid]
     completed = subprocess.run(
-        [sys.executable, str(HERE / "dft_vs_pyscf.py"), "--one", code, molecule, xc, str(spin)],
+        [sys.executable, str(HERE / "dft_vs_pyscf.py"), *arguments],
         capture_output=True, text=True, check=True, env=environment,
     )  # fmt: skip
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -57,22 +59,28 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--group", nargs="+", default=["accuracy", "timing"], choices=list(GROUPS))
+    parser.add_argument("--xc-grid", default="auto", choices=["auto", "stored", "streamed"])
+    parser.add_argument("--no-pyscf", action="store_true", help="densitylab only")
+    parser.add_argument("--output", default="dft_cache", help="results file stem in benchmarks/results")
     args = parser.parse_args()
     rows = []
     for group in args.group:
         for molecule, xc, spin in GROUPS[group]:
             with tempfile.TemporaryDirectory() as cache:
                 row = {"molecule": molecule, "xc": xc, "spin": spin}
-                row["cold"] = one("densitylab", molecule, xc, spin, cache)
-                row["warm"] = one("densitylab", molecule, xc, spin, cache)
-            row["pyscf"] = one("pyscf", molecule, xc, spin, "off")
+                row["cold"] = one("densitylab", molecule, xc, spin, cache, args.xc_grid)
+                row["warm"] = one("densitylab", molecule, xc, spin, cache, args.xc_grid)
+            if not args.no_pyscf:
+                row["pyscf"] = one("pyscf", molecule, xc, spin, "off")
             rows.append(row)
             print(json.dumps(row), flush=True)
     RESULTS.mkdir(exist_ok=True)
     machine = platform.processor() or platform.machine()
-    (RESULTS / "dft_cache.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    (RESULTS / f"{args.output}.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    if args.no_pyscf:
+        return
     markdown = table(rows)
-    (RESULTS / "dft_cache.md").write_text(markdown + "\n")
+    (RESULTS / f"{args.output}.md").write_text(markdown + "\n")
     print(markdown)
 
 

@@ -6,7 +6,7 @@ DIIS does not converge in its default 50 cycles, then ``.newton()``). Same basis
 level 3, functional and Coulomb treatment (density fitting, def2-universal-jkfit) in both.
 Geometries: benchmarks/molecules/*.xyz (the D4FT geometries where D4FT has them).
 
-Run:  python benchmarks/dft_vs_pyscf.py [--group accuracy timing c20 c60]
+Run:  python benchmarks/dft_vs_pyscf.py [--group accuracy timing c20 c60] [--xc-grid auto|stored|streamed]
 Writes benchmarks/results/dft_vs_pyscf.{json,md} (groups are merged into existing results).
 """
 
@@ -38,7 +38,7 @@ GROUPS = {
 }
 
 
-def run_one(code: str, molecule: str, xc: str, spin: int) -> dict:
+def run_one(code: str, molecule: str, xc: str, spin: int, xc_grid: str = "auto") -> dict:
     """One calculation in this process; returns its record (energy, time, peak RSS)."""
     import warnings
 
@@ -48,7 +48,7 @@ def run_one(code: str, molecule: str, xc: str, spin: int) -> dict:
     from densitylab.dft.system import DFTSettings
 
     path = MOLECULES / f"{molecule}.xyz"
-    settings = DFTSettings(xc=xc)
+    settings = DFTSettings(xc=xc, xc_grid=xc_grid)
     record = {"molecule": molecule, "xc": xc, "spin": spin, "code": code}
     started = time.perf_counter()
     if code == "densitylab":
@@ -63,6 +63,7 @@ def run_one(code: str, molecule: str, xc: str, spin: int) -> dict:
             nao=summary["nao"],
             grid_points=summary["grid_points"],
             gradient_max=summary["gradient_max"],
+            xc_grid=summary["xc_grid"],
         )
     else:
         mol = load_molecule(path, spin=spin)
@@ -121,11 +122,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--group", nargs="+", default=["accuracy", "timing", "c20"], choices=list(GROUPS))
     parser.add_argument("--codes", nargs="+", default=["densitylab", "pyscf"])
+    parser.add_argument("--xc-grid", default="auto", choices=["auto", "stored", "streamed"])
     parser.add_argument("--one", nargs=4, metavar=("CODE", "MOLECULE", "XC", "SPIN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         code, molecule, xc, spin = args.one
-        sys.stdout.write(json.dumps(run_one(code, molecule, xc, int(spin))) + "\n")
+        sys.stdout.write(json.dumps(run_one(code, molecule, xc, int(spin), args.xc_grid)) + "\n")
         return
 
     RESULTS.mkdir(exist_ok=True)
@@ -135,7 +137,17 @@ def main() -> None:
         for molecule, xc, spin in GROUPS[group]:
             for code in args.codes:
                 completed = subprocess.run(
-                    [sys.executable, __file__, "--one", code, molecule, xc, str(spin)],
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        code,
+                        molecule,
+                        xc,
+                        str(spin),
+                        "--xc-grid",
+                        args.xc_grid,
+                    ],
                     capture_output=True,
                     text=True,
                     check=True,

@@ -23,8 +23,11 @@ app = typer.Typer()
 
 
 SHOWN = ("energy", "converged", "iterations", "seconds", "gradient_max", "homo_lumo_gap", "s_squared", "xc",
-         "basis", "nao", "grid_points", "energy_minus_pyscf", "forces", "forces_minus_pyscf_max", "output",
-         "plot")  # fmt: skip
+         "basis", "nao", "grid_points", "xc_grid", "energy_minus_pyscf", "forces", "forces_minus_pyscf_max",
+         "output", "plot")  # fmt: skip
+
+
+FIELDS = {"energy": ".10f", "gradient": ".2e", "step": ".1e"}
 
 
 @command(app, "dft", outputs={"output": "artefact"})
@@ -43,6 +46,7 @@ def dft_command(
     coulomb: option(str, "df (density fitting) or exact (4-index ERIs, small systems).") = "df",
     auxbasis: option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
     grid_level: option(int, "PySCF grid level 0-9.") = 3,
+    xc_grid: option(str, "AO values on the XC grid: stored (fast), streamed (lean) or auto.") = "auto",
     compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
     forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
     output: option(Path | None, "Folder for the result (an artefact: orbitals, cube, figure).") = None,
@@ -53,8 +57,7 @@ def dft_command(
     from densitylab.dft.workflow import DFTConfig, run
 
     config = config_from(DFTConfig, locals())
-    fields = {"energy": ".10f", "gradient": ".2e", "step": ".1e"}
-    bar, report = rich_progress(f"dft {molecule.name}", max_iterations, fields)
+    bar, report = rich_progress(f"dft {molecule.name}", max_iterations, FIELDS)
     with bar:
         result = run(config, report)
     summary = result.summary()

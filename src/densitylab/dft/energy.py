@@ -20,6 +20,7 @@ import numpy as np
 
 from densitylab.dft.system import KSSystem
 from densitylab.dft.xc import xc_energy_function
+from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 
 COMPONENTS = ("kinetic", "nuclear_attraction", "coulomb", "exact_exchange", "xc", "nuclear_repulsion")
@@ -50,6 +51,7 @@ class EnergyModel:
     nao: int
     naux: int
     nuclear_repulsion: float
+    xc_grid: str = "stored"
 
     @staticmethod
     def of(system: KSSystem) -> EnergyModel:
@@ -62,6 +64,7 @@ class EnergyModel:
             nao=system.nao,
             naux=0 if system.df_factor is None else system.df_factor.shape[0],
             nuclear_repulsion=system.nuclear_repulsion,
+            xc_grid=system.xc_grid,
         )
 
 
@@ -229,11 +232,21 @@ def _spins(model: EnergyModel) -> tuple[int, ...]:
 
 
 def xc_input(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):
-    """What libxc reads: ρ (and ∇ρ for GGAs) on the grid, (ncomp, ngrid) for RKS (both spins)
-    or (2, ncomp, ngrid) for UKS (:mod:`densitylab.dft.xc`); None for Hartree–Fock."""
+    """What the host's XC evaluation reads; None for Hartree–Fock.
+
+    Stored AO values: ρ (and ∇ρ for GGAs) on the grid, (ncomp, ngrid) for RKS (both spins) or
+    (2, ncomp, ngrid) for UKS, for libxc (:mod:`densitylab.dft.xc`). Streamed: the density
+    matrix, 2D_α (nao, nao) for RKS (like 2ρ_α above) or (D_α, D_β) stacked (2, nao, nao) for UKS, for PySCF's
+    screened ``numint`` on the host (:mod:`densitylab.dft.evaluator`).
+    """
     _, jnp, _ = jax_modules()
     if model.family == "HF":
         return None
+    if model.xc_grid == "streamed":
+        if density_matrices is None:
+            density_matrices = tuple(c @ c.T for c in orbitals)
+        stacked = jnp.stack(density_matrices)
+        return stacked if model.unrestricted else 2.0 * stacked[0]
     if orbitals is not None:
         spin_rho = [grid_density(jnp, ops.ao_values, orbitals[spin]) for spin in _spins(model)]
     else:
@@ -246,6 +259,8 @@ def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matri
     differentiable JAX function (libxc through a callback with an exact VJP). The optimiser
     evaluates the same terms in stages instead (:mod:`densitylab.dft.evaluator`)."""
     _, jnp, _ = jax_modules()
+    require(model.xc_grid == "stored", "xc_grid", "'stored' for the one-function energy (the optimiser "
+            "evaluates a streamed grid in stages)", model.xc_grid)  # fmt: skip
     terms = nonxc_components(model, ops, orbitals, density_matrices)
     xc = jnp.zeros(())
     rho = xc_input(model, ops, orbitals, density_matrices)

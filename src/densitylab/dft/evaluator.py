@@ -40,8 +40,9 @@ from densitylab.dft.energy import (
     orbitals_from_parameters,
     xc_input,
 )
-from densitylab.dft.system import KSSystem
+from densitylab.dft.system import STREAM_MEMORY_MB, KSSystem
 from densitylab.dft.xc import _host_xc
+from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 
 KINDS = ("chart", "parameters", "density")
@@ -163,13 +164,32 @@ class Evaluator:
         terms = {name: float(term) for name, term in terms.items()}
         terms["xc"] = 0.0
         if rho is not None:
-            spin = 1 if self.model.unrestricted else 0
-            xc, cotangent = _host_xc(self.model.xc, spin, np.asarray(rho), np.asarray(ops.grid_weights))
+            xc, cotangent = self._host_xc(np.asarray(rho), ops)
             terms["xc"] = float(xc)
             backward = _executable("_backward", statics, (*arguments, cotangent))
             gradient = self.jax.tree_util.tree_map(np.add, gradient, backward(*arguments, cotangent))
         terms["nuclear_repulsion"] = self.model.nuclear_repulsion
         return float(value) + terms["xc"] + self.model.nuclear_repulsion, gradient, terms
+
+    def _host_xc(self, xc_input: np.ndarray, ops: Operands) -> tuple[float, np.ndarray]:
+        """E_xc and its derivative with respect to ``xc_input`` (the grid density, or with a
+        streamed grid the density matrices: then V_xc = ∂E_xc/∂D from PySCF's ``numint``)."""
+        spin = 1 if self.model.unrestricted else 0
+        if self.model.xc_grid == "stored":
+            return _host_xc(self.model.xc, spin, xc_input, np.asarray(ops.grid_weights))
+        from pyscf.dft import numint
+
+        mol, grids = self.system.host_grid
+        calculator = numint.NumInt()
+        if spin:
+            _, xc, potential = calculator.nr_uks(
+                mol, grids, self.model.xc, (xc_input[0], xc_input[1]), max_memory=STREAM_MEMORY_MB
+            )
+        else:
+            _, xc, potential = calculator.nr_rks(
+                mol, grids, self.model.xc, xc_input, max_memory=STREAM_MEMORY_MB
+            )
+        return float(xc), np.asarray(potential)
 
     def compile_chart_in_background(self) -> None:
         """Compile the chart stages on a worker thread while the initial-guess Fock matrices are
@@ -183,8 +203,9 @@ class Evaluator:
         executor = ThreadPoolExecutor(max_workers=1)
         _executable("_forward", statics, (kappa, bases, self.ops), executor)
         if self.model.family != "HF":
-            nchunk, ncomp, chunk, _ = system.ao_values.shape
-            shape = (2, ncomp, nchunk * chunk) if self.model.unrestricted else (ncomp, nchunk * chunk)
+            nchunk, ncomp, chunk, nao = system.ao_values.shape
+            shape = (ncomp, nchunk * chunk) if self.model.xc_grid == "stored" else (nao, nao)
+            shape = (2, *shape) if self.model.unrestricted else shape
             cotangent = jax.ShapeDtypeStruct(shape, jnp.float64)
             _executable("_backward", statics, (kappa, bases, self.ops, cotangent), executor)
         executor.shutdown(wait=False)
@@ -224,7 +245,11 @@ class Evaluator:
 
     def minibatch_operands(self, indices: np.ndarray) -> Operands:
         """Operands with the XC grid restricted to ``indices``, weights scaled by ngrid/len(indices)
-        so that the XC energy and its gradient are unbiased estimates of the full-grid ones."""
+        so that the XC energy and its gradient are unbiased estimates of the full-grid ones
+        (stored AO values only)."""
+        require(
+            self.model.xc_grid == "stored", "xc_grid", "'stored' for grid minibatches", self.model.xc_grid
+        )
         scale = self.system.ngrid / len(indices)
         return self.ops._replace(
             ao_values=self.system.flat_ao_values(indices)[None],

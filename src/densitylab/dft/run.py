@@ -30,6 +30,7 @@ class DFTReport:
         result: the :class:`~densitylab.dft.optimise.DFTResult`.
         setup_seconds: integrals, grid and density-fitting tensors.
         ngrid: XC grid points.
+        xc_grid: "stored" or "streamed", how the XC term met the grid (:class:`DFTSettings`).
         config: the :class:`~densitylab.dft.workflow.DFTConfig` it was run from, if any.
         reference: PySCF's SCF with the same settings (energy, converged, seconds, cycles, and
             its analytic forces when forces were asked for), if run.
@@ -44,6 +45,7 @@ class DFTReport:
     result: DFTResult
     setup_seconds: float
     ngrid: int
+    xc_grid: str = "stored"
     config: dict | None = None
     reference: dict | None = None
     forces: np.ndarray | None = None
@@ -72,6 +74,7 @@ class DFTReport:
             "coulomb": self.settings.coulomb_label(),
             "grid_level": self.settings.grid_level,
             "grid_points": self.ngrid,
+            "xc_grid": self.xc_grid,
             "charge": mol.charge,
             "spin": mol.spin,
             "wavefunction": "UKS" if result.unrestricted else "RKS",
@@ -232,10 +235,12 @@ def run_dft(
     mol = load_molecule(molecule, basis=basis, charge=charge, spin=spin)
     settings = DFTSettings(**{**asdict(settings or DFTSettings()), "xc": xc})
     optimiser = optimiser or OptimiserSettings()
+    if optimiser.minibatch is not None and settings.xc_grid == "auto":  # minibatches need stored AOs
+        settings = DFTSettings(**{**asdict(settings), "xc_grid": "stored"})
     system = build_system(mol, settings)
     setup = time.perf_counter() - started
     result = minimise(system, mol, optimiser, progress=progress, guess=guess)
-    return DFTReport(mol, settings, optimiser, result, setup, system.ngrid)
+    return DFTReport(mol, settings, optimiser, result, setup, system.ngrid, system.xc_grid)
 
 
 def pyscf_solve(

@@ -32,6 +32,9 @@ from densitylab.jaxsetup import jax_modules
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
 CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × nao), 32 MB
+XC_GRIDS = ("auto", "stored", "streamed")
+STORED_AO_BYTES = 1.0e9  # "auto" stores the grid's AO values up to this size, else streams them
+STREAM_MEMORY_MB = 500  # host memory for one streamed block of AO values (PySCF's max_memory)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class DFTSettings:
         coulomb: ``"df"`` (density fitting, the default) or ``"exact"`` (4-index ERIs).
         auxbasis: the auxiliary basis for density fitting (also used for exact exchange).
         unrestricted: UKS even for a closed shell; open shells (spin > 0) are always UKS.
+        xc_grid: how the XC term meets the grid. ``"stored"`` keeps the AO values (and their
+            gradients for GGAs) of the whole grid on the device: the fastest, at
+            points × nao × 8 bytes (×4 for GGAs). ``"streamed"`` evaluates them block by block on
+            the host at every evaluation, only the AOs non-negligible on each block (PySCF's
+            screened ``numint``), in about PySCF's memory. ``"auto"`` (default) stores them when
+            they take at most :data:`STORED_AO_BYTES`, and streams them otherwise.
     """
 
     xc: str = "b3lyp"
@@ -51,9 +60,11 @@ class DFTSettings:
     coulomb: str = "df"
     auxbasis: str = DEFAULT_AUXBASIS
     unrestricted: bool = False
+    xc_grid: str = "auto"
 
     def __post_init__(self) -> None:
         require(self.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", self.coulomb)
+        require(self.xc_grid in XC_GRIDS, "xc_grid", f"one of {', '.join(XC_GRIDS)}", self.xc_grid)
         require(
             isinstance(self.grid_level, int) and 0 <= self.grid_level <= 9,
             "grid_level",
@@ -121,6 +132,8 @@ class KSSystem:
     ao_values: object
     df_factor: object | None
     eri: object | None
+    xc_grid: str = "stored"
+    host_grid: object | None = None  # (mol, PySCF Grids with screening) when streamed
 
     @property
     def nao(self) -> int:
@@ -153,14 +166,23 @@ def orthogonaliser(overlap: np.ndarray, linear_dependence: float = 1e-8) -> np.n
     return eigenvectors[:, keep] / np.sqrt(eigenvalues[keep])
 
 
-def build_grid(mol, level: int):
-    """PySCF's Becke grid at ``level``: coordinates (ngrid, 3) bohr and weights (ngrid,) bohr³."""
+def build_grid(mol, level: int, screening: bool = False):
+    """PySCF's Becke grid at ``level``; its ``coords`` (ngrid, 3) bohr and ``weights`` (ngrid,)
+    bohr³, and with ``screening`` the table of AOs non-negligible on each block (``non0tab``)."""
     from pyscf import dft
 
     grids = dft.gen_grid.Grids(mol)
     grids.level = level
-    grids.build(with_non0tab=False)
-    return np.asarray(grids.coords), np.asarray(grids.weights)
+    grids.build(with_non0tab=screening)
+    return grids
+
+
+def xc_grid_mode(settings: DFTSettings, ngrid: int, nao: int, gga: bool) -> str:
+    """ "stored" or "streamed" for ``settings.xc_grid`` and a grid of ``ngrid`` points."""
+    if settings.xc_grid != "auto":
+        return settings.xc_grid
+    stored = ngrid * (4 if gga else 1) * nao * 8
+    return "stored" if stored <= STORED_AO_BYTES else "streamed"
 
 
 def chunking(ngrid: int, elements_per_point: int) -> tuple[int, int]:
@@ -241,14 +263,21 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     overlap = mol.intor_symmetric("int1e_ovlp")
     kinetic = mol.intor_symmetric("int1e_kin")
     core = kinetic + mol.intor_symmetric("int1e_nuc")
+    mode, host_grid = "stored", None
     if functional.family == "HF":
         coords, weights = np.zeros((0, 3)), np.zeros(0)
     else:
-        coords, weights = build_grid(mol, settings.grid_level)
-    ao_values = ao_on_grid(mol, coords, functional.needs_gradient)
+        grids = build_grid(mol, settings.grid_level)
+        coords, weights = np.asarray(grids.coords), np.asarray(grids.weights)
+        mode = xc_grid_mode(settings, len(weights), nao, functional.needs_gradient)
+        if mode == "streamed":
+            grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
+            host_grid = (mol, grids)
+    ao_values = ao_on_grid(mol, coords if mode == "stored" else coords[:0], functional.needs_gradient)
     nchunk, _, chunk, _ = ao_values.shape
-    padded_weights = np.zeros(nchunk * chunk)
-    padded_weights[: len(weights)] = weights
+    padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
+    if mode == "stored":
+        padded_weights[: len(weights)] = weights
     jax, _, _ = jax_modules()
     df_factor = eri = None
     if settings.coulomb == "df":
@@ -270,4 +299,6 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         ao_values=ao_values,
         df_factor=df_factor,
         eri=eri,
+        xc_grid=mode,
+        host_grid=host_grid,
     )

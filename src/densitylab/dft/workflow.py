@@ -32,6 +32,7 @@ class DFTConfig:
             energy/gradient evaluations and the convergence test max|gradient| (Ha).
         coulomb, auxbasis, grid_level: "df" (density fitting in ``auxbasis``) or "exact"
             Coulomb, and PySCF's grid level 0–9.
+        xc_grid: "stored", "streamed" or "auto" AO values on the XC grid (:class:`DFTSettings`).
         compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
             forces) are kept beside densitylab's.
         forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
@@ -53,6 +54,7 @@ class DFTConfig:
     coulomb: str = "df"
     auxbasis: str = DEFAULT_AUXBASIS
     grid_level: int = 3
+    xc_grid: str = "auto"
     compare: bool = False
     forces: bool = False
 
@@ -65,7 +67,7 @@ class DFTConfig:
     def settings(self) -> DFTSettings:
         return DFTSettings(
             xc=self.xc, grid_level=self.grid_level, coulomb=self.coulomb, auxbasis=self.auxbasis,
-            unrestricted=self.unrestricted,
+            unrestricted=self.unrestricted, xc_grid=self.xc_grid,
         )  # fmt: skip
 
     def optimiser_settings(self) -> OptimiserSettings:
