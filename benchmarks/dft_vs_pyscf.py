@@ -35,6 +35,8 @@ GROUPS = {
     "timing": [("benzene", "b3lyp", 0), ("n-decane", "b3lyp", 0)],
     "c20": [("c20", "lda,vwn", 0)],
     "c60": [("c60", "lda,vwn", 0)],
+    "c80": [("c80", "lda,vwn", 0)],
+    "c100": [("c100", "lda,vwn", 0)],
 }
 
 

@@ -19,22 +19,16 @@ from densitylab.dft.molecule import load_molecule
 from densitylab.dft.optimise import OptimiserSettings
 from densitylab.dft.run import load_result, run_dft
 from densitylab.dft.system import DFTSettings
+from tests.dft.test_dft import _pyscf_scf
 
 warnings.filterwarnings("ignore", message="Basis may be available")
 WATER = ase_molecule("H2O")
 
 
 def _pyscf_forces(mol, settings):
-    """PySCF's own SCF (set up here, not through densitylab) and its analytic −∂E/∂R, grid
-    response included."""
-    from pyscf import dft
-
-    mf = dft.UKS(mol) if (settings.unrestricted or mol.spin) else dft.RKS(mol)
-    mf.xc, mf.grids.level, mf.conv_tol, mf.verbose = settings.xc, settings.grid_level, 1e-11, 0
-    if settings.coulomb == "df":
-        mf = mf.density_fit(auxbasis=settings.auxbasis)
-    mf.kernel()
-    assert mf.converged
+    """PySCF's own SCF (set up by the tests, not through densitylab) and its analytic −∂E/∂R,
+    grid response included."""
+    mf = _pyscf_scf(mol, settings)
     gradient = mf.nuc_grad_method()
     gradient.grid_response, gradient.verbose = True, 0
     return mf.e_tot, -gradient.kernel()

@@ -75,3 +75,33 @@ def test_auto_streams_when_the_stored_grid_would_exceed_its_budget(monkeypatch):
     streamed = DFTSettings(grid_level=1, xc_grid="streamed")
     with pytest.raises(InvalidParameterError, match="xc_grid"):
         run_dft(ase_molecule("H2O"), basis="sto-3g", xc="lda,vwn", settings=streamed, optimiser=adam)
+
+
+def test_the_density_fitting_tensor_built_by_pair_blocks_is_the_whole_one():
+    """Catches a pair block written at the wrong offset, a shell range that skips or repeats
+    pairs, or a block solved against the wrong factor: B built in blocks of 1e4 and 1e5 bytes
+    equals L⁻¹(P|μν) from PySCF's whole 3-centre tensor, computed here, to the last bit."""
+    import scipy.linalg
+    from pyscf import df
+
+    from densitylab.dft.system import density_fitting_factor
+
+    mol = load_molecule(ase_molecule("CH3OH"))
+    auxmol = df.addons.make_auxmol(mol, "def2-universal-jkfit")
+    whole = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij")
+    cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
+    expected = scipy.linalg.solve_triangular(cholesky, whole.T, lower=True)
+    for block_bytes in (1e4, 1e5):
+        built = np.asarray(density_fitting_factor(mol, "def2-universal-jkfit", block_bytes=block_bytes))
+        np.testing.assert_array_equal(built, expected)
+
+
+def test_a_system_that_cannot_fit_is_refused_before_its_tensors_are_built(monkeypatch):
+    """Catches a DF tensor or stored grid allocated before the memory check (an out-of-memory
+    kill after minutes of integrals): with 1 MB available, water is refused at once, naming
+    the molecule and the sizes of both."""
+    from densitylab import limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
+    with pytest.raises(InvalidParameterError, match=r"molecule: .*DF tensor .*AO values"):
+        build_system(load_molecule(ase_molecule("H2O")), DFTSettings(xc="pbe", grid_level=1))

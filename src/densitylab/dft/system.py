@@ -28,6 +28,7 @@ import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import jax_modules
+from densitylab.limits import require_memory
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
@@ -35,6 +36,7 @@ CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × 
 XC_GRIDS = ("auto", "stored", "streamed")
 STORED_AO_BYTES = 1.0e9  # "auto" stores the grid's AO values up to this size, else streams them
 STREAM_MEMORY_MB = 500  # host memory for one streamed block of AO values (PySCF's max_memory)
+DF_BLOCK_BYTES = 2.5e8  # 3-centre integrals computed at once while the DF tensor is built
 
 
 @dataclass(frozen=True)
@@ -227,10 +229,16 @@ def _to_device(jax, array: np.ndarray):
     return placed
 
 
-def density_fitting_factor(mol, auxbasis: str) -> np.ndarray:
-    """B (naux, nao(nao+1)/2) with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ."""
+def density_fitting_factor(mol, auxbasis: str, block_bytes: float = DF_BLOCK_BYTES):
+    """B (naux, nao(nao+1)/2) on the device, with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ.
+
+    Built by blocks of AO pairs (shell ranges of about ``block_bytes`` of 3-centre integrals,
+    the blocking PySCF's ``df.outcore`` uses), each solved against L and written in place into
+    one device buffer, so the tensor exists once: no whole host copy beside the device one.
+    """
     import scipy.linalg
     from pyscf import df
+    from pyscf.ao2mo.outcore import balance_partition
 
     try:
         auxmol = df.addons.make_auxmol(mol, auxbasis)
@@ -238,13 +246,44 @@ def density_fitting_factor(mol, auxbasis: str) -> np.ndarray:
         raise InvalidParameterError(
             "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", auxbasis
         ) from None
-    three_centre = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij")  # (npair, naux), C order
-    metric = auxmol.intor("int2c2e")
-    cholesky = scipy.linalg.cholesky(metric, lower=True)
-    # three_centre.T is Fortran-ordered (naux, npair): solved in place, no second copy
-    return scipy.linalg.solve_triangular(
-        cholesky, three_centre.T, lower=True, overwrite_b=True, check_finite=False
-    )
+    jax, jnp, _ = jax_modules()
+    cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
+    naux, nao = auxmol.nao_nr(), mol.nao_nr()
+    pair_loc = mol.ao_loc_nr().astype(np.int64)
+    pair_loc = pair_loc * (pair_loc + 1) // 2  # packed pairs (μ ≥ ν) before each shell
+    rows = max(1, int(block_bytes // (8 * naux)))
+    write = jax.jit(lambda buffer, block, offset: jax.lax.dynamic_update_slice(buffer, block, (0, offset)),
+                    donate_argnums=0)  # fmt: skip
+    factor = jnp.zeros((naux, nao * (nao + 1) // 2))
+    for first, last, _ in balance_partition(pair_loc, rows):
+        three_centre = df.incore.aux_e2(
+            mol, auxmol, "int3c2e", aosym="s2ij", shls_slice=(first, last, 0, last, 0, auxmol.nbas)
+        )  # (pairs of the block, naux), C order; its transpose is Fortran-ordered: solved in place
+        solved = scipy.linalg.solve_triangular(
+            cholesky, three_centre.T, lower=True, overwrite_b=True, check_finite=False
+        )
+        factor = write(factor, solved, jnp.asarray(pair_loc[first]))
+        factor.block_until_ready()  # the host block is reused: finish before the next
+    return factor
+
+
+def _require_memory(mol, settings: DFTSettings, stored_points: int, gga: bool) -> None:
+    """Refuse, before allocating them, a DF tensor and stored AO values that cannot fit."""
+    from pyscf import df
+
+    nao = mol.nao_nr()
+    tensor = 0.0
+    if settings.coulomb == "df":
+        try:
+            naux = df.addons.make_auxmol(mol, settings.auxbasis).nao_nr()
+        except (RuntimeError, KeyError) as error:
+            raise InvalidParameterError(
+                "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", settings.auxbasis
+            ) from None
+        tensor = 8.0 * naux * nao * (nao + 1) / 2
+    grid = 8.0 * stored_points * (4 if gga else 1) * nao
+    what = f"the DF tensor ({tensor / 1e9:.3g} GB) and the grid's stored AO values ({grid / 1e9:.3g} GB)"
+    require_memory(tensor + grid, "molecule", what, f"{mol.natm} atoms, {nao} basis functions")
 
 
 def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
@@ -273,6 +312,7 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         if mode == "streamed":
             grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
             host_grid = (mol, grids)
+    _require_memory(mol, settings, len(weights) if mode == "stored" else 0, functional.needs_gradient)
     ao_values = ao_on_grid(mol, coords if mode == "stored" else coords[:0], functional.needs_gradient)
     nchunk, _, chunk, _ = ao_values.shape
     padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
@@ -281,7 +321,7 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     jax, _, _ = jax_modules()
     df_factor = eri = None
     if settings.coulomb == "df":
-        df_factor = _to_device(jax, density_fitting_factor(mol, settings.auxbasis))
+        df_factor = density_fitting_factor(mol, settings.auxbasis)
     else:
         eri = _to_device(jax, mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao))
     return KSSystem(
