@@ -63,7 +63,6 @@ def optax_loop(
     epochs: int,
     batches: Callable[[int], Iterable[tuple]] | None = None,
     on_epoch: Callable[[int, object, list[float], list[float]], bool | None] | None = None,
-    first_epoch: int = 1,
     linesearch: bool = False,
     resumable: Resumable | None = None,
 ):
@@ -73,15 +72,14 @@ def optax_loop(
         loss: scalar loss of the model and one batch (no batch arguments when ``batches`` is None).
         params: a pytree (Equinox module, array); its non-array parts stay fixed.
         optimiser: an optax ``GradientTransformation``.
-        epochs: the last epoch to run (epochs ``first_epoch`` … ``epochs`` run: a resumed loop
-            starts later).
+        epochs: the last epoch to run (epochs 1 … ``epochs``; a resumed loop starts later).
         batches: ``batches(epoch)`` → the epoch's batches (tuples of arrays), or None for one
             full-batch step per epoch.
         on_epoch: ``on_epoch(epoch, params, losses, gradient_norms)``; True stops the loop.
         linesearch: the optimiser takes the loss and its value in ``update`` (optax's L-BFGS
             with its zoom line search); full batch only.
-        resumable: checkpoint the loop there and resume from it (:class:`Resumable`);
-            ``first_epoch`` is then the stored epoch + 1.
+        resumable: checkpoint the loop there and resume from it (:class:`Resumable`), from the
+            epoch after the stored one.
 
     Returns:
         the trained ``params`` (same structure).
@@ -116,9 +114,10 @@ def optax_loop(
             return optax.apply_updates(arrays, updates), state, value, optax.tree.norm(grad)
 
     state = optimiser.init(arrays)
+    first_epoch = 1
     if resumable is not None:
         job = _job(resumable, arrays)
-        arrays, state, first_epoch = _resume(resumable, job, arrays, state, first_epoch)
+        arrays, state, first_epoch = _resume(resumable, job, arrays, state)
     for epoch in range(first_epoch, epochs + 1):
         losses, norms = [], []
         for batch in batches(epoch) if batches is not None else [()]:
@@ -154,13 +153,13 @@ def _write(resumable: Resumable, job: dict, arrays, state, epoch: int) -> None:
     write_checkpoint(resumable.path, job, stored, {"epoch": epoch, "caller": resumable.save()})
 
 
-def _resume(resumable: Resumable, job: dict, arrays, state, first_epoch: int):
+def _resume(resumable: Resumable, job: dict, arrays, state):
     """(arrays, optimiser state, first epoch) from the checkpoint, or as given if there is none."""
     from densitylab.checkpoint import read_checkpoint, tree_from_arrays
 
     stored = read_checkpoint(resumable.path, job)
     if stored is None:
-        return arrays, state, first_epoch
+        return arrays, state, 1
     found, saved = stored
 
     def part(prefix: str) -> dict:

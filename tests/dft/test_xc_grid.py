@@ -92,7 +92,7 @@ def test_the_density_fitting_tensor_built_by_pair_blocks_is_the_whole_one():
     cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
     expected = scipy.linalg.solve_triangular(cholesky, whole.T, lower=True)
     for block_bytes in (1e4, 1e5):
-        built = np.asarray(density_fitting_factor(mol, "def2-universal-jkfit", block_bytes=block_bytes))
+        built = np.asarray(density_fitting_factor(mol, auxmol, block_bytes=block_bytes))
         np.testing.assert_array_equal(built, expected)
 
 

@@ -14,8 +14,6 @@ positions) starts afresh from PySCF's minao guess.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 from ase.units import Bohr, Hartree
@@ -57,7 +55,7 @@ class Calculator(AseCalculator):
     ):
         super().__init__(**kwargs)
         self.basis, self.xc, self.charge, self.spin = basis, xc, charge, spin
-        self.settings = DFTSettings(**{**(asdict(settings) if settings else {}), "xc": xc})
+        self.settings = settings or DFTSettings()  # run_dft puts ``xc`` into it
         self.optimiser = optimiser or OptimiserSettings()
         self.reuse_orbitals = reuse_orbitals
         self.report = None

@@ -168,14 +168,14 @@ def orthogonaliser(overlap: np.ndarray, linear_dependence: float = 1e-8) -> np.n
     return eigenvectors[:, keep] / np.sqrt(eigenvalues[keep])
 
 
-def build_grid(mol, level: int, screening: bool = False):
-    """PySCF's Becke grid at ``level``; its ``coords`` (ngrid, 3) bohr and ``weights`` (ngrid,)
-    bohr³, and with ``screening`` the table of AOs non-negligible on each block (``non0tab``)."""
+def build_grid(mol, level: int):
+    """PySCF's Becke grid at ``level``: its ``coords`` (ngrid, 3) bohr and ``weights`` (ngrid,)
+    bohr³ (no screening table; :func:`build_system` adds one for a streamed grid)."""
     from pyscf import dft
 
     grids = dft.gen_grid.Grids(mol)
     grids.level = level
-    grids.build(with_non0tab=screening)
+    grids.build(with_non0tab=False)
     return grids
 
 
@@ -183,8 +183,12 @@ def xc_grid_mode(settings: DFTSettings, ngrid: int, nao: int, gga: bool) -> str:
     """ "stored" or "streamed" for ``settings.xc_grid`` and a grid of ``ngrid`` points."""
     if settings.xc_grid != "auto":
         return settings.xc_grid
-    stored = ngrid * (4 if gga else 1) * nao * 8
-    return "stored" if stored <= STORED_AO_BYTES else "streamed"
+    return "stored" if stored_ao_bytes(ngrid, nao, gga) <= STORED_AO_BYTES else "streamed"
+
+
+def stored_ao_bytes(points: int, nao: int, gga: bool) -> float:
+    """Bytes of the AO values (and their gradients for GGAs) stored on ``points`` grid points."""
+    return 8.0 * points * (4 if gga else 1) * nao
 
 
 def chunking(ngrid: int, elements_per_point: int) -> tuple[int, int]:
@@ -229,8 +233,22 @@ def _to_device(jax, array: np.ndarray):
     return placed
 
 
-def density_fitting_factor(mol, auxbasis: str, block_bytes: float = DF_BLOCK_BYTES):
-    """B (naux, nao(nao+1)/2) on the device, with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ.
+def auxiliary_molecule(mol, auxbasis: str):
+    """PySCF's auxiliary molecule for density fitting in ``auxbasis``; a one-line error naming
+    ``auxbasis`` if PySCF does not know it for every element."""
+    from pyscf import df
+
+    try:
+        return df.addons.make_auxmol(mol, auxbasis)
+    except (RuntimeError, KeyError) as error:
+        raise InvalidParameterError(
+            "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", auxbasis
+        ) from None
+
+
+def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
+    """B (naux, nao(nao+1)/2) on the device, with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ,
+    for the auxiliary molecule ``auxmol`` (:func:`auxiliary_molecule`).
 
     Built by blocks of AO pairs (shell ranges of about ``block_bytes`` of 3-centre integrals,
     the blocking PySCF's ``df.outcore`` uses), each solved against L and written in place into
@@ -240,12 +258,6 @@ def density_fitting_factor(mol, auxbasis: str, block_bytes: float = DF_BLOCK_BYT
     from pyscf import df
     from pyscf.ao2mo.outcore import balance_partition
 
-    try:
-        auxmol = df.addons.make_auxmol(mol, auxbasis)
-    except (RuntimeError, KeyError) as error:
-        raise InvalidParameterError(
-            "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", auxbasis
-        ) from None
     jax, jnp, _ = jax_modules()
     cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
     naux, nao = auxmol.nao_nr(), mol.nao_nr()
@@ -267,21 +279,11 @@ def density_fitting_factor(mol, auxbasis: str, block_bytes: float = DF_BLOCK_BYT
     return factor
 
 
-def _require_memory(mol, settings: DFTSettings, stored_points: int, gga: bool) -> None:
+def _require_memory(mol, auxmol, stored_points: int, gga: bool) -> None:
     """Refuse, before allocating them, a DF tensor and stored AO values that cannot fit."""
-    from pyscf import df
-
     nao = mol.nao_nr()
-    tensor = 0.0
-    if settings.coulomb == "df":
-        try:
-            naux = df.addons.make_auxmol(mol, settings.auxbasis).nao_nr()
-        except (RuntimeError, KeyError) as error:
-            raise InvalidParameterError(
-                "auxbasis", f"an auxiliary basis PySCF knows for every element ({error})", settings.auxbasis
-            ) from None
-        tensor = 8.0 * naux * nao * (nao + 1) / 2
-    grid = 8.0 * stored_points * (4 if gga else 1) * nao
+    tensor = 0.0 if auxmol is None else 8.0 * auxmol.nao_nr() * nao * (nao + 1) / 2
+    grid = stored_ao_bytes(stored_points, nao, gga)
     what = f"the DF tensor ({tensor / 1e9:.3g} GB) and the grid's stored AO values ({grid / 1e9:.3g} GB)"
     require_memory(tensor + grid, "molecule", what, f"{mol.natm} atoms, {nao} basis functions")
 
@@ -312,7 +314,8 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         if mode == "streamed":
             grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
             host_grid = (mol, grids)
-    _require_memory(mol, settings, len(weights) if mode == "stored" else 0, functional.needs_gradient)
+    auxmol = auxiliary_molecule(mol, settings.auxbasis) if settings.coulomb == "df" else None
+    _require_memory(mol, auxmol, len(weights) if mode == "stored" else 0, functional.needs_gradient)
     ao_values = ao_on_grid(mol, coords if mode == "stored" else coords[:0], functional.needs_gradient)
     nchunk, _, chunk, _ = ao_values.shape
     padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
@@ -320,8 +323,8 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         padded_weights[: len(weights)] = weights
     jax, _, _ = jax_modules()
     df_factor = eri = None
-    if settings.coulomb == "df":
-        df_factor = density_fitting_factor(mol, settings.auxbasis)
+    if auxmol is not None:
+        df_factor = density_fitting_factor(mol, auxmol)
     else:
         eri = _to_device(jax, mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao))
     return KSSystem(
