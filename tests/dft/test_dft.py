@@ -269,6 +269,9 @@ def test_cli_json_and_outputs(tmp_path):
         (["--charge", "11"], "charge"),
         (["--minibatch", "100"], "minibatch"),
         (["--optimiser", "newton"], "optimiser"),
+        (["--xc-grid", "disk"], "xc_grid"),
+        (["--optimiser", "adam", "--minibatch", "100", "--xc-grid", "streamed"], "xc_grid"),
+        (["--gradient-tolerance", "nan"], "gradient_tolerance"),
     ],
 )
 def test_cli_bad_input_names_the_parameter(tmp_path, arguments, message):

@@ -18,6 +18,7 @@ from densitylab.dft.cube import density_matrix_density, write_cube
 from densitylab.dft.molecule import load_molecule
 from densitylab.dft.optimise import DFTResult, OptimiserSettings, minimise
 from densitylab.dft.system import DFTSettings, build_system
+from densitylab.errors import require
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,10 @@ def run_dft(
     mol = load_molecule(molecule, basis=basis, charge=charge, spin=spin)
     settings = DFTSettings(**{**asdict(settings or DFTSettings()), "xc": xc})
     optimiser = optimiser or OptimiserSettings()
-    if optimiser.minibatch is not None and settings.xc_grid == "auto":  # minibatches need stored AOs
+    if optimiser.minibatch is not None:  # minibatches sample stored AO values: say so before any work
+        require(
+            settings.xc_grid != "streamed", "xc_grid", "'stored' or 'auto' with grid minibatches", "streamed"
+        )
         settings = DFTSettings(**{**asdict(settings), "xc_grid": "stored"})
     system = build_system(mol, settings)
     setup = time.perf_counter() - started
