@@ -38,6 +38,19 @@ def jax_modules():
     return jax, jnp, eqx
 
 
+def accelerator_memory() -> tuple[str, float] | None:
+    """(platform, free bytes) of JAX's default device when it is an accelerator (GPU/TPU) that
+    reports its memory; None on the CPU, where arrays live in host memory."""
+    jax, _, _ = jax_modules()
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return device.platform, float(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+
+
 CACHE_BYTES = 2 * 1024**3  # the persistent compilation cache's cap
 
 
@@ -68,9 +81,15 @@ def enable_compilation_cache() -> Path | None:
     except OSError:  # a read-only home: run without the cache
         return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)
+    for option, value in (
+        ("jax_persistent_cache_min_compile_time_secs", 0.0),
+        ("jax_persistent_cache_min_entry_size_bytes", 0),
+        ("jax_compilation_cache_max_size", CACHE_BYTES),
+    ):
+        try:
+            jax.config.update(option, value)
+        except AttributeError:  # a JAX without this option: its default stands
+            pass
     return directory
 
 

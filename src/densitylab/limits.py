@@ -33,17 +33,25 @@ def available_memory() -> float:
         return float("inf")
 
 
-def require_memory(estimate: float, parameter: str, what: str, got: object = ...) -> None:
-    """Refuse ``what`` unless ``estimate`` bytes fit in the available memory.
+def require_memory(
+    estimate: float,
+    parameter: str,
+    what: str,
+    got: object = ...,
+    available: float | None = None,
+    where: str = "memory",
+) -> None:
+    """Refuse ``what`` unless ``estimate`` bytes fit in the available memory (``available``
+    bytes of ``where`` when given, e.g. an accelerator's, else :func:`available_memory`).
 
     Raises:
         InvalidParameterError: naming ``parameter``, with the estimate and what is available.
     """
-    available = available_memory()
+    available = available_memory() if available is None else available
     if estimate > available:
         raise InvalidParameterError(
             parameter,
-            f"a size that fits in memory ({what} needs about {estimate / GIB:.3g} GiB; "
+            f"a size that fits in {where} ({what} needs about {estimate / GIB:.3g} GiB; "
             f"{available / GIB:.3g} GiB are available)",
             got,
         )

@@ -77,10 +77,12 @@ def test_auto_streams_when_the_stored_grid_would_exceed_its_budget(monkeypatch):
         run_dft(ase_molecule("H2O"), basis="sto-3g", xc="lda,vwn", settings=streamed, optimiser=adam)
 
 
-def test_the_density_fitting_tensor_built_by_pair_blocks_is_the_whole_one():
+def test_the_density_fitting_tensor_built_by_pair_blocks_is_the_whole_one(monkeypatch):
     """Catches a pair block written at the wrong offset, a shell range that skips or repeats
-    pairs, or a block solved against the wrong factor: B built in blocks of 1e4 and 1e5 bytes
-    equals L⁻¹(P|μν) from PySCF's whole 3-centre tensor, computed here, to the last bit."""
+    pairs, a padded last block that overwrites its neighbours, or a block solved against the
+    wrong factor: B built in blocks of 1e4 and 1e5 bytes equals L⁻¹(P|μν) from PySCF's whole
+    3-centre tensor, computed here, to the last bit with the host's solve, and to rounding with
+    the solve a GPU does (JAX's, forced here on the CPU)."""
     import scipy.linalg
     from pyscf import df
 
@@ -94,6 +96,30 @@ def test_the_density_fitting_tensor_built_by_pair_blocks_is_the_whole_one():
     for block_bytes in (1e4, 1e5):
         built = np.asarray(density_fitting_factor(mol, auxmol, block_bytes=block_bytes))
         np.testing.assert_array_equal(built, expected)
+    monkeypatch.setattr(system_module, "accelerator_memory", lambda: ("gpu", 1e12))
+    for block_bytes in (1e4, 3e5):
+        built = np.asarray(density_fitting_factor(mol, auxmol, block_bytes=block_bytes))
+        np.testing.assert_allclose(built, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
+def test_on_a_gpu_auto_stores_the_grid_where_it_fits_beside_the_df_tensor(monkeypatch):
+    """Catches an "auto" that streams on a GPU by the CPU's budget (putting the XC work back on
+    the host) or stores more than the GPU holds, and a memory check that looks at host memory
+    for arrays that live on the GPU: with a GPU reported, the CPU budget does not apply; with
+    the GPU's free memory below water's tensors, the grid streams; with 10 kB free, water is
+    refused naming the GPU's memory."""
+    mol = load_molecule(ase_molecule("H2O"))
+    settings = DFTSettings(xc="lda,vwn", grid_level=1)
+    monkeypatch.setattr(system_module, "STORED_AO_BYTES", 1e5)
+    monkeypatch.setattr(system_module, "accelerator_memory", lambda: ("gpu", 1e10))
+    assert build_system(mol, settings).xc_grid == "stored"
+    auxmol = system_module.auxiliary_molecule(mol, settings.auxbasis)
+    tensor = system_module.df_tensor_bytes(mol, auxmol)
+    monkeypatch.setattr(system_module, "accelerator_memory", lambda: ("gpu", 1.2 * tensor))
+    assert build_system(mol, settings).xc_grid == "streamed"
+    monkeypatch.setattr(system_module, "accelerator_memory", lambda: ("gpu", 1e4))
+    with pytest.raises(InvalidParameterError, match=r"molecule: expected a size that fits in gpu memory"):
+        build_system(mol, settings)
 
 
 def test_a_system_that_cannot_fit_is_refused_before_its_tensors_are_built(monkeypatch):

@@ -25,6 +25,7 @@ from densitylab.jaxsetup import jax_modules
 
 COMPONENTS = ("kinetic", "nuclear_attraction", "coulomb", "exact_exchange", "xc", "nuclear_repulsion")
 EXCHANGE_CHUNK_ELEMENTS = 20_000_000  # aux functions per exchange chunk × nao²
+COULOMB_CHUNK_ELEMENTS = 25_000_000  # aux functions per Coulomb chunk × AO pairs (200 MB of B)
 
 
 class Operands(NamedTuple):
@@ -148,41 +149,66 @@ def grid_density_from_dm(jnp, ao_values, density_matrix):
     )
 
 
-def _sum_over_aux_chunks(jax, jnp, model: EnergyModel, df_factor, contraction):
-    """Σ over chunks of auxiliary functions of ``contraction(B_chunk)``, each chunk's B_P
-    unpacked to (chunk, nao, nao) only inside a rematerialised scan step (never all of them)."""
-    index = jnp.asarray(_unpack_index(model.nao))
-    chunk = max(1, min(model.naux, EXCHANGE_CHUNK_ELEMENTS // max(model.nao * model.nao, 1)))
-    chunks = -(-model.naux // chunk)
-    padded = jnp.pad(df_factor, ((0, chunks * chunk - model.naux), (0, 0)))
+def _sum_over_aux_chunks(jax, jnp, df_factor, chunk: int, contraction):
+    """Σ over chunks of ``chunk`` auxiliary functions (rows of B) of ``contraction(rows, fresh)``;
+    ``fresh`` (chunk,) is 1 for the rows this chunk counts and 0 for rows an earlier chunk
+    counted (the last chunk starts early so as to stay inside B, instead of padding B, which
+    would copy it). A rematerialised scan step slices its rows out of B, so no operation ever
+    reads or differentiates the whole of B at once: XLA's GPU autotuner allocates a scratch
+    copy of every operand it tunes, which for the whole B does not fit beside it."""
+    naux = df_factor.shape[0]
+    chunk = max(1, min(naux, chunk))
 
     @jax.checkpoint
-    def body(total, block):
-        return total + contraction(block[:, index]), None
+    def body(total, index):
+        start = jnp.minimum(index * chunk, naux - chunk)
+        rows = jax.lax.dynamic_slice_in_dim(df_factor, start, chunk, axis=0)
+        fresh = (start + jnp.arange(chunk) >= index * chunk).astype(rows.dtype)
+        return total + contraction(rows, fresh), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros(()), padded.reshape(chunks, chunk, -1))
+    total, _ = jax.lax.scan(body, jnp.zeros(()), jnp.arange(-(-naux // chunk)))
     return total
+
+
+def _exchange_chunk(model: EnergyModel) -> int:
+    return max(1, EXCHANGE_CHUNK_ELEMENTS // max(model.nao * model.nao, 1))
+
+
+def _coulomb_df(jax, jnp, model: EnergyModel, df_factor, density_matrix):
+    """½ Σ_P (B_P · D)², B·D by chunks of auxiliary functions (:func:`_sum_over_aux_chunks`)."""
+    packed = _packed(jnp, density_matrix, model.nao)
+    chunk = max(1, COULOMB_CHUNK_ELEMENTS // max(packed.shape[0], 1))
+
+    def contraction(rows, fresh):
+        fitted = rows @ packed
+        return 0.5 * jnp.sum(fresh * fitted * fitted)
+
+    return _sum_over_aux_chunks(jax, jnp, df_factor, chunk, contraction)
 
 
 def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
     """Σ_P ‖Cᵀ B_P C‖² for one spin."""
 
-    def contraction(unpacked):
-        half = jnp.einsum("pmn,ni->pmi", unpacked, orbitals)
+    index = jnp.asarray(_unpack_index(model.nao))
+
+    def contraction(rows, fresh):
+        half = jnp.einsum("pmn,ni->pmi", (rows * fresh[:, None])[:, index], orbitals)
         transformed = jnp.einsum("mj,pmi->pji", orbitals, half)
         return jnp.sum(transformed * transformed)
 
-    return _sum_over_aux_chunks(jax, jnp, model, df_factor, contraction)
+    return _sum_over_aux_chunks(jax, jnp, df_factor, _exchange_chunk(model), contraction)
 
 
 def _exchange_df_dm(jax, jnp, model: EnergyModel, df_factor, density_matrix):
     """Σ_P tr(B_P D B_P D), the density-matrix form of :func:`_exchange_df`."""
 
-    def contraction(unpacked):
-        product = jnp.einsum("pmn,nl->pml", unpacked, density_matrix)
+    index = jnp.asarray(_unpack_index(model.nao))
+
+    def contraction(rows, fresh):
+        product = jnp.einsum("pmn,nl->pml", (rows * fresh[:, None])[:, index], density_matrix)
         return jnp.einsum("pml,plm->", product, product)
 
-    return _sum_over_aux_chunks(jax, jnp, model, df_factor, contraction)
+    return _sum_over_aux_chunks(jax, jnp, df_factor, _exchange_chunk(model), contraction)
 
 
 def nonxc_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None) -> dict:
@@ -201,8 +227,7 @@ def nonxc_components(model: EnergyModel, ops: Operands, orbitals, density_matric
     core = jnp.sum(ops.core_hamiltonian * d_total)
 
     if model.coulomb == "df":
-        fitted = ops.df_factor @ _packed(jnp, d_total, model.nao)
-        coulomb = 0.5 * jnp.dot(fitted, fitted)
+        coulomb = _coulomb_df(jax, jnp, model, ops.df_factor, d_total)
     else:
         coulomb = 0.5 * jnp.einsum("ijkl,ij,kl->", ops.eri, d_total, d_total)
 

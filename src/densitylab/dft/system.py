@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import accelerator_memory, jax_modules
 from densitylab.limits import require_memory
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
@@ -35,6 +35,7 @@ EXACT_ERI_MAX_AO = 160
 CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × nao), 32 MB
 XC_GRIDS = ("auto", "stored", "streamed")
 STORED_AO_BYTES = 1.0e9  # "auto" stores the grid's AO values up to this size, else streams them
+ACCELERATOR_FRACTION = 0.9  # of a GPU's free memory that "auto" lets the stored tensors take
 STREAM_MEMORY_MB = 500  # host memory for one streamed block of AO values (PySCF's max_memory)
 DF_BLOCK_BYTES = 2.5e8  # 3-centre integrals computed at once while the DF tensor is built
 
@@ -54,7 +55,9 @@ class DFTSettings:
             points × nao × 8 bytes (×4 for GGAs). ``"streamed"`` evaluates them block by block on
             the host at every evaluation, only the AOs non-negligible on each block (PySCF's
             screened ``numint``), in about PySCF's memory. ``"auto"`` (default) stores them when
-            they take at most :data:`STORED_AO_BYTES`, and streams them otherwise.
+            they take at most :data:`STORED_AO_BYTES` on the CPU, or, on a GPU, whenever they
+            fit beside the DF tensor in :data:`ACCELERATOR_FRACTION` of its free memory (a
+            streamed grid would put the XC work back on the host CPU); else streams them.
     """
 
     xc: str = "b3lyp"
@@ -179,11 +182,27 @@ def build_grid(mol, level: int):
     return grids
 
 
-def xc_grid_mode(settings: DFTSettings, ngrid: int, nao: int, gga: bool) -> str:
-    """ "stored" or "streamed" for ``settings.xc_grid`` and a grid of ``ngrid`` points."""
+def xc_grid_mode(
+    settings: DFTSettings,
+    ngrid: int,
+    nao: int,
+    gga: bool,
+    device_free: float | None = None,
+    beside: float = 0.0,
+) -> str:
+    """ "stored" or "streamed" for ``settings.xc_grid`` and a grid of ``ngrid`` points;
+    ``device_free``: free bytes of the accelerator the arrays live on (None on the CPU), where
+    ``beside`` bytes (the DF tensor) must fit too."""
     if settings.xc_grid != "auto":
         return settings.xc_grid
-    return "stored" if stored_ao_bytes(ngrid, nao, gga) <= STORED_AO_BYTES else "streamed"
+    limit = STORED_AO_BYTES if device_free is None else ACCELERATOR_FRACTION * device_free - beside
+    return "stored" if stored_ao_bytes(ngrid, nao, gga) <= limit else "streamed"
+
+
+def df_tensor_bytes(mol, auxmol) -> float:
+    """Bytes of the DF tensor B (naux × nao(nao+1)/2 doubles); 0 without density fitting."""
+    nao = mol.nao_nr()
+    return 0.0 if auxmol is None else 8.0 * auxmol.nao_nr() * nao * (nao + 1) / 2
 
 
 def stored_ao_bytes(points: int, nao: int, gga: bool) -> float:
@@ -251,41 +270,96 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
     for the auxiliary molecule ``auxmol`` (:func:`auxiliary_molecule`).
 
     Built by blocks of AO pairs (shell ranges of about ``block_bytes`` of 3-centre integrals,
-    the blocking PySCF's ``df.outcore`` uses), each solved against L and written in place into
-    one device buffer, so the tensor exists once: no whole host copy beside the device one.
+    the blocking PySCF's ``df.outcore`` uses): PySCF computes each block on the host; it is
+    solved against L (on a GPU there, the O(naux² · pairs) work of the build; on the CPU by
+    LAPACK in place, which measured faster than JAX's solve here) and written in place into one
+    device buffer (:func:`_df_block_writer`), so the tensor exists once.
     """
     import scipy.linalg
     from pyscf import df
     from pyscf.ao2mo.outcore import balance_partition
 
     jax, jnp, _ = jax_modules()
-    cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
     naux, nao = auxmol.nao_nr(), mol.nao_nr()
+    npair = nao * (nao + 1) // 2
+    cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
+    on_device = accelerator_memory() is not None  # CPU: LAPACK in place, no copy of the block
     pair_loc = mol.ao_loc_nr().astype(np.int64)
     pair_loc = pair_loc * (pair_loc + 1) // 2  # packed pairs (μ ≥ ν) before each shell
-    rows = max(1, int(block_bytes // (8 * naux)))
-    write = jax.jit(lambda buffer, block, offset: jax.lax.dynamic_update_slice(buffer, block, (0, offset)),
-                    donate_argnums=0)  # fmt: skip
-    factor = jnp.zeros((naux, nao * (nao + 1) // 2))
-    for first, last, _ in balance_partition(pair_loc, rows):
+    blocks = balance_partition(pair_loc, max(1, int(block_bytes // (8 * naux))))
+    width = max(int(pair_loc[last] - pair_loc[first]) for first, last, _ in blocks)
+    place = _df_block_writer(jax, jnp, width, npair, on_device)
+    device_cholesky = jnp.asarray(cholesky)
+    factor = jnp.zeros((naux, npair))
+    host_block = np.zeros((width, naux))
+    for first, last, _ in blocks:
         three_centre = df.incore.aux_e2(
             mol, auxmol, "int3c2e", aosym="s2ij", shls_slice=(first, last, 0, last, 0, auxmol.nbas)
-        )  # (pairs of the block, naux), C order; its transpose is Fortran-ordered: solved in place
-        solved = scipy.linalg.solve_triangular(
-            cholesky, three_centre.T, lower=True, overwrite_b=True, check_finite=False
-        )
-        factor = write(factor, solved, jnp.asarray(pair_loc[first]))
+        )  # (pairs of the block, naux)
+        count = three_centre.shape[0]
+        host_block[:count] = three_centre
+        host_block[count:] = 0.0
+        del three_centre
+        if not on_device:  # solves in place: host_block.T is Fortran-ordered
+            scipy.linalg.solve_triangular(
+                cholesky, host_block.T, lower=True, overwrite_b=True, check_finite=False
+            )
+        factor = place(factor, device_cholesky, host_block, int(pair_loc[first]), count)
         factor.block_until_ready()  # the host block is reused: finish before the next
     return factor
 
 
-def _require_memory(mol, auxmol, stored_points: int, gga: bool) -> None:
-    """Refuse, before allocating them, a DF tensor and stored AO values that cannot fit."""
+def _df_block_writer(jax, jnp, width: int, npair: int, on_device: bool):
+    """A ``place(B, L, block (width, naux), offset, count)``: solves L X = blockᵀ (when
+    ``on_device``; else ``block`` holds Xᵀ already) and writes X's first ``count`` columns at
+    column ``offset`` of B (donated, updated in place).
+
+    Every block is padded to one ``width``, so two executables serve all of them. Blocks come
+    in increasing ``offset``: a block whose padded window fits is written whole (its zero
+    padding lands where the next block will be written). The last blocks' windows would run
+    past B's end; theirs starts at ``npair - width`` and the solved columns are rolled into
+    place, the rest of the window keeping what B holds.
+    """
+
+    def solve(cholesky, block):
+        if not on_device:  # solved on the host already
+            return block.T
+        return jax.scipy.linalg.solve_triangular(cholesky, block.T, lower=True)
+
+    def whole(factor, cholesky, block, offset, count):
+        return jax.lax.dynamic_update_slice(factor, solve(cholesky, block), (0, offset))
+
+    def tail(factor, cholesky, block, offset, count):
+        start = npair - width
+        shift = offset - start
+        window = jax.lax.dynamic_slice(factor, (0, start), (factor.shape[0], width))
+        column = jnp.arange(width)
+        keep = (column >= shift) & (column < shift + count)
+        update = jnp.where(keep[None, :], jnp.roll(solve(cholesky, block), shift, axis=1), window)
+        return jax.lax.dynamic_update_slice(factor, update, (0, start))
+
+    whole, tail = jax.jit(whole, donate_argnums=0), jax.jit(tail, donate_argnums=0)
+
+    def place(factor, cholesky, block, offset: int, count: int):
+        chosen = whole if offset + width <= npair else tail
+        return chosen(factor, cholesky, block, jnp.asarray(offset), jnp.asarray(count))
+
+    return place
+
+
+def _require_memory(
+    mol, auxmol, stored_points: int, gga: bool, accelerator: tuple[str, float] | None
+) -> None:
+    """Refuse, before allocating them, a DF tensor and stored AO values that cannot fit in the
+    memory of the device they go to (``accelerator``: (platform, free bytes), None for the host)."""
     nao = mol.nao_nr()
-    tensor = 0.0 if auxmol is None else 8.0 * auxmol.nao_nr() * nao * (nao + 1) / 2
-    grid = stored_ao_bytes(stored_points, nao, gga)
+    tensor, grid = df_tensor_bytes(mol, auxmol), stored_ao_bytes(stored_points, nao, gga)
     what = f"the DF tensor ({tensor / 1e9:.3g} GB) and the grid's stored AO values ({grid / 1e9:.3g} GB)"
-    require_memory(tensor + grid, "molecule", what, f"{mol.natm} atoms, {nao} basis functions")
+    got = f"{mol.natm} atoms, {nao} basis functions"
+    if accelerator is None:
+        require_memory(tensor + grid, "molecule", what, got)
+    else:
+        require_memory(tensor + grid, "molecule", what, got, accelerator[1], f"{accelerator[0]} memory")
 
 
 def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
@@ -310,12 +384,18 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     else:
         grids = build_grid(mol, settings.grid_level)
         coords, weights = np.asarray(grids.coords), np.asarray(grids.weights)
-        mode = xc_grid_mode(settings, len(weights), nao, functional.needs_gradient)
+    auxmol = auxiliary_molecule(mol, settings.auxbasis) if settings.coulomb == "df" else None
+    accelerator = accelerator_memory()
+    if functional.family != "HF":
+        device_free = None if accelerator is None else accelerator[1]
+        beside = df_tensor_bytes(mol, auxmol)
+        mode = xc_grid_mode(settings, len(weights), nao, functional.needs_gradient, device_free, beside)
         if mode == "streamed":
             grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
             host_grid = (mol, grids)
-    auxmol = auxiliary_molecule(mol, settings.auxbasis) if settings.coulomb == "df" else None
-    _require_memory(mol, auxmol, len(weights) if mode == "stored" else 0, functional.needs_gradient)
+    _require_memory(
+        mol, auxmol, len(weights) if mode == "stored" else 0, functional.needs_gradient, accelerator
+    )
     ao_values = ao_on_grid(mol, coords if mode == "stored" else coords[:0], functional.needs_gradient)
     nchunk, _, chunk, _ = ao_values.shape
     padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
