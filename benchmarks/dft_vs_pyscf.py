@@ -7,6 +7,7 @@ level 3, functional and Coulomb treatment (density fitting, def2-universal-jkfit
 Geometries: benchmarks/molecules/*.xyz (the D4FT geometries where D4FT has them).
 
 Run:  python benchmarks/dft_vs_pyscf.py [--group accuracy timing c20 c60] [--xc-grid auto|stored|streamed]
+      [--df-storage device|disk]
 Writes benchmarks/results/dft_vs_pyscf.{json,md} (groups are merged into existing results).
 """
 
@@ -40,7 +41,9 @@ GROUPS = {
 }
 
 
-def run_one(code: str, molecule: str, xc: str, spin: int, xc_grid: str = "auto") -> dict:
+def run_one(
+    code: str, molecule: str, xc: str, spin: int, xc_grid: str = "auto", df_storage: str = "device"
+) -> dict:
     """One calculation in this process; returns its record (energy, time, peak RSS)."""
     import warnings
 
@@ -50,7 +53,7 @@ def run_one(code: str, molecule: str, xc: str, spin: int, xc_grid: str = "auto")
     from densitylab.dft.system import DFTSettings
 
     path = MOLECULES / f"{molecule}.xyz"
-    settings = DFTSettings(xc=xc, xc_grid=xc_grid)
+    settings = DFTSettings(xc=xc, xc_grid=xc_grid, df_storage=df_storage)
     record = {"molecule": molecule, "xc": xc, "spin": spin, "code": code}
     started = time.perf_counter()
     if code == "densitylab":
@@ -66,6 +69,7 @@ def run_one(code: str, molecule: str, xc: str, spin: int, xc_grid: str = "auto")
             grid_points=summary["grid_points"],
             gradient_max=summary["gradient_max"],
             xc_grid=summary["xc_grid"],
+            df_storage=summary["df_storage"],
         )
     else:
         mol = load_molecule(path, spin=spin)
@@ -125,11 +129,13 @@ def main() -> None:
     parser.add_argument("--group", nargs="+", default=["accuracy", "timing", "c20"], choices=list(GROUPS))
     parser.add_argument("--codes", nargs="+", default=["densitylab", "pyscf"])
     parser.add_argument("--xc-grid", default="auto", choices=["auto", "stored", "streamed"])
+    parser.add_argument("--df-storage", default="device", choices=["device", "disk"])
     parser.add_argument("--one", nargs=4, metavar=("CODE", "MOLECULE", "XC", "SPIN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         code, molecule, xc, spin = args.one
-        sys.stdout.write(json.dumps(run_one(code, molecule, xc, int(spin), args.xc_grid)) + "\n")
+        record = run_one(code, molecule, xc, int(spin), args.xc_grid, args.df_storage)
+        sys.stdout.write(json.dumps(record) + "\n")
         return
 
     RESULTS.mkdir(exist_ok=True)
@@ -149,6 +155,8 @@ def main() -> None:
                         str(spin),
                         "--xc-grid",
                         args.xc_grid,
+                        "--df-storage",
+                        args.df_storage,
                     ],
                     capture_output=True,
                     text=True,

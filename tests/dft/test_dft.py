@@ -272,6 +272,8 @@ def test_cli_json_and_outputs(tmp_path):
         (["--xc-grid", "disk"], "xc_grid"),
         (["--optimiser", "adam", "--minibatch", "100", "--xc-grid", "streamed"], "xc_grid"),
         (["--gradient-tolerance", "nan"], "gradient_tolerance"),
+        (["--df-storage", "ram"], "df_storage"),
+        (["--df-storage", "disk", "--xc-grid", "stored"], "df_storage"),
     ],
 )
 def test_cli_bad_input_names_the_parameter(tmp_path, arguments, message):

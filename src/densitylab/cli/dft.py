@@ -47,19 +47,24 @@ def dft_command(
     auxbasis: option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
     grid_level: option(int, "PySCF grid level 0-9.") = 3,
     xc_grid: option(str, "AO values on the XC grid: stored (fast), streamed (lean) or auto.") = "auto",
+    df_storage: option(str, "DF tensor on the device (fast) or on disk (least memory).") = "device",
     compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
     forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
     output: option(Path | None, "Folder for the result (an artefact: orbitals, cube, figure).") = None,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
-    """Kohn-Sham DFT by direct minimisation over QR-parameterised orbitals (D4FT style)."""
+    """Kohn-Sham DFT by direct minimisation over QR-parameterised orbitals (D4FT style).
+
+    Resumable with --output: the density is checkpointed to OUTPUT.checkpoint.npz every 30 s
+    and the same command continues from it."""
     from densitylab.dft.workflow import DFTConfig, run
 
     config = config_from(DFTConfig, locals())
     bar, report = rich_progress(f"dft {molecule.name}", max_iterations, FIELDS)
+    checkpoint = None if output is None else Path(str(output) + ".checkpoint.npz")
     with bar:
-        result = run(config, report)
+        result = run(config, report, checkpoint)
     summary = result.summary()
     if output is not None:
         summary["output"] = str(result.save(output))

@@ -53,6 +53,12 @@ class EnergyModel:
     naux: int
     nuclear_repulsion: float
     xc_grid: str = "stored"
+    df_storage: str = "device"
+
+    @property
+    def host_coulomb(self) -> bool:
+        """J and K are built on the host by PySCF from the density matrices (DF tensor on disk)."""
+        return self.coulomb == "df" and self.df_storage == "disk"
 
     @staticmethod
     def of(system: KSSystem) -> EnergyModel:
@@ -66,6 +72,7 @@ class EnergyModel:
             naux=0 if system.df_factor is None else system.df_factor.shape[0],
             nuclear_repulsion=system.nuclear_repulsion,
             xc_grid=system.xc_grid,
+            df_storage=system.settings.df_storage,
         )
 
 
@@ -226,6 +233,8 @@ def nonxc_components(model: EnergyModel, ops: Operands, orbitals, density_matric
     kinetic = jnp.sum(ops.kinetic * d_total)
     core = jnp.sum(ops.core_hamiltonian * d_total)
 
+    if model.host_coulomb:  # the host adds J and K (evaluator)
+        return {"kinetic": kinetic, "nuclear_attraction": core - kinetic}
     if model.coulomb == "df":
         coulomb = _coulomb_df(jax, jnp, model, ops.df_factor, d_total)
     else:
@@ -260,18 +269,19 @@ def xc_input(model: EnergyModel, ops: Operands, orbitals, density_matrices=None)
     """What the host's XC evaluation reads; None for Hartree–Fock.
 
     Stored AO values: ρ (and ∇ρ for GGAs) on the grid, (ncomp, ngrid) for RKS (both spins) or
-    (2, ncomp, ngrid) for UKS, for libxc (:mod:`densitylab.dft.xc`). Streamed: the density
-    matrix, 2D_α (nao, nao) for RKS (like 2ρ_α above) or (D_α, D_β) stacked (2, nao, nao) for UKS, for PySCF's
-    screened ``numint`` on the host (:mod:`densitylab.dft.evaluator`).
+    (2, ncomp, ngrid) for UKS, for libxc (:mod:`densitylab.dft.xc`). Streamed (or J and K on
+    the host): the density matrix, 2D_α (nao, nao) for RKS (like 2ρ_α above) or (D_α, D_β)
+    stacked (2, nao, nao) for UKS (and for RKS with J and K on the host, which needs D_β for J),
+    for PySCF's screened ``numint`` and DF J/K on the host (:mod:`densitylab.dft.evaluator`).
     """
     _, jnp, _ = jax_modules()
-    if model.family == "HF":
+    if model.family == "HF" and not model.host_coulomb:
         return None
-    if model.xc_grid == "streamed":
+    if model.xc_grid == "streamed" or model.host_coulomb:
         if density_matrices is None:
             density_matrices = tuple(c @ c.T for c in orbitals)
         stacked = jnp.stack(density_matrices)
-        return stacked if model.unrestricted else 2.0 * stacked[0]
+        return stacked if model.unrestricted or model.host_coulomb else 2.0 * stacked[0]
     if orbitals is not None:
         spin_rho = [grid_density(jnp, ops.ao_values, orbitals[spin]) for spin in _spins(model)]
     else:

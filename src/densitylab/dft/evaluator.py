@@ -40,7 +40,7 @@ from densitylab.dft.energy import (
     orbitals_from_parameters,
     xc_input,
 )
-from densitylab.dft.system import STREAM_MEMORY_MB, KSSystem
+from densitylab.dft.system import STREAM_MEMORY_MB, KSSystem, host_coulomb_exchange
 from densitylab.dft.xc import _host_xc
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
@@ -160,34 +160,85 @@ class Evaluator:
         ops = self.ops if ops is None else ops
         statics = (self._static, kind, self.counts)
         arguments = (variables, fixed, ops)
-        value, gradient, terms, rho = _executable("_forward", statics, arguments)(*arguments)
+        value, gradient, terms, host_input = _executable("_forward", statics, arguments)(*arguments)
         terms = {name: float(term) for name, term in terms.items()}
-        terms["xc"] = 0.0
-        if rho is not None:
-            xc, cotangent = self._host_xc(np.asarray(rho), ops)
-            terms["xc"] = float(xc)
+        terms.update(
+            coulomb=terms.get("coulomb", 0.0), exact_exchange=terms.get("exact_exchange", 0.0), xc=0.0
+        )
+        if host_input is not None:
+            host_terms, cotangent = self._host_terms(np.asarray(host_input), ops)
+            for name, term in host_terms.items():
+                terms[name] += term
+            value = float(value) + sum(host_terms.values())
             backward = _executable("_backward", statics, (*arguments, cotangent))
             gradient = self.jax.tree_util.tree_map(np.add, gradient, backward(*arguments, cotangent))
         terms["nuclear_repulsion"] = self.model.nuclear_repulsion
-        return float(value) + terms["xc"] + self.model.nuclear_repulsion, gradient, terms
+        return float(value) + self.model.nuclear_repulsion, gradient, terms
 
-    def _host_xc(self, xc_input: np.ndarray, ops: Operands) -> tuple[float, np.ndarray]:
-        """E_xc and its derivative with respect to ``xc_input`` (the grid density, or with a
-        streamed grid the density matrices: then V_xc = ∂E_xc/∂D from PySCF's ``numint``)."""
-        spin = 1 if self.model.unrestricted else 0
-        if self.model.xc_grid == "stored":
-            return _host_xc(self.model.xc, spin, xc_input, np.asarray(ops.grid_weights))
+    def _host_terms(self, host_input: np.ndarray, ops: Operands) -> tuple[dict, np.ndarray]:
+        """The terms evaluated on the host and their derivative with respect to ``host_input``:
+        E_xc from the grid density (stored grid) or from the density matrices (streamed grid),
+        and with the DF tensor on disk (:meth:`_host_coulomb`) the Coulomb and exact-exchange
+        energies too."""
+        model = self.model
+        if not model.host_coulomb:
+            if model.xc_grid == "stored":
+                spin = 1 if model.unrestricted else 0
+                xc, cotangent = _host_xc(model.xc, spin, host_input, np.asarray(ops.grid_weights))
+                return {"xc": float(xc)}, cotangent
+            xc, cotangent = self._streamed_xc(host_input)
+            return {"xc": xc}, cotangent
+        terms, cotangent = self._host_coulomb(host_input)
+        if model.family != "HF":
+            if model.unrestricted:
+                terms["xc"], potential = self._streamed_xc(host_input)
+                cotangent = cotangent + potential
+            else:  # E_xc(2 D_α)
+                terms["xc"], potential = self._streamed_xc(2.0 * host_input[0])
+                cotangent[0] += 2.0 * potential
+        return terms, cotangent
+
+    def _host_coulomb(self, density_matrices: np.ndarray) -> tuple[dict, np.ndarray]:
+        """Coulomb and exact-exchange energies and their derivatives with respect to the spin
+        density matrices (D_α, D_β) (2, nao, nao), from PySCF's DF tensor on disk; the same
+        terms as the device's (:func:`densitylab.dft.energy.nonxc_components`).
+
+        J[D] with D = D_α + D_β, E_J = ½ tr(D J[D]), ∂E_J/∂D_σ = J[D]. Exchange with fraction a,
+        UKS: E_K = −½ a Σ_σ tr(D_σ K[D_σ]), ∂E_K/∂D_σ = −a K[D_σ] (one pass over the tensor
+        for J and both K); RKS, from D_α alone: E_K = −a tr(D_α K[D_α]), ∂E_K/∂D_α = −2a K[D_α].
+        """
+        fraction, fitting = self.model.exact_exchange, self.system.host_df
+        total = density_matrices[0] + density_matrices[1]
+        potential = np.zeros_like(density_matrices)
+        energy_k = 0.0
+        if self.model.unrestricted:
+            coulomb, exchange = host_coulomb_exchange(fitting, density_matrices, True, fraction != 0.0)
+            coulomb = coulomb[0] + coulomb[1]
+            if exchange is not None:
+                energy_k = -0.5 * fraction * float(np.sum(density_matrices * exchange))
+                potential -= fraction * exchange
+        else:
+            coulomb, _ = host_coulomb_exchange(fitting, total, True, False)
+            if fraction != 0.0:
+                _, exchange = host_coulomb_exchange(fitting, density_matrices[0], False, True)
+                energy_k = -fraction * float(np.sum(density_matrices[0] * exchange))
+                potential[0] -= 2.0 * fraction * exchange
+        potential += coulomb
+        return {"coulomb": 0.5 * float(np.sum(total * coulomb)), "exact_exchange": energy_k}, potential
+
+    def _streamed_xc(self, density_input: np.ndarray) -> tuple[float, np.ndarray]:
+        """E_xc and V_xc = ∂E_xc/∂(density_input) from PySCF's screened ``numint`` on the host grid."""
         from pyscf.dft import numint
 
         mol, grids = self.system.host_grid
         calculator = numint.NumInt()
-        if spin:
+        if self.model.unrestricted:
             _, xc, potential = calculator.nr_uks(
-                mol, grids, self.model.xc, (xc_input[0], xc_input[1]), max_memory=STREAM_MEMORY_MB
+                mol, grids, self.model.xc, (density_input[0], density_input[1]), max_memory=STREAM_MEMORY_MB
             )
         else:
             _, xc, potential = calculator.nr_rks(
-                mol, grids, self.model.xc, xc_input, max_memory=STREAM_MEMORY_MB
+                mol, grids, self.model.xc, density_input, max_memory=STREAM_MEMORY_MB
             )
         return float(xc), np.asarray(potential)
 
@@ -202,10 +253,11 @@ class Evaluator:
         statics = (self._static, "chart", self.counts)
         executor = ThreadPoolExecutor(max_workers=1)
         _executable("_forward", statics, (kappa, bases, self.ops), executor)
-        if self.model.family != "HF":
+        if self.model.family != "HF" or self.model.host_coulomb:
             nchunk, ncomp, chunk, nao = system.ao_values.shape
-            shape = (ncomp, nchunk * chunk) if self.model.xc_grid == "stored" else (nao, nao)
-            shape = (2, *shape) if self.model.unrestricted else shape
+            on_grid = self.model.xc_grid == "stored" and not self.model.host_coulomb
+            shape = (ncomp, nchunk * chunk) if on_grid else (nao, nao)
+            shape = (2, *shape) if self.model.unrestricted or self.model.host_coulomb else shape
             cotangent = jax.ShapeDtypeStruct(shape, jnp.float64)
             _executable("_backward", statics, (kappa, bases, self.ops, cotangent), executor)
         executor.shutdown(wait=False)

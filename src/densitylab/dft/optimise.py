@@ -217,12 +217,15 @@ def minimise(
     settings: OptimiserSettings = OptimiserSettings(),
     progress: Callable[..., None] | None = None,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
+    snapshot: Callable[[Callable[[], tuple[np.ndarray, np.ndarray]]], None] | None = None,
 ) -> DFTResult:
     """Minimise the energy of ``system`` (built from ``mol``) with ``settings``.
 
     ``progress`` is called after every iteration as ``progress(iteration, max_iterations,
     energy=…, gradient=…, step=…)`` (:mod:`densitylab.progress`). ``guess``: spin density
-    matrices to start from (:func:`initial_guess`).
+    matrices to start from (:func:`initial_guess`). ``snapshot``: called after every iteration
+    with a function that returns the current spin density matrices (D_α, D_β) (AO basis), so
+    that a checkpoint can be written as often as the caller likes (computing them costs a QR).
     """
     settings.check_grid(system.ngrid)
     started = time.perf_counter()
@@ -238,7 +241,9 @@ def minimise(
             fields = {key: entry[key] for key in ("energy", "gradient", "step")}
             progress(entry["iteration"], settings.max_iterations, **fields)
 
-    bases, history, converged, iterations = run(system, evaluator, bases, energies, settings, report, started)
+    bases, history, converged, iterations = run(
+        system, evaluator, bases, energies, settings, report, started, snapshot
+    )
     return _canonical_result(system, evaluator, bases, history, converged, started, iterations)
 
 
@@ -281,7 +286,16 @@ def _preconditioner(system: KSSystem, energies: np.ndarray, count: int, shift: f
     return factor * (np.maximum(gaps, 0.0) + shift).ravel()
 
 
-def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, started):
+def _density_matrices(system: KSSystem, parameters) -> tuple[np.ndarray, np.ndarray]:
+    """(D_α, D_β) (AO basis) of the orthonormalised columns of W per spin (one W for RKS)."""
+    matrices = []
+    for w in parameters:
+        orbitals = system.orthogonaliser @ np.linalg.qr(np.asarray(w))[0]
+        matrices.append(orbitals @ orbitals.T)
+    return matrices[0], matrices[-1]
+
+
+def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, started, snapshot=None):
     """SciPy's L-BFGS-B on each chart, preconditioned by the change of variables κ = D^{-1/2}u
     (D the orbital-energy Hessian model), stopped from its callback when max|∂E/∂κ| reaches the
     tolerance or max|κ| the re-centring threshold; a chart that stops short (a failed line
@@ -304,7 +318,7 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
     converged, kappa = False, np.zeros(size)
     while counter["evaluations"] < settings.max_iterations and not converged:
         kappa, converged = _lbfgs_chart(
-            evaluator, bases, hessian_diagonal, settings, counter, history, progress, started
+            evaluator, bases, hessian_diagonal, settings, counter, history, progress, started, snapshot
         )
         if not converged and counter["evaluations"] < settings.max_iterations:
             bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
@@ -313,7 +327,7 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
     return occupied, history, converged, counter["evaluations"]
 
 
-def _lbfgs_chart(evaluator, bases, hessian_diagonal, settings, counter, history, progress, started):
+def _lbfgs_chart(evaluator, bases, hessian_diagonal, settings, counter, history, progress, started, snapshot):
     """Minimise on one chart from κ = 0; returns (κ reached, converged)."""
     import scipy.optimize
 
@@ -340,6 +354,9 @@ def _lbfgs_chart(evaluator, bases, hessian_diagonal, settings, counter, history,
         step = float(np.max(np.abs((u - state["u"]) * scale)))
         state["u"] = u.copy()
         _record(history, progress, started, energy, np.max(np.abs(gradient)), step)
+        if snapshot is not None:
+            point = chart_parameters(bases, evaluator.counts, u * scale)
+            snapshot(lambda: _density_matrices(evaluator.system, point))
         state["converged"] = bool(np.max(np.abs(gradient)) <= settings.gradient_tolerance)
         return state["converged"] or float(np.max(np.abs(u * scale))) > settings.max_rotation
 
@@ -363,7 +380,7 @@ def _chart_occupied(bases, counts, kappa) -> list[np.ndarray]:
     return [_complete(np.linalg.qr(w)[0]) for w in chart_parameters(bases, counts, kappa)]
 
 
-def _minimise_adam(system, evaluator, bases, energies, settings, progress, started):
+def _minimise_adam(system, evaluator, bases, energies, settings, progress, started, snapshot=None):
     import optax
 
     jnp = evaluator.jnp
@@ -394,6 +411,8 @@ def _minimise_adam(system, evaluator, bases, energies, settings, progress, start
         parameters = optax.apply_updates(parameters, updates)
         step = max(float(jnp.max(jnp.abs(u))) for u in updates)
         _record(history, progress, started, energy, riemannian, step)
+        if snapshot is not None:
+            snapshot(lambda point=list(parameters): _density_matrices(system, point))
         recent.append(float(energy))
         if settings.minibatch is None and riemannian <= settings.gradient_tolerance:
             converged = True

@@ -76,6 +76,7 @@ class DFTReport:
             "grid_level": self.settings.grid_level,
             "grid_points": self.ngrid,
             "xc_grid": self.xc_grid,
+            "df_storage": self.settings.df_storage,
             "charge": mol.charge,
             "spin": mol.spin,
             "wavefunction": "UKS" if result.unrestricted else "RKS",
@@ -215,6 +216,7 @@ def run_dft(
     optimiser: OptimiserSettings | None = None,
     progress: Callable[..., None] | None = None,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> DFTReport:
     """Direct-minimisation KS-DFT.
 
@@ -228,6 +230,12 @@ def run_dft(
             ``energy``, ``gradient`` and ``step``.
         guess: spin density matrices (D_α, D_β) (nao, nao) to start from, e.g. the previous
             geometry's (:meth:`~densitylab.dft.optimise.DFTResult.spin_density_matrices`).
+        checkpoint: a .npz path. The current density matrices are written there (atomically)
+            at most every :data:`CHECKPOINT_SECONDS` of minimisation; a later call with the
+            same molecule, basis and settings starts from them (an interrupted run continues
+            from where it was; the optimiser's history restarts), and one with others is
+            refused before any work, naming what differs. The optimiser's settings may change
+            (raise ``max_iterations`` and rerun).
     """
     from densitylab.jaxsetup import jax_modules
 
@@ -240,10 +248,15 @@ def run_dft(
         require(
             settings.xc_grid != "streamed", "xc_grid", "'stored' or 'auto' with grid minibatches", "streamed"
         )
+        require(settings.df_storage == "device", "df_storage", "'device' with grid minibatches", "disk")
         settings = DFTSettings(**{**asdict(settings), "xc_grid": "stored"})
+    snapshot = None
+    if checkpoint is not None:
+        saved, snapshot = _checkpointing(Path(checkpoint), mol, settings)
+        guess = saved if guess is None else guess
     system = build_system(mol, settings)
     setup = time.perf_counter() - started
-    result = minimise(system, mol, optimiser, progress=progress, guess=guess)
+    result = minimise(system, mol, optimiser, progress=progress, guess=guess, snapshot=snapshot)
     return DFTReport(mol, settings, optimiser, result, setup, system.ngrid, system.xc_grid)
 
 
@@ -279,3 +292,31 @@ def pyscf_reference(
     """(energy, converged, seconds, cycles) of :func:`pyscf_solve`."""
     mf, seconds, cycles = pyscf_solve(mol, settings, newton, conv_tol, max_cycle)
     return float(mf.e_tot), bool(mf.converged), seconds, cycles
+
+
+CHECKPOINT_SECONDS = 30.0  # least time between two checkpoints of a minimisation
+
+
+def _checkpointing(path: Path, mol, settings: DFTSettings):
+    """(saved density matrices (D_α, D_β) or None, a ``snapshot`` for :func:`minimise` that
+    writes them to ``path`` at most every :data:`CHECKPOINT_SECONDS`). The checkpoint's
+    settings are the geometry, basis, charge, spin and :class:`DFTSettings`; a checkpoint of
+    other ones is refused (:func:`densitylab.checkpoint.read_checkpoint`)."""
+    from densitylab.checkpoint import fingerprint, read_checkpoint, write_checkpoint
+
+    job = {
+        "geometry": fingerprint(mol.atom_coords(), mol.atom_charges()),
+        "basis": str(mol.basis), "charge": mol.charge, "spin": mol.spin, **asdict(settings),
+    }  # fmt: skip
+    found = read_checkpoint(path, job)
+    saved = None if found is None else (found[0]["density_alpha"], found[0]["density_beta"])
+    last = {"written": time.perf_counter()}
+
+    def snapshot(density_matrices: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+        if time.perf_counter() - last["written"] < CHECKPOINT_SECONDS:
+            return
+        d_alpha, d_beta = density_matrices()
+        write_checkpoint(path, job, {"density_alpha": d_alpha, "density_beta": d_beta})
+        last["written"] = time.perf_counter()
+
+    return saved, snapshot

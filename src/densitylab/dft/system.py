@@ -28,12 +28,13 @@ import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import accelerator_memory, jax_modules
-from densitylab.limits import require_memory
+from densitylab.limits import require_disk, require_memory
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
 CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × nao), 32 MB
 XC_GRIDS = ("auto", "stored", "streamed")
+DF_STORAGES = ("device", "disk")
 STORED_AO_BYTES = 1.0e9  # "auto" stores the grid's AO values up to this size, else streams them
 ACCELERATOR_FRACTION = 0.9  # of a GPU's free memory that "auto" lets the stored tensors take
 STREAM_MEMORY_MB = 500  # host memory for one streamed block of AO values (PySCF's max_memory)
@@ -58,6 +59,12 @@ class DFTSettings:
             they take at most :data:`STORED_AO_BYTES` on the CPU, or, on a GPU, whenever they
             fit beside the DF tensor in :data:`ACCELERATOR_FRACTION` of its free memory (a
             streamed grid would put the XC work back on the host CPU); else streams them.
+        df_storage: where the DF tensor lives. ``"device"`` (default): built into one array on
+            JAX's device, J and K compiled there. ``"disk"``: kept by PySCF on the host (in a
+            temporary HDF5 file when larger than :data:`STREAM_MEMORY_MB`), and J and K built by
+            PySCF's ``df_jk`` reading it block by block at every evaluation, beside the streamed
+            XC grid (which it implies): the least memory (C60: under PySCF's own peak, at the
+            cost of reading the tensor once per evaluation).
     """
 
     xc: str = "b3lyp"
@@ -66,10 +73,21 @@ class DFTSettings:
     auxbasis: str = DEFAULT_AUXBASIS
     unrestricted: bool = False
     xc_grid: str = "auto"
+    df_storage: str = "device"
 
     def __post_init__(self) -> None:
         require(self.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", self.coulomb)
         require(self.xc_grid in XC_GRIDS, "xc_grid", f"one of {', '.join(XC_GRIDS)}", self.xc_grid)
+        require(self.df_storage in DF_STORAGES, "df_storage", "'device' or 'disk'", self.df_storage)
+        if self.df_storage == "disk":
+            require(self.coulomb == "df", "df_storage", "'device' with coulomb='exact'", self.df_storage)
+            require(
+                self.xc_grid != "stored",
+                "df_storage",
+                "'device' with xc_grid='stored' ('disk' evaluates J, K and XC on the host from the density "
+                "matrix, so the grid is streamed)",
+                self.df_storage,
+            )
         require(
             isinstance(self.grid_level, int) and 0 <= self.grid_level <= 9,
             "grid_level",
@@ -139,6 +157,7 @@ class KSSystem:
     eri: object | None
     xc_grid: str = "stored"
     host_grid: object | None = None  # (mol, PySCF Grids with screening) when streamed
+    host_df: object | None = None  # PySCF's DF object (its tensor on disk) when df_storage="disk"
 
     @property
     def nao(self) -> int:
@@ -195,6 +214,8 @@ def xc_grid_mode(
     ``beside`` bytes (the DF tensor) must fit too."""
     if settings.xc_grid != "auto":
         return settings.xc_grid
+    if settings.df_storage == "disk":
+        return "streamed"
     limit = STORED_AO_BYTES if device_free is None else ACCELERATOR_FRACTION * device_free - beside
     return "stored" if stored_ao_bytes(ngrid, nao, gga) <= limit else "streamed"
 
@@ -309,6 +330,37 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
     return factor
 
 
+def host_density_fitting(mol, auxmol, auxbasis: str):
+    """PySCF's DF object for ``mol`` with its tensor built: in memory when it takes less than
+    :data:`STREAM_MEMORY_MB`, else in a temporary HDF5 file (PySCF's ``outcore``; deleted with
+    the object), after checking the disk has room. J and K read it with
+    :func:`host_coulomb_exchange`."""
+    import tempfile
+
+    from pyscf import df, lib
+
+    require_disk(df_tensor_bytes(mol, auxmol), lib.param.TMPDIR or tempfile.gettempdir(), "df_storage",
+                 "the DF tensor on disk", "disk")  # fmt: skip
+    fitting = df.DF(mol, auxbasis=auxbasis)
+    fitting.verbose = 0
+    fitting.max_memory = lib.current_memory()[0] + STREAM_MEMORY_MB  # PySCF subtracts what is in use
+    return fitting.build()
+
+
+def host_coulomb_exchange(fitting, density_matrices: np.ndarray, with_coulomb: bool, with_exchange: bool):
+    """(J or None, K or None) for a density matrix (nao, nao) or a stack of them, from PySCF's
+    DF object ``fitting`` (:func:`host_density_fitting`), in one pass over its tensor, read block
+    by block within :data:`STREAM_MEMORY_MB` beyond the memory already in use."""
+    from pyscf import lib
+    from pyscf.df import df_jk
+
+    fitting.max_memory = lib.current_memory()[0] + STREAM_MEMORY_MB
+    coulomb, exchange = df_jk.get_jk(
+        fitting, density_matrices, hermi=1, with_j=with_coulomb, with_k=with_exchange
+    )
+    return (np.asarray(coulomb) if with_coulomb else None), (np.asarray(exchange) if with_exchange else None)
+
+
 def _df_block_writer(jax, jnp, width: int, npair: int, on_device: bool):
     """A ``place(B, L, block (width, naux), offset, count)``: solves L X = blockᵀ (when
     ``on_device``; else ``block`` holds Xᵀ already) and writes X's first ``count`` columns at
@@ -385,16 +437,21 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         grids = build_grid(mol, settings.grid_level)
         coords, weights = np.asarray(grids.coords), np.asarray(grids.weights)
     auxmol = auxiliary_molecule(mol, settings.auxbasis) if settings.coulomb == "df" else None
+    on_disk = settings.df_storage == "disk"
     accelerator = accelerator_memory()
     if functional.family != "HF":
         device_free = None if accelerator is None else accelerator[1]
-        beside = df_tensor_bytes(mol, auxmol)
+        beside = 0.0 if on_disk else df_tensor_bytes(mol, auxmol)
         mode = xc_grid_mode(settings, len(weights), nao, functional.needs_gradient, device_free, beside)
         if mode == "streamed":
             grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
             host_grid = (mol, grids)
     _require_memory(
-        mol, auxmol, len(weights) if mode == "stored" else 0, functional.needs_gradient, accelerator
+        mol,
+        None if on_disk else auxmol,
+        len(weights) if mode == "stored" else 0,
+        functional.needs_gradient,
+        accelerator,
     )
     ao_values = ao_on_grid(mol, coords if mode == "stored" else coords[:0], functional.needs_gradient)
     nchunk, _, chunk, _ = ao_values.shape
@@ -402,8 +459,10 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     if mode == "stored":
         padded_weights[: len(weights)] = weights
     jax, _, _ = jax_modules()
-    df_factor = eri = None
-    if auxmol is not None:
+    df_factor = eri = host_df = None
+    if on_disk:
+        host_df = host_density_fitting(mol, auxmol, settings.auxbasis)
+    elif auxmol is not None:
         df_factor = density_fitting_factor(mol, auxmol)
     else:
         eri = _to_device(jax, mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao))
@@ -424,4 +483,5 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         eri=eri,
         xc_grid=mode,
         host_grid=host_grid,
+        host_df=host_df,
     )

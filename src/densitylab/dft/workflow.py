@@ -33,6 +33,8 @@ class DFTConfig:
         coulomb, auxbasis, grid_level: "df" (density fitting in ``auxbasis``) or "exact"
             Coulomb, and PySCF's grid level 0–9.
         xc_grid: "stored", "streamed" or "auto" AO values on the XC grid (:class:`DFTSettings`).
+        df_storage: "device" (the DF tensor on JAX's device) or "disk" (kept by PySCF, read
+            block by block for J and K at every evaluation; the least memory).
         compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
             forces) are kept beside densitylab's.
         forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
@@ -55,6 +57,7 @@ class DFTConfig:
     auxbasis: str = DEFAULT_AUXBASIS
     grid_level: int = 3
     xc_grid: str = "auto"
+    df_storage: str = "device"
     compare: bool = False
     forces: bool = False
 
@@ -67,7 +70,7 @@ class DFTConfig:
     def settings(self) -> DFTSettings:
         return DFTSettings(
             xc=self.xc, grid_level=self.grid_level, coulomb=self.coulomb, auxbasis=self.auxbasis,
-            unrestricted=self.unrestricted, xc_grid=self.xc_grid,
+            unrestricted=self.unrestricted, xc_grid=self.xc_grid, df_storage=self.df_storage,
         )  # fmt: skip
 
     def optimiser_settings(self) -> OptimiserSettings:
@@ -78,13 +81,17 @@ class DFTConfig:
         )  # fmt: skip
 
 
-def run(config: DFTConfig, progress: Callable[..., None] | None = None) -> DFTReport:
+def run(
+    config: DFTConfig, progress: Callable[..., None] | None = None, checkpoint: str | Path | None = None
+) -> DFTReport:
     """Minimise; with ``config.compare`` also run PySCF's SCF with the same settings (the
     report's ``reference``). ``progress`` follows :mod:`densitylab.progress` (iterations, with
-    ``energy``, ``gradient`` and ``step``)."""
+    ``energy``, ``gradient`` and ``step``). ``checkpoint``: a .npz path that makes the
+    minimisation resumable (:func:`~densitylab.dft.run.run_dft`)."""
     report = run_dft(
         config.molecule, basis=config.basis, xc=config.xc, charge=config.charge, spin=config.spin,
         settings=config.settings(), optimiser=config.optimiser_settings(), progress=progress,
+        checkpoint=checkpoint,
     )  # fmt: skip
     forces = None
     if config.forces:

@@ -1,0 +1,86 @@
+"""The DF tensor kept by PySCF on disk (``df_storage="disk"``, issue 19): J and K built on the
+host, one energy with the device's."""
+
+import warnings
+
+import numpy as np
+import pytest
+from ase.build import molecule as ase_molecule
+
+from densitylab.dft import system as system_module
+from densitylab.dft.evaluator import Evaluator
+from densitylab.dft.molecule import load_molecule
+from densitylab.dft.optimise import OptimiserSettings
+from densitylab.dft.run import run_dft
+from densitylab.dft.system import DFTSettings, build_system
+from densitylab.errors import InvalidParameterError
+
+warnings.filterwarnings("ignore", message="Basis may be available")
+
+
+@pytest.mark.parametrize(
+    ("xc", "spin", "name"),
+    [("lda,vwn", 0, "H2O"), ("pbe", 2, "O2"), ("b3lyp", 0, "NH3"), ("b3lyp", 2, "O2"), ("hf", 0, "H2O")],
+)
+def test_the_tensor_on_disk_gives_the_device_energy_and_fock_matrices(monkeypatch, xc, spin, name):
+    """Catches host J/K with a wrong factor or spin rule (the RKS exchange from D_α alone, ½ of
+    J, K[D] for K[D_σ]), a J that ignores D_β, or a potential that is not the derivative of the
+    host energy: at the same density matrices (a perturbed minao guess, D_α ≠ D_β) the energies,
+    every term and the Fock matrices equal the device's to 1e-10; the tensor is in a file (the
+    host's memory budget is cut to 10 kB here), not in memory."""
+    from pyscf.scf import hf
+
+    monkeypatch.setattr(system_module, "STREAM_MEMORY_MB", 0.01)
+    mol = load_molecule(ase_molecule(name), spin=spin)
+    guess = 0.5 * hf.init_guess_by_minao(mol)
+    noise = 1e-3 * np.random.default_rng(0).normal(size=guess.shape)
+    d_alpha, d_beta = guess + noise + noise.T, guess
+    results = {}
+    for storage in ("device", "disk"):
+        system = build_system(mol, DFTSettings(xc=xc, grid_level=1, xc_grid="streamed", df_storage=storage))
+        results[storage] = Evaluator(system).fock_of_density(d_alpha, d_beta)
+        if storage == "disk":
+            assert system.df_factor is None and not isinstance(system.host_df._cderi, np.ndarray)
+    (energy, focks, terms), (disk_energy, disk_focks, disk_terms) = results["device"], results["disk"]
+    assert disk_energy == pytest.approx(energy, abs=1e-10)
+    for term in terms:
+        assert disk_terms[term] == pytest.approx(terms[term], abs=1e-10), term
+    np.testing.assert_allclose(np.array(disk_focks), np.array(focks), atol=1e-10)
+    assert terms["coulomb"] > 1.0 and (terms["exact_exchange"] < -0.1) == (xc != "lda,vwn" and xc != "pbe")
+
+
+def test_a_minimisation_with_the_tensor_on_disk_lands_on_the_device_energy():
+    """Catches a host gradient that is not the derivative of the host energy (the L-BFGS would
+    stall): water with B3LYP converges with the tensor on disk to the device's energy (1e-9 Ha)."""
+    energies = {}
+    for storage in ("device", "disk"):
+        settings = DFTSettings(grid_level=1, xc_grid="streamed", df_storage=storage)
+        report = run_dft(ase_molecule("H2O"), xc="b3lyp", settings=settings)
+        assert report.result.converged and report.summary()["df_storage"] == storage
+        energies[storage] = report.result.energy
+    assert energies["disk"] == pytest.approx(energies["device"], abs=1e-9)
+
+
+def test_the_tensor_on_disk_refuses_what_it_cannot_do_before_any_work(monkeypatch):
+    """Catches a combination that would silently use the device tensor or fail late: exact
+    Coulomb, a stored grid, grid minibatches and an unknown value are refused naming
+    df_storage; a disk without room for the tensor is refused before it is built."""
+    from densitylab import limits
+
+    for bad in ({"coulomb": "exact"}, {"xc_grid": "stored"}):
+        with pytest.raises(InvalidParameterError, match="df_storage"):
+            DFTSettings(df_storage="disk", **bad)
+    with pytest.raises(InvalidParameterError, match="df_storage"):
+        DFTSettings(df_storage="ram")
+    adam = OptimiserSettings(method="adam", minibatch=100, max_iterations=2)
+    with pytest.raises(InvalidParameterError, match="df_storage"):
+        run_dft(ase_molecule("H2O"), basis="sto-3g", settings=DFTSettings(df_storage="disk"), optimiser=adam)
+
+    class Full:
+        free = 0
+
+    monkeypatch.setattr(limits.shutil, "disk_usage", lambda folder: Full)
+    with pytest.raises(InvalidParameterError, match="df_storage: expected a size that fits on disk"):
+        build_system(
+            load_molecule(ase_molecule("H2O")), DFTSettings(xc="lda,vwn", grid_level=1, df_storage="disk")
+        )
