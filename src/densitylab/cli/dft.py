@@ -54,17 +54,14 @@ def dft_command(
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
-    """Kohn-Sham DFT by direct minimisation over QR-parameterised orbitals (D4FT style).
-
-    Resumable with --output: the density is checkpointed to OUTPUT.checkpoint.npz every 30 s
-    and the same command continues from it."""
+    """Kohn-Sham DFT by direct minimisation (D4FT style); with --output resumable from
+    OUTPUT.checkpoint.npz (the density, every 30 s)."""
     from densitylab.dft.workflow import DFTConfig, run
 
     config = config_from(DFTConfig, locals())
     bar, report = rich_progress(f"dft {molecule.name}", max_iterations, FIELDS)
-    checkpoint = None if output is None else Path(str(output) + ".checkpoint.npz")
     with bar:
-        result = run(config, report, checkpoint)
+        result = run(config, report, None if output is None else Path(str(output) + ".checkpoint.npz"))
     summary = result.summary()
     if output is not None:
         summary["output"] = str(result.save(output))
@@ -73,5 +70,5 @@ def dft_command(
     print_summary(summary if as_json else {k: summary[k] for k in SHOWN if k in summary}, as_json, "dft")
     if not result.result.converged:
         err.print(
-            "Warning: not converged; raise --max-iterations or loosen --gradient-tolerance.", markup=False
+            "Warning: not converged; raise --max-iterations (a rerun with --output resumes).", markup=False
         )

@@ -29,9 +29,11 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
+from densitylab.data import atomic_output
 from densitylab.dft.energy import (
     EnergyModel,
     Operands,
@@ -43,7 +45,7 @@ from densitylab.dft.energy import (
 from densitylab.dft.system import STREAM_MEMORY_MB, KSSystem, host_coulomb_exchange
 from densitylab.dft.xc import _host_xc
 from densitylab.errors import require
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import enable_compilation_cache, jax_modules
 
 KINDS = ("chart", "parameters", "density")
 MAX_EXECUTABLES = 64  # compiled stages kept in one process (oldest dropped first)
@@ -114,6 +116,79 @@ def _signature(arguments) -> tuple:
     )
 
 
+@cache
+def _source_digest() -> str:
+    """A hash of the code a stage is traced from (densitylab.dft and the JAX set-up) and of the
+    JAX version: an exported stage is reused only by the code that exported it."""
+    import hashlib
+
+    import jax
+
+    digest = hashlib.sha256(f"{jax.__version__} {jax.default_backend()}".encode())
+    here = Path(__file__).parent
+    for path in sorted([*here.glob("*.py"), here.parent / "jaxsetup.py"]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _exported_path(stage: str, statics: tuple, arguments: tuple) -> Path | None:
+    """Where the stage exported for these statics and shapes is kept (beside JAX's persistent
+    cache), or None when the cache is off or exports cannot be serialised here."""
+    import hashlib
+    import importlib.util
+
+    directory = enable_compilation_cache()
+    if directory is None or importlib.util.find_spec("flatbuffers") is None:
+        return None
+    key = repr((stage, statics, _signature(arguments), _source_digest()))
+    return (
+        directory.parent
+        / f"{directory.name}-exported"
+        / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.bin"
+    )
+
+
+def _lowered(stage: str, statics: tuple, arguments: tuple):
+    """``stage`` lowered for these statics and argument shapes.
+
+    Tracing the energy in Python takes ~0.3 s per run for a small molecule (as long as PySCF's
+    whole SCF for water), even when the compiled code then comes from JAX's persistent cache.
+    So the stage is exported once (``jax.export``, StableHLO) and kept beside that cache, keyed
+    by the statics, the shapes and a hash of the code (:func:`_source_digest`); a later process
+    deserialises it (~2 ms) instead of tracing. Without a cache, traced as usual.
+    """
+    from functools import partial
+
+    from jax import export
+
+    jax, _, _ = jax_modules()
+    path = _exported_path(stage, statics, arguments)
+    if path is None:
+        return _jitted()[stage].lower(*statics, *arguments)
+    _register_serialisation(export)
+    exported = None
+    if path.is_file():
+        try:
+            exported = export.deserialize(bytearray(path.read_bytes()))
+        except Exception:  # a damaged or foreign file: export again
+            exported = None
+    if exported is None:
+        function = {"_forward": _forward, "_backward": _backward}[stage]
+        exported = export.export(jax.jit(partial(function, *statics)))(*arguments)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(path) as temporary:
+                Path(temporary).write_bytes(exported.serialize())
+        except OSError:  # a read-only cache: run without storing
+            pass
+    return jax.jit(exported.call).lower(*arguments)
+
+
+@cache
+def _register_serialisation(export) -> None:
+    export.register_namedtuple_serialization(Operands, serialized_name="densitylab.dft.energy.Operands")
+
+
 def _executable(stage: str, statics: tuple, arguments: tuple, executor: ThreadPoolExecutor | None = None):
     """The compiled ``stage`` for these static arguments and argument shapes: kept from an earlier
     call, compiled now, or (with ``executor``) compiling in the background (a Future)."""
@@ -123,7 +198,7 @@ def _executable(stage: str, statics: tuple, arguments: tuple, executor: ThreadPo
 
         def compile_stage():
             _COMPILATIONS["count"] += 1
-            return _jitted()[stage].lower(*statics, *arguments).compile()
+            return _lowered(stage, statics, arguments).compile()
 
         entry = executor.submit(compile_stage) if executor is not None else compile_stage()
         _EXECUTABLES[key] = entry
