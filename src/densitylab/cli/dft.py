@@ -69,6 +69,4 @@ def dft_command(
         summary["plot"] = str(result.plot(plot / "convergence.png"))
     print_summary(summary if as_json else {k: summary[k] for k in SHOWN if k in summary}, as_json, "dft")
     if not result.result.converged:
-        err.print(
-            "Warning: not converged; raise --max-iterations (a rerun with --output resumes).", markup=False
-        )
+        err.print("Warning: not converged; raise --max-iterations (with --output it resumes).", markup=False)
