@@ -9,7 +9,8 @@ minimisation time and evaluations, the energy, and peak device and host memory. 
 level 3, def2-universal-jkfit DF, same functional), the record gives the difference.
 
 Run:  python benchmarks/dft_gpu.py [--cases h2o:lda,vwn c60:lda,vwn ...] [--limit SECONDS]
-      [--results benchmarks/results/dft_gpu.jsonl]
+      [--results benchmarks/results/dft_gpu.jsonl] [--xc-grid ...] [--df-storage device|disk]
+On a machine without a GPU it runs on the CPU (the C80/C100 scaling rows of BENCHMARKS.md).
 Cases name a file of benchmarks/molecules and a functional: MOLECULE:XC[:SPIN].
 """
 
@@ -45,10 +46,17 @@ def pyscf_energy(molecule: str, xc: str, spin: int) -> float | None:
     return None
 
 
-def run_case(molecule: str, xc: str, spin: int, max_iterations: int, log: Path | None = None) -> dict:
+def run_case(
+    molecule: str,
+    xc: str,
+    spin: int,
+    max_iterations: int,
+    log: Path | None = None,
+    storage: tuple = ("auto", "device"),
+) -> dict:
     """One calculation in this process; its record. ``log``: a JSON line per evaluation
     (seconds since the start, energy, gradient), so that a case cut off by its time limit
-    still shows how far it got."""
+    still shows how far it got. ``storage``: (xc_grid, df_storage) of :class:`DFTSettings`."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -75,7 +83,7 @@ def run_case(molecule: str, xc: str, spin: int, max_iterations: int, log: Path |
         MOLECULES / f"{molecule}.xyz",
         xc=xc,
         spin=spin,
-        settings=DFTSettings(xc=xc),
+        settings=DFTSettings(xc=xc, xc_grid=storage[0], df_storage=storage[1]),
         optimiser=OptimiserSettings(max_iterations=max_iterations),
         progress=progress,
     )
@@ -99,6 +107,7 @@ def run_case(molecule: str, xc: str, spin: int, max_iterations: int, log: Path |
         "nao": summary["nao"],
         "grid_points": summary["grid_points"],
         "xc_grid": summary["xc_grid"],
+        "df_storage": summary["df_storage"],
         "peak_device_gb": stats.get("peak_bytes_in_use", 0) / 1e9 if device.platform != "cpu" else None,
         "peak_host_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
     }
@@ -122,12 +131,15 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=None, help="seconds for all cases together")
     parser.add_argument("--max-iterations", type=int, default=200)
     parser.add_argument("--results", type=Path, default=RESULTS / "dft_gpu.jsonl")
+    parser.add_argument("--xc-grid", default="auto", choices=["auto", "stored", "streamed"])
+    parser.add_argument("--df-storage", default="device", choices=["device", "disk"])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         molecule, xc, spin = parse_case(args.one)
         log = args.results.with_suffix(".progress.jsonl")
-        sys.stdout.write(json.dumps(run_case(molecule, xc, spin, args.max_iterations, log)) + "\n")
+        record = run_case(molecule, xc, spin, args.max_iterations, log, (args.xc_grid, args.df_storage))
+        sys.stdout.write(json.dumps(record) + "\n")
         return
     cases = [parse_case(case) for case in args.cases]
     begun = time.perf_counter()
@@ -140,6 +152,7 @@ def main() -> None:
         else:
             command = [sys.executable, __file__, "--one", f"{molecule}:{xc}:{spin}"]
             command += ["--max-iterations", str(args.max_iterations), "--results", str(args.results)]
+            command += ["--xc-grid", args.xc_grid, "--df-storage", args.df_storage]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, timeout=limit)
                 lines = done.stdout.strip().splitlines()
