@@ -406,7 +406,12 @@ def _require_memory(
     memory of the device they go to (``accelerator``: (platform, free bytes), None for the host)."""
     nao = mol.nao_nr()
     tensor, grid = df_tensor_bytes(mol, auxmol), stored_ao_bytes(stored_points, nao, gga)
-    what = f"the DF tensor ({tensor / 1e9:.3g} GB) and the grid's stored AO values ({grid / 1e9:.3g} GB)"
+    hints = (
+        "; df_storage='disk' keeps it on disk" if tensor else "",
+        "; xc_grid='streamed' keeps none" if grid else "",
+    )
+    what = (f"the DF tensor ({tensor / 1e9:.3g} GB{hints[0]}) and the grid's stored AO values "
+            f"({grid / 1e9:.3g} GB{hints[1]})")  # fmt: skip
     got = f"{mol.natm} atoms, {nao} basis functions"
     if accelerator is None:
         require_memory(tensor + grid, "molecule", what, got)
