@@ -36,6 +36,8 @@ def test_an_interrupted_minimisation_resumes_from_its_checkpoint(tmp_path, monke
     assert resumed.result.history[0]["energy"] < fresh.result.history[0]["energy"] - 1e-4
     with pytest.raises(InvalidParameterError, match="checkpoint"):
         run_dft(water, xc="lda,vwn", settings=settings, checkpoint=path)
+    with pytest.raises(InvalidParameterError, match="checkpoint: expected a path in an existing folder"):
+        run_dft(water, xc="pbe", settings=settings, checkpoint=tmp_path / "missing" / "water.npz")
     moved = water.copy()
     moved.positions[0] += np.array([0.0, 0.0, 0.05])
     with pytest.raises(InvalidParameterError, match="checkpoint"):

@@ -304,6 +304,7 @@ def _checkpointing(path: Path, mol, settings: DFTSettings):
     other ones is refused (:func:`densitylab.checkpoint.read_checkpoint`)."""
     from densitylab.checkpoint import fingerprint, read_checkpoint, write_checkpoint
 
+    require(path.parent.is_dir(), "checkpoint", "a path in an existing folder", str(path))
     job = {
         "geometry": fingerprint(mol.atom_coords(), mol.atom_charges()),
         "basis": str(mol.basis), "charge": mol.charge, "spin": mol.spin, **asdict(settings),
