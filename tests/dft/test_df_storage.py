@@ -84,3 +84,22 @@ def test_the_tensor_on_disk_refuses_what_it_cannot_do_before_any_work(monkeypatc
         build_system(
             load_molecule(ase_molecule("H2O")), DFTSettings(xc="lda,vwn", grid_level=1, df_storage="disk")
         )
+
+
+def test_auto_keeps_the_tensor_on_the_device_until_it_would_crowd_the_memory(monkeypatch):
+    """Catches an "auto" that ignores the tensor's size (refusing or swapping a molecule that
+    the disk would take) or sends small tensors to disk (slow for nothing): water's tensor stays
+    on the device; with the free memory cut to 1.5× the tensor it goes to disk, the grid is
+    streamed, and the energy is the device's (1e-9 Ha); a stored grid keeps it on the device."""
+    water = ase_molecule("H2O")
+    settings = DFTSettings(xc="pbe", grid_level=1)
+    device = run_dft(water, xc="pbe", settings=settings)
+    assert device.summary()["df_storage"] == "device"
+    mol = load_molecule(water)
+    tensor = system_module.df_tensor_bytes(mol, system_module.auxiliary_molecule(mol, settings.auxbasis))
+    monkeypatch.setattr(system_module, "available_memory", lambda: 1.5 * tensor)
+    disk = run_dft(water, xc="pbe", settings=settings)
+    assert disk.summary()["df_storage"] == "disk" and disk.xc_grid == "streamed"
+    assert disk.result.energy == pytest.approx(device.result.energy, abs=1e-9)
+    stored = build_system(mol, DFTSettings(xc="pbe", grid_level=1, xc_grid="stored"))
+    assert stored.settings.df_storage == "device"

@@ -109,7 +109,7 @@ def test_on_a_gpu_auto_stores_the_grid_where_it_fits_beside_the_df_tensor(monkey
     the GPU's free memory below water's tensors, the grid streams; with 10 kB free, water is
     refused naming the GPU's memory."""
     mol = load_molecule(ase_molecule("H2O"))
-    settings = DFTSettings(xc="lda,vwn", grid_level=1)
+    settings = DFTSettings(xc="lda,vwn", grid_level=1, df_storage="device")
     monkeypatch.setattr(system_module, "STORED_AO_BYTES", 1e5)
     monkeypatch.setattr(system_module, "accelerator_memory", lambda: ("gpu", 1e10))
     assert build_system(mol, settings).xc_grid == "stored"

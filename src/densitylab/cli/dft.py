@@ -47,7 +47,7 @@ def dft_command(
     auxbasis: option(str, "Auxiliary basis for density fitting.") = "def2-universal-jkfit",
     grid_level: option(int, "PySCF grid level 0-9.") = 3,
     xc_grid: option(str, "AO values on the XC grid: stored (fast), streamed (lean) or auto.") = "auto",
-    df_storage: option(str, "DF tensor on the device (fast) or on disk (least memory).") = "device",
+    df_storage: option(str, "DF tensor on the device (fast), on disk (least memory) or auto.") = "auto",
     compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
     forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
     output: option(Path | None, "Folder for the result (an artefact: orbitals, cube, figure).") = None,

@@ -248,8 +248,10 @@ def run_dft(
         require(
             settings.xc_grid != "streamed", "xc_grid", "'stored' or 'auto' with grid minibatches", "streamed"
         )
-        require(settings.df_storage == "device", "df_storage", "'device' with grid minibatches", "disk")
-        settings = DFTSettings(**{**asdict(settings), "xc_grid": "stored"})
+        require(
+            settings.df_storage != "disk", "df_storage", "'auto' or 'device' with grid minibatches", "disk"
+        )
+        settings = DFTSettings(**{**asdict(settings), "xc_grid": "stored", "df_storage": "device"})
     snapshot = None
     if checkpoint is not None:
         saved, snapshot = _checkpointing(Path(checkpoint), mol, settings)
@@ -257,7 +259,7 @@ def run_dft(
     system = build_system(mol, settings)
     setup = time.perf_counter() - started
     result = minimise(system, mol, optimiser, progress=progress, guess=guess, snapshot=snapshot)
-    return DFTReport(mol, settings, optimiser, result, setup, system.ngrid, system.xc_grid)
+    return DFTReport(mol, system.settings, optimiser, result, setup, system.ngrid, system.xc_grid)
 
 
 def pyscf_solve(

@@ -22,19 +22,20 @@ built there once; the host copy is released, so memory holds each only once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import accelerator_memory, jax_modules
-from densitylab.limits import require_disk, require_memory
+from densitylab.limits import available_memory, require_disk, require_memory
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
 CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × nao), 32 MB
 XC_GRIDS = ("auto", "stored", "streamed")
-DF_STORAGES = ("device", "disk")
+DF_STORAGES = ("auto", "device", "disk")
+DF_DEVICE_FRACTION = 0.5  # "auto" keeps the DF tensor on the device up to this share of its free memory
 STORED_AO_BYTES = 1.0e9  # "auto" stores the grid's AO values up to this size, else streams them
 ACCELERATOR_FRACTION = 0.9  # of a GPU's free memory that "auto" lets the stored tensors take
 STREAM_MEMORY_MB = 500  # host memory for one streamed block of AO values (PySCF's max_memory)
@@ -59,12 +60,14 @@ class DFTSettings:
             they take at most :data:`STORED_AO_BYTES` on the CPU, or, on a GPU, whenever they
             fit beside the DF tensor in :data:`ACCELERATOR_FRACTION` of its free memory (a
             streamed grid would put the XC work back on the host CPU); else streams them.
-        df_storage: where the DF tensor lives. ``"device"`` (default): built into one array on
+        df_storage: where the DF tensor lives. ``"device"``: built into one array on
             JAX's device, J and K compiled there. ``"disk"``: kept by PySCF on the host (in a
             temporary HDF5 file when larger than :data:`STREAM_MEMORY_MB`), and J and K built by
             PySCF's ``df_jk`` reading it block by block at every evaluation, beside the streamed
-            XC grid (which it implies): the least memory (C60: under PySCF's own peak, at the
-            cost of reading the tensor once per evaluation).
+            XC grid (which it implies): the least memory (C60: PySCF's own peak, at the
+            cost of reading the tensor once per evaluation). ``"auto"`` (default): the device
+            while the tensor takes at most :data:`DF_DEVICE_FRACTION` of the device's free
+            memory (the host's on the CPU), else the disk (never with a stored grid).
     """
 
     xc: str = "b3lyp"
@@ -73,12 +76,12 @@ class DFTSettings:
     auxbasis: str = DEFAULT_AUXBASIS
     unrestricted: bool = False
     xc_grid: str = "auto"
-    df_storage: str = "device"
+    df_storage: str = "auto"
 
     def __post_init__(self) -> None:
         require(self.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", self.coulomb)
         require(self.xc_grid in XC_GRIDS, "xc_grid", f"one of {', '.join(XC_GRIDS)}", self.xc_grid)
-        require(self.df_storage in DF_STORAGES, "df_storage", "'device' or 'disk'", self.df_storage)
+        require(self.df_storage in DF_STORAGES, "df_storage", "'auto', 'device' or 'disk'", self.df_storage)
         if self.df_storage == "disk":
             require(self.coulomb == "df", "df_storage", "'device' with coulomb='exact'", self.df_storage)
             require(
@@ -218,6 +221,18 @@ def xc_grid_mode(
         return "streamed"
     limit = STORED_AO_BYTES if device_free is None else ACCELERATOR_FRACTION * device_free - beside
     return "stored" if stored_ao_bytes(ngrid, nao, gga) <= limit else "streamed"
+
+
+def df_storage_mode(settings: DFTSettings, tensor_bytes: float, accelerator: tuple[str, float] | None) -> str:
+    """ "device" or "disk" for ``settings.df_storage``: "auto" keeps a tensor of ``tensor_bytes``
+    on the device while it takes at most :data:`DF_DEVICE_FRACTION` of the free memory there
+    (``accelerator``'s, else the host's), and never chooses the disk beside a stored grid."""
+    if settings.df_storage != "auto":
+        return settings.df_storage
+    if settings.coulomb != "df" or settings.xc_grid == "stored":
+        return "device"
+    free = available_memory() if accelerator is None else accelerator[1]
+    return "device" if tensor_bytes <= DF_DEVICE_FRACTION * free else "disk"
 
 
 def df_tensor_bytes(mol, auxmol) -> float:
@@ -442,8 +457,10 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         grids = build_grid(mol, settings.grid_level)
         coords, weights = np.asarray(grids.coords), np.asarray(grids.weights)
     auxmol = auxiliary_molecule(mol, settings.auxbasis) if settings.coulomb == "df" else None
-    on_disk = settings.df_storage == "disk"
     accelerator = accelerator_memory()
+    storage = df_storage_mode(settings, df_tensor_bytes(mol, auxmol), accelerator)
+    settings = replace(settings, df_storage=storage)  # the system keeps the resolved choice
+    on_disk = storage == "disk"
     if functional.family != "HF":
         device_free = None if accelerator is None else accelerator[1]
         beside = 0.0 if on_disk else df_tensor_bytes(mol, auxmol)

@@ -33,8 +33,9 @@ class DFTConfig:
         coulomb, auxbasis, grid_level: "df" (density fitting in ``auxbasis``) or "exact"
             Coulomb, and PySCF's grid level 0–9.
         xc_grid: "stored", "streamed" or "auto" AO values on the XC grid (:class:`DFTSettings`).
-        df_storage: "device" (the DF tensor on JAX's device) or "disk" (kept by PySCF, read
-            block by block for J and K at every evaluation; the least memory).
+        df_storage: "device" (the DF tensor on JAX's device), "disk" (kept by PySCF, read
+            block by block for J and K at every evaluation; the least memory) or "auto" (the
+            device while it takes at most half the free memory there).
         compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
             forces) are kept beside densitylab's.
         forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
@@ -57,7 +58,7 @@ class DFTConfig:
     auxbasis: str = DEFAULT_AUXBASIS
     grid_level: int = 3
     xc_grid: str = "auto"
-    df_storage: str = "device"
+    df_storage: str = "auto"
     compare: bool = False
     forces: bool = False
 
