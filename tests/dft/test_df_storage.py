@@ -103,3 +103,18 @@ def test_auto_keeps_the_tensor_on_the_device_until_it_would_crowd_the_memory(mon
     assert disk.result.energy == pytest.approx(device.result.energy, abs=1e-9)
     stored = build_system(mol, DFTSettings(xc="pbe", grid_level=1, xc_grid="stored"))
     assert stored.settings.df_storage == "device"
+
+
+def test_auto_uses_most_of_a_gpu_but_half_of_the_host(monkeypatch):
+    """Catches a GPU run sent to disk by the host's rule (C160 fits on an H200 with 99.6 GB of
+    tensor, 70 % of the card) or a host run that fills its memory: a tensor taking 70 % of the
+    free memory stays on a GPU and goes to disk on the CPU; an explicit choice is kept."""
+    settings = DFTSettings(xc="lda,vwn")
+    monkeypatch.setattr(system_module, "available_memory", lambda: 100.0)
+    assert system_module.df_storage_mode(settings, 70.0, None) == "disk"
+    assert system_module.df_storage_mode(settings, 40.0, None) == "device"
+    assert system_module.df_storage_mode(settings, 70.0, ("gpu", 100.0)) == "device"
+    assert system_module.df_storage_mode(settings, 95.0, ("gpu", 100.0)) == "disk"
+    assert (
+        system_module.df_storage_mode(DFTSettings(xc="lda,vwn", df_storage="device"), 95.0, None) == "device"
+    )

@@ -66,8 +66,9 @@ class DFTSettings:
             PySCF's ``df_jk`` reading it block by block at every evaluation, beside the streamed
             XC grid (which it implies): the least memory (C60: PySCF's own peak, at the
             cost of reading the tensor once per evaluation). ``"auto"`` (default): the device
-            while the tensor takes at most :data:`DF_DEVICE_FRACTION` of the device's free
-            memory (the host's on the CPU), else the disk (never with a stored grid).
+            while the tensor takes at most :data:`DF_DEVICE_FRACTION` of the host's free memory
+            on the CPU or :data:`ACCELERATOR_FRACTION` of a GPU's, else the disk (never with a
+            stored grid).
     """
 
     xc: str = "b3lyp"
@@ -225,14 +226,17 @@ def xc_grid_mode(
 
 def df_storage_mode(settings: DFTSettings, tensor_bytes: float, accelerator: tuple[str, float] | None) -> str:
     """ "device" or "disk" for ``settings.df_storage``: "auto" keeps a tensor of ``tensor_bytes``
-    on the device while it takes at most :data:`DF_DEVICE_FRACTION` of the free memory there
-    (``accelerator``'s, else the host's), and never chooses the disk beside a stored grid."""
+    on the device while it takes at most :data:`DF_DEVICE_FRACTION` of the host's free memory
+    (CPU), or :data:`ACCELERATOR_FRACTION` of a GPU's (``accelerator``: nothing else lives
+    there; the grid then streams if it does not fit beside), and never chooses the disk beside a
+    stored grid."""
     if settings.df_storage != "auto":
         return settings.df_storage
     if settings.coulomb != "df" or settings.xc_grid == "stored":
         return "device"
-    free = available_memory() if accelerator is None else accelerator[1]
-    return "device" if tensor_bytes <= DF_DEVICE_FRACTION * free else "disk"
+    if accelerator is None:
+        return "device" if tensor_bytes <= DF_DEVICE_FRACTION * available_memory() else "disk"
+    return "device" if tensor_bytes <= ACCELERATOR_FRACTION * accelerator[1] else "disk"
 
 
 def df_tensor_bytes(mol, auxmol) -> float:

@@ -35,7 +35,7 @@ class DFTConfig:
         xc_grid: "stored", "streamed" or "auto" AO values on the XC grid (:class:`DFTSettings`).
         df_storage: "device" (the DF tensor on JAX's device), "disk" (kept by PySCF, read
             block by block for J and K at every evaluation; the least memory) or "auto" (the
-            device while it takes at most half the free memory there).
+            device while it takes at most half the host's free memory, 90 % of a GPU's).
         compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
             forces) are kept beside densitylab's.
         forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
