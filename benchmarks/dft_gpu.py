@@ -104,6 +104,7 @@ def run_case(
         "energy": summary["energy"],
         "converged": summary["converged"],
         "gradient_max": summary["gradient_max"],
+        "homo_lumo_gap": summary["homo_lumo_gap"],
         "nao": summary["nao"],
         "grid_points": summary["grid_points"],
         "xc_grid": summary["xc_grid"],
