@@ -118,3 +118,31 @@ def test_auto_uses_most_of_a_gpu_but_half_of_the_host(monkeypatch):
     assert (
         system_module.df_storage_mode(DFTSettings(xc="lda,vwn", df_storage="device"), 95.0, None) == "device"
     )
+
+
+@pytest.mark.parametrize(
+    ("xc", "spin", "xc_grid", "df_storage"),
+    [
+        ("lda,vwn", 0, "stored", "device"),
+        ("pbe", 2, "stored", "device"),
+        ("pbe", 0, "streamed", "device"),
+        ("b3lyp", 2, "streamed", "disk"),
+        ("lda,vwn", 0, "streamed", "disk"),
+        ("hf", 0, "auto", "disk"),
+        ("hf", 0, "auto", "device"),
+    ],
+)
+def test_the_backward_stage_compiled_ahead_takes_what_the_host_reads(xc, spin, xc_grid, df_storage):
+    """Catches the ahead-of-time shape of the backward stage's cotangent drifting from what the
+    forward stage hands the host (the compiled-ahead stage would go unused and every run would
+    compile again in the foreground): host_input_shape equals xc_input's shape, or both are None."""
+    from densitylab.dft.energy import EnergyModel, host_input_shape, operands, xc_input
+
+    mol = load_molecule(ase_molecule("O2" if spin else "H2O"), spin=spin)
+    system = build_system(mol, DFTSettings(xc=xc, grid_level=1, xc_grid=xc_grid, df_storage=df_storage))
+    model = EnergyModel.of(system)
+    density = np.eye(system.nao) * 0.1
+    handed = xc_input(model, operands(system), None, (density, density))
+    nchunk, ncomp, chunk, nao = system.ao_values.shape
+    expected = host_input_shape(model, ncomp, nchunk * chunk, nao)
+    assert (None if handed is None else tuple(handed.shape)) == expected

@@ -275,18 +275,41 @@ def xc_input(model: EnergyModel, ops: Operands, orbitals, density_matrices=None)
     for PySCF's screened ``numint`` and DF J/K on the host (:mod:`densitylab.dft.evaluator`).
     """
     _, jnp, _ = jax_modules()
-    if model.family == "HF" and not model.host_coulomb:
+    if not _host_reads(model):
         return None
-    if model.xc_grid == "streamed" or model.host_coulomb:
+    if _host_reads_density_matrices(model):
         if density_matrices is None:
             density_matrices = tuple(c @ c.T for c in orbitals)
         stacked = jnp.stack(density_matrices)
-        return stacked if model.unrestricted or model.host_coulomb else 2.0 * stacked[0]
+        return stacked if _host_reads_both_spins(model) else 2.0 * stacked[0]
     if orbitals is not None:
         spin_rho = [grid_density(jnp, ops.ao_values, orbitals[spin]) for spin in _spins(model)]
     else:
         spin_rho = [grid_density_from_dm(jnp, ops.ao_values, density_matrices[s]) for s in _spins(model)]
     return jnp.stack(spin_rho) if model.unrestricted else 2.0 * spin_rho[0]
+
+
+def host_input_shape(model: EnergyModel, ncomp: int, points: int, nao: int) -> tuple[int, ...] | None:
+    """The shape of :func:`xc_input`'s output (None when the host reads nothing), for ``ncomp``
+    grid components on ``points`` (padded) grid points and ``nao`` AOs: what the backward stage
+    takes as its cotangent, known before any evaluation (to compile it ahead)."""
+    if not _host_reads(model):
+        return None
+    shape = (nao, nao) if _host_reads_density_matrices(model) else (ncomp, points)
+    return (2, *shape) if _host_reads_both_spins(model) else shape
+
+
+def _host_reads(model: EnergyModel) -> bool:
+    return model.family != "HF" or model.host_coulomb
+
+
+def _host_reads_density_matrices(model: EnergyModel) -> bool:
+    return model.xc_grid == "streamed" or model.host_coulomb
+
+
+def _host_reads_both_spins(model: EnergyModel) -> bool:
+    """UKS, and RKS with J on the host (which needs D_β as well as D_α)."""
+    return model.unrestricted or model.host_coulomb
 
 
 def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matrices=None):

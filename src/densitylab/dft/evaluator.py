@@ -37,6 +37,7 @@ from densitylab.data import atomic_output
 from densitylab.dft.energy import (
     EnergyModel,
     Operands,
+    host_input_shape,
     nonxc_components,
     operands,
     orbitals_from_parameters,
@@ -328,11 +329,9 @@ class Evaluator:
         statics = (self._static, "chart", self.counts)
         executor = ThreadPoolExecutor(max_workers=1)
         _executable("_forward", statics, (kappa, bases, self.ops), executor)
-        if self.model.family != "HF" or self.model.host_coulomb:
-            nchunk, ncomp, chunk, nao = system.ao_values.shape
-            on_grid = self.model.xc_grid == "stored" and not self.model.host_coulomb
-            shape = (ncomp, nchunk * chunk) if on_grid else (nao, nao)
-            shape = (2, *shape) if self.model.unrestricted or self.model.host_coulomb else shape
+        nchunk, ncomp, chunk, nao = system.ao_values.shape
+        shape = host_input_shape(self.model, ncomp, nchunk * chunk, nao)
+        if shape is not None:
             cotangent = jax.ShapeDtypeStruct(shape, jnp.float64)
             _executable("_backward", statics, (kappa, bases, self.ops, cotangent), executor)
         executor.shutdown(wait=False)
