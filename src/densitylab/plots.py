@@ -300,6 +300,26 @@ def plot_dft_convergence(
     return _save(figure, path)
 
 
+def plot_energy_steps(curves: Mapping[str, list], path: str | Path, levels: Mapping[str, float]) -> Path:
+    """Energy (Ha) against optimisation step for each route in ``curves``, with horizontal
+    lines at the fixed-basis energies in ``levels`` (name → energy)."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, energies in curves.items():
+        axis.plot(np.arange(len(energies)), energies, label=name)
+    for index, (name, energy) in enumerate(levels.items()):
+        axis.axhline(energy, color=f"C{(index + len(curves)) % 10}", ls="--", lw=1, label=name)
+    everything = [e for energies in curves.values() for e in energies] + list(levels.values())
+    if everything:
+        low, high = (
+            min(everything),
+            max(e for energies in curves.values() for e in energies[:1]) if curves else max(everything),
+        )
+        axis.set_ylim(low - 0.05 * (high - low + 1e-6), high + 0.05 * (high - low + 1e-6))
+    axis.set(xlabel="optimisation step", ylabel="energy (Ha)", title="beyond the fixed basis")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
 ELEMENTS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 16: "S", 17: "Cl"}
 
 

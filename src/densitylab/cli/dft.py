@@ -50,16 +50,25 @@ def dft_command(
     df_storage: option(str, "DF tensor on the device (fast), on disk (least memory) or auto.") = "auto",
     compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
     forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
+    orbitals: option(str, "fixed, optimised-basis, flow or optimised-basis,flow (LDA/GGA).") = "fixed",
+    tie: option(str, "--orbitals optimised-basis: parameters per element or per atom.") = "element",
+    extra_shell: option(list[str] | None, "Shell ELEMENT:L:EXPONENT to add and optimise (repeat).") = None,
     output: option(Path | None, "Folder for the result (an artefact: orbitals, cube, figure).") = None,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
     """Kohn-Sham DFT by direct minimisation (D4FT style); with --output resumable from
-    OUTPUT.checkpoint.npz (the density, every 30 s)."""
+    OUTPUT.checkpoint.npz (the density, every 30 s). --orbitals goes beyond the fixed basis."""
+    return (_fixed if orbitals == "fixed" else _orbitals)(locals())
+
+
+def _fixed(arguments: dict) -> None:
+    """``dft``: :func:`densitylab.dft.workflow.run`, saved and printed."""
     from densitylab.dft.workflow import DFTConfig, run
 
-    config = config_from(DFTConfig, locals())
-    bar, report = rich_progress(f"dft {molecule.name}", max_iterations, FIELDS)
+    config = config_from(DFTConfig, arguments)
+    output, plot = arguments["output"], arguments["plot"]
+    bar, report = rich_progress(f"dft {arguments['molecule'].name}", config.max_iterations, FIELDS)
     with bar:
         result = run(config, report, None if output is None else Path(str(output) + ".checkpoint.npz"))
     summary = result.summary()
@@ -67,6 +76,24 @@ def dft_command(
         summary["output"] = str(result.save(output))
     if plot_folder(plot) is not None:
         summary["plot"] = str(result.plot(plot / "convergence.png"))
-    print_summary(summary if as_json else {k: summary[k] for k in SHOWN if k in summary}, as_json, "dft")
+    shown = summary if arguments["as_json"] else {k: summary[k] for k in SHOWN if k in summary}
+    print_summary(shown, arguments["as_json"], "dft")
     if not result.result.converged:
         err.print("Warning: not converged; raise --max-iterations (with --output it resumes).", markup=False)
+
+
+def _orbitals(arguments: dict) -> None:
+    """``dft --orbitals``: :func:`densitylab.dft.workflow.run_orbitals`, saved and printed."""
+    from densitylab.dft.workflow import OrbitalsConfig, run_orbitals
+
+    config = config_from(OrbitalsConfig, arguments, extra_shell=tuple(arguments["extra_shell"] or ()))
+    bar, report = rich_progress(f"dft {arguments['molecule'].name} --orbitals", config.max_iterations,
+                                {"energy": ".10f", "gradient": ".2e"})  # fmt: skip
+    with bar:
+        result = run_orbitals(config, report)
+    summary = {k: v for k, v in result.summary().items() if k != "components"} | result.components
+    if arguments["output"] is not None:
+        summary["output"] = str(result.save(arguments["output"]))
+    if plot_folder(arguments["plot"]) is not None:
+        summary["plot"] = str(result.plot(arguments["plot"] / "energy.png"))
+    print_summary(summary, arguments["as_json"], "dft --orbitals")

@@ -120,3 +120,64 @@ def _pyscf_comparison(report: DFTReport, with_forces: bool) -> tuple[dict, dict]
         arrays["pyscf_forces"] = -gradient_of(mf)
         reference["forces"] = arrays["pyscf_forces"].tolist()
     return reference, arrays
+
+
+@dataclass(frozen=True)
+class OrbitalsConfig:
+    """A molecule and how to go beyond its fixed basis (:mod:`densitylab.dft.orbitals`).
+
+    Attributes:
+        molecule, basis, xc, charge: the calculation (closed shell; LDA or GGA; ``basis`` is
+            the starting basis).
+        orbitals: "optimised-basis", "flow", "optimised-basis,flow" or "fixed" (the fixed basis
+            on the same grid).
+        tie: basis parameters per "element" or per "atom".
+        extra_shell: one-primitive shells "ELEMENT:L:EXPONENT" added and optimised.
+        minibatch: grid points per Adam step (two halves); None for the deterministic full grid.
+        learning_rate, max_iterations, gradient_tolerance, grid_level, auxbasis, seed: as in
+            :class:`~densitylab.dft.orbitals.OrbitalsSettings`.
+    """
+
+    molecule: str
+    basis: str = "6-31g"
+    xc: str = "lda,vwn"
+    charge: int = 0
+    orbitals: str = "optimised-basis"
+    tie: str = "element"
+    extra_shell: tuple[str, ...] = ()
+    minibatch: int | None = None
+    learning_rate: float = 2e-3
+    max_iterations: int = 200
+    gradient_tolerance: float = 1e-6
+    grid_level: int = 3
+    auxbasis: str = DEFAULT_AUXBASIS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from densitylab.dft.orbitals import check_functional
+
+        object.__setattr__(self, "molecule", str(self.molecule))
+        object.__setattr__(self, "extra_shell", tuple(self.extra_shell or ()))
+        require(Path(self.molecule).is_file(), "molecule", "an existing xyz/extxyz file", self.molecule)
+        check_functional(self.xc)
+        self.settings()
+
+    def settings(self):
+        from densitylab.dft.orbitals import OrbitalsSettings, parse_routes
+
+        return OrbitalsSettings(
+            routes=parse_routes(self.orbitals), tie=self.tie, extra_shells=self.extra_shell,
+            mode="full" if self.minibatch is None else "minibatch", minibatch=self.minibatch or 4096,
+            learning_rate=self.learning_rate, max_iterations=self.max_iterations,
+            gradient_tolerance=self.gradient_tolerance, grid_level=self.grid_level, auxbasis=self.auxbasis,
+            check_level=min(self.grid_level + 2, 9) if self.grid_level < 9 else None, seed=self.seed,
+        )  # fmt: skip
+
+
+def run_orbitals(config: OrbitalsConfig, progress: Callable[..., None] | None = None):
+    """Optimise the orbitals beyond the fixed basis → :class:`~densitylab.dft.orbitals.OrbitalsResult`."""
+    from densitylab.dft.molecule import load_molecule
+    from densitylab.dft.orbitals import optimise_orbitals
+
+    mol = load_molecule(config.molecule, basis=config.basis, charge=config.charge, spin=0)
+    return optimise_orbitals(mol, config.xc, config.settings(), progress)
