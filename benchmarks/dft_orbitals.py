@@ -38,6 +38,13 @@ ROUTES = {
     },  # 6-31G**'s starting exponents
     "flow": {"routes": ("flow",), "max_iterations": 300},
     "basis+flow": {"routes": ("optimised-basis", "flow"), "max_iterations": 400},
+    "basis+flow-minibatch": {
+        "routes": ("optimised-basis", "flow"),
+        "max_iterations": 1000,
+        "mode": "minibatch",
+        "minibatch": 8192,
+        "learning_rate": 1e-3,
+    },
 }
 GRID = {"grid_level": 3, "auxbasis": "cc-pvqz-jkfit", "check_level": 5}
 
@@ -153,22 +160,24 @@ def report(xcs: list[str]) -> None:
                     f"| {(low - r['grid_energy']) / (low - high):.1%} |"
                 )
         print(
-            "\n| route | steps | energy (Ha) | finer grid | PySCF in the optimised basis | gap closed "
-            "| s | peak RSS GB |"
+            "\n| route | steps | energy (Ha) | finer grid | PySCF, optimised basis (no flow) | gap closed "
+            "| s | peak RSS GB | minibatch σ (Ha) |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         curves = {}
         for case in ROUTES:
             if case not in records:
                 continue
             r = records[case]
-            pyscf = r.get("pyscf_energy_in_optimised_basis")
+            pyscf, spread = r.get("pyscf_energy_in_optimised_basis"), r["minibatch_std"]
             print(
                 f"| {case} | {r['steps']} | {r['energy']:.6f} | {r['check_energy']:.6f} | "
                 f"{'—' if pyscf is None else f'{pyscf:.6f}'} | {(low - r['energy']) / (low - high):.1%} | "
-                f"{r['seconds']:.0f} | {r['peak_rss_gb']:.2f} |"
+                f"{r['seconds']:.0f} | {r['peak_rss_gb']:.2f} | "
+                f"{'—' if spread is None else f'{spread:.2f}'} |"
             )
-            curves[case] = [h["energy"] for h in r["history"]] + [r["energy"]]
+            if r["minibatch_std"] is None:  # minibatch histories are noisy estimates
+                curves[case] = [h["energy"] for h in r["history"]] + [r["energy"]]
         if "fixed-dft" in records:
             r = records["fixed-dft"]
             print(

@@ -165,11 +165,12 @@ def energy_terms(jax, jnp, xc_energy, problem: GridProblem, values_at, coefficie
 
 
 def sampling_probabilities(problem: GridProblem, magnitude: np.ndarray, tail: float = 0.1) -> np.ndarray:
-    """p_g ∝ (1 − tail)·w_g m_g/Σ w m + tail·w_g/Σw, for ``magnitude`` m ≥ 0 on the grid: the size of
+    """p_g ∝ (1 − tail)·|w_g| m_g/Σ|w|m + tail·|w_g|/Σ|w|, for ``magnitude`` m ≥ 0 on the grid: the size of
     the energy integrand at the start (:func:`integrand_magnitude`), so that the points that
     carry the energy are drawn most and the tails are still drawn."""
-    weighted = problem.weights * np.maximum(magnitude, 0.0)
-    p = (1.0 - tail) * weighted / weighted.sum() + tail * problem.weights / problem.weights.sum()
+    size = np.abs(problem.weights)  # PySCF's Becke weights include a few negative ones
+    weighted = size * np.maximum(magnitude, 0.0)
+    p = (1.0 - tail) * weighted / weighted.sum() + tail * size / size.sum()
     return p / p.sum()
 
 

@@ -241,8 +241,10 @@ class OrbitalsResult:
         return plot_energy_steps({name: [h["energy"] for h in self.history]}, path, levels or {})
 
     def save(self, path: str | Path) -> Path:
-        """An artefact folder (kind ``dft-orbitals``): manifest (settings, summary, history),
-        ``basis.nw`` (NWChem, PySCF reads it), ``arrays.h5`` (κ, flow weights flattened) and
+        """An artefact folder (kind ``dft-orbitals``): manifest (settings, summary, history, the
+        final basis as PySCF's dict under ``optimised_basis``), ``basis.nw`` (NWChem;
+        ``gto.M(basis="basis.nw")`` reads it when tied per element; per atom, pass the dict with
+        atoms labelled 'O0', 'H1', …), ``arrays.h5`` (κ, the flow's weights flattened) and
         ``energy.png``."""
         from densitylab.artefacts import artefact_folder, write_manifest
         from densitylab.data import write_h5
@@ -261,6 +263,7 @@ class OrbitalsResult:
                 summary=self.summary(),
                 xc=self.xc,
                 basis=self.basis_name,
+                optimised_basis=self.basis,
                 history=self.history,
             )
         return Path(path)
