@@ -28,6 +28,7 @@ from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 
 TIES = ("element", "atom")
+ALL_ELECTRON = "an all-electron basis (no effective core potentials)"
 ANGULAR_LETTERS = "SPDFGHI"
 
 
@@ -80,7 +81,7 @@ def layout_from_mol(
     """
     require(tie in TIES, "tie", f"one of {', '.join(TIES)}", tie)
     require(not mol.cart, "basis", "spherical basis functions (mol.cart = False)", "cartesian")
-    require(not mol.has_ecp(), "basis", "an all-electron basis (no effective core potentials)", "an ECP basis")
+    require(not mol.has_ecp(), "basis", ALL_ELECTRON, "an ECP basis")
     extra_shells = extra_shells or {}
     groups: dict[tuple, int] = {}
     group_l, labels, elements, params = [], [], [], []
@@ -132,7 +133,7 @@ def _split_general(mol):
 
 def prepare(mol, tie: str = "element", extra_shells=None):
     """:func:`layout_from_mol` after splitting general contractions (cc-pVXZ stores them)."""
-    require(not mol.has_ecp(), "basis", "an all-electron basis (no effective core potentials)", "an ECP basis")
+    require(not mol.has_ecp(), "basis", ALL_ELECTRON, "an ECP basis")
     split = mol.copy()
     split.basis = _split_general(mol)
     split.build(verbose=0)
