@@ -44,6 +44,7 @@ ROUTES = {
         "mode": "minibatch",
         "minibatch": 8192,
         "learning_rate": 1e-3,
+        "final_learning_rate": 1e-5,
     },
 }
 GRID = {"grid_level": 3, "auxbasis": "cc-pvqz-jkfit", "check_level": 5}

@@ -322,6 +322,10 @@ def test_cli_orbitals_writes_a_basis_pyscf_reads(tmp_path):
     from pyscf import gto
 
     assert gto.M(atom=WATER, basis=str(out / "basis.nw"), verbose=0).nao == 13
+    import densitylab
+
+    loaded = densitylab.load(out)
+    assert loaded.energy == pytest.approx(summary["energy"]) and loaded.manifest["optimised_basis"]["H"]
     refused = CliRunner().invoke(
         app, ["dft", "--molecule", str(molecule), "--xc", "pbe0", "--orbitals", "flow"]
     )

@@ -88,6 +88,9 @@ class OrbitalsSettings:
         max_iterations: optimiser steps; gradient_tolerance: stop when the gradient's norm
             falls below it (full mode).
         minibatch: grid points per step (two independent halves); learning_rate: Adam's.
+        final_learning_rate: Adam's step decays exponentially to it at ``max_iterations`` (a
+            stochastic run needs the decay to settle instead of wandering at its noise floor);
+            None keeps the step constant.
         flow_layers, flow_width, flow_scale: the flow's couplings, MLP width and length (bohr).
         pin_nuclei: the flow leaves the nuclei and the space right around them unmoved (the
             core orbitals keep their shape; without it the flow spends its steps on them).
@@ -105,6 +108,7 @@ class OrbitalsSettings:
     gradient_tolerance: float = 1e-6
     minibatch: int = 4096
     learning_rate: float = 2e-3
+    final_learning_rate: float | None = None
     flow_layers: int = 6
     flow_width: int = 16
     flow_scale: float = 2.0
@@ -134,6 +138,13 @@ class OrbitalsSettings:
             self.max_iterations,
         )
         require(self.learning_rate > 0, "learning_rate", "a positive step size", self.learning_rate)
+        if self.final_learning_rate is not None:
+            require(
+                np.isfinite(self.final_learning_rate) and 0 < self.final_learning_rate <= self.learning_rate,
+                "final_learning_rate",
+                "a positive step no larger than learning_rate, or None",
+                self.final_learning_rate,
+            )
         require(
             isinstance(self.grid_level, int) and 0 <= self.grid_level <= 9,
             "grid_level",
@@ -447,13 +458,23 @@ def _minimise(terms, tree, problem, mf, settings: OrbitalsSettings, full, progre
     tree = optax_loop(
         loss,
         tree,
-        optax.adam(settings.learning_rate),
+        optax.adam(_schedule(settings)),
         settings.max_iterations,
         batches=batches,
         on_epoch=on_epoch,
     )
     estimates = [float(loss(tree, *batches(0)[0])) for _ in range(16)]
     return tree, history, float(np.std(estimates, ddof=1))
+
+
+def _schedule(settings: OrbitalsSettings):
+    """Adam's step: constant, or decaying exponentially to ``final_learning_rate``."""
+    import optax
+
+    if settings.final_learning_rate is None:
+        return settings.learning_rate
+    rate = settings.final_learning_rate / settings.learning_rate
+    return optax.exponential_decay(settings.learning_rate, settings.max_iterations, rate)
 
 
 def _start_magnitude(problem, mf) -> np.ndarray:

@@ -133,7 +133,8 @@ class OrbitalsConfig:
             on the same grid).
         tie: basis parameters per "element" or per "atom".
         extra_shell: one-primitive shells "ELEMENT:L:EXPONENT" added and optimised.
-        minibatch: grid points per Adam step (two halves); None for the deterministic full grid.
+        minibatch: grid points per Adam step (two halves), whose step decays from
+            ``learning_rate`` to a hundredth of it; None for the deterministic full grid.
         learning_rate, max_iterations, gradient_tolerance, grid_level, auxbasis, seed: as in
             :class:`~densitylab.dft.orbitals.OrbitalsSettings`.
     """
@@ -169,6 +170,7 @@ class OrbitalsConfig:
             routes=parse_routes(self.orbitals), tie=self.tie, extra_shells=self.extra_shell,
             mode="full" if self.minibatch is None else "minibatch", minibatch=self.minibatch or 4096,
             learning_rate=self.learning_rate, max_iterations=self.max_iterations,
+            final_learning_rate=None if self.minibatch is None else self.learning_rate / 100,
             gradient_tolerance=self.gradient_tolerance, grid_level=self.grid_level, auxbasis=self.auxbasis,
             check_level=min(self.grid_level + 2, 9) if self.grid_level < 9 else None, seed=self.seed,
         )  # fmt: skip
