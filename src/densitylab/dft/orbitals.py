@@ -32,6 +32,7 @@ import numpy as np
 
 from densitylab.dft import gridks
 from densitylab.dft.gaussians import ANGULAR_LETTERS, TIES, GaussianBasis, prepare, pyscf_basis
+from densitylab.dft.system import DEFAULT_AUXBASIS
 from densitylab.errors import require, require_finite
 
 ROUTES = ("optimised-basis", "flow")
@@ -114,7 +115,7 @@ class OrbitalsSettings:
     flow_scale: float = 2.0
     pin_nuclei: bool = True
     grid_level: int = 3
-    auxbasis: str = "cc-pvqz-jkfit"
+    auxbasis: str = DEFAULT_AUXBASIS
     check_level: int | None = 5
     seed: int = 0
 
@@ -368,14 +369,16 @@ def optimise_orbitals(
         )
     terms = _energy_function(problem, basis, params, reference, jax, jnp)
     full = tuple(jnp.asarray(a) for a in gridks.full_grid(problem))
-    start_energy = float(sum(terms(tree, full).values()))
+    evaluate = eqx.filter_jit(terms)  # one compiled full-grid evaluation for the start and the end
+    start_energy = float(sum(evaluate(tree, full).values()))
     tree, history, spread = _minimise(terms, tree, problem, mf, settings, full, progress, started)
-    final = {k: float(v) for k, v in terms(tree, full).items()}
+    final = {k: float(v) for k, v in evaluate(tree, full).items()}
     check = None
     if settings.check_level is not None:
         fine = gridks.grid_problem(start, xc, settings.check_level, settings.auxbasis)
         fine_terms = _energy_function(fine, basis, params, reference, jax, jnp)
-        check = float(sum(fine_terms(tree, tuple(jnp.asarray(a) for a in gridks.full_grid(fine))).values()))
+        fine_grid = tuple(jnp.asarray(a) for a in gridks.full_grid(fine))
+        check = float(sum(eqx.filter_jit(fine_terms)(tree, fine_grid).values()))
     final_params = tree.get("basis", params)
     return OrbitalsResult(
         energy=float(sum(final.values())),
