@@ -335,3 +335,37 @@ def test_cli_orbitals_writes_a_basis_pyscf_reads(tmp_path):
         app, ["dft", "--molecule", str(molecule), "--xc", "pbe0", "--orbitals", "flow"]
     )
     assert refused.exit_code == 2 and "xc" in refused.output
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """A minibatch run stopped after its checkpoint at step 2 continues from it (parameters,
+    Adam's moments and the sampling generator) to the uninterrupted run's energy; a checkpoint
+    of other settings is refused."""
+    from densitylab.dft import orbitals
+    from densitylab.dft.orbitals import OrbitalsSettings, optimise_orbitals
+
+    monkeypatch.setattr(orbitals, "CHECKPOINT_EVERY", 2)
+    settings = OrbitalsSettings(
+        mode="minibatch", minibatch=512, max_iterations=3, grid_level=1, check_level=None
+    )
+    whole = optimise_orbitals(_mol(), "lda,vwn", settings)
+    checkpoint = tmp_path / "run.checkpoint.npz"
+
+    def stop_at_3(done, total, **fields):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimise_orbitals(_mol(), "lda,vwn", settings, stop_at_3, checkpoint)
+    assert checkpoint.is_file()
+    other = OrbitalsSettings(
+        mode="minibatch", minibatch=512, max_iterations=3, grid_level=1, check_level=None, learning_rate=1e-3
+    )
+    with pytest.raises(InvalidParameterError, match="checkpoint"):
+        optimise_orbitals(_mol(), "lda,vwn", other, checkpoint=checkpoint)
+    resumed = optimise_orbitals(_mol(), "lda,vwn", settings, checkpoint=checkpoint)
+    assert len(resumed.history) == 3 and not checkpoint.exists()
+    assert resumed.energy == pytest.approx(whole.energy, abs=1e-10)
+    assert [h["energy"] for h in resumed.history] == pytest.approx(
+        [h["energy"] for h in whole.history], abs=1e-10
+    )

@@ -83,14 +83,18 @@ def _fixed(arguments: dict) -> None:
 
 
 def _orbitals(arguments: dict) -> None:
-    """``dft --orbitals``: :func:`densitylab.dft.workflow.run_orbitals`, saved and printed."""
+    """``dft --orbitals``: :func:`densitylab.dft.workflow.run_orbitals`, saved and printed; with
+    --output resumable from OUTPUT.checkpoint.npz."""
     from densitylab.dft.workflow import OrbitalsConfig, run_orbitals
 
     config = config_from(OrbitalsConfig, arguments, extra_shell=tuple(arguments["extra_shell"] or ()))
     bar, report = rich_progress(f"dft {arguments['molecule'].name} --orbitals", config.max_iterations,
                                 {"energy": ".10f", "gradient": ".2e"})  # fmt: skip
     with bar:
-        result = run_orbitals(config, report)
+        output = arguments["output"]
+        result = run_orbitals(
+            config, report, None if output is None else Path(str(output) + ".checkpoint.npz")
+        )
     summary = {k: v for k, v in result.summary().items() if k != "components"} | result.components
     if arguments["output"] is not None:
         summary["output"] = str(result.save(arguments["output"]))

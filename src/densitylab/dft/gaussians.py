@@ -335,3 +335,30 @@ def nwchem_text(layout: BasisLayout, params) -> str:
             lines.extend(f"  {exponent:22.14e} {coefficient:22.14e}" for exponent, coefficient in shell[1:])
     lines.append("END")
     return "\n".join(lines) + "\n"
+
+
+def parse_extra_shells(shells: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """('O:d:0.8', 'H:p:1.0') → {'O': [(2, 0.8)], 'H': [(1, 1.0)]}."""
+    parsed: dict[str, list[tuple[int, float]]] = {}
+    for text in shells:
+        parts = str(text).split(":")
+        ok = len(parts) == 3 and parts[1].upper() in ANGULAR_LETTERS
+        exponent = float(parts[2]) if ok and _is_number(parts[2]) else float("nan")
+        require(
+            ok and np.isfinite(exponent) and exponent > 0,
+            "extra_shells",
+            "entries ELEMENT:L:EXPONENT such as O:d:0.8 (L one of s p d f g, exponent > 0 in bohr⁻²)",
+            text,
+        )
+        parsed.setdefault(parts[0].capitalize(), []).append(
+            (ANGULAR_LETTERS.index(parts[1].upper()), exponent)
+        )
+    return parsed
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

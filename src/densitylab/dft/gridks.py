@@ -184,7 +184,10 @@ def sample_half(problem: GridProblem, probabilities: np.ndarray, size: int, rng:
     """One half-batch: ``size`` points drawn with replacement, with unbiased weights."""
     index = rng.choice(probabilities.size, size=size, p=probabilities)
     weights = problem.weights[index] / (size * probabilities[index])
-    return problem.coords[index], weights, problem.v_nuc[index], problem.aux_potential[index]
+    return tuple(
+        np.ascontiguousarray(a)
+        for a in (problem.coords[index], weights, problem.v_nuc[index], problem.aux_potential[index])
+    )
 
 
 def full_grid(problem: GridProblem):

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.dft import gridks
-from densitylab.dft.gaussians import ANGULAR_LETTERS, TIES, GaussianBasis, prepare, pyscf_basis
+from densitylab.dft.gaussians import TIES, GaussianBasis, parse_extra_shells, prepare, pyscf_basis
 from densitylab.dft.system import DEFAULT_AUXBASIS
 from densitylab.errors import require, require_finite
 
 ROUTES = ("optimised-basis", "flow")
+CHECKPOINT_EVERY = 10  # steps between checkpoints
 MODES = ("full", "minibatch")
 
 
@@ -48,33 +49,6 @@ def parse_routes(text: str) -> tuple[str, ...]:
     for name in names:
         require(name in ROUTES, "orbitals", "fixed, optimised-basis, flow or optimised-basis,flow", text)
     return tuple(route for route in ROUTES if route in names)
-
-
-def parse_extra_shells(shells: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
-    """('O:d:0.8', 'H:p:1.0') → {'O': [(2, 0.8)], 'H': [(1, 1.0)]}."""
-    parsed: dict[str, list[tuple[int, float]]] = {}
-    for text in shells:
-        parts = str(text).split(":")
-        ok = len(parts) == 3 and parts[1].upper() in ANGULAR_LETTERS
-        exponent = float(parts[2]) if ok and _is_number(parts[2]) else float("nan")
-        require(
-            ok and np.isfinite(exponent) and exponent > 0,
-            "extra_shells",
-            "entries ELEMENT:L:EXPONENT such as O:d:0.8 (L one of s p d f g, exponent > 0 in bohr⁻²)",
-            text,
-        )
-        parsed.setdefault(parts[0].capitalize(), []).append(
-            (ANGULAR_LETTERS.index(parts[1].upper()), exponent)
-        )
-    return parsed
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -335,10 +309,19 @@ def _energy_function(problem, basis: GaussianBasis, frozen_params, reference, ja
 
 
 def optimise_orbitals(
-    mol, xc: str, settings: OrbitalsSettings | None = None, progress: Callable[..., None] | None = None
+    mol,
+    xc: str,
+    settings: OrbitalsSettings | None = None,
+    progress: Callable[..., None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> OrbitalsResult:
     """Minimise the KS energy of ``mol`` (a PySCF ``Mole``, closed shell) over the orbitals and
-    the routes of ``settings``. See the module docstring."""
+    the routes of ``settings``. See the module docstring.
+
+    ``checkpoint``: a .npz path; every ``CHECKPOINT_EVERY`` steps the parameters, the optimiser's state, the
+    history and the minibatch generator are written there, and a rerun with the same molecule,
+    functional and settings (``max_iterations`` may grow) continues from it; a checkpoint of
+    another job is refused. Removed when the run ends."""
     from densitylab.jaxsetup import jax_modules
 
     settings = settings or OrbitalsSettings()
@@ -350,7 +333,7 @@ def optimise_orbitals(
     problem = gridks.grid_problem(start, xc, settings.grid_level, settings.auxbasis)
     check_minibatch(settings, problem)
     lower = np.linalg.cholesky(start.intor("int1e_ovlp"))
-    reference = jnp.asarray(lower.T @ mf.mo_coeff)
+    reference = jnp.asarray(_pinned_reference(checkpoint, lower.T @ _signed(mf.mo_coeff)))
     params = tuple((jnp.asarray(e), jnp.asarray(c)) for e, c in params)
     tree = {"kappa": jnp.zeros((start.nao - problem.nocc, problem.nocc))}
     if "optimised-basis" in settings.routes:
@@ -371,7 +354,10 @@ def optimise_orbitals(
     full = tuple(jnp.asarray(a) for a in gridks.full_grid(problem))
     evaluate = eqx.filter_jit(terms)  # one compiled full-grid evaluation for the start and the end
     start_energy = float(sum(evaluate(tree, full).values()))
-    tree, history, spread = _minimise(terms, tree, problem, mf, settings, full, progress, started)
+    job = _job(mol, xc, settings) if checkpoint is not None else None
+    tree, history, spread = _minimise(
+        terms, tree, problem, mf, settings, full, progress, started, (checkpoint, job)
+    )
     final = {k: float(v) for k, v in evaluate(tree, full).items()}
     check = None
     if settings.check_level is not None:
@@ -380,6 +366,8 @@ def optimise_orbitals(
         fine_grid = tuple(jnp.asarray(a) for a in gridks.full_grid(fine))
         check = float(sum(eqx.filter_jit(fine_terms)(tree, fine_grid).values()))
     final_params = tree.get("basis", params)
+    if checkpoint is not None:
+        _reference_path(checkpoint).unlink(missing_ok=True)
     return OrbitalsResult(
         energy=float(sum(final.values())),
         components=final,
@@ -398,6 +386,40 @@ def optimise_orbitals(
     )
 
 
+def _reference_path(checkpoint: str | Path) -> Path:
+    return Path(checkpoint).with_suffix(".reference.npy")
+
+
+def _pinned_reference(checkpoint: str | Path | None, reference: np.ndarray) -> np.ndarray:
+    """The orbitals κ is measured from: those stored beside an existing checkpoint (a rerun's SCF
+    may return another basis of the same spaces, which would make the stored κ mean something
+    else), else ``reference``, stored there for a later resume."""
+    from densitylab.data import atomic_output
+
+    if checkpoint is None:
+        return reference
+    stored = _reference_path(checkpoint)
+    if Path(checkpoint).is_file() and stored.is_file():
+        pinned = np.load(stored)
+        require(
+            pinned.shape == reference.shape,
+            "checkpoint",
+            f"orbitals of shape {reference.shape}",
+            pinned.shape,
+        )
+        return pinned
+    with atomic_output(stored) as temporary:
+        np.save(temporary, reference)
+    return reference
+
+
+def _signed(orbitals: np.ndarray) -> np.ndarray:
+    """Each column with its largest component positive: the SCF's eigenvector signs can differ
+    from run to run, and κ (hence a checkpoint) is only meaningful against fixed signs."""
+    rows = np.argmax(np.abs(orbitals), axis=0)
+    return orbitals * np.sign(orbitals[rows, np.arange(orbitals.shape[1])])
+
+
 def _basis_text(layout, params) -> str:
     from densitylab.dft.gaussians import nwchem_text
 
@@ -407,7 +429,7 @@ def _basis_text(layout, params) -> str:
 def _flat_parameters(tree, eqx) -> dict:
     from jax.flatten_util import ravel_pytree
 
-    out = {"kappa": np.asarray(tree["kappa"])}
+    out = {"kappa": np.array(tree["kappa"], copy=True)}
     if "flow" in tree:
         out["flow"] = np.asarray(ravel_pytree(eqx.filter(tree["flow"], eqx.is_inexact_array))[0])
     return out
@@ -419,7 +441,43 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
-def _minimise(terms, tree, problem, mf, settings: OrbitalsSettings, full, progress, started):
+def _job(mol, xc: str, settings: OrbitalsSettings) -> dict:
+    """What defines a run for its checkpoint (the step budget may change between runs)."""
+    from densitylab.checkpoint import fingerprint
+
+    fields = {k: v for k, v in asdict(settings).items() if k != "max_iterations"}
+    return {
+        "kind": "dft-orbitals",
+        "xc": xc,
+        "basis": str(mol.basis),
+        "charge": mol.charge,
+        "geometry": fingerprint(np.asarray(mol.atom_coords())),
+        **fields,
+    }
+
+
+def _resumable(resume, history: list, rng):
+    """The training loop's :class:`~densitylab.training.Resumable` (None without a checkpoint)."""
+    from densitylab.training import Resumable
+
+    path, job = resume
+    if path is None:
+        return None
+
+    def save() -> dict:
+        return {"history": history, "rng": None if rng is None else rng.bit_generator.state}
+
+    def restore(state: dict) -> None:
+        history[:] = state["history"]
+        if rng is not None:
+            rng.bit_generator.state = state["rng"]
+
+    return Resumable(path=path, settings=job, every=CHECKPOINT_EVERY, save=save, restore=restore)
+
+
+def _minimise(
+    terms, tree, problem, mf, settings: OrbitalsSettings, full, progress, started, resume=(None, None)
+):
     """Run the one training loop; returns (tree, history, minibatch std or None)."""
     import optax
 
@@ -439,8 +497,15 @@ def _minimise(terms, tree, problem, mf, settings: OrbitalsSettings, full, progre
         def loss(current):
             return sum(terms(current, full).values())
 
+        resumable = _resumable(resume, history, None)
         tree = optax_loop(
-            loss, tree, optax.lbfgs(), settings.max_iterations, on_epoch=on_epoch, linesearch=True
+            loss,
+            tree,
+            optax.lbfgs(),
+            settings.max_iterations,
+            on_epoch=on_epoch,
+            linesearch=True,
+            resumable=resumable,
         )
         return tree, history, None
     rng = np.random.default_rng(settings.seed)
@@ -465,6 +530,7 @@ def _minimise(terms, tree, problem, mf, settings: OrbitalsSettings, full, progre
         settings.max_iterations,
         batches=batches,
         on_epoch=on_epoch,
+        resumable=_resumable(resume, history, rng),
     )
     estimates = [float(loss(tree, *batches(0)[0])) for _ in range(16)]
     return tree, history, float(np.std(estimates, ddof=1))

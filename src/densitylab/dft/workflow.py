@@ -176,10 +176,13 @@ class OrbitalsConfig:
         )  # fmt: skip
 
 
-def run_orbitals(config: OrbitalsConfig, progress: Callable[..., None] | None = None):
-    """Optimise the orbitals beyond the fixed basis → :class:`~densitylab.dft.orbitals.OrbitalsResult`."""
+def run_orbitals(
+    config: OrbitalsConfig, progress: Callable[..., None] | None = None, checkpoint: str | Path | None = None
+):
+    """Optimise the orbitals beyond the fixed basis → :class:`~densitylab.dft.orbitals.OrbitalsResult`;
+    resumable from ``checkpoint`` (.npz) as :func:`~densitylab.dft.orbitals.optimise_orbitals`."""
     from densitylab.dft.molecule import load_molecule
     from densitylab.dft.orbitals import optimise_orbitals
 
     mol = load_molecule(config.molecule, basis=config.basis, charge=config.charge, spin=0)
-    return optimise_orbitals(mol, config.xc, config.settings(), progress)
+    return optimise_orbitals(mol, config.xc, config.settings(), progress, checkpoint)
