@@ -17,6 +17,7 @@ from densitylab.jaxsetup import jax_modules
 jax, jnp, eqx = jax_modules()
 
 WATER = "O 0 0 0.1173; H 0 0.7572 -0.4692; H 0 -0.7572 -0.4692"
+H2 = "H 0 0 0; H 0 0 0.74"
 
 
 def _shifted(params, group: int, part: int, index: int, step: float):
@@ -348,7 +349,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
     settings = OrbitalsSettings(
         mode="minibatch", minibatch=512, max_iterations=3, grid_level=1, check_level=None
     )
-    whole = optimise_orbitals(_mol(), "lda,vwn", settings)
+    whole = optimise_orbitals(_mol(atom=H2), "lda,vwn", settings)
     checkpoint = tmp_path / "run.checkpoint.npz"
 
     def stop_at_3(done, total, **fields):
@@ -356,14 +357,14 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        optimise_orbitals(_mol(), "lda,vwn", settings, stop_at_3, checkpoint)
+        optimise_orbitals(_mol(atom=H2), "lda,vwn", settings, stop_at_3, checkpoint)
     assert checkpoint.is_file()
     other = OrbitalsSettings(
         mode="minibatch", minibatch=512, max_iterations=3, grid_level=1, check_level=None, learning_rate=1e-3
     )
     with pytest.raises(InvalidParameterError, match="checkpoint"):
-        optimise_orbitals(_mol(), "lda,vwn", other, checkpoint=checkpoint)
-    resumed = optimise_orbitals(_mol(), "lda,vwn", settings, checkpoint=checkpoint)
+        optimise_orbitals(_mol(atom=H2), "lda,vwn", other, checkpoint=checkpoint)
+    resumed = optimise_orbitals(_mol(atom=H2), "lda,vwn", settings, checkpoint=checkpoint)
     assert len(resumed.history) == 3 and not checkpoint.exists()
     assert resumed.energy == pytest.approx(whole.energy, abs=1e-10)
     assert [h["energy"] for h in resumed.history] == pytest.approx(
