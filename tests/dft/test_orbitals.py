@@ -336,6 +336,14 @@ def test_cli_orbitals_writes_a_basis_pyscf_reads(tmp_path):
         app, ["dft", "--molecule", str(molecule), "--xc", "pbe0", "--orbitals", "flow"]
     )
     assert refused.exit_code == 2 and "xc" in refused.output
+    for option, name in (
+        (["--spin", "2"], "spin"),
+        (["--forces"], "forces"),
+        (["--optimiser", "adam"], "optimiser"),
+    ):
+        arguments = ["dft", "--molecule", str(molecule), "--xc", "lda,vwn", "--orbitals", "flow", *option]
+        ignored = CliRunner().invoke(app, arguments)
+        assert ignored.exit_code == 2 and f"{name}: expected its default" in ignored.output
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):

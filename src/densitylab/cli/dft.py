@@ -28,6 +28,7 @@ SHOWN = ("energy", "converged", "iterations", "seconds", "gradient_max", "homo_l
 
 
 FIELDS = {"energy": ".10f", "gradient": ".2e", "step": ".1e"}
+ORBITAL_FIELDS = {"energy": ".10f", "gradient": ".2e"}
 
 
 @command(app, "dft", outputs={"output": "artefact"})
@@ -84,20 +85,29 @@ def _fixed(arguments: dict) -> None:
 
 def _orbitals(arguments: dict) -> None:
     """``dft --orbitals``: :func:`densitylab.dft.workflow.run_orbitals`, saved and printed; with
-    --output resumable from OUTPUT.checkpoint.npz."""
-    from densitylab.dft.workflow import OrbitalsConfig, run_orbitals
+    --output resumable from OUTPUT.checkpoint.npz. Options of the fixed-basis run alone are
+    refused rather than ignored."""
+    from dataclasses import fields
 
+    from densitylab.dft.workflow import DFTConfig, OrbitalsConfig, run_orbitals
+    from densitylab.errors import require
+
+    shared = {f.name for f in fields(OrbitalsConfig)}
+    for own in (f for f in fields(DFTConfig) if f.name not in shared):
+        require(arguments[own.name] == own.default, own.name,
+                f"its default ({own.default}) with --orbitals", arguments[own.name])  # fmt: skip
     config = config_from(OrbitalsConfig, arguments, extra_shell=tuple(arguments["extra_shell"] or ()))
-    bar, report = rich_progress(f"dft {arguments['molecule'].name} --orbitals", config.max_iterations,
-                                {"energy": ".10f", "gradient": ".2e"})  # fmt: skip
+    output, plot = arguments["output"], arguments["plot"]
+    bar, report = rich_progress(
+        f"dft {arguments['molecule'].name} --orbitals", config.max_iterations, ORBITAL_FIELDS
+    )
     with bar:
-        output = arguments["output"]
         result = run_orbitals(
             config, report, None if output is None else Path(str(output) + ".checkpoint.npz")
         )
     summary = {k: v for k, v in result.summary().items() if k != "components"} | result.components
-    if arguments["output"] is not None:
-        summary["output"] = str(result.save(arguments["output"]))
-    if plot_folder(arguments["plot"]) is not None:
-        summary["plot"] = str(result.plot(arguments["plot"] / "energy.png"))
+    if output is not None:
+        summary["output"] = str(result.save(output))
+    if plot_folder(plot) is not None:
+        summary["plot"] = str(result.plot(plot / "energy.png"))
     print_summary(summary, arguments["as_json"], "dft --orbitals")

@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.dft import gridks
-from densitylab.dft.gaussians import TIES, GaussianBasis, parse_extra_shells, prepare, pyscf_basis
+from densitylab.dft.gaussians import (
+    TIES,
+    GaussianBasis,
+    nwchem_text,
+    parse_extra_shells,
+    prepare,
+    pyscf_basis,
+)
 from densitylab.dft.system import DEFAULT_AUXBASIS
 from densitylab.errors import require, require_finite
 
@@ -375,7 +382,7 @@ def optimise_orbitals(
         check_energy=check,
         history=history,
         basis=pyscf_basis(layout, final_params),
-        basis_text=_basis_text(layout, final_params),
+        basis_text=nwchem_text(layout, final_params),
         minibatch_std=spread,
         settings=settings,
         xc=xc,
@@ -418,12 +425,6 @@ def _signed(orbitals: np.ndarray) -> np.ndarray:
     from run to run, and κ (hence a checkpoint) is only meaningful against fixed signs."""
     rows = np.argmax(np.abs(orbitals), axis=0)
     return orbitals * np.sign(orbitals[rows, np.arange(orbitals.shape[1])])
-
-
-def _basis_text(layout, params) -> str:
-    from densitylab.dft.gaussians import nwchem_text
-
-    return nwchem_text(layout, params)
 
 
 def _flat_parameters(tree, eqx) -> dict:
@@ -480,6 +481,7 @@ def _minimise(
 ):
     """Run the one training loop; returns (tree, history, minibatch std or None)."""
     import optax
+    from equinox import filter_jit as eqx_jit
 
     from densitylab.training import optax_loop
 
@@ -532,7 +534,8 @@ def _minimise(
         on_epoch=on_epoch,
         resumable=_resumable(resume, history, rng),
     )
-    estimates = [float(loss(tree, *batches(0)[0])) for _ in range(16)]
+    estimate = eqx_jit(loss)
+    estimates = [float(estimate(tree, *batches(0)[0])) for _ in range(16)]
     return tree, history, float(np.std(estimates, ddof=1))
 
 
