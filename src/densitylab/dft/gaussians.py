@@ -47,7 +47,6 @@ class BasisLayout:
         shell_atom, shell_group: per shell, its atom and parameter group.
         group_l: angular momentum per group.
         group_labels: a readable name per group ("O 2 p", "H1 0 s").
-        group_element: the element of each group (for writing the basis out).
         tie: "element" or "atom".
     """
 
@@ -57,7 +56,6 @@ class BasisLayout:
     shell_group: tuple[int, ...]
     group_l: tuple[int, ...]
     group_labels: tuple[str, ...]
-    group_element: tuple[str, ...]
     tie: str
 
     @property
@@ -84,7 +82,7 @@ def layout_from_mol(
     require(not mol.has_ecp(), "basis", ALL_ELECTRON, "an ECP basis")
     extra_shells = extra_shells or {}
     groups: dict[tuple, int] = {}
-    group_l, labels, elements, params = [], [], [], []
+    group_l, labels, params = [], [], []
     shell_atom, shell_group = [], []
     for atom in range(mol.natm):
         symbol = mol.atom_pure_symbol(atom)
@@ -100,7 +98,6 @@ def layout_from_mol(
                 groups[key] = len(group_l)
                 group_l.append(l)
                 labels.append(f"{key_owner} {index} {ANGULAR_LETTERS[l].lower()}")
-                elements.append(symbol)
                 params.append((np.log(table[:, 0]), table[:, 1].copy()))
             shell_atom.append(atom)
             shell_group.append(groups[key])
@@ -111,7 +108,6 @@ def layout_from_mol(
         shell_group=tuple(shell_group),
         group_l=tuple(group_l),
         group_labels=tuple(labels),
-        group_element=tuple(elements),
         tie=tie,
     )
     return layout, tuple(params)
@@ -223,12 +219,6 @@ class GaussianBasis:
     def __init__(self, layout: BasisLayout, params):
         self.layout = layout
         self.primitives = _primitives(layout, params)
-        self.shapes = tuple(len(p[0]) for p in params)
-
-    def check(self, params) -> None:
-        require(
-            tuple(len(p[0]) for p in params) == self.shapes, "params", f"groups with {self.shapes} primitives"
-        )
 
     def values(self, params, points):
         """AO values (npoints, nao) at ``points`` (npoints, 3) bohr."""

@@ -62,14 +62,16 @@ class GridProblem:
 
 def grid_problem(mol, xc: str, grid_level: int, auxbasis: str) -> GridProblem:
     """Build the grid, nuclear potential and auxiliary potentials of ``mol`` (closed shell)."""
-    from pyscf import df, gto
-    from pyscf.dft import gen_grid
+    from pyscf import gto
+    from pyscf.dft import gen_grid, libxc
+
+    from densitylab.dft.system import auxiliary_molecule
 
     require(mol.spin == 0 and mol.nelectron % 2 == 0, "spin", "a closed-shell molecule (spin 0)", mol.spin)
     grids = gen_grid.Grids(mol)
     grids.level = grid_level
     grids.build(with_non0tab=False)
-    auxmol = df.addons.make_auxmol(mol, auxbasis)
+    auxmol = auxiliary_molecule(mol, auxbasis)
     require(
         grids.weights.size * auxmol.nao * 8 <= AUX_BYTES_LIMIT,
         "grid_level",
@@ -85,7 +87,6 @@ def grid_problem(mol, xc: str, grid_level: int, auxbasis: str) -> GridProblem:
         points = gto.fakemol_for_charges(grids.coords[start : start + 20000])
         potentials.append(gto.mole.intor_cross("int2c2e", points, auxmol))
     metric = auxmol.intor("int2c2e")
-    from pyscf.dft import libxc
 
     return GridProblem(
         coords=np.asarray(grids.coords),
