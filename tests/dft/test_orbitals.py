@@ -378,3 +378,20 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
     assert [h["energy"] for h in resumed.history] == pytest.approx(
         [h["energy"] for h in whole.history], abs=1e-10
     )
+
+
+def test_orbitals_config_shares_the_dft_defaults():
+    """dft --orbitals builds OrbitalsConfig from the dft command's options, whose defaults are
+    DFTConfig's: the shared fields must default alike, or the CLI and Python runs differ."""
+    from dataclasses import MISSING, fields
+
+    from densitylab.dft.workflow import DFTConfig, OrbitalsConfig
+
+    dft_defaults = {f.name: f.default for f in fields(DFTConfig)}
+    for field in fields(OrbitalsConfig):
+        if (
+            field.name in dft_defaults
+            and field.name not in ("xc", "molecule")
+            and field.default is not MISSING
+        ):
+            assert field.default == dft_defaults[field.name], field.name

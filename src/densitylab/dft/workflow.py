@@ -136,7 +136,8 @@ class OrbitalsConfig:
         minibatch: grid points per Adam step (two halves), whose step decays from
             ``learning_rate`` to a hundredth of it; None for the deterministic full grid.
         learning_rate, max_iterations, gradient_tolerance, grid_level, auxbasis, seed: as in
-            :class:`~densitylab.dft.orbitals.OrbitalsSettings`.
+            :class:`~densitylab.dft.orbitals.OrbitalsSettings`; the defaults of the shared ones
+            are :class:`DFTConfig`'s, so that ``dft --orbitals`` and this config agree.
     """
 
     molecule: str
@@ -147,9 +148,9 @@ class OrbitalsConfig:
     tie: str = "element"
     extra_shell: tuple[str, ...] = ()
     minibatch: int | None = None
-    learning_rate: float = 2e-3
-    max_iterations: int = 200
-    gradient_tolerance: float = 1e-6
+    learning_rate: float = 1e-2
+    max_iterations: int = 300
+    gradient_tolerance: float = 1e-5
     grid_level: int = 3
     auxbasis: str = DEFAULT_AUXBASIS
     seed: int = 0
