@@ -148,10 +148,13 @@ def parse_qm9_rows(lines) -> list[tuple[str, list[str], np.ndarray]]:
     return rows
 
 
-def qm9_structures(heavy_atoms: int, count: int, seed: int = 0, path: str | Path | None = None) -> list:
-    """``count`` QM9 molecules with exactly ``heavy_atoms`` heavy atoms (C, N, O, F), drawn at
-    random (``seed``) from the geometries shipped by the ``qm9pack`` package (or the qm9pack-format
-    CSV files in ``path``). The molecule's QM9 name is kept in ``atoms.info['name']``."""
+def qm9_structures(
+    heavy_atoms: int, count: int, seed: int = 0, path: str | Path | None = None, up_to: bool = False
+) -> list:
+    """``count`` QM9 molecules with exactly ``heavy_atoms`` heavy atoms (C, N, O, F), or with
+    at most that many if ``up_to`` (then every file is read and the molecules come in random
+    order), drawn at random (``seed``) from the geometries shipped by the ``qm9pack`` package (or
+    the qm9pack-format CSV files in ``path``). The QM9 name is kept in ``atoms.info['name']``."""
     import ase
 
     if path is None:
@@ -174,9 +177,10 @@ def qm9_structures(heavy_atoms: int, count: int, seed: int = 0, path: str | Path
     for source in sources:
         with source.open() as handle:
             for name, symbols, positions in parse_qm9_rows(handle):
-                if sum(symbol in QM9_HEAVY for symbol in symbols) == heavy_atoms:
+                heavy = sum(symbol in QM9_HEAVY for symbol in symbols)
+                if heavy == heavy_atoms or (up_to and heavy <= heavy_atoms):
                     candidates.append((name, symbols, positions))
-        if len(candidates) >= 20 * count:
+        if not up_to and len(candidates) >= 20 * count:
             break
     require(
         len(candidates) >= count,
@@ -186,7 +190,7 @@ def qm9_structures(heavy_atoms: int, count: int, seed: int = 0, path: str | Path
     )
     chosen = np.random.default_rng(seed).choice(len(candidates), size=count, replace=False)
     frames = []
-    for index in sorted(chosen):
+    for index in chosen if up_to else sorted(chosen):
         name, symbols, positions = candidates[index]
         frame = ase.Atoms(symbols=symbols, positions=positions)
         frame.info["name"] = name
