@@ -18,7 +18,7 @@ import numpy as np
 from densitylab.artefacts import ARRAYS, artefact_folder, read_manifest, write_manifest
 from densitylab.data import read_h5, write_h5
 from densitylab.density import regression
-from densitylab.density.features import Features, FeatureSettings, apply_columns, lambda_soap, select_columns
+from densitylab.density.features import Features, FeatureSettings, choose_columns, selected_lambda_soap
 from densitylab.density.reference import (
     ReferenceSet,
     ReferenceSettings,
@@ -42,8 +42,9 @@ class TrainedModel:
     training: list
 
     def featurise(self, frames: list) -> Features:
-        raw = lambda_soap(frames, self.lambda_max, self.model.species, self.features)
-        return apply_columns(raw, self.model.columns)
+        return selected_lambda_soap(
+            frames, self.lambda_max, self.model.species, self.features, self.model.columns
+        )
 
 
 def _check_species(model: regression.DensityModel, numbers_list: list) -> None:
@@ -68,9 +69,8 @@ def train(
     numbers = [reference.numbers[i] for i in indices]
     lambda_max = max(int(label[:, 1].max()) for label in labels)
     species = sorted({int(z) for n in numbers for z in n})
-    raw = lambda_soap(frames, lambda_max, species, features)
-    columns = select_columns(raw, features.columns)
-    selected = apply_columns(raw, columns)
+    columns = choose_columns(frames, lambda_max, species, features)
+    selected = selected_lambda_soap(frames, lambda_max, species, features, columns)
     featurised = time.perf_counter()
     model = regression.build_model(selected, labels, numbers, settings)
     model.columns = columns
@@ -148,19 +148,33 @@ def evaluate(
         [reference.overlap[i] for i in indices],
         baselines,
     )
-    nmae, floor, energy_errors, counts = [], [], [], []
+    nmae, floor, counts, errors = [], [], [], {key: [] for key in ENERGY_ERRORS}
+    level = reference.settings.grid_level
     for coefficients, index in zip(predicted, indices, strict=True):
         mol = build_molecule(reference.numbers[index], reference.positions[index], reference.settings.basis)
         auxmol = auxiliary_molecule(mol, reference.settings)
         counts.append(float(coefficients @ reference.integrals[index]))
         predicted_nmae, fit_nmae = grid_nmae_percents(
-            mol, auxmol, [coefficients, reference.coefficients[index]], reference.density_matrices[index]
+            mol,
+            auxmol,
+            [coefficients, reference.coefficients[index]],
+            reference.density_matrices[index],
+            level,
         )
         nmae.append(predicted_nmae)
         floor.append(fit_nmae)
         if energies:
-            energy = one_step_energy(mol, auxmol, coefficients, reference.settings.xc)["energy"]
-            energy_errors.append((energy - reference.energy[index]) * 27211.386245988 / mol.natm)
+            one_step = one_step_energy(mol, auxmol, coefficients, reference.settings.xc, level)
+            fitted = one_step_energy(mol, auxmol, reference.coefficients[index], reference.settings.xc, level)
+            scf = reference.energy[index]
+            _, coulomb, xc, _ = reference.energy_components[index]
+            for key, value in (
+                ("energy", one_step["energy"] - scf),
+                ("floor", fitted["energy"] - scf),
+                ("hartree", one_step["hartree"] - coulomb),
+                ("xc", one_step["xc"] - xc),
+            ):
+                errors[key].append((value, mol.natm))
     summary = {
         "structures": len(indices),
         "rmse_percent": rmse,
@@ -172,9 +186,30 @@ def evaluate(
         "predict_seconds": predict_seconds,
     }
     if energies:
-        summary["energy_mae_mev_per_atom"] = float(np.mean(np.abs(energy_errors)))
-        summary["energy_mean_error_mev_per_atom"] = float(np.mean(energy_errors))
+        summary.update(_energy_summary(errors))
     return summary, predicted
+
+
+ENERGY_ERRORS = ("energy", "floor", "hartree", "xc")
+MEV_PER_HARTREE = 27211.386245988
+KCAL_PER_MOL_PER_HARTREE = 627.509474
+
+
+def _energy_summary(errors: dict) -> dict:
+    """MAEs from {kind: [(error hartree, atoms)]}: per atom in meV and per molecule in kcal/mol.
+    ``energy``: the one-step energy of the prediction against the SCF energy; ``floor``: the same
+    for the reference fit (a perfect prediction); ``hartree``, ``xc``: those components of the
+    predicted density against the SCF density's."""
+    summary = {}
+    for kind, pairs in errors.items():
+        values = np.array([value for value, _ in pairs])
+        per_atom = np.array([value / atoms for value, atoms in pairs]) * MEV_PER_HARTREE
+        prefix = "energy" if kind == "energy" else f"energy_{kind}"
+        summary[f"{prefix}_mae_kcal_per_mol"] = float(np.mean(np.abs(values)) * KCAL_PER_MOL_PER_HARTREE)
+        summary[f"{prefix}_mae_mev_per_atom"] = float(np.mean(np.abs(per_atom)))
+        if kind == "energy":
+            summary["energy_mean_error_mev_per_atom"] = float(np.mean(per_atom))
+    return summary
 
 
 def _key(parts) -> str:
