@@ -290,37 +290,62 @@ def _solve_direct(matrix: np.ndarray, rhs: np.ndarray, eta: float, work=None) ->
     return scipy.linalg.cho_solve(scipy.linalg.cho_factor(work, overwrite_a=True, check_finite=False), rhs)
 
 
-class _CGProblem:
-    """The stacked normal operator Σ ΦᵀSΦ of a set of molecules (never formed) and the
-    unregularised (species, λ, n) diagonal blocks of its block-Jacobi preconditioner."""
+def _one_centre_overlaps(overlaps: list, labels_list: list, numbers_list: list) -> dict:
+    """{(species, λ): s (channels, channels)}: the overlap ⟨φ_{nλm}|φ_{n'λm}⟩ of two radial
+    channels on one atom, read from the first molecule that has the species (it depends on the
+    element alone)."""
+    found: dict = {}
+    for overlap, labels, numbers in zip(overlaps, labels_list, numbers_list, strict=True):
+        for atom in range(len(numbers)):
+            for l in np.unique(labels[labels[:, 0] == atom, 1]):
+                key = (int(numbers[atom]), int(l))
+                if key not in found:
+                    mask = (labels[:, 0] == atom) & (labels[:, 1] == l) & (labels[:, 3] == 0)
+                    _, first = np.unique(labels[mask, 2], return_index=True)  # one row per channel n
+                    rows = np.flatnonzero(mask)[first]
+                    found[key] = overlap[np.ix_(rows, rows)]
+    return found
 
-    def __init__(self, designs: list, overlaps: list, layout: dict):
+
+class _CGProblem:
+    """The stacked normal operator Σ ΦᵀSΦ of a set of molecules (never formed) and its
+    preconditioner.
+
+    The preconditioner keeps, for every (species a, λ), the part of the normal matrix that
+    couples an atom with itself: Σ_atoms Σ_m Ψ_mᵀ S_{nn'} Ψ_m = s^{aλ} ⊗ G^{aλ}, exactly a
+    Kronecker product, because the one-centre overlap s^{aλ}_{nn'} of radial channels depends
+    on the element alone and G^{aλ} = Σ_atoms Ψᵀ Ψ (D × D). With s = UσUᵀ and G = VκVᵀ,
+    (s ⊗ G + η)⁻¹ costs two small eigendecompositions and four matrix products per apply.
+    Unlike a block-Jacobi over single channels it keeps the near-linear dependence between
+    radial channels that makes the even-tempered metric ill-conditioned (on water: 20,000
+    iterations without reaching a 1e-10 residual before; BENCHMARKS.md for the count now).
+    The coupling between different atoms is left to CG."""
+
+    def __init__(self, designs: list, overlaps: list, layout: dict, labels_list: list, numbers_list: list):
         self.stacked = scipy.sparse.vstack(designs).tocsr()
         self.stacked_t = self.stacked.T.tocsr()
         self.metric = scipy.sparse.block_diag(overlaps, format="csr")
-        self.blocks = []
-        for offset, width in layout.values():
-            block = np.zeros((width, width))
-            for design, overlap in zip(designs, overlaps, strict=True):
-                columns = design[:, offset : offset + width]
-                rows = np.unique(columns.nonzero()[0])
-                if rows.size:
-                    dense = columns[rows].toarray()
-                    block += dense.T @ overlap[np.ix_(rows, rows)] @ dense
-            self.blocks.append((offset, width, block))
+        one_centre = _one_centre_overlaps(overlaps, labels_list, numbers_list)
+        self.factors = []
+        for (a, l, n), (offset, width) in layout.items():
+            if n != 0:
+                continue
+            channels = sum(1 for key in layout if key[:2] == (a, l))
+            first = self.stacked[:, offset : offset + width]  # Ψ rows of channel 0, every atom and m
+            gram = (first.T @ first).toarray()
+            sigma, u = np.linalg.eigh(one_centre[(a, l)])
+            kappa, v = np.linalg.eigh(0.5 * (gram + gram.T))
+            self.factors.append((offset, channels, width, u, sigma, v, kappa))
 
     def solve(self, rhs: np.ndarray, eta: float, settings: RegressionSettings, start=None):
         """(Σ ΦᵀSΦ + η) b = rhs by preconditioned CG from ``start``; returns b and CG info."""
-        factors = [
-            (offset, width, scipy.linalg.cho_factor(block + eta * np.eye(width)))
-            for offset, width, block in self.blocks
-        ]
 
         def preconditioner(vector):
             result = np.empty_like(vector)
-            for offset, width, factor in factors:
-                piece = vector[offset : offset + width]
-                result[offset : offset + width] = scipy.linalg.cho_solve(factor, piece)
+            for offset, channels, width, u, sigma, v, kappa in self.factors:
+                piece = vector[offset : offset + channels * width].reshape(channels, width)
+                rotated = (u.T @ piece @ v) / (np.outer(sigma, kappa) + eta)
+                result[offset : offset + channels * width] = (u @ rotated @ v.T).ravel()
             return result
 
         def apply(vector):
@@ -417,12 +442,17 @@ def fit(
         info["iterations"] = 1
     else:
         if split is not None:
-            problem = _CGProblem(_pick(designs, split[0]), _pick(overlaps, split[0]), layout)
+            problem = _CGProblem(
+                *(_pick(items, split[0]) for items in (designs, overlaps)),
+                layout,
+                *(_pick(items, split[0]) for items in (labels_list, numbers_list)),
+            )
             loose = replace(settings, cg_tolerance=max(settings.cg_tolerance, SCAN_CG_TOLERANCE))
             eta, info["regularisation_scan"], start = _scan_regularisation(
                 lambda value, right, guess: problem.solve(right, value, loose, guess)[0], *scan_data
             )
-        weights, cg_info = _CGProblem(designs, overlaps, layout).solve(rhs, eta, settings, start)
+        problem = _CGProblem(designs, overlaps, layout, labels_list, numbers_list)
+        weights, cg_info = problem.solve(rhs, eta, settings, start)
         info.update(cg_info)
     model.weights = {key: weights[offset : offset + width] for key, (offset, width) in layout.items()}
     model.regularisation = float(eta)
