@@ -200,6 +200,9 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     designs = regression.design_matrices(direct.model, direct.featurise(frames), labels, numbers)
     layout = regression._weight_layout(direct.model)
     problem = regression._CGProblem(designs, overlaps, layout, labels, numbers)
+    dense = sum(d.T @ (s @ d.toarray()) for d, s in zip(designs, overlaps, strict=True))
+    blockwise = regression._normal_matrix(designs, overlaps, dense.shape[0], layout)
+    np.testing.assert_allclose(blockwise, dense, atol=1e-12 * np.abs(dense).max())
     same_atom = np.zeros((designs[0].shape[1],) * 2)
     for design, overlap, label in zip(designs, overlaps, labels, strict=True):
         for atom in np.unique(label[:, 0]):
@@ -445,7 +448,9 @@ def _synthetic_problem(noise_only: bool, molecules=12, rows=30, size=20, seed=0)
         overlap = root @ root.T + 0.5 * np.eye(rows)
         designs.append(design)
         overlaps.append(overlap)
-        targets.append(rng.normal(size=rows) if noise_only else design @ truth)
+        # a learnable map carries 1e-6 noise: held-out errors above the rounding floor (1e-6 %)
+        # of the quadratic form the direct path evaluates them by
+        targets.append(rng.normal(size=rows) if noise_only else design @ truth + 1e-6 * rng.normal(size=rows))
     labels = [np.tile([0, 1, 0, 0], (rows, 1)) for _ in range(molecules)]
     numbers = [np.array([1]) for _ in range(molecules)]
     model = regression.DensityModel([1], 1, {(1, 1): 1}, {}, {}, {(1, 1): np.zeros((1, size))})
@@ -466,7 +471,7 @@ def test_auto_regularisation_follows_the_signal(solver):
     model, *problem = _synthetic_problem(noise_only=False)
     info = regression.fit(model, *problem, settings)
     assert info["solver"] == solver and info["regularisation"] == min(regression.REGULARISATION_GRID)
-    assert min(row["validation_rmse_percent"] for row in info["regularisation_scan"]) < 1e-3
+    assert min(row["validation_rmse_percent"] for row in info["regularisation_scan"]) < 1e-2
     noisy, *problem = _synthetic_problem(noise_only=True)
     info = regression.fit(noisy, *problem, settings)
     assert info["regularisation"] == max(regression.REGULARISATION_GRID)

@@ -79,7 +79,7 @@ def train(
         model,
         designs,
         [reference.coefficients[i] for i in indices],
-        [reference.overlap[i] for i in indices],
+        regression.subset(reference.overlap, indices),
         labels,
         numbers,
         settings,
@@ -145,7 +145,7 @@ def evaluate(
     rmse = regression.rmse_percent(
         predicted,
         [reference.coefficients[i] for i in indices],
-        [reference.overlap[i] for i in indices],
+        regression.subset(reference.overlap, indices),
         baselines,
     )
     nmae, floor, counts, errors = [], [], [], {key: [] for key in ENERGY_ERRORS}
