@@ -12,6 +12,8 @@ finished so far while the rest are generated (in later sessions here, on a clust
 
 Run:  python benchmarks/density_qm9_scale.py references [--shards 12 --workers 2 --scheduler ADDR]
       python benchmarks/density_qm9_scale.py status
+      python benchmarks/density_qm9_scale.py curve [--train 25 50 100 ... --sparse 100]
+          (on the shards finished so far; writes benchmarks/results/density_qm9_scale.{json,md})
 Data (not in the repository): --work, default /work/qm9data.
 """
 
@@ -23,6 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
 SIZE, TEST, SHARD = 1300, 100, 100
 
 
@@ -74,6 +78,65 @@ def references(args) -> None:
         print(json.dumps(info), flush=True)
 
 
+def curve(args) -> None:
+    """Train on the first N training molecules (finished shards, in order) for each N of
+    --train, evaluate on the whole test shard; writes density_qm9_scale.{json,md}."""
+    from densitylab.density.pipeline import evaluate, train
+    from densitylab.density.reference import concatenate_references, load_reference
+    from densitylab.density.regression import RegressionSettings
+
+    work = Path(args.work)
+    names = [name for name in shard_frames(load_frames(work)) if (work / f"{name}.h5").exists()]
+    assert names and names[0] == "test", "the test shard is generated first"
+    shards = [load_reference(work / f"{name}.h5") for name in names]
+    test = shards[0]
+    joined = concatenate_references(shards)
+    training = list(range(len(test), len(joined)))
+    rows = []
+    for count in args.train:
+        if count > len(training):
+            print(f"skip {count}: {len(training)} training molecules finished", flush=True)
+            continue
+        started = time.perf_counter()
+        trained, info = train(joined, training[:count], settings=RegressionSettings(args.sparse))
+        trained_seconds = time.perf_counter() - started
+        metrics, _ = evaluate(trained, joined, list(range(len(test))))
+        rows.append(
+            {
+                "train": count,
+                **metrics,
+                "parameters": info["parameters"],
+                "solver": info["solver"],
+                "regularisation": info["regularisation"],
+                "regularisation_scan": info.get("regularisation_scan"),
+                "features_seconds": info["features_seconds"],
+                "train_seconds": trained_seconds,
+                "evaluate_seconds": time.perf_counter() - started - trained_seconds,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    record = {"test_molecules": len(test), "sparse": args.sparse, "curve": rows}
+    (RESULTS / "density_qm9_scale.json").write_text(json.dumps(record, indent=1))
+    lines = [
+        f"QM9 (≤ 9 heavy atoms), PBE/def2-SVP → even-tempered (β = 1.6); {len(test)} test molecules",
+        "",
+        "| training molecules | weights | η | % RMSE | grid NMAE % (floor) | one-step E MAE kcal/mol "
+        "(floor) | Hartree / XC MAE kcal/mol | train (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['train']} | {r['parameters']:,} | {r['regularisation']:.0e} | {r['rmse_percent']:.2f} "
+        f"| {r['grid_nmae_percent']:.3f} ({r['grid_nmae_floor_percent']:.3f}) "
+        f"| {r['energy_mae_kcal_per_mol']:.2f} ({r['energy_floor_mae_kcal_per_mol']:.3f}) "
+        f"| {r['energy_hartree_mae_kcal_per_mol']:.1f} / {r['energy_xc_mae_kcal_per_mol']:.1f} "
+        f"| {r['train_seconds']:.0f} |"
+        for r in rows
+    ]
+    (RESULTS / "density_qm9_scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def status(args) -> None:
     work = Path(args.work)
     for name in shard_frames(load_frames(work)):
@@ -84,14 +147,16 @@ def status(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=("references", "status"))
+    parser.add_argument("command", choices=("references", "curve", "status"))
     parser.add_argument("--work", default="/work/qm9data")
     parser.add_argument("--shards", type=int, default=12, help="Training shards to generate.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scheduler", default=None)
+    parser.add_argument("--train", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800, 1000])
+    parser.add_argument("--sparse", type=int, default=100, help="Sparse environments per species.")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    {"references": references, "status": status}[args.command](args)
+    {"references": references, "curve": curve, "status": status}[args.command](args)
 
 
 if __name__ == "__main__":

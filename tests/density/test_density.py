@@ -144,6 +144,22 @@ def test_selected_products_equal_the_full_lambda_soap():
         assert np.abs(values).max() > 0.1
 
 
+def test_reference_shards_concatenate_and_other_settings_are_refused(water_reference):
+    from dataclasses import replace as replace_field
+
+    joined = reference_module.concatenate_references([water_reference, water_reference])
+    assert len(joined) == 2 * len(water_reference) == len(joined.overlap)
+    np.testing.assert_allclose(
+        joined.overlap[len(water_reference) + 2], water_reference.overlap[2], atol=1e-14
+    )
+    np.testing.assert_allclose(
+        joined.electron_counts()[len(water_reference) :], water_reference.electron_counts()
+    )
+    other = replace_field(water_reference, settings=ReferenceSettings(auxbasis="etb"))
+    with pytest.raises(InvalidParameterError, match="references"):
+        reference_module.concatenate_references([water_reference, other])
+
+
 def test_one_step_energy_is_second_order_in_the_density_error():
     """Harris–Foulkes from a near-exact fitted density (even-tempered basis, 0.2 % NMAE) lands
     within 0.5 meV/atom of the SCF energy it was fitted to."""

@@ -400,6 +400,37 @@ class ReferenceSet:
         return ase.Atoms(numbers=self.numbers[index], positions=self.positions[index])
 
 
+def concatenate_references(sets: list) -> ReferenceSet:
+    """One reference set from several made with the same settings (shards generated apart);
+    its overlaps are computed on access."""
+    require(len(sets) >= 1, "references", "at least one reference set", 0)
+    settings = sets[0].settings
+    for other in sets[1:]:
+        require(
+            other.settings == settings,
+            "references",
+            f"sets made with the same settings {settings}",
+            other.settings,
+        )
+
+    def joined(name: str) -> list:
+        return [item for each in sets for item in getattr(each, name)]
+
+    numbers, positions = joined("numbers"), joined("positions")
+    return ReferenceSet(
+        settings=settings,
+        numbers=numbers,
+        positions=positions,
+        coefficients=joined("coefficients"),
+        overlap=_Overlaps(settings, numbers, positions),
+        labels=joined("labels"),
+        integrals=joined("integrals"),
+        density_matrices=joined("density_matrices"),
+        energy=np.concatenate([each.energy for each in sets]),
+        energy_components=np.concatenate([each.energy_components for each in sets]),
+    )
+
+
 def load_reference(path: str | Path) -> ReferenceSet:
     """Read a file written by :func:`generate_reference`."""
     path = Path(path)
