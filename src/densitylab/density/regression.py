@@ -282,12 +282,16 @@ def _normal_system(designs: list, overlaps, residuals, size: int, layout: dict |
         product = np.zeros((design.shape[0], size))  # Q = S Φ
         for offset, width, rows, stack in pieces:
             product[:, offset : offset + width] = overlap[:, rows] @ stack
-        for offset, width, rows, stack in pieces:
-            matrix[offset : offset + width] += stack.T @ product[rows]
+        for offset, width, rows, stack in pieces:  # the upper triangle only: A is symmetric
+            matrix[offset : offset + width, offset:] += stack.T @ product[rows, offset:]
         if residuals is not None:
             weighted = overlap @ residuals[index]
             rhs += design.T @ weighted
             spread += float(residuals[index] @ weighted)
+    for offset, width in blocks:  # mirror the upper block rows into the lower triangle
+        matrix[offset + width :, offset : offset + width] = matrix[
+            offset : offset + width, offset + width :
+        ].T
     return matrix, rhs, spread
 
 
