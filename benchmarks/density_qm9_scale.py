@@ -100,7 +100,8 @@ def curve(args) -> None:
         started = time.perf_counter()
         trained, info = train(joined, training[:count], settings=RegressionSettings(args.sparse))
         trained_seconds = time.perf_counter() - started
-        metrics, _ = evaluate(trained, joined, list(range(len(test))))
+        metrics, _ = evaluate(trained, joined, list(range(len(test))), energy_floor=not rows)
+        metrics.update({k: v for k, v in (rows[0] if rows else {}).items() if k.startswith("energy_floor")})
         rows.append(
             {
                 "train": count,

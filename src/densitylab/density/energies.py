@@ -45,6 +45,16 @@ def _grid_blocks(mol, level: int):
         yield coords[start : start + GRID_BLOCK], weights[start : start + GRID_BLOCK]
 
 
+def _screened_values(mol, coords: np.ndarray, deriv: int = 0) -> np.ndarray:
+    """Basis function values (and first derivatives) on ``coords``, skipping the shells that
+    vanish on each block of points (PySCF's mask): most even-tempered functions are tight and
+    live near their own nucleus (unscreened, the aux values took 24 of 35 s of a QM9 molecule's
+    one-step energy)."""
+    from pyscf.dft import gen_grid, numint
+
+    return numint.eval_ao(mol, coords, deriv=deriv, non0tab=gen_grid.make_mask(mol, coords))
+
+
 def grid_nmae_percents(
     mol, auxmol, coefficient_sets: list, density_matrix: np.ndarray, level: int = 3
 ) -> list:
@@ -55,8 +65,8 @@ def grid_nmae_percents(
     expansions = [pyscf_coefficients(auxmol, c) for c in coefficient_sets]
     totals = np.zeros(len(expansions))
     for coords, weights in _grid_blocks(mol, level):
-        aux_values = numint.eval_ao(auxmol, coords)
-        exact = numint.eval_rho(mol, numint.eval_ao(mol, coords), density_matrix)
+        aux_values = _screened_values(auxmol, coords)
+        exact = numint.eval_rho(mol, _screened_values(mol, coords), density_matrix)
         totals += [np.sum(weights * np.abs(aux_values @ c - exact)) for c in expansions]
     return [float(100.0 * total / mol.nelectron) for total in totals]
 
@@ -65,7 +75,7 @@ def one_step_energy(mol, auxmol, coefficients: np.ndarray, xc: str, level: int =
     """Harris–Foulkes total energy and its components from the density of ``coefficients``."""
     import scipy.linalg
     from pyscf import df
-    from pyscf.dft import libxc, numint
+    from pyscf.dft import libxc
 
     c = pyscf_coefficients(auxmol, coefficients)
     nao = mol.nao_nr()
@@ -76,8 +86,8 @@ def one_step_energy(mol, auxmol, coefficients: np.ndarray, xc: str, level: int =
     gga = libxc.xc_type(xc) == "GGA"
     vxc_matrix, xc_energy, potential_times_density = np.zeros((nao, nao)), 0.0, 0.0
     for coords, weights in _grid_blocks(mol, level):
-        aux_values = numint.eval_ao(auxmol, coords, deriv=1 if gga else 0)
-        ao = numint.eval_ao(mol, coords, deriv=1 if gga else 0)
+        aux_values = _screened_values(auxmol, coords, 1 if gga else 0)
+        ao = _screened_values(mol, coords, 1 if gga else 0)
         if gga:
             rho = np.einsum("kgp,p->kg", aux_values, c)
             exc, vxc = libxc.eval_xc(xc, rho, spin=0, deriv=1)[:2]
