@@ -100,7 +100,9 @@ def curve(args) -> None:
         started = time.perf_counter()
         trained, info = train(joined, training[:count], settings=RegressionSettings(args.sparse))
         trained_seconds = time.perf_counter() - started
-        metrics, _ = evaluate(trained, joined, list(range(len(test))), energy_floor=not rows)
+        metrics, _ = evaluate(
+            trained, joined, list(range(args.test_count)), energy_floor=not rows, workers=args.workers
+        )
         metrics.update({k: v for k, v in (rows[0] if rows else {}).items() if k.startswith("energy_floor")})
         rows.append(
             {
@@ -117,10 +119,10 @@ def curve(args) -> None:
         )
         print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    record = {"test_molecules": len(test), "sparse": args.sparse, "curve": rows}
+    record = {"test_molecules": args.test_count, "sparse": args.sparse, "curve": rows}
     (RESULTS / "density_qm9_scale.json").write_text(json.dumps(record, indent=1))
     lines = [
-        f"QM9 (≤ 9 heavy atoms), PBE/def2-SVP → even-tempered (β = 1.6); {len(test)} test molecules",
+        f"QM9 (≤ 9 heavy atoms), PBE/def2-SVP → even-tempered (β = 1.6); {args.test_count} test molecules",
         "",
         "| training molecules | weights | η | % RMSE | grid NMAE % (floor) | one-step E MAE kcal/mol "
         "(floor) | Hartree / XC MAE kcal/mol | train (s) |",
@@ -155,6 +157,9 @@ def main() -> None:
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--train", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800, 1000])
     parser.add_argument("--sparse", type=int, default=100, help="Sparse environments per species.")
+    parser.add_argument(
+        "--test-count", type=int, default=TEST, help="Test molecules evaluated (first of the shard)."
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     {"references": references, "curve": curve, "status": status}[args.command](args)

@@ -232,6 +232,17 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     assert len(problem.factors) >= 6 and max(f[1] for f in problem.factors) > 10  # many radial channels
 
 
+def test_evaluation_on_two_workers_equals_the_serial_one(trained_pair, water_reference):
+    from densitylab.density.pipeline import evaluate
+
+    direct, _, _ = trained_pair
+    serial, _ = evaluate(direct, water_reference, [6, 7])
+    parallel, _ = evaluate(direct, water_reference, [6, 7], workers=2)
+    for key, value in serial.items():
+        if not key.endswith("seconds"):
+            assert parallel[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+
+
 def _density_at(trained, frame, coefficients, points):
     mol = build_molecule(np.asarray(frame.numbers), frame.positions, trained.reference.basis)
     auxmol = auxiliary_molecule(mol, trained.reference)

@@ -92,13 +92,15 @@ def density_evaluate(
     indices: option(str | None, "Structures START:STOP (default all).") = None,
     energies: option(bool, "One-step energies too.") = True,
     plot: Plot = None,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
     as_json: Json = False,
 ) -> None:
     """% RMSE, grid NMAE (and its fitting floor) and one-step energy errors on reference structures."""
     from densitylab.density.workflow import evaluate
 
     with err.status("evaluating"):
-        evaluation = evaluate(model, reference, indices, energies)
+        evaluation = evaluate(model, reference, indices, energies, workers=workers, scheduler=scheduler)
     summary = evaluation.summary
     if plot_folder(plot) is not None:
         summary = {**summary, **evaluation.plot(plot)}

@@ -227,10 +227,16 @@ class Evaluation:
 
 
 def evaluate(
-    model: str | Path, reference_path: str | Path, indices: str | None = None, energies: bool = True
+    model: str | Path,
+    reference_path: str | Path,
+    indices: str | None = None,
+    energies: bool = True,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> Evaluation:
     """% RMSE, grid NMAE (and its fitting floor) and one-step energy errors of ``model`` on the
-    structures ``indices`` ('START:STOP', default all) of a reference file."""
+    structures ``indices`` ('START:STOP', default all) of a reference file; the per-structure
+    grid work on ``workers`` local processes or a Dask ``scheduler``."""
     from densitylab.density.pipeline import evaluate as measure
     from densitylab.density.pipeline import load_model
     from densitylab.density.reference import load_reference
@@ -238,7 +244,9 @@ def evaluate(
     trained = load_model(model)
     data = load_reference(reference_path)
     chosen = index_range(indices, len(data))
-    summary, predicted = measure(trained, data, chosen, energies=energies)
+    summary, predicted = measure(
+        trained, data, chosen, energies=energies, workers=workers, scheduler=scheduler
+    )
     return Evaluation(
         {"model": str(model), "reference": str(reference_path), **summary}, predicted, data, chosen
     )
