@@ -98,7 +98,10 @@ def curve(args) -> None:
             print(f"skip {count}: {len(training)} training molecules finished", flush=True)
             continue
         started = time.perf_counter()
-        trained, info = train(joined, training[:count], settings=RegressionSettings(args.sparse))
+        eta = "auto" if args.regularisation == "auto" else float(args.regularisation)
+        trained, info = train(
+            joined, training[:count], settings=RegressionSettings(args.sparse, regularisation=eta)
+        )
         trained_seconds = time.perf_counter() - started
         metrics, _ = evaluate(
             trained, joined, list(range(args.test_count)), energy_floor=not rows, workers=args.workers
