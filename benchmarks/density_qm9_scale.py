@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--train", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800, 1000])
     parser.add_argument("--sparse", type=int, default=100, help="Sparse environments per species.")
+    parser.add_argument("--regularisation", default="auto", help="η, or auto (validation scan).")
     parser.add_argument(
         "--test-count", type=int, default=TEST, help="Test molecules evaluated (first of the shard)."
     )
