@@ -36,7 +36,7 @@ from densitylab.errors import InvalidParameterError, require
 SOLVERS = ("auto", "cg", "direct")
 DIRECT_MAX_PARAMETERS = 20_000
 DIRECT_MAX_FLOPS = 2e12
-REGULARISATION_GRID = (1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+REGULARISATION_GRID = (1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SCAN_PATIENCE = 2  # the η scan stops after the held-out error rose this many times in a row
 SCAN_CG_TOLERANCE = 1e-6  # enough to rank η; the final fit uses cg_tolerance
 
