@@ -243,6 +243,15 @@ def test_evaluation_on_two_workers_equals_the_serial_one(trained_pair, water_ref
             assert parallel[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
 
 
+def test_structures_without_one_of_the_model_species_are_predicted(trained_pair):
+    """A water model predicts H2 (no O): only the species present need features."""
+    direct, _, _ = trained_pair
+    h2 = ase.Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]])
+    (coefficients,), (labels,) = predict(direct, [h2])
+    assert len(coefficients) == len(labels) > 0 and set(labels[:, 0]) == {0, 1}
+    assert np.all(np.isfinite(coefficients))
+
+
 def _density_at(trained, frame, coefficients, points):
     mol = build_molecule(np.asarray(frame.numbers), frame.positions, trained.reference.basis)
     auxmol = auxiliary_molecule(mol, trained.reference)

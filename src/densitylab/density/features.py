@@ -206,6 +206,8 @@ def selected_lambda_soap(
     cg = _cg_coefficients(2 * settings.max_angular)
     blocks = {}
     for (centre, l), all_labels in labels.items():
+        if centre not in atoms:  # a species of the model that these structures do not have
+            continue
         kept = all_labels[columns[(centre, l)]]
         count = len(atoms[centre])
         blocks[(centre, l)] = _normalised(

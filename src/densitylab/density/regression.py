@@ -192,7 +192,8 @@ def design_matrices(model: DensityModel, features: Features, labels_list: list, 
     row_of = {a: {(int(s), int(i)): r for r, (s, i) in enumerate(features.atoms[a])} for a in features.atoms}
     psi_cache: dict = {}
     for a, l in model.channels:
-        psi_cache[(a, l)] = _psi(model, a, l, features, np.arange(len(features.atoms[a])))
+        if a in features.atoms:  # species of the model absent from these structures have no rows
+            psi_cache[(a, l)] = _psi(model, a, l, features, np.arange(len(features.atoms[a])))
     matrices = []
     for structure, (labels, numbers) in enumerate(zip(labels_list, numbers_list, strict=True)):
         rows, cols, vals = [], [], []
