@@ -217,7 +217,7 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     layout = regression._weight_layout(direct.model)
     problem = regression._CGProblem(designs, overlaps, layout, labels, numbers)
     dense = sum(d.T @ (s @ d.toarray()) for d, s in zip(designs, overlaps, strict=True))
-    blockwise = regression._normal_matrix(designs, overlaps, dense.shape[0], layout)
+    blockwise = regression._normal_system(designs, overlaps, None, dense.shape[0], layout)[0]
     np.testing.assert_allclose(blockwise, dense, atol=1e-12 * np.abs(dense).max())
     same_atom = np.zeros((designs[0].shape[1],) * 2)
     for design, overlap, label in zip(designs, overlaps, labels, strict=True):
@@ -496,7 +496,9 @@ def _synthetic_problem(noise_only: bool, molecules=12, rows=30, size=20, seed=0)
 def test_normal_matrix_matches_the_sparse_product():
     _, designs, _, overlaps, _, _ = _synthetic_problem(False)
     expected = sum((d.T @ s @ d.toarray()) for d, s in zip(designs, overlaps, strict=True))
-    np.testing.assert_allclose(regression._normal_matrix(designs, overlaps, 20), expected, atol=1e-12)
+    np.testing.assert_allclose(
+        regression._normal_system(designs, overlaps, None, 20)[0], expected, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("solver", ["direct", "cg"])

@@ -149,12 +149,13 @@ def spherical_expansion(
 
     expansion = featomic.SphericalExpansion(**settings.hypers()).compute(frames)
     expansion = expansion.keys_to_properties(Labels(["neighbor_type"], np.array([[a] for a in species])))
-    blocks, atoms, columns = {}, {}, {}
+    blocks, atoms = {}, {}
     for key, block in expansion.items():
         centre, l = int(key["center_type"]), int(key["o3_lambda"])
         blocks[(centre, l)] = np.asarray(block.values)
         atoms[centre] = np.asarray(block.samples.values)
-        columns = {(int(a), int(n)): i for i, (a, n) in enumerate(np.asarray(block.properties.values))}
+    properties = np.asarray(next(iter(expansion.blocks())).properties.values)  # the same in every block
+    columns = {(int(a), int(n)): i for i, (a, n) in enumerate(properties)}
     return blocks, atoms, columns
 
 

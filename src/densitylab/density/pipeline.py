@@ -162,8 +162,8 @@ def evaluate(
             position,
             (
                 reference.settings, reference.numbers[index], reference.positions[index], coefficients,
-                reference.coefficients[index], reference.density_matrices[index], reference.energy[index],
-                reference.energy_components[index], energies, energy_floor,
+                reference.coefficients[index], reference.integrals[index], reference.density_matrices[index],
+                reference.energy[index], reference.energy_components[index], energies, energy_floor,
             ),
         )
         for position, (coefficients, index) in enumerate(zip(predicted, indices, strict=True))
@@ -191,19 +191,17 @@ def evaluate(
 
 
 def _evaluate_structure(
-    settings: ReferenceSettings, numbers, positions, coefficients, fitted, density_matrix, scf: float,
-    components, energies: bool, energy_floor: bool,
+    settings: ReferenceSettings, numbers, positions, coefficients, fitted, integrals, density_matrix,
+    scf: float, components, energies: bool, energy_floor: bool,
 ) -> dict:  # fmt: skip
     """Grid NMAE (prediction and fit), electron count and energy errors of one structure."""
     from densitylab.density.energies import grid_nmae_percents, one_step_energy
-    from densitylab.density.reference import auxiliary_integrals
 
     mol = build_molecule(numbers, positions, settings.basis)
     auxmol = auxiliary_molecule(mol, settings)
-    order = featomic_order(function_labels(auxmol))
     level = settings.grid_level
     nmae, floor = grid_nmae_percents(mol, auxmol, [coefficients, fitted], density_matrix, level)
-    row = {"nmae": nmae, "floor": floor, "count": float(coefficients @ auxiliary_integrals(auxmol)[order])}
+    row = {"nmae": nmae, "floor": floor, "count": float(coefficients @ integrals)}
     errors: dict = {}
     if energies:
         one_step = one_step_energy(mol, auxmol, coefficients, settings.xc, level)

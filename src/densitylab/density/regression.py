@@ -253,11 +253,6 @@ def _rhs(designs: list, overlaps: list, residuals: list, size: int) -> np.ndarra
     return rhs
 
 
-def _normal_matrix(designs: list, overlaps, size: int, layout: dict | None = None) -> np.ndarray:
-    """Σ ΦᵀSΦ (P × P); see :func:`_normal_system`."""
-    return _normal_system(designs, overlaps, None, size, layout)[0]
-
-
 def _normal_system(designs: list, overlaps, residuals, size: int, layout: dict | None = None):
     """(Σ ΦᵀSΦ, Σ ΦᵀSr, Σ rᵀSr) in one pass over the metrics (each S is touched once: they may
     be recomputed on access); the last two are None without ``residuals``.
@@ -297,7 +292,7 @@ def _normal_system(designs: list, overlaps, residuals, size: int, layout: dict |
 
 
 def _assembly_flops(designs: list) -> float:
-    """Multiply–adds of :func:`_normal_matrix`: Σ (naux + P) · nnz(Φ)."""
+    """Multiply–adds of Σ ΦᵀSΦ in :func:`_normal_system`: Σ (naux + P) · nnz(Φ)."""
     return float(sum((design.shape[0] + design.shape[1]) * design.nnz for design in designs))
 
 
