@@ -15,6 +15,11 @@ from typing import Any
 from densitylab.errors import require
 
 
+def check_workers(workers: int) -> None:
+    """Refuse a worker count that is not a positive integer (callers check it before long work)."""
+    require(isinstance(workers, int) and workers >= 1, "workers", "a positive integer", workers)
+
+
 def run_tasks(
     function: Callable[..., Any],
     tasks: Sequence[tuple[Hashable, tuple]],
@@ -31,7 +36,7 @@ def run_tasks(
         workers: local worker processes (ignored when ``scheduler`` is given).
         scheduler: address of a running ``dask.distributed`` scheduler, e.g. ``tcp://host:8786``.
     """
-    require(isinstance(workers, int) and workers >= 1, "workers", "a positive integer", workers)
+    check_workers(workers)
     if not tasks:
         return
     if scheduler is None and workers == 1:

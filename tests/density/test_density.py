@@ -238,6 +238,8 @@ def test_evaluation_on_two_workers_equals_the_serial_one(trained_pair, water_ref
     direct, _, _ = trained_pair
     serial, _ = evaluate(direct, water_reference, [6, 7])
     parallel, _ = evaluate(direct, water_reference, [6, 7], workers=2)
+    with pytest.raises(InvalidParameterError, match="workers"):
+        evaluate(direct, water_reference, [6, 7], workers=0)
     for key, value in serial.items():
         if not key.endswith("seconds"):
             assert parallel[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key

@@ -141,8 +141,9 @@ def evaluate(
     through :func:`densitylab.parallel.run_tasks` (``workers`` local processes or a Dask
     ``scheduler``). Returns the summary and the predicted coefficients (for figures, so nothing
     is predicted twice)."""
-    from densitylab.parallel import run_tasks
+    from densitylab.parallel import check_workers, run_tasks
 
+    check_workers(workers)  # before the prediction, not after it
     frames = [reference.atoms(i) for i in indices]
     started = time.perf_counter()
     predicted, _ = predict(trained, frames)
