@@ -103,10 +103,7 @@ def curve(args) -> None:
             joined, training[:count], settings=RegressionSettings(args.sparse, regularisation=eta)
         )
         trained_seconds = time.perf_counter() - started
-        metrics, _ = evaluate(
-            trained, joined, list(range(args.test_count)), energy_floor=not rows, workers=args.workers
-        )
-        metrics.update({k: v for k, v in (rows[0] if rows else {}).items() if k.startswith("energy_floor")})
+        metrics, _ = evaluate(trained, joined, list(range(args.test_count)), workers=args.workers)
         rows.append(
             {
                 "train": count,

@@ -7,9 +7,11 @@ from dataclasses import replace
 
 import ase
 import featomic  # noqa: F401  (a hard dependency: missing, it fails the suite)
+import hypothesis
 import numpy as np
 import pyscf  # noqa: F401  (a hard dependency: missing, it fails the suite)
 import pytest
+from hypothesis import strategies as st
 from scipy import sparse as scipy_sparse
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
@@ -17,7 +19,13 @@ from typer.testing import CliRunner
 from densitylab.cli import app
 from densitylab.density import reference as reference_module
 from densitylab.density import regression
-from densitylab.density.energies import grid_nmae_percent, one_step_energy, pyscf_coefficients
+from densitylab.density.energies import (
+    grid_nmae_percent,
+    grid_nmae_percents,
+    one_step_energies,
+    one_step_energy,
+    pyscf_coefficients,
+)
 from densitylab.density.features import FeatureSettings
 from densitylab.density.pipeline import load_model, predict, save_model, train
 from densitylab.density.reference import (
@@ -173,6 +181,24 @@ def test_one_step_energy_is_second_order_in_the_density_error():
     assert abs(error_mev_per_atom) < 0.5
 
 
+def test_one_pass_energies_match_separate_ones(water_reference):
+    """Several densities in one grid pass: each energy equals its own one-step energy, and the
+    grid NMAE equals the separate grid pass (so nothing leaks between the densities)."""
+    frame = water_reference.atoms(1)
+    mol = build_molecule(frame.numbers, frame.positions, "def2-svp")
+    auxmol = auxiliary_molecule(mol, water_reference.settings)
+    fitted = water_reference.coefficients[1]
+    perturbed = fitted * (1.0 + 0.02 * np.random.default_rng(0).standard_normal(fitted.size))
+    matrix = water_reference.density_matrices[1]
+    both = one_step_energies(mol, auxmol, [fitted, perturbed], "pbe", 2, density_matrix=matrix)
+    for coefficients, result in zip([fitted, perturbed], both, strict=True):
+        alone = one_step_energy(mol, auxmol, coefficients, "pbe", 2)
+        for key in ("energy", "hartree", "xc", "band_energy"):
+            assert abs(result[key] - alone[key]) < 1e-10
+    nmae = grid_nmae_percents(mol, auxmol, [fitted, perturbed], matrix, 2)
+    np.testing.assert_allclose([r["grid_nmae_percent"] for r in both], nmae, rtol=1e-10)
+
+
 @pytest.fixture(scope="module")
 def trained_pair(water_reference):
     direct, _ = train(
@@ -215,7 +241,8 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     overlaps = [reference.overlap[i] for i in indices]
     designs = regression.design_matrices(direct.model, direct.featurise(frames), labels, numbers)
     layout = regression._weight_layout(direct.model)
-    problem = regression._CGProblem(designs, overlaps, layout, labels, numbers)
+    one_centre = regression._one_centre_overlaps(overlaps, labels, numbers)
+    problem = regression._CGProblem(designs, [regression._packed(s) for s in overlaps], layout, one_centre)
     dense = sum(d.T @ (s @ d.toarray()) for d, s in zip(designs, overlaps, strict=True))
     blockwise = regression._normal_system(designs, overlaps, None, dense.shape[0], layout)[0]
     np.testing.assert_allclose(blockwise, dense, atol=1e-12 * np.abs(dense).max())
@@ -230,6 +257,18 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
         piece = same_atom[offset : offset + channels * width, offset : offset + channels * width]
         np.testing.assert_allclose(kronecker, piece, atol=1e-10 * np.abs(piece).max())
     assert len(problem.factors) >= 6 and max(f[1] for f in problem.factors) > 10  # many radial channels
+
+
+@hypothesis.given(st.integers(1, 40), st.integers(0, 2**31))
+@hypothesis.settings(max_examples=20, deadline=None)
+def test_packed_metric_applies_as_the_dense_one(size, seed):
+    """CG's packed metric (half the memory) multiplies like the dense symmetric matrix."""
+    rng = np.random.default_rng(seed)
+    half = rng.standard_normal((size, size))
+    metric, vector = half @ half.T, rng.standard_normal(size)
+    packed = regression._packed(metric)
+    assert packed.shape == (size * (size + 1) // 2,)
+    np.testing.assert_allclose(regression._metric_times(packed, vector), metric @ vector, atol=1e-12 * size)
 
 
 def test_evaluation_on_two_workers_equals_the_serial_one(trained_pair, water_reference):

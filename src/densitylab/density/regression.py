@@ -245,11 +245,33 @@ def _residuals(baseline: dict, targets: list, labels_list: list, numbers_list: l
     ]
 
 
+def _packed(overlap) -> np.ndarray:
+    """The upper triangle of a symmetric S (n, n), row by row: LAPACK's packed lower triangle
+    (n(n+1)/2,), half the memory of S. CG holds every training molecule's metric this way (a
+    QM9 molecule's even-tempered S is 25 MB dense), applied by :func:`_metric_times`."""
+    overlap = np.asarray(overlap)
+    size = len(overlap)
+    packed = np.empty(size * (size + 1) // 2)
+    start = 0
+    for row in range(size):
+        packed[start : start + size - row] = overlap[row, row:]
+        start += size - row
+    return packed
+
+
+def _metric_times(overlap: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """S·v for S dense (n, n) or packed by :func:`_packed` (BLAS dspmv; as fast as the dense
+    product, measured)."""
+    if overlap.ndim == 1:
+        return scipy.linalg.blas.dspmv(len(vector), 1.0, overlap, vector, lower=1)
+    return overlap @ vector
+
+
 def _rhs(designs: list, overlaps: list, residuals: list, size: int) -> np.ndarray:
     """Σ Φᵀ S r."""
     rhs = np.zeros(size)
     for design, overlap, residual in zip(designs, overlaps, residuals, strict=True):
-        rhs += design.T @ (overlap @ residual)
+        rhs += design.T @ _metric_times(np.asarray(overlap), residual)
     return rhs
 
 
@@ -349,13 +371,12 @@ class _CGProblem:
     iterations without reaching a 1e-10 residual before; BENCHMARKS.md for the count now).
     The coupling between different atoms is left to CG."""
 
-    def __init__(self, designs: list, overlaps: list, layout: dict, labels_list: list, numbers_list: list):
+    def __init__(self, designs: list, metrics: list, layout: dict, one_centre: dict):
         self.stacked = scipy.sparse.vstack(designs).tocsr()
-        # the metrics as dense blocks (8 bytes an entry; a sparse block-diagonal took 12) and no
-        # transposed copy of Φ (Φᵀ·x goes through the CSR matrix's own transpose product)
-        self.metrics = [np.asarray(overlap) for overlap in overlaps]
-        self.bounds = np.concatenate([[0], np.cumsum([len(overlap) for overlap in self.metrics])])
-        one_centre = _one_centre_overlaps(overlaps, labels_list, numbers_list)
+        # the metrics packed by _packed (shared with the caller, not copied) and no transposed
+        # copy of Φ (Φᵀ·x goes through the CSR matrix's own transpose product)
+        self.metrics = metrics
+        self.bounds = np.concatenate([[0], np.cumsum([design.shape[0] for design in designs])])
         self.factors = []
         for (a, l, n), (offset, width) in layout.items():
             if n != 0:
@@ -382,7 +403,7 @@ class _CGProblem:
             coefficients = self.stacked @ vector
             weighted = np.empty_like(coefficients)
             for metric, start, stop in zip(self.metrics, self.bounds[:-1], self.bounds[1:], strict=True):
-                weighted[start:stop] = metric @ coefficients[start:stop]
+                weighted[start:stop] = _metric_times(metric, coefficients[start:stop])
             return eta * vector + self.stacked.T @ weighted
 
         return conjugate_gradients(
@@ -395,7 +416,7 @@ def _metric_error(designs: list, overlaps: list, residuals: list, weights: np.nd
     total = 0.0
     for design, overlap, residual in zip(designs, overlaps, residuals, strict=True):
         delta = design @ weights - residual
-        total += float(delta @ overlap @ delta)
+        total += float(delta @ _metric_times(overlap, delta))
     return total
 
 
@@ -504,22 +525,28 @@ def fit(
         weights = _solve_direct(matrix, rhs, eta, work=matrix)  # A is not needed afterwards
         info["iterations"] = 1
     else:
-        rhs = _rhs(designs, overlaps, residuals, size)
+        # every metric is read (or recomputed) once and held packed, shared by the η scan's
+        # problem and the final one: half the memory of one dense copy of them all
+        metrics = [_packed(overlap) for overlap in overlaps]
+        one_centre = _one_centre_overlaps(overlaps, labels_list, numbers_list)
+        rhs = _rhs(designs, metrics, residuals, size)
         if split is not None:
-            fit_designs, fit_overlaps, fit_residuals = fit_part
-            problem = _CGProblem(
-                fit_designs, fit_overlaps, layout, *(subset(x, split[0]) for x in (labels_list, numbers_list))
+            fit_designs, _, fit_residuals = fit_part
+            fit_metrics, held_metrics = (subset(metrics, rows) for rows in split)
+            problem = _CGProblem(fit_designs, fit_metrics, layout, one_centre)
+            fit_rhs = _rhs(fit_designs, fit_metrics, fit_residuals, size)
+            held_out = (list(held_part[0]), held_metrics, list(held_part[2]))
+            spread = sum(
+                float(r @ _metric_times(m, r)) for m, r in zip(held_metrics, held_out[2], strict=True)
             )
-            fit_rhs = _rhs(fit_designs, fit_overlaps, fit_residuals, size)
-            held_out = tuple(list(items) for items in held_part)
-            spread = sum(float(r @ s @ r) for s, r in zip(held_out[1], held_out[2], strict=True))
             loose = replace(settings, cg_tolerance=max(settings.cg_tolerance, SCAN_CG_TOLERANCE))
             eta, info["regularisation_scan"], start = _scan_regularisation(
                 lambda value, guess: problem.solve(fit_rhs, value, loose, guess)[0],
                 lambda b: _metric_error(*held_out, b),
                 spread,
             )
-        problem = _CGProblem(designs, overlaps, layout, labels_list, numbers_list)
+            del problem
+        problem = _CGProblem(designs, metrics, layout, one_centre)
         weights, cg_info = problem.solve(rhs, eta, settings, start)
         info.update(cg_info)
     model.weights = {key: weights[offset : offset + width] for key, (offset, width) in layout.items()}
