@@ -17,6 +17,7 @@ from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
 
 from densitylab.cli import app
+from densitylab.density import cg as cg_solver
 from densitylab.density import reference as reference_module
 from densitylab.density import regression
 from densitylab.density.energies import (
@@ -241,8 +242,8 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     overlaps = [reference.overlap[i] for i in indices]
     designs = regression.design_matrices(direct.model, direct.featurise(frames), labels, numbers)
     layout = regression._weight_layout(direct.model)
-    one_centre = regression._one_centre_overlaps(overlaps, labels, numbers)
-    problem = regression._CGProblem(designs, [regression._packed(s) for s in overlaps], layout, one_centre)
+    one_centre = cg_solver.one_centre_overlaps(overlaps, labels, numbers)
+    problem = cg_solver.CGProblem(designs, [cg_solver.pack_metric(s) for s in overlaps], layout, one_centre)
     dense = sum(d.T @ (s @ d.toarray()) for d, s in zip(designs, overlaps, strict=True))
     blockwise = regression._normal_system(designs, overlaps, None, dense.shape[0], layout)[0]
     np.testing.assert_allclose(blockwise, dense, atol=1e-12 * np.abs(dense).max())
@@ -266,22 +267,28 @@ def test_packed_metric_applies_as_the_dense_one(size, seed):
     rng = np.random.default_rng(seed)
     half = rng.standard_normal((size, size))
     metric, vector = half @ half.T, rng.standard_normal(size)
-    packed = regression._packed(metric)
+    packed = cg_solver.pack_metric(metric)
     assert packed.shape == (size * (size + 1) // 2,)
-    np.testing.assert_allclose(regression._metric_times(packed, vector), metric @ vector, atol=1e-12 * size)
+    np.testing.assert_allclose(cg_solver.metric_times(packed, vector), metric @ vector, atol=1e-12 * size)
 
 
 def test_evaluation_on_two_workers_equals_the_serial_one(trained_pair, water_reference):
-    from densitylab.density.pipeline import evaluate
+    """Two workers give the serial result; two models evaluated in one grid pass give what each
+    gives alone."""
+    from densitylab.density.pipeline import evaluate, evaluate_models
 
-    direct, _, _ = trained_pair
+    direct, cg, _ = trained_pair
     serial, _ = evaluate(direct, water_reference, [6, 7])
     parallel, _ = evaluate(direct, water_reference, [6, 7], workers=2)
+    alone, _ = evaluate(cg, water_reference, [6, 7])
+    together = evaluate_models([direct, cg], water_reference, [6, 7])
     with pytest.raises(InvalidParameterError, match="workers"):
         evaluate(direct, water_reference, [6, 7], workers=0)
-    for key, value in serial.items():
-        if not key.endswith("seconds"):
-            assert parallel[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+    for first, second in [(serial, parallel), (serial, together[0][0]), (alone, together[1][0])]:
+        for key, value in first.items():
+            if not key.endswith("seconds"):
+                assert second[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+    assert serial["rmse_percent"] != alone["rmse_percent"]  # two different models
 
 
 def test_structures_without_one_of_the_model_species_are_predicted(trained_pair):

@@ -141,85 +141,103 @@ def evaluate(
     through :func:`densitylab.parallel.run_tasks` (``workers`` local processes or a Dask
     ``scheduler``). Returns the summary and the predicted coefficients (for figures, so nothing
     is predicted twice)."""
+    return evaluate_models([trained], reference, indices, energies, workers, scheduler)[0]
+
+
+def evaluate_models(
+    models: list,
+    reference: ReferenceSet,
+    indices: list[int],
+    energies: bool = True,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> list[tuple[dict, list]]:
+    """:func:`evaluate` for several models on the same structures (the points of a learning
+    curve), in one pass over each structure's grid: the basis values there are most of the
+    cost, and each further model adds about a tenth of it. Returns (summary, predicted) per
+    model, each summary as :func:`evaluate` gives it alone."""
     from densitylab.parallel import check_workers, run_tasks
 
     check_workers(workers)  # before the prediction, not after it
+    require(len(models) >= 1, "models", "at least one trained model", len(models))
     frames = [reference.atoms(i) for i in indices]
-    started = time.perf_counter()
-    predicted, _ = predict(trained, frames)
-    predict_seconds = time.perf_counter() - started
-    model = trained.model
-    baselines = [
-        regression.baseline_vector(model, reference.labels[i], reference.numbers[i]) for i in indices
-    ]
-    rmse = regression.rmse_percent(
-        predicted,
-        [reference.coefficients[i] for i in indices],
-        regression.subset(reference.overlap, indices),
-        baselines,
-    )
+    fitted = [reference.coefficients[i] for i in indices]
+    summaries, predictions = [], []
+    for trained in models:
+        started = time.perf_counter()
+        predicted, _ = predict(trained, frames)
+        baselines = [
+            regression.baseline_vector(trained.model, reference.labels[i], reference.numbers[i])
+            for i in indices
+        ]
+        overlaps = regression.subset(reference.overlap, indices)
+        summaries.append(
+            {
+                "structures": len(indices),
+                "rmse_percent": regression.rmse_percent(predicted, fitted, overlaps, baselines),
+                "predict_seconds": time.perf_counter() - started,
+            }
+        )
+        predictions.append(predicted)
     tasks = [
         (
             position,
             (
-                reference.settings, reference.numbers[index], reference.positions[index], coefficients,
-                reference.coefficients[index], reference.integrals[index], reference.density_matrices[index],
-                reference.energy[index], reference.energy_components[index], energies,
+                reference.settings, reference.numbers[index], reference.positions[index],
+                [predicted[position] for predicted in predictions], fitted[position],
+                reference.density_matrices[index], reference.energy[index],
+                reference.energy_components[index], energies,
             ),
         )
-        for position, (coefficients, index) in enumerate(zip(predicted, indices, strict=True))
+        for position, index in enumerate(indices)
     ]  # fmt: skip
     results: dict = {}
     run_tasks(_evaluate_structure, tasks, results.__setitem__, workers=workers, scheduler=scheduler)
     rows = [results[position] for position in range(len(indices))]
-    summary = {
-        "structures": len(indices),
-        "rmse_percent": rmse,
-        "grid_nmae_percent": float(np.mean([row["nmae"] for row in rows])),
-        "grid_nmae_floor_percent": float(np.mean([row["floor"] for row in rows])),
-        "electron_count_error_max": float(
-            max(abs(row["count"] - reference.numbers[i].sum()) for row, i in zip(rows, indices, strict=True))
-        ),
-        "predict_seconds": predict_seconds,
-    }
-    if energies:
+    for number, (summary, predicted) in enumerate(zip(summaries, predictions, strict=True)):
+        counts = [c @ reference.integrals[i] for c, i in zip(predicted, indices, strict=True)]
         summary.update(
-            _energy_summary(
-                {key: [p for row in rows for p in row["errors"].get(key, [])] for key in ENERGY_ERRORS}
-            )
+            grid_nmae_percent=float(np.mean([row["nmae"][number] for row in rows])),
+            grid_nmae_floor_percent=float(np.mean([row["floor"] for row in rows])),
+            electron_count_error_max=float(
+                max(abs(c - reference.numbers[i].sum()) for c, i in zip(counts, indices, strict=True))
+            ),
         )
-    return summary, predicted
+        if energies:
+            errors = {
+                key: [row["errors"][key][number] for row in rows] for key in ("energy", "hartree", "xc")
+            }
+            errors["floor"] = [row["errors"]["floor"] for row in rows]
+            summary.update(_energy_summary(errors))
+    return list(zip(summaries, predictions, strict=True))
 
 
 def _evaluate_structure(
-    settings: ReferenceSettings, numbers, positions, coefficients, fitted, integrals, density_matrix,
+    settings: ReferenceSettings, numbers, positions, predictions: list, fitted, density_matrix,
     scf: float, components, energies: bool,
 ) -> dict:  # fmt: skip
-    """Grid NMAE (prediction and fit), electron count and energy errors of one structure."""
+    """Grid NMAE of each prediction and of the fit, and energy errors (hartree, atoms) of one
+    structure, in one pass over its grid."""
     from densitylab.density.energies import grid_nmae_percents, one_step_energies
 
     mol = build_molecule(numbers, positions, settings.basis)
     auxmol = auxiliary_molecule(mol, settings)
     level = settings.grid_level
-    errors: dict = {}
-    if energies:  # the fit's one-step energy costs little more in the same pass over the grid
-        predicted, floor = one_step_energies(
-            mol, auxmol, [coefficients, fitted], settings.xc, level, density_matrix
-        )
-        nmae, floor_nmae = predicted["grid_nmae_percent"], floor["grid_nmae_percent"]
-        _, coulomb, xc, _ = components
-        errors = {
-            "energy": [(predicted["energy"] - scf, mol.natm)],
-            "floor": [(floor["energy"] - scf, mol.natm)],
-            "hartree": [(predicted["hartree"] - coulomb, mol.natm)],
-            "xc": [(predicted["xc"] - xc, mol.natm)],
-        }
-    else:
-        nmae, floor_nmae = grid_nmae_percents(mol, auxmol, [coefficients, fitted], density_matrix, level)
-    return {"nmae": nmae, "floor": floor_nmae, "count": float(coefficients @ integrals), "errors": errors}
+    if not energies:
+        *nmae, floor = grid_nmae_percents(mol, auxmol, [*predictions, fitted], density_matrix, level)
+        return {"nmae": nmae, "floor": floor, "errors": {}}
+    *results, fit = one_step_energies(mol, auxmol, [*predictions, fitted], settings.xc, level, density_matrix)
+    _, coulomb, xc, _ = components
+    errors = {
+        "energy": [(r["energy"] - scf, mol.natm) for r in results],
+        "hartree": [(r["hartree"] - coulomb, mol.natm) for r in results],
+        "xc": [(r["xc"] - xc, mol.natm) for r in results],
+        "floor": (fit["energy"] - scf, mol.natm),
+    }
+    nmae = [r["grid_nmae_percent"] for r in results]
+    return {"nmae": nmae, "floor": fit["grid_nmae_percent"], "errors": errors}
 
 
-ENERGY_ERRORS = ("energy", "floor", "hartree", "xc")
 MEV_PER_HARTREE = 27211.386245988
 KCAL_PER_MOL_PER_HARTREE = 627.509474
 
