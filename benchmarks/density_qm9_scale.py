@@ -13,7 +13,10 @@ finished so far while the rest are generated (in later sessions here, on a clust
 Run:  python benchmarks/density_qm9_scale.py references [--shards 12 --workers 2 --scheduler ADDR]
       python benchmarks/density_qm9_scale.py status
       python benchmarks/density_qm9_scale.py curve [--train 25 50 100 ... --sparse 100]
-          (on the shards finished so far; writes benchmarks/results/density_qm9_scale.{json,md})
+          (on the shards finished so far; models kept in WORK/models; new points appended to
+          benchmarks/results/density_qm9_scale.jsonl, the table in density_qm9_scale.md)
+      python benchmarks/density_qm9_scale.py ship --train N
+          (the point's model → src/densitylab/density/pretrained/qm9-pbe)
 Data (not in the repository): --work, default /work/qm9data.
 """
 
@@ -78,66 +81,125 @@ def references(args) -> None:
         print(json.dumps(info), flush=True)
 
 
-def curve(args) -> None:
-    """Train on the first N training molecules (finished shards, in order) for each N of
-    --train, evaluate on the whole test shard; writes density_qm9_scale.{json,md}."""
-    from densitylab.density.pipeline import evaluate, train
-    from densitylab.density.reference import concatenate_references, load_reference
+def _point_name(count: int, sparse: int) -> str:
+    return f"train-{count:04d}-sparse-{sparse}"
+
+
+def _trained_point(args, joined, training: list, count: int):
+    """The model of one curve point: trained on the first ``count`` training molecules and
+    kept under WORK/models (reused by later runs and by ``ship``), with its training info."""
+    from densitylab.density.pipeline import load_model, save_model, train
     from densitylab.density.regression import RegressionSettings
 
-    work = Path(args.work)
+    folder = Path(args.work) / "models" / _point_name(count, args.sparse)
+    if (folder / "manifest.json").exists():
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return load_model(folder), manifest["training_info"]
+    eta = "auto" if args.regularisation == "auto" else float(args.regularisation)
+    started = time.perf_counter()
+    trained, info = train(
+        joined, training[:count], settings=RegressionSettings(args.sparse, regularisation=eta)
+    )
+    info = {key: value for key, value in info.items() if key != "regularisation_scan"} | {
+        "train_seconds": time.perf_counter() - started,
+        "regularisation_scan": info.get("regularisation_scan"),
+    }
+    save_model(trained, folder, training_info=info)
+    return trained, info
+
+
+def _joined(work: Path):
+    from densitylab.density.reference import concatenate_references, load_reference
+
     names = [name for name in shard_frames(load_frames(work)) if (work / f"{name}.h5").exists()]
     assert names and names[0] == "test", "the test shard is generated first"
     shards = [load_reference(work / f"{name}.h5") for name in names]
-    test = shards[0]
     joined = concatenate_references(shards)
-    training = list(range(len(test), len(joined)))
-    rows = []
+    return joined, list(range(len(shards[0]), len(joined)))
+
+
+def curve(args) -> None:
+    """Train on the first N training molecules (finished shards, in order) for each N of
+    --train, then evaluate every point not yet recorded on the first --test-count molecules of
+    the test shard, all points in one pass over each test molecule's grid. Points are appended
+    to density_qm9_scale.jsonl, so the curve grows across sessions as shards are finished."""
+    from densitylab.density.pipeline import evaluate_models
+
+    joined, training = _joined(Path(args.work))
+    RESULTS.mkdir(exist_ok=True)
+    log = RESULTS / "density_qm9_scale.jsonl"
+    recorded = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = {(r["train"], r["sparse"], r["test_molecules"]) for r in recorded}
+    points = []
     for count in args.train:
         if count > len(training):
             print(f"skip {count}: {len(training)} training molecules finished", flush=True)
-            continue
+        elif (count, args.sparse, args.test_count) not in done:
+            points.append((count, *_trained_point(args, joined, training, count)))
+            print(f"trained {count}: {json.dumps(points[-1][2])}", flush=True)
+    if points:
         started = time.perf_counter()
-        eta = "auto" if args.regularisation == "auto" else float(args.regularisation)
-        trained, info = train(
-            joined, training[:count], settings=RegressionSettings(args.sparse, regularisation=eta)
+        results = evaluate_models(
+            [trained for _, trained, _ in points], joined, list(range(args.test_count)), workers=args.workers
         )
-        trained_seconds = time.perf_counter() - started
-        metrics, _ = evaluate(trained, joined, list(range(args.test_count)), workers=args.workers)
-        rows.append(
-            {
-                "train": count,
-                **metrics,
-                "parameters": info["parameters"],
-                "solver": info["solver"],
-                "regularisation": info["regularisation"],
-                "regularisation_scan": info.get("regularisation_scan"),
-                "features_seconds": info["features_seconds"],
-                "train_seconds": trained_seconds,
-                "evaluate_seconds": time.perf_counter() - started - trained_seconds,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    record = {"test_molecules": args.test_count, "sparse": args.sparse, "curve": rows}
-    (RESULTS / "density_qm9_scale.json").write_text(json.dumps(record, indent=1))
+        seconds = time.perf_counter() - started
+        with log.open("a") as handle:
+            for (count, _, info), (metrics, _) in zip(points, results, strict=True):
+                row = {"train": count, "sparse": args.sparse, "test_molecules": args.test_count, **metrics}
+                row |= {key: info[key] for key in ("parameters", "solver", "regularisation", "train_seconds")}
+                row |= {"iterations": info.get("iterations"), "features_seconds": info["features_seconds"]}
+                row |= {"evaluate_seconds_all_points": seconds, "date": time.strftime("%Y-%m-%d")}
+                handle.write(json.dumps(row) + "\n")
+                recorded.append(row)
+                print(json.dumps(row), flush=True)
+    _write_table(recorded)
+
+
+def _write_table(rows: list) -> None:
     lines = [
-        f"QM9 (≤ 9 heavy atoms), PBE/def2-SVP → even-tempered (β = 1.6); {args.test_count} test molecules",
+        "QM9 (≤ 9 heavy atoms), PBE/def2-SVP → even-tempered (β = 1.6)",
         "",
-        "| training molecules | weights | η | % RMSE | grid NMAE % (floor) | one-step E MAE kcal/mol "
-        "(floor) | Hartree / XC MAE kcal/mol | train (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| training molecules | test molecules | weights | η | % RMSE | grid NMAE % (floor) "
+        "| one-step E MAE kcal/mol (floor) | Hartree / XC MAE kcal/mol | train (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['train']} | {r['parameters']:,} | {r['regularisation']:.0e} | {r['rmse_percent']:.2f} "
-        f"| {r['grid_nmae_percent']:.3f} ({r['grid_nmae_floor_percent']:.3f}) "
+        f"| {r['train']} | {r['test_molecules']} | {r['parameters']:,} | {r['regularisation']:.0e} "
+        f"| {r['rmse_percent']:.2f} | {r['grid_nmae_percent']:.3f} ({r['grid_nmae_floor_percent']:.3f}) "
         f"| {r['energy_mae_kcal_per_mol']:.2f} ({r['energy_floor_mae_kcal_per_mol']:.3f}) "
         f"| {r['energy_hartree_mae_kcal_per_mol']:.1f} / {r['energy_xc_mae_kcal_per_mol']:.1f} "
         f"| {r['train_seconds']:.0f} |"
-        for r in rows
+        for r in sorted(rows, key=lambda r: (r["test_molecules"], r["sparse"], r["train"]))
     ]
     (RESULTS / "density_qm9_scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+SHIPPED = Path(__file__).parents[1] / "src/densitylab/density/pretrained/qm9-pbe"
+
+
+def ship(args) -> None:
+    """Copy the curve's model trained on --train N molecules (trained now if it is not there
+    yet) into the package as the shipped ``qm9-pbe``, with its test-set accuracy from the curve
+    and the command that made it in its manifest."""
+    from densitylab.density.pipeline import save_model
+
+    joined, training = _joined(Path(args.work))
+    (count,) = args.train
+    assert count <= len(training), f"only {len(training)} training molecules finished"
+    trained, info = _trained_point(args, joined, training, count)
+    log = RESULTS / "density_qm9_scale.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    accuracy = [r for r in rows if r["train"] == count and r["sparse"] == args.sparse]
+    command = f"python benchmarks/density_qm9_scale.py ship --train {count} --sparse {args.sparse}"
+    save_model(
+        trained,
+        SHIPPED,
+        training_info=info,
+        test_accuracy=accuracy[-1] if accuracy else None,
+        command=f"python benchmarks/density_qm9_scale.py references --shards {args.shards}; {command}",
+    )
+    print(f"shipped {SHIPPED} ({sum(f.stat().st_size for f in SHIPPED.iterdir()) / 1e6:.1f} MB)")
 
 
 def status(args) -> None:
@@ -150,7 +212,7 @@ def status(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=("references", "curve", "status"))
+    parser.add_argument("command", choices=("references", "curve", "status", "ship"))
     parser.add_argument("--work", default="/work/qm9data")
     parser.add_argument("--shards", type=int, default=12, help="Training shards to generate.")
     parser.add_argument("--workers", type=int, default=2)
@@ -163,7 +225,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    {"references": references, "curve": curve, "status": status}[args.command](args)
+    {"references": references, "curve": curve, "status": status, "ship": ship}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from densitylab.cli.common import (
 app = typer_app("Electron-density learning: density-fitting coefficients by symmetry-adapted sparse GPR.")
 
 
-Model = option(Path, "Model folder (densitylab density train).")
+Model = option(str, "Model folder (densitylab density train) or a shipped model: qm9-pbe.")
 Reference = option(Path, "Reference file (densitylab density reference).")
 Structures = option(Path, "Structures (extxyz, Å).")
 
@@ -57,6 +57,31 @@ def density_reference(
     with bar:
         summary = reference(config, output, workers, scheduler, update)
     print_summary(summary, as_json, "density references")
+
+
+@command(app, "cells", outputs={"output": "file"})
+def density_cells(
+    output: option(Path, "Cells to write (extxyz with Lattice= and pbc)."),
+    count: option(int, "Cells to sample.") = 10,
+    molecules: option(int, "Water molecules per cell.") = 8,
+    density: option(float, "Mass density (g/cm³).") = 1.0,
+    temperature: option(float, "Langevin temperature (K).") = 300.0,
+    equilibration: option(float, "Picoseconds of TIP3P dynamics before the first sample.") = 5.0,
+    interval: option(float, "Picoseconds between samples.") = 2.0,
+    seed: Seed = 0,
+    as_json: Json = False,
+) -> None:
+    """Liquid-water cells: packed, equilibrated with rigid TIP3P (ASE, Langevin), sampled."""
+    from densitylab.density.cells import WaterCellSettings, water_cells
+    from densitylab.density.structures import write_structures
+
+    settings = WaterCellSettings(molecules, density, temperature, equilibration, interval)
+    bar, update = systems_progress("TIP3P samples")
+    with bar:
+        cells = water_cells(count, settings, seed, update)
+    write_structures(cells, output)
+    summary = {"cells": len(cells), "molecules": molecules, "length_angstrom": settings.length}
+    print_summary({**summary, "output": str(output)}, as_json, "liquid-water cells")
 
 
 @command(app, "train", outputs={"output": "artefact"})

@@ -298,9 +298,25 @@ def save_model(trained: TrainedModel, path: str | Path, **manifest: object) -> P
     return Path(path)
 
 
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+def shipped_models() -> list[str]:
+    """Names of the density models shipped with densitylab (``qm9-pbe``: docs/density.md)."""
+    return sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
+
+
 def load_model(path: str | Path) -> TrainedModel:
-    """Read a folder written by :func:`save_model`."""
+    """Read a folder written by :func:`save_model`, or a shipped model by name (``qm9-pbe``)."""
+    if isinstance(path, str) and not Path(path).exists() and (PRETRAINED / path).is_dir():
+        path = PRETRAINED / path
     path = Path(path)
+    require(
+        path.exists(),
+        "model",
+        f"a model folder (densitylab density train) or a shipped model {shipped_models()}",
+        str(path),
+    )
     config = read_manifest(path, ("density-model",))["config"]
     if (path / "arrays.npz").is_file():  # written before the manifest
         with np.load(path / "arrays.npz") as stored:

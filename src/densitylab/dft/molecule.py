@@ -37,14 +37,20 @@ MIN_DISTANCE = 0.1  # Å: closer nuclei are a mistake in the input, not chemistr
 
 def check_geometry(atoms, parameter: str = "molecule") -> None:
     """Refuse non-finite coordinates and nuclei closer than ``MIN_DISTANCE`` (Å), naming the
-    pair, before any integral is computed (PySCF would stop with "Ill geometry")."""
+    pair, before any integral is computed (PySCF would stop with "Ill geometry"). In a periodic
+    cell the distances are minimum-image ones."""
     import numpy as np
 
     positions = np.asarray(atoms.get_positions(), dtype=float)
     require(bool(np.all(np.isfinite(positions))), parameter, "finite atomic coordinates (Å)")
     if len(positions) < 2:
         return
-    distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+    if np.any(atoms.pbc):
+        require(bool(np.all(np.isfinite(atoms.cell.array))), parameter, "a finite lattice (Å)")
+        require(atoms.cell.rank == 3, parameter, "a lattice of three independent vectors when pbc is set")
+        distances = atoms.get_all_distances(mic=True)
+    else:
+        distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
     distances[np.diag_indices(len(positions))] = np.inf
     first, second = np.unravel_index(int(np.argmin(distances)), distances.shape)
     require(
