@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from densitylab.density.reference import auxiliary_integrals, featomic_order, function_labels
+from densitylab.density.basis import auxiliary_integrals, featomic_order, function_labels
 from densitylab.dft.system import parse_xc
 from densitylab.errors import InvalidParameterError, require
 
@@ -35,6 +35,7 @@ class CellSettings:
             an 8-water cell to 0.4 mHa of density fitting, issue 20).
         etb_beta: ratio of the even-tempered auxiliary basis built from the cell's basis.
         conv_tol: SCF energy tolerance (hartree).
+        chunk_size: cells per parallel task (and per resumable part).
     """
 
     xc: str = "pbe"
@@ -43,6 +44,7 @@ class CellSettings:
     ke_cutoff: float = 200.0
     etb_beta: float = 1.6
     conv_tol: float = 1e-9
+    chunk_size: int = 1
 
     def __post_init__(self) -> None:
         require(
@@ -53,6 +55,7 @@ class CellSettings:
         )
         require(self.etb_beta > 1.0, "etb_beta", "a ratio above 1", self.etb_beta)
         require(0 < self.conv_tol < 1e-4, "conv_tol", "a tolerance in (0, 1e-4) hartree", self.conv_tol)
+        require(self.chunk_size >= 1, "chunk_size", "a positive integer", self.chunk_size)
         parse_xc(self.xc)
 
 
@@ -79,7 +82,10 @@ def build_cell(numbers: np.ndarray, positions: np.ndarray, lattice: np.ndarray, 
     wrapped = (fractional - np.floor(fractional)) @ lattice
     try:
         return gto.M(
-            atom=list(zip(np.asarray(numbers).tolist(), wrapped.tolist(), strict=True)),
+            atom=[
+                (z if isinstance(z, str) else int(z), xyz)
+                for z, xyz in zip(numbers, wrapped.tolist(), strict=True)
+            ],
             a=lattice,
             basis=settings.basis,
             pseudo=settings.pseudo,
@@ -151,23 +157,51 @@ def cell_reference(
         "labels": labels[order],
         "integrals": auxiliary_integrals(auxcell)[order],
         "energy": float(mf.e_tot),
+        "energy_components": np.array(
+            [
+                mf.scf_summary.get("e1", np.nan),
+                mf.scf_summary.get("coul", np.nan),
+                mf.scf_summary.get("exc", np.nan),
+                cell.energy_nuc(),
+            ]
+        ),
         "valence_electrons": int(cell.nelectron),
     }
 
 
-def cell_grid_densities(
-    cell, auxcell, coefficients: np.ndarray, density_matrix: np.ndarray, block: int = 8192
-):
-    """ρ (SCF) and ρ̃ (the coefficients, featomic order) on the cell's uniform grid, and the
-    grid weight (bohr³ per point): (rho (ngrid,), fitted (ngrid,), weight)."""
+def cell_overlap(
+    numbers: np.ndarray, positions: np.ndarray, lattice: np.ndarray, settings: CellSettings
+) -> np.ndarray:
+    """The lattice-summed auxiliary overlap S̄ (naux, naux) of one cell, featomic order,
+    recomputed from the geometry (as the molecular overlap is)."""
+    auxcell = auxiliary_cell(build_cell(numbers, positions, lattice, settings), settings)
+    order = featomic_order(function_labels(auxcell))
+    return auxcell.pbc_intor("int1e_ovlp", hermi=1)[np.ix_(order, order)]
+
+
+def check_cell_species(symbols: list, settings: CellSettings) -> None:
+    """Refuse species the basis or pseudopotential do not cover, before any SCF."""
+    for symbol in symbols:  # two atoms: an even electron count for any element
+        build_cell([symbol, symbol], [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]], np.eye(3) * 10.0, settings)
+
+
+def cell_grid_densities(cell, auxcell, coefficient_sets: list, density_matrix: np.ndarray, block: int = 8192):
+    """ρ (SCF) and the densities of several coefficient vectors (featomic order) on the cell's
+    uniform grid, and the grid weight (bohr³ per point): (rho (ngrid,), [ρ̃ (ngrid,)], weight)."""
     from pyscf.pbc.dft import numint
 
-    c = np.empty_like(coefficients)
-    c[featomic_order(function_labels(auxcell))] = coefficients
+    order = featomic_order(function_labels(auxcell))
+    expansions = []
+    for coefficients in coefficient_sets:
+        c = np.empty_like(coefficients)
+        c[order] = coefficients
+        expansions.append(c)
     coords = cell.gen_uniform_grids(cell.mesh)
-    rho, fitted = np.empty(len(coords)), np.empty(len(coords))
+    rho, fitted = np.empty(len(coords)), [np.empty(len(coords)) for _ in expansions]
     for start in range(0, len(coords), block):
         points = coords[start : start + block]
         rho[start : start + block] = numint.eval_rho(cell, numint.eval_ao(cell, points), density_matrix)
-        fitted[start : start + block] = numint.eval_ao(auxcell, points) @ c
+        values = numint.eval_ao(auxcell, points)
+        for target, c in zip(fitted, expansions, strict=True):
+            target[start : start + block] = values @ c
     return rho, fitted, cell.vol / len(coords)

@@ -22,10 +22,13 @@ from densitylab.density.features import Features, FeatureSettings, choose_column
 from densitylab.density.reference import (
     ReferenceSet,
     ReferenceSettings,
+    auxiliary_integrals,
     auxiliary_molecule,
     build_molecule,
+    check_periodicity,
     featomic_order,
     function_labels,
+    is_periodic,
 )
 from densitylab.errors import require
 
@@ -88,39 +91,57 @@ def train(
     return TrainedModel(model, features, settings, reference.settings, lambda_max, list(indices)), info
 
 
+def _auxiliary_basis(settings, frame) -> tuple:
+    """(auxiliary molecule or cell, featomic order, electrons N) of one structure; for a cell N
+    counts the valence electrons."""
+    if is_periodic(settings):
+        from densitylab.density.periodic import auxiliary_cell, build_cell
+
+        cell = build_cell(frame.numbers, frame.positions, frame.cell.array, settings)
+        auxiliary = auxiliary_cell(cell, settings)
+    else:
+        cell = build_molecule(np.asarray(frame.numbers), frame.positions, settings.basis)
+        auxiliary = auxiliary_molecule(cell, settings)
+    return auxiliary, featomic_order(function_labels(auxiliary)), float(cell.nelectron)
+
+
+def overlap_of(auxiliary) -> np.ndarray:
+    """The auxiliary overlap in PySCF's order: lattice-summed for a cell."""
+    from pyscf.pbc import gto as pbc_gto
+
+    if isinstance(auxiliary, pbc_gto.Cell):
+        return auxiliary.pbc_intor("int1e_ovlp", hermi=1)
+    return auxiliary.intor("int1e_ovlp")
+
+
 def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -> tuple[list, list]:
     """Predicted coefficients (featomic order) and their (atom, l, n, m) labels per structure.
 
     With ``conserve_charge`` each prediction c is corrected by the smallest change in the
-    overlap metric that gives exactly the neutral molecule's electron count N:
+    overlap metric that gives exactly the neutral molecule's electron count N (a cell's valence
+    electrons, in the lattice-summed metric):
     c ← c + (N − qᵀc) S⁻¹q / (qᵀS⁻¹q), q_P = ∫φ_P. A model far from its training data can miss
     N by electrons, which the one-step energy punishes by hartrees; the correction costs nothing
     where the prediction is already right (water: |ΔN| < 0.006).
     """
-    from densitylab.density.reference import auxiliary_integrals
-
     require(len(frames) > 0, "structures", "at least one structure", 0)
+    check_periodicity(frames, is_periodic(trained.reference))
     numbers = [np.asarray(frame.numbers) for frame in frames]
     _check_species(trained.model, numbers)
-    labels, auxmols, orders = [], [], []
-    for frame, z in zip(frames, numbers, strict=True):
-        auxmol = auxiliary_molecule(
-            build_molecule(z, frame.positions, trained.reference.basis), trained.reference
-        )
-        pyscf_labels = function_labels(auxmol)
-        order = featomic_order(pyscf_labels)
-        labels.append(pyscf_labels[order])
-        auxmols.append(auxmol)
-        orders.append(order)
+    labels, auxiliaries = [], []
+    for frame in frames:
+        auxiliary = _auxiliary_basis(trained.reference, frame)
+        labels.append(function_labels(auxiliary[0])[auxiliary[1]])
+        auxiliaries.append(auxiliary)
     features = trained.featurise(frames)
     designs = regression.design_matrices(trained.model, features, labels, numbers)
     predicted = regression.predict_coefficients(trained.model, designs, labels, numbers)
     if conserve_charge:
-        for index, (auxmol, order, z) in enumerate(zip(auxmols, orders, numbers, strict=True)):
-            integrals = auxiliary_integrals(auxmol)[order]
-            overlap = auxmol.intor("int1e_ovlp")[np.ix_(order, order)]
+        for index, (auxiliary, order, electrons) in enumerate(auxiliaries):
+            integrals = auxiliary_integrals(auxiliary)[order]
+            overlap = overlap_of(auxiliary)[np.ix_(order, order)]
             direction = np.linalg.solve(overlap, integrals)
-            missing = float(z.sum()) - predicted[index] @ integrals
+            missing = electrons - predicted[index] @ integrals
             predicted[index] = predicted[index] + missing * direction / (integrals @ direction)
     return predicted, labels
 
@@ -160,6 +181,13 @@ def evaluate_models(
 
     check_workers(workers)  # before the prediction, not after it
     require(len(models) >= 1, "models", "at least one trained model", len(models))
+    periodic = reference.lattices is not None
+    require(
+        not (periodic and energies),
+        "energies",
+        "False for cells (one-step energies of cells: issue 20)",
+        energies,
+    )
     frames = [reference.atoms(i) for i in indices]
     fitted = [reference.coefficients[i] for i in indices]
     summaries, predictions = [], []
@@ -187,6 +215,7 @@ def evaluate_models(
                 [predicted[position] for predicted in predictions], fitted[position],
                 reference.density_matrices[index], reference.energy[index],
                 reference.energy_components[index], energies,
+                reference.lattices[index] if periodic else None,
             ),
         )
         for position, index in enumerate(indices)
@@ -214,11 +243,20 @@ def evaluate_models(
 
 def _evaluate_structure(
     settings: ReferenceSettings, numbers, positions, predictions: list, fitted, density_matrix,
-    scf: float, components, energies: bool,
+    scf: float, components, energies: bool, lattice=None,
 ) -> dict:  # fmt: skip
     """Grid NMAE of each prediction and of the fit, and energy errors (hartree, atoms) of one
-    structure, in one pass over its grid."""
+    structure, in one pass over its grid (a cell's uniform grid for cells)."""
     from densitylab.density.energies import grid_nmae_percents, one_step_energies
+
+    if lattice is not None:
+        from densitylab.density.periodic import auxiliary_cell, build_cell, cell_grid_densities
+
+        cell = build_cell(numbers, positions, lattice, settings)
+        auxcell = auxiliary_cell(cell, settings)
+        rho, densities, weight = cell_grid_densities(cell, auxcell, [*predictions, fitted], density_matrix)
+        *nmae, floor = [100.0 * weight * np.abs(rho - values).sum() / cell.nelectron for values in densities]
+        return {"nmae": nmae, "floor": floor, "errors": {}}
 
     mol = build_molecule(numbers, positions, settings.basis)
     auxmol = auxiliary_molecule(mol, settings)
@@ -289,6 +327,7 @@ def save_model(trained: TrainedModel, path: str | Path, **manifest: object) -> P
         "features": asdict(trained.features),
         "regression": asdict(trained.regression_settings),
         "reference": asdict(trained.reference),
+        "periodic": is_periodic(trained.reference),
         "lambda_max": trained.lambda_max,
         "training": trained.training,
     }
@@ -304,6 +343,14 @@ PRETRAINED = Path(__file__).parent / "pretrained"
 def shipped_models() -> list[str]:
     """Names of the density models shipped with densitylab (``qm9-pbe``: docs/density.md)."""
     return sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
+
+
+def _reference_settings(config: dict):
+    if config.get("periodic"):
+        from densitylab.density.periodic import CellSettings
+
+        return CellSettings(**config["reference"])
+    return ReferenceSettings(**config["reference"])
 
 
 def load_model(path: str | Path) -> TrainedModel:
@@ -344,7 +391,7 @@ def load_model(path: str | Path) -> TrainedModel:
         model,
         FeatureSettings(**config["features"]),
         regression.RegressionSettings(**config["regression"]),
-        ReferenceSettings(**config["reference"]),
+        _reference_settings(config),
         config["lambda_max"],
         config["training"],
     )

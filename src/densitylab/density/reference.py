@@ -33,6 +33,7 @@ from densitylab.data import (
     stored_parameters,
     write_attributes,
 )
+from densitylab.density.basis import auxiliary_integrals, featomic_order, function_labels
 from densitylab.dft.system import parse_xc
 from densitylab.errors import InvalidParameterError, require
 from densitylab.parallel import run_resumable
@@ -81,32 +82,6 @@ def auxiliary_molecule(mol, settings: ReferenceSettings):
         ) from None
 
 
-def function_labels(auxmol) -> np.ndarray:
-    """(naux, 4) integer labels (atom, l, n, m) of the auxiliary functions in PySCF's order, with
-    n the radial channel of that (atom, l) and m the real-harmonic index."""
-    labels = []
-    for atom in range(auxmol.natm):
-        channel: dict[int, int] = {}
-        for shell in range(auxmol.nbas):
-            if auxmol.bas_atom(shell) != atom:
-                continue
-            l = auxmol.bas_angular(shell)
-            for _ in range(auxmol.bas_nctr(shell)):
-                n = channel.get(l, 0)
-                channel[l] = n + 1
-                ms = (1, -1, 0) if l == 1 else tuple(range(-l, l + 1))
-                labels += [(atom, l, n, m) for m in ms]
-    labels = np.array(labels, dtype=np.int64)
-    # PySCF lays out shells atom by atom in _bas order; check that our walk matches its offsets
-    require(len(labels) == auxmol.nao_nr(), "auxbasis", "a basis with one contraction set per shell", None)
-    return labels
-
-
-def featomic_order(labels: np.ndarray) -> np.ndarray:
-    """Permutation from PySCF's auxiliary order to (atom, l, n, m = −l…l) order."""
-    return np.lexsort((labels[:, 3], labels[:, 2], labels[:, 1], labels[:, 0]))
-
-
 def build_molecule(numbers: np.ndarray, positions: np.ndarray, basis: str):
     """A built PySCF ``Mole`` (positions in ångström); unknown species are a clear error."""
     from pyscf import gto
@@ -144,20 +119,6 @@ def molecular_grid(mol, level: int = 3) -> tuple[np.ndarray, np.ndarray]:
     grids.level = level
     grids.build(with_non0tab=False)
     return grids.coords, grids.weights
-
-
-def auxiliary_integrals(auxmol) -> np.ndarray:
-    """∫φ_P d³r (naux,), analytically: only s functions integrate to non-zero, each primitive
-    to (π/α)^{3/2} times libcint's s-function factor 1/√(4π) (equal to quadrature on a fine
-    grid to 1e-7, tested; the quadrature it replaces held every function on the whole grid)."""
-    integrals = np.zeros(auxmol.nao_nr())
-    offsets = auxmol.ao_loc_nr()
-    for shell in range(auxmol.nbas):
-        if auxmol.bas_angular(shell) == 0:
-            coefficients = auxmol._libcint_ctr_coeff(shell)  # (primitives, contractions)
-            values = (np.pi / auxmol.bas_exp(shell)) ** 1.5 @ coefficients / np.sqrt(4 * np.pi)
-            integrals[offsets[shell] : offsets[shell + 1]] = values
-    return integrals
 
 
 def auxiliary_overlap(numbers: np.ndarray, positions: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
@@ -209,12 +170,21 @@ def reference_for_structure(numbers: np.ndarray, positions: np.ndarray, settings
 ENERGY_COMPONENTS = ("one_electron", "coulomb", "xc", "nuclear_repulsion")
 
 
-def _chunk_task(numbers_list, positions_list, settings: ReferenceSettings) -> dict:
-    """References for a chunk of structures, as flat arrays with offsets (one resumable part)."""
-    results = [
-        reference_for_structure(np.asarray(n), np.asarray(p), settings)
-        for n, p in zip(numbers_list, positions_list, strict=True)
-    ]
+def _chunk_task(numbers_list, positions_list, settings, lattices=None) -> dict:
+    """References for a chunk of structures, as flat arrays with offsets (one resumable part);
+    cells (with ``lattices``, :class:`densitylab.density.periodic.CellSettings`) or molecules."""
+    if lattices is not None:
+        from densitylab.density.periodic import cell_reference
+
+        results = [
+            cell_reference(np.asarray(n), np.asarray(p), np.asarray(a), settings)
+            for n, p, a in zip(numbers_list, positions_list, lattices, strict=True)
+        ]
+    else:
+        results = [
+            reference_for_structure(np.asarray(n), np.asarray(p), settings)
+            for n, p in zip(numbers_list, positions_list, strict=True)
+        ]
     sizes = np.array([len(r["coefficients"]) for r in results])
     nao = np.array([len(r["density_matrix"]) for r in results])
     return {
@@ -227,6 +197,26 @@ def _chunk_task(numbers_list, positions_list, settings: ReferenceSettings) -> di
         "energy": np.array([r["energy"] for r in results]),
         "energy_components": np.stack([r["energy_components"] for r in results]),
     }
+
+
+def is_periodic(settings) -> bool:
+    """Whether ``settings`` are for cells (:class:`~densitylab.density.periodic.CellSettings`)."""
+    from densitylab.density.periodic import CellSettings
+
+    return isinstance(settings, CellSettings)
+
+
+def check_periodicity(frames: list, periodic: bool) -> None:
+    """Cells (a lattice, pbc on all three axes) for periodic settings or models, molecules
+    (no pbc) for molecular ones; anything else is refused, naming the structure."""
+    for index, frame in enumerate(frames):
+        cell = bool(np.all(frame.pbc)) and frame.cell.rank == 3
+        if periodic:
+            expected = "cells (a lattice and pbc on all three axes) for periodic settings or models"
+            require(cell, "structures", expected, f"structure {index}, which is not")
+        else:
+            expected = "molecules (no pbc) for molecular settings or models; cells need periodic ones"
+            require(not np.any(frame.pbc), "structures", expected, f"structure {index}, a cell")
 
 
 def _check_species(frames: list, settings: ReferenceSettings) -> None:
@@ -258,7 +248,13 @@ def check_inputs(frames: list, output: str | Path, settings: ReferenceSettings) 
     settings, the output name, and that basis and auxiliary basis cover every species."""
     output = check_output(output)
     require(len(frames) > 0, "structures", "at least one structure", 0)
-    _check_species(frames, settings)
+    check_periodicity(frames, is_periodic(settings))
+    if is_periodic(settings):
+        from densitylab.density.periodic import check_cell_species
+
+        check_cell_species(sorted({s for frame in frames for s in frame.get_chemical_symbols()}), settings)
+    else:
+        _check_species(frames, settings)
     return output
 
 
@@ -281,6 +277,8 @@ def generate_reference(
     ``labels/s`` (atom, l, n, m), ``integrals/s``, ``density_matrix/s`` (the SCF
     density matrix, AO basis); and ``energy`` (S,),
     ``energy_components`` (S, 4) in hartree; the settings, version and seed as attributes.
+    With :class:`~densitylab.density.periodic.CellSettings` the frames must be cells, and each
+    also has ``lattice/s`` (3, 3) Å.
     """
     settings = settings or ReferenceSettings()
     output = check_inputs(frames, output, settings)
@@ -294,6 +292,9 @@ def generate_reference(
         "geometry_hash": _geometry_hash(frames),
         "seed": seed,
     }
+    periodic = is_periodic(settings)
+    if periodic:  # only for cells: the parameters of molecular files (and their resumes) stay
+        parameters["periodic"] = True
     started = time.perf_counter()
     if output.exists():
         refuse_mismatch(stored_parameters(output), parameters, output)
@@ -304,7 +305,16 @@ def generate_reference(
     ]
     store = PartsStore(output, parameters)
     tasks = [
-        (index, ([f.numbers for f in frames[a:b]], [f.positions for f in frames[a:b]], settings), b - a)
+        (
+            index,
+            (
+                [f.numbers for f in frames[a:b]],
+                [f.positions for f in frames[a:b]],
+                settings,
+                [f.cell.array for f in frames[a:b]] if periodic else None,
+            ),
+            b - a,
+        )
         for index, a, b in chunks
     ]
     computed, resumed = run_resumable(
@@ -327,6 +337,8 @@ def _geometry_hash(frames: list) -> str:
     for frame in frames:
         digest.update(np.asarray(frame.numbers, dtype=np.int64).tobytes())
         digest.update(np.round(np.asarray(frame.positions, dtype=np.float64), 6).tobytes())
+        if np.any(frame.pbc):  # molecules hash as before
+            digest.update(np.round(np.asarray(frame.cell.array, dtype=np.float64), 6).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -344,6 +356,8 @@ def _assemble(frames, chunks, store: PartsStore, output: Path, parameters: dict)
                 key = f"{structure:06d}"
                 handle[f"numbers/{key}"] = np.asarray(frames[structure].numbers)
                 handle[f"positions/{key}"] = np.asarray(frames[structure].positions)
+                if parameters.get("periodic"):
+                    handle[f"lattice/{key}"] = np.asarray(frames[structure].cell.array)
                 handle[f"coefficients/{key}"] = part["coefficients"][a:b]
                 handle[f"labels/{key}"] = part["labels"][a:b]
                 handle[f"integrals/{key}"] = part["integrals"][a:b]
@@ -361,13 +375,19 @@ class _Overlaps:
     """The auxiliary overlaps of a reference set, computed on access (not cached: a QM9 training
     set's would fill the memory); files from before they stopped being stored read theirs."""
 
-    def __init__(self, settings: ReferenceSettings, numbers: list, positions: list):
-        self.settings, self.numbers, self.positions = settings, numbers, positions
+    def __init__(self, settings, numbers: list, positions: list, lattices: list | None = None):
+        self.settings, self.numbers, self.positions, self.lattices = settings, numbers, positions, lattices
 
     def __len__(self) -> int:
         return len(self.numbers)
 
     def __getitem__(self, index: int) -> np.ndarray:
+        if self.lattices is not None:
+            from densitylab.density.periodic import cell_overlap
+
+            return cell_overlap(
+                self.numbers[index], self.positions[index], self.lattices[index], self.settings
+            )
         return auxiliary_overlap(self.numbers[index], self.positions[index], self.settings)
 
 
@@ -386,6 +406,7 @@ class ReferenceSet:
     density_matrices: list
     energy: np.ndarray
     energy_components: np.ndarray
+    lattices: list | None = None  # cells: (3, 3) lattice vectors (rows, Å) per structure
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -397,6 +418,11 @@ class ReferenceSet:
     def atoms(self, index: int):
         import ase
 
+        if self.lattices is not None:
+            cell = self.lattices[index]
+            return ase.Atoms(
+                numbers=self.numbers[index], positions=self.positions[index], cell=cell, pbc=True
+            )
         return ase.Atoms(numbers=self.numbers[index], positions=self.positions[index])
 
 
@@ -417,17 +443,19 @@ def concatenate_references(sets: list) -> ReferenceSet:
         return [item for each in sets for item in getattr(each, name)]
 
     numbers, positions = joined("numbers"), joined("positions")
+    lattices = joined("lattices") if sets[0].lattices is not None else None
     return ReferenceSet(
         settings=settings,
         numbers=numbers,
         positions=positions,
         coefficients=joined("coefficients"),
-        overlap=_Overlaps(settings, numbers, positions),
+        overlap=_Overlaps(settings, numbers, positions, lattices),
         labels=joined("labels"),
         integrals=joined("integrals"),
         density_matrices=joined("density_matrices"),
         energy=np.concatenate([each.energy for each in sets]),
         energy_components=np.concatenate([each.energy_components for each in sets]),
+        lattices=lattices,
     )
 
 
@@ -440,23 +468,31 @@ def load_reference(path: str | Path) -> ReferenceSet:
             "coefficients" in handle, "reference", "a file written by densitylab density reference", str(path)
         )
         parameters = stored_parameters(path)
-        settings = ReferenceSettings(**{k: parameters[k] for k in ReferenceSettings.__dataclass_fields__})
+        if parameters.get("periodic"):
+            from densitylab.density.periodic import CellSettings as kind
+        else:
+            kind = ReferenceSettings
+        settings = kind(**{k: parameters[k] for k in kind.__dataclass_fields__})
         keys = sorted(handle["coefficients"].keys())
 
         def each(group):
             return [handle[f"{group}/{key}"][()] for key in keys]
 
         numbers, positions = each("numbers"), each("positions")
+        lattices = each("lattice") if "lattice" in handle else None
 
         return ReferenceSet(
             settings=settings,
             numbers=numbers,
             positions=positions,
             coefficients=each("coefficients"),
-            overlap=each("overlap") if "overlap" in handle else _Overlaps(settings, numbers, positions),
+            overlap=each("overlap")
+            if "overlap" in handle
+            else _Overlaps(settings, numbers, positions, lattices),
             labels=each("labels"),
             integrals=each("integrals"),
             density_matrices=each("density_matrix"),
             energy=handle["energy"][()],
             energy_components=handle["energy_components"][()],
+            lattices=lattices,
         )
