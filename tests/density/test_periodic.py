@@ -184,3 +184,21 @@ def test_a_molecule_in_a_large_box_has_its_isolated_features(cell_model):
     isolated, periodic_features = trained.featurise([molecule]), trained.featurise([boxed])
     for key, block in isolated.blocks.items():
         np.testing.assert_allclose(periodic_features.blocks[key], block, atol=1e-10)
+
+
+def test_cli_reference_takes_cells_to_the_periodic_path(cell_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from densitylab.cli import app
+    from densitylab.density.reference import load_reference
+    from densitylab.density.structures import write_structures
+
+    _, reference = cell_model
+    structures = write_structures(_small_cells(1), tmp_path / "cell.extxyz")
+    output = tmp_path / "cell.h5"
+    arguments = ["density", "reference", "--structures", str(structures), "--output", str(output)]
+    result = CliRunner().invoke(app, [*arguments, "--basis", "gth-szv", "--ke-cutoff", "200"])
+    assert result.exit_code == 0, result.output
+    stored = load_reference(output)
+    assert stored.settings == reference.settings
+    np.testing.assert_allclose(stored.coefficients[0], reference.coefficients[0], atol=1e-8)

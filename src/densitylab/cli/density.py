@@ -39,15 +39,18 @@ def density_reference(
     seed: Seed = 0,
     temperature: option(float, "Water sampling temperature (K).") = 300.0,
     xc: option(str, "Reference functional.") = "pbe",
-    basis: option(str, "Reference basis.") = "def2-svp",
+    basis: option(str | None, "Reference basis (default def2-svp; gth-dzvp for cells).") = None,
     auxbasis: option(str, "def2-universal-jkfit, any PySCF auxbasis, or etb.") = "def2-universal-jkfit",
     metric: option(str, "Fitting metric: overlap or coulomb.") = "overlap",
-    chunk_size: option(int, "Structures per task and resumable part.") = 10,
+    chunk_size: option(int | None, "Structures per task and resumable part (default 10; 1 cell).") = None,
+    pseudo: option(str, "Cells: pseudopotential.") = "gth-pbe",
+    ke_cutoff: option(float, "Cells: grid cutoff (Ry).") = 200.0,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     as_json: Json = False,
 ) -> None:
-    """PySCF DFT and density fitting for every structure; resumable (rerun the same command)."""
+    """PySCF DFT and density fitting for every structure (cells, with a lattice, at the Γ point
+    with GTH pseudopotentials); resumable (rerun the same command)."""
     from densitylab.density.workflow import ReferenceConfig, reference
 
     config = config_from(

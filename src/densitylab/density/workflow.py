@@ -30,8 +30,12 @@ class ReferenceConfig:
             at ``temperature`` (K), or ``qm9`` molecules with ``heavy_atoms`` heavy atoms; one
             of the three. ``seed`` draws the sample.
         xc, basis, auxbasis, metric: the Kohn–Sham reference, the fitting basis ("etb" for an
-            even-tempered one) and the fitting metric (overlap or coulomb).
-        chunk_size: structures per task and per resumable part.
+            even-tempered one) and the fitting metric (overlap or coulomb). ``basis`` None:
+            def2-svp for molecules, gth-dzvp for cells.
+        pseudo, ke_cutoff: for cells (structures with a lattice, which switch to the periodic
+            path: Γ-point, GTH pseudopotentials, an even-tempered lattice-summed fitting basis
+            in the overlap metric): the pseudopotential and the grid cutoff (Ry).
+        chunk_size: structures per task and per resumable part (None: 10 molecules, 1 cell).
     """
 
     structures: str | None = None
@@ -41,10 +45,12 @@ class ReferenceConfig:
     seed: int = 0
     temperature: float = 300.0
     xc: str = "pbe"
-    basis: str = "def2-svp"
+    basis: str | None = None
     auxbasis: str = "def2-universal-jkfit"
     metric: str = "overlap"
-    chunk_size: int = 10
+    chunk_size: int | None = None
+    pseudo: str = "gth-pbe"
+    ke_cutoff: float = 200.0
 
     def __post_init__(self) -> None:
         sources = sum(option is not None for option in (self.structures, self.water, self.qm9))
@@ -55,16 +61,27 @@ class ReferenceConfig:
             count = getattr(self, name)
             require(count is None or count >= 1, name, "a positive number of structures", count)
         self.settings()
+        self.settings(periodic=True)
 
-    def settings(self):
+    def settings(self, periodic: bool = False):
+        """The molecular :class:`ReferenceSettings`, or for cells the :class:`CellSettings`."""
+        from densitylab.density.periodic import CellSettings
         from densitylab.density.reference import ReferenceSettings
 
+        if periodic:
+            return CellSettings(
+                xc=self.xc,
+                basis=self.basis or "gth-dzvp",
+                pseudo=self.pseudo,
+                ke_cutoff=self.ke_cutoff,
+                chunk_size=self.chunk_size or 1,
+            )
         return ReferenceSettings(
             xc=self.xc,
-            basis=self.basis,
+            basis=self.basis or "def2-svp",
             auxbasis=self.auxbasis,
             metric=self.metric,
-            chunk_size=self.chunk_size,
+            chunk_size=self.chunk_size or 10,
         )
 
     def frames(self) -> list:
@@ -86,7 +103,8 @@ def reference(
     progress: Callable[..., None] | None = None,
 ) -> dict:
     """Compute (or resume) the references into ``output`` (.h5). Sampled structures are also
-    written beside it as OUTPUT.xyz, only once every check has passed."""
+    written beside it as OUTPUT.xyz, only once every check has passed. Structures with a
+    lattice (the first decides) take the periodic path."""
     from densitylab.density.reference import check_output, generate_reference
 
     check_output(output)  # before the structures are sampled or drawn
@@ -94,7 +112,8 @@ def reference(
     sampled = config.structures is None  # sampled structures are kept beside their references
     copy = Path(output).with_suffix(".xyz") if sampled else None
     seed = config.seed if sampled else None
-    return generate_reference(frames, output, config.settings(), workers, scheduler, progress, seed, copy)
+    settings = config.settings(periodic=bool(np.all(frames[0].pbc)))
+    return generate_reference(frames, output, settings, workers, scheduler, progress, seed, copy)
 
 
 @dataclass(frozen=True)
