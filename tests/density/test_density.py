@@ -340,6 +340,13 @@ def test_model_round_trip_and_unknown_species(trained_pair, tmp_path):
     np.testing.assert_allclose(
         predict(loaded, [frame])[0][0], predict(model, [frame])[0][0], rtol=1e-10, atol=1e-12
     )
+    save_model(model, tmp_path / "compact", single_precision=True)
+    compact = load_model(tmp_path / "compact")
+    full = predict(model, [frame])[0][0]
+    assert np.max(np.abs(predict(compact, [frame])[0][0] - full)) < 1e-5 * np.max(np.abs(full))
+    assert (tmp_path / "compact" / "arrays.h5").stat().st_size < (
+        tmp_path / "model" / "arrays.h5"
+    ).stat().st_size
     ammonia = ase.Atoms(
         "NH3", positions=[[0, 0, 0], [0.94, 0, 0.38], [-0.47, 0.81, 0.38], [-0.47, -0.81, 0.38]]
     )

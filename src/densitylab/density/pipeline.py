@@ -303,17 +303,23 @@ def _key(parts) -> str:
     return "|".join(str(int(p)) for p in parts)
 
 
-def save_model(trained: TrainedModel, path: str | Path, **manifest: object) -> Path:
+def save_model(
+    trained: TrainedModel, path: str | Path, single_precision: bool = False, **manifest: object
+) -> Path:
     """Write the model as an artefact folder (whole or not at all); ``manifest`` keys (timings,
-    the training config) are stored beside the model's config."""
+    the training config) are stored beside the model's config. ``single_precision`` stores the
+    sparse features and projectors (nearly all of a QM9 model's 61 MB) as float32, halving the
+    folder; the weights stay float64 and the loaded model computes in float64 (predictions move
+    by ≈ 1e-7 relative, far below the model's error; tested)."""
     model = trained.model
+    compact = np.float32 if single_precision else np.float64
     arrays = {}
     for key, value in model.sparse_features.items():
-        arrays[f"sparse_features/{_key(key)}"] = value
+        arrays[f"sparse_features/{_key(key)}"] = np.asarray(value, dtype=compact)
     for key, value in model.sparse_scalars.items():
         arrays[f"sparse_scalars/{key}"] = value
     for key, value in model.projectors.items():
-        arrays[f"projectors/{_key(key)}"] = value
+        arrays[f"projectors/{_key(key)}"] = np.asarray(value, dtype=compact)
     for key, value in model.weights.items():
         arrays[f"weights/{_key(key)}"] = value
     for key, value in model.columns.items():
@@ -374,6 +380,7 @@ def load_model(path: str | Path) -> TrainedModel:
     for name, value in flat.items():
         group, key = name.split("/", 1)
         parts = tuple(int(p) for p in key.split("|"))
+        value = value.astype(np.float64) if value.dtype == np.float32 else value
         groups.setdefault(group, {})[parts if len(parts) > 1 else parts[0]] = value
     model = regression.DensityModel(
         species=config["species"],
