@@ -137,14 +137,22 @@ def curve(args) -> None:
         elif (count, args.sparse, args.test_count) not in done:
             points.append((count, *_trained_point(args, joined, training, count)))
             print(f"trained {count}: {json.dumps(points[-1][2])}", flush=True)
-    if points:
+    # each model is evaluated on the test molecules whose elements it was trained on (a model
+    # refuses the others: the first training molecules hold no F, 4 of the 100 test ones do);
+    # the models that share a test set are evaluated together, in one pass over its grids
+    groups: dict = {}
+    for point in points:
+        known = set(point[1].model.species)
+        covered = tuple(i for i in range(args.test_count) if set(joined.numbers[i].tolist()) <= known)
+        groups.setdefault(covered, []).append(point)
+    for covered, members in groups.items():
         started = time.perf_counter()
         results = evaluate_models(
-            [trained for _, trained, _ in points], joined, list(range(args.test_count)), workers=args.workers
+            [trained for _, trained, _ in members], joined, list(covered), workers=args.workers
         )
         seconds = time.perf_counter() - started
         with log.open("a") as handle:
-            for (count, _, info), (metrics, _) in zip(points, results, strict=True):
+            for (count, _, info), (metrics, _) in zip(members, results, strict=True):
                 row = {"train": count, "sparse": args.sparse, "test_molecules": args.test_count, **metrics}
                 row |= {key: info[key] for key in ("parameters", "solver", "regularisation", "train_seconds")}
                 row |= {"iterations": info.get("iterations"), "features_seconds": info["features_seconds"]}
@@ -159,12 +167,13 @@ def _write_table(rows: list) -> None:
     lines = [
         "QM9 (≤ 9 heavy atoms), PBE/def2-SVP → even-tempered (β = 1.6)",
         "",
-        "| training molecules | test molecules | weights | η | % RMSE | grid NMAE % (floor) "
+        "| training molecules | test molecules evaluated | weights | η | % RMSE | grid NMAE % (floor) "
         "| one-step E MAE kcal/mol (floor) | Hartree / XC MAE kcal/mol | train (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['train']} | {r['test_molecules']} | {r['parameters']:,} | {r['regularisation']:.0e} "
+        f"| {r['train']} | {r['structures']} of {r['test_molecules']} | {r['parameters']:,} "
+        f"| {r['regularisation']:.0e} "
         f"| {r['rmse_percent']:.2f} | {r['grid_nmae_percent']:.3f} ({r['grid_nmae_floor_percent']:.3f}) "
         f"| {r['energy_mae_kcal_per_mol']:.2f} ({r['energy_floor_mae_kcal_per_mol']:.3f}) "
         f"| {r['energy_hartree_mae_kcal_per_mol']:.1f} / {r['energy_xc_mae_kcal_per_mol']:.1f} "
