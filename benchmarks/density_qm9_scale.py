@@ -207,7 +207,7 @@ def ship(args) -> None:
         single_precision=True,  # 61 MB → 31 MB: the issue allows 50
         training_info=info,
         test_accuracy=accuracy[-1] if accuracy else None,
-        command=f"python benchmarks/density_qm9_scale.py references --shards {args.shards}; {command}",
+        command=f"python benchmarks/density_qm9_scale.py references --shards {-(-count // SHARD)}; {command}",
     )
     print(f"shipped {SHIPPED} ({sum(f.stat().st_size for f in SHIPPED.iterdir()) / 1e6:.1f} MB)")
 
