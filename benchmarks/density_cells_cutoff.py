@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     for cutoff in args.cutoffs:
         output = subprocess.run(
-            [sys.executable, "-c", CHILD, str(args.molecules), str(cutoff)],
+            [sys.executable, "-c", CHILD, str(args.molecules), str(cutoff), json.dumps(SHIFT)],
             capture_output=True,
             text=True,
             check=True,

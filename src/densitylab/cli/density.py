@@ -44,7 +44,7 @@ def density_reference(
     metric: option(str, "Fitting metric: overlap or coulomb.") = "overlap",
     chunk_size: option(int | None, "Structures per task and resumable part (default 10; 1 cell).") = None,
     pseudo: option(str, "Cells: pseudopotential.") = "gth-pbe",
-    ke_cutoff: option(float, "Cells: grid cutoff (Ry).") = 200.0,
+    ke_cutoff: option(float, "Cells: grid cutoff (Ry).") = 300.0,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     as_json: Json = False,

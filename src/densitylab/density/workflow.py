@@ -50,7 +50,7 @@ class ReferenceConfig:
     metric: str = "overlap"
     chunk_size: int | None = None
     pseudo: str = "gth-pbe"
-    ke_cutoff: float = 200.0
+    ke_cutoff: float = 300.0
 
     def __post_init__(self) -> None:
         sources = sum(option is not None for option in (self.structures, self.water, self.qm9))
