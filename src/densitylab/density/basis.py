@@ -46,3 +46,27 @@ def auxiliary_integrals(auxmol) -> np.ndarray:
             values = (np.pi / auxmol.bas_exp(shell)) ** 1.5 @ coefficients / np.sqrt(4 * np.pi)
             integrals[offsets[shell] : offsets[shell + 1]] = values
     return integrals
+
+
+def pyscf_coefficients(auxiliary, coefficients: np.ndarray) -> np.ndarray:
+    """Coefficients in featomic order → the PySCF order of ``auxiliary`` (molecule or cell)."""
+    order = featomic_order(function_labels(auxiliary))
+    result = np.empty_like(coefficients)
+    result[order] = coefficients
+    return result
+
+
+def overlap_matrix(auxiliary) -> np.ndarray:
+    """S_PQ (naux, naux) in PySCF's order: ∫φ_P φ_Q for a molecule, summed over the lattice
+    (Σ_T ⟨φ_P|φ_Q(· − T)⟩) for a ``pbc`` cell."""
+    from pyscf.pbc import gto as pbc_gto
+
+    if isinstance(auxiliary, pbc_gto.Cell):
+        return auxiliary.pbc_intor("int1e_ovlp", hermi=1)
+    return auxiliary.intor("int1e_ovlp")
+
+
+def featomic_overlap(auxiliary) -> np.ndarray:
+    """:func:`overlap_matrix` in featomic order."""
+    order = featomic_order(function_labels(auxiliary))
+    return overlap_matrix(auxiliary)[np.ix_(order, order)]

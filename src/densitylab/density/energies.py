@@ -17,15 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from densitylab.density.reference import featomic_order, function_labels, molecular_grid
-
-
-def pyscf_coefficients(auxmol, coefficients: np.ndarray) -> np.ndarray:
-    """Coefficients in featomic order → PySCF's auxiliary order."""
-    order = featomic_order(function_labels(auxmol))
-    result = np.empty_like(coefficients)
-    result[order] = coefficients
-    return result
+from densitylab.density.basis import pyscf_coefficients
+from densitylab.density.reference import molecular_grid
 
 
 def grid_nmae_percent(

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from densitylab.density.basis import auxiliary_integrals, featomic_order, function_labels
+from densitylab.density.basis import (
+    auxiliary_integrals,
+    featomic_order,
+    featomic_overlap,
+    function_labels,
+    overlap_matrix,
+    pyscf_coefficients,
+)
 from densitylab.dft.system import parse_xc
 from densitylab.errors import InvalidParameterError, require
 
@@ -116,7 +123,7 @@ def fit_cell_density(cell, auxcell, density_matrix: np.ndarray) -> tuple[np.ndar
     """Fitted coefficients c (naux,) and the lattice-summed overlap S̄ (naux, naux), PySCF order."""
     from pyscf.pbc.df import incore
 
-    overlap = auxcell.pbc_intor("int1e_ovlp", hermi=1)
+    overlap = overlap_matrix(auxcell)
     three_centre = incore.aux_e2(cell, auxcell, "int3c1e", aosym="s2")  # (nao(nao+1)/2, naux)
     nao = cell.nao_nr()
     rows, columns = np.tril_indices(nao)
@@ -176,9 +183,7 @@ def cell_overlap(
 ) -> np.ndarray:
     """The lattice-summed auxiliary overlap S̄ (naux, naux) of one cell, featomic order,
     recomputed from the geometry (as the molecular overlap is)."""
-    auxcell = auxiliary_cell(build_cell(numbers, positions, lattice, settings), settings)
-    order = featomic_order(function_labels(auxcell))
-    return auxcell.pbc_intor("int1e_ovlp", hermi=1)[np.ix_(order, order)]
+    return featomic_overlap(auxiliary_cell(build_cell(numbers, positions, lattice, settings), settings))
 
 
 def check_cell_species(symbols: list, settings: CellSettings) -> None:
@@ -192,12 +197,7 @@ def cell_grid_densities(cell, auxcell, coefficient_sets: list, density_matrix: n
     uniform grid, and the grid weight (bohr³ per point): (rho (ngrid,), [ρ̃ (ngrid,)], weight)."""
     from pyscf.pbc.dft import numint
 
-    order = featomic_order(function_labels(auxcell))
-    expansions = []
-    for coefficients in coefficient_sets:
-        c = np.empty_like(coefficients)
-        c[order] = coefficients
-        expansions.append(c)
+    expansions = [pyscf_coefficients(auxcell, c) for c in coefficient_sets]
     coords = cell.gen_uniform_grids(cell.mesh)
     rho, fitted = np.empty(len(coords)), [np.empty(len(coords)) for _ in expansions]
     for start in range(0, len(coords), block):

@@ -18,6 +18,7 @@ import numpy as np
 from densitylab.artefacts import ARRAYS, artefact_folder, read_manifest, write_manifest
 from densitylab.data import read_h5, write_h5
 from densitylab.density import regression
+from densitylab.density.basis import overlap_matrix
 from densitylab.density.features import Features, FeatureSettings, choose_columns, selected_lambda_soap
 from densitylab.density.reference import (
     ReferenceSet,
@@ -105,15 +106,6 @@ def _auxiliary_basis(settings, frame) -> tuple:
     return auxiliary, featomic_order(function_labels(auxiliary)), float(cell.nelectron)
 
 
-def overlap_of(auxiliary) -> np.ndarray:
-    """The auxiliary overlap in PySCF's order: lattice-summed for a cell."""
-    from pyscf.pbc import gto as pbc_gto
-
-    if isinstance(auxiliary, pbc_gto.Cell):
-        return auxiliary.pbc_intor("int1e_ovlp", hermi=1)
-    return auxiliary.intor("int1e_ovlp")
-
-
 def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -> tuple[list, list]:
     """Predicted coefficients (featomic order) and their (atom, l, n, m) labels per structure.
 
@@ -139,7 +131,7 @@ def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -
     if conserve_charge:
         for index, (auxiliary, order, electrons) in enumerate(auxiliaries):
             integrals = auxiliary_integrals(auxiliary)[order]
-            overlap = overlap_of(auxiliary)[np.ix_(order, order)]
+            overlap = overlap_matrix(auxiliary)[np.ix_(order, order)]
             direction = np.linalg.solve(overlap, integrals)
             missing = electrons - predicted[index] @ integrals
             predicted[index] = predicted[index] + missing * direction / (integrals @ direction)
@@ -409,7 +401,7 @@ def write_density_cube(
 ):
     """Write the density Σ_P c_P φ_P of one structure as a Gaussian cube file; returns
     (electron count Σ_P c_P ∫φ_P, path)."""
-    from densitylab.density.energies import pyscf_coefficients
+    from densitylab.density.basis import pyscf_coefficients
     from densitylab.density.reference import auxiliary_integrals
     from densitylab.dft.cube import write_cube
 

@@ -33,7 +33,7 @@ from densitylab.data import (
     stored_parameters,
     write_attributes,
 )
-from densitylab.density.basis import auxiliary_integrals, featomic_order, function_labels
+from densitylab.density.basis import auxiliary_integrals, featomic_order, featomic_overlap, function_labels
 from densitylab.dft.system import parse_xc
 from densitylab.errors import InvalidParameterError, require
 from densitylab.parallel import run_resumable
@@ -125,9 +125,7 @@ def auxiliary_overlap(numbers: np.ndarray, positions: np.ndarray, settings: Refe
     """The auxiliary overlap S_PQ (naux, naux) of one structure (positions Å), featomic order.
     Recomputed from the geometry when needed (milliseconds) instead of stored: for QM9-sized
     molecules in the even-tempered basis it is 2,000² numbers, 32 MB per molecule."""
-    auxmol = auxiliary_molecule(build_molecule(numbers, positions, settings.basis), settings)
-    order = featomic_order(function_labels(auxmol))
-    return auxmol.intor("int1e_ovlp")[np.ix_(order, order)]
+    return featomic_overlap(auxiliary_molecule(build_molecule(numbers, positions, settings.basis), settings))
 
 
 def reference_for_structure(numbers: np.ndarray, positions: np.ndarray, settings: ReferenceSettings) -> dict:
