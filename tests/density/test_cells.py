@@ -111,6 +111,7 @@ def test_overlapping_atoms_in_a_cell_are_refused_across_the_boundary(cells, tmp_
     [
         ({"molecules": 1}, "molecules"),
         ({"molecules": 0}, "molecules"),
+        ({"molecules": 10**9}, "molecules"),
         ({"density": 0.0}, "density"),
         ({"density": float("nan")}, "density"),
         ({"temperature": -1.0}, "temperature"),

@@ -28,6 +28,7 @@ O_H_BOND = 0.9572  # Å, TIP3P's rigid geometry
 H_O_H_ANGLE = 104.52  # degrees
 MIN_INTERMOLECULAR = 1.6  # Å: no two atoms of different molecules closer when packed
 MIN_HALF_CELL = 3.0  # Å: the smallest TIP3P cutoff allowed (half the cell length)
+MAX_MOLECULES = 1000  # ASE's TIP3P loops over molecules in Python, O(n²) a step; references stop far below
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ class WaterCellSettings:
             value = getattr(self, name)
             require(np.isfinite(value) and value > 0, name, "a positive finite number", value)
         require(
-            isinstance(self.molecules, int) and self.molecules >= 1,
+            isinstance(self.molecules, int) and 1 <= self.molecules <= MAX_MOLECULES,
             "molecules",
-            "an integer ≥ 1",
+            f"an integer from 1 to {MAX_MOLECULES}",
             self.molecules,
         )
         require(
