@@ -7,13 +7,8 @@ import pytest
 from densitylab.errors import InvalidParameterError
 from densitylab.jaxsetup import jax_modules
 from densitylab.model1d import Interaction
-from densitylab.tdks.models import (
-    comotion_function,
-    interaction_profile,
-    sce_correlation,
-    sce_energy,
-    sce_potential,
-)
+from densitylab.tdks.models import sce_correlation
+from densitylab.tdks.sce import comotion_function, interaction_profile, sce_energy, sce_potential
 
 _, jnp, _ = jax_modules()  # 64-bit before any array is made
 

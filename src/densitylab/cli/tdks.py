@@ -82,6 +82,73 @@ def tdks_exact(
     print_summary(summary, as_json, "exact propagation")
 
 
+@command(app, "dataset", outputs={"output": "folder"})
+def tdks_dataset(
+    output: option(Path, "Folder of the set (created; an existing one is completed)."),
+    preset: option(str, "training, held-out, all or none: the documented cases.") = "training",
+    momentum: option(list[float] | None, "Add a singlet scattering case at this momentum (repeat).") = None,
+    laser: option(list[str] | None, "Add a laser case 'F:ω', e.g. 0.05:0.5 (repeat).") = None,
+    time: Time = 30.0,
+    invert: option(bool, "Also fit each case's exact v_c (model (a)).") = True,
+    gn_iterations: option(int, "Gauss–Newton iterations per window of the inversion.") = 4,
+    gn_floor: option(float, "The inversion's preconditioner floor.") = 1e-6,
+    workers: option(int, "Local worker processes (cases run in parallel).") = 1,
+    scheduler: option(str | None, "Address of a dask scheduler (its workers must see OUTPUT).") = None,
+    as_json: Json = False,
+) -> None:
+    """Exact trajectories and their exact v_c for training a functional; resumable (rerun the
+    command: finished cases are kept, interrupted ones continue from their checkpoints)."""
+    from densitylab.tdks.dataset import TrajectorySetConfig, generate_set, select_cases
+
+    cases = select_cases(preset, momentum or (), laser or (), time)
+    config = TrajectorySetConfig(cases, invert, gn_iterations, gn_floor)
+    bar, report = rich_progress("exact trajectories and v_c", len(cases))
+    with bar:
+        summaries = generate_set(config, output, workers, scheduler, report)
+    print_summary({"output": str(output), "cases": summaries}, as_json, "trajectory set")
+
+
+@command(app, "functional", outputs={"output": "artefact"})
+def tdks_functional(
+    dataset: option(Path, "A set made by 'densitylab tdks dataset'."),
+    output: option(Path, "Folder for the trained functional (an artefact)."),
+    case: option(list[str] | None, "Train on this case of the set only (repeat; default: all).") = None,
+    inputs: option(
+        list[str] | None, "Inputs (repeat): density, current, rates, velocity, sce, partner."
+    ) = None,
+    memory: option(int, "Densities seen (present + past).") = 4,
+    channels: option(int, "Hidden channels.") = 16,
+    depth: option(int, "Convolution layers.") = 3,
+    kernel: option(int, "Kernel width (odd).") = 9,
+    seed: option(int, "Initialisation and shuffling seed.") = 0,
+    gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
+    stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,
+    pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam).") = 40,
+    batch_size: option(int, "Supervised minibatch (steps).") = 32,
+    learning_rate: option(float, "Supervised peak learning rate (cosine decay).") = 3e-3,
+    horizon: option(list[int] | None, "Fine-tuning horizons in KS steps, in order (repeat).") = None,
+    rollout_iterations: option(int, "L-BFGS iterations through the propagation per horizon.") = 10,
+    as_json: Json = False,
+) -> None:
+    """Train a v_c functional with memory: supervised on the exact v_c of a set, then through
+    the KS propagation over growing horizons. Resumable (OUTPUT.checkpoint.npz)."""
+    from densitylab.tdks.functional import (
+        DEFAULT_HORIZONS,
+        DEFAULT_INPUTS,
+        FunctionalConfig,
+        train_functional,
+    )
+
+    chosen = {"cases": tuple(case) if case else None, "horizons": tuple(horizon or DEFAULT_HORIZONS)}
+    chosen["inputs"] = tuple(inputs or DEFAULT_INPUTS)
+    config = config_from(FunctionalConfig, locals(), dataset=str(dataset), **chosen)
+    bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
+    with bar:
+        result = train_functional(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
+    result.save(output)
+    print_summary({"output": str(output), "seconds": result.seconds}, as_json, "trained functional")
+
+
 GnFloor = option(
     list[float] | None,
     "gauss-newton: relative floor of the CG preconditioner (regularises); repeat it for a continuation "

@@ -14,6 +14,7 @@ from densitylab.tdks.models import (
     alda_correlation,
     density_net_model,
     free_values,
+    interaction_scale,
     load_density_net,
     save_density_net,
     sce_correlation,
@@ -109,7 +110,8 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         f"dt={net.config.dt:g})",
         str(path),
     )
-    params, model = density_net_model(net)
+    scale = interaction_scale(net.config, problem.interaction, problem.x)
+    params, model = density_net_model(net, scale)
     return VcModel(path.name, params, model, net.config.memory)
 
 

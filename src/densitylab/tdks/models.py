@@ -30,6 +30,7 @@ import numpy as np
 
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import jax_modules, load_weights, read_module_config, save_module
+from densitylab.tdks.sce import interaction_profile, sce_potential
 
 
 def free_values(steps: int, points: int):
@@ -89,93 +90,6 @@ def alda_correlation():
     return None, model
 
 
-def interaction_profile(interaction: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A translation-invariant interaction as functions of the separation r = x − x'.
-
-    Args:
-        interaction: w(x_i − x_j) on the grid, (N, N), Ha; x: the uniform grid (N,), bohr.
-
-    Returns:
-        separations r (2N − 1,) from −(N − 1)dx to (N − 1)dx, w(r) and w'(r) (Ha/bohr, central
-        differences, one-sided at the ends) on them.
-    """
-    from densitylab.tdks.propagation import toeplitz_kernel
-
-    kernel = toeplitz_kernel(np.asarray(interaction))
-    if kernel is None:
-        raise InvalidParameterError(
-            "interaction", "a translation-invariant interaction w(x − x') on a uniform grid", "another matrix"
-        )
-    dx = float(x[1] - x[0])
-    separations = (np.arange(len(kernel)) - (len(x) - 1)) * dx
-    return separations, kernel, np.gradient(kernel, dx)
-
-
-def comotion_function(density, x):
-    """The co-motion function f of two strictly correlated electrons (Seidl, PRA 60, 4387 (1999)).
-
-    With N(x) the number of electrons left of x, the second electron sits at f(x), where
-    N(f(x)) = N(x) ± 1: each electron's position fixes the other's.
-
-    Args:
-        density: n (N,), 1/bohr, integrating to 2 on the uniform grid x (N,), bohr.
-
-    Returns:
-        f (N,), bohr, piecewise linear in the cell-centred electron count.
-    """
-    _, jnp, _ = jax_modules()
-    count, half = _electron_count(density, x[1] - x[0])
-    return jnp.interp(jnp.where(count < half, count + half, count - half), count, jnp.asarray(x))
-
-
-def _electron_count(density, dx):
-    """The cell-centred number of electrons left of each point, (N,), and half the total.
-
-    A floor of 1e-10 on n keeps the count strictly increasing (finite gradients where n = 0).
-    """
-    _, jnp, _ = jax_modules()
-    filled = jnp.maximum(density, 0.0) + 1e-10
-    count = dx * (jnp.cumsum(filled) - 0.5 * filled)
-    return count, 0.5 * (count[-1] + 0.5 * dx * filled[-1])
-
-
-def sce_potential(density, x, profile):
-    """The strictly-correlated-electrons potential of two electrons, (N,), Ha.
-
-    ∂ₓv_SCE(x) = w'(x − f(x)), the force of the partner at the co-motion position f(x)
-    (Seidl, Gori-Giorgi and Savin, PRA 75, 042511 (2007)), integrated from the left edge x₀
-    with the trapezoidal rule, and gauged by v_SCE(x₀) = w(x₀ − f(x₀)) so that it vanishes far
-    from the density as in an unbounded system. v_SCE is the functional derivative of
-    W_SCE[n] = ½∫n(x) w(x − f(x)) dx.
-
-    Args:
-        density: n (N,), integrating to 2; x: the uniform grid (N,), bohr;
-        profile: (separations, w, w') from :func:`interaction_profile`.
-    """
-    _, jnp, _ = jax_modules()
-    separations, potential, force = (jnp.asarray(part) for part in profile)
-    dx = x[1] - x[0]
-    distance = jnp.asarray(x) - comotion_function(density, x)
-    slope = jnp.interp(distance, separations, force)
-    integral = dx * (jnp.cumsum(slope) - 0.5 * slope - 0.5 * slope[0])
-    return integral + jnp.interp(distance[0], separations, potential)
-
-
-def sce_energy(density, x, profile, samples: int | None = None):
-    """W_SCE[n] = ∫₀¹ w(X(s + 1) − X(s)) ds (Ha), the interaction energy of two strictly
-    correlated electrons, with X = N⁻¹ the quantile function of the electron count
-    (= ½∫n(x) w(x − f(x)) dx), by the midpoint rule on ``samples`` points of s (4N by default).
-    """
-    _, jnp, _ = jax_modules()
-    separations, potential, _ = (jnp.asarray(part) for part in profile)
-    count, half = _electron_count(density, x[1] - x[0])
-    samples = samples or 4 * len(x)
-    quantiles = half * (jnp.arange(samples) + 0.5) / samples
-    left = jnp.interp(quantiles, count, jnp.asarray(x))
-    right = jnp.interp(quantiles + half, count, jnp.asarray(x))
-    return jnp.mean(jnp.interp(right - left, separations, potential)) * half
-
-
 def sce_correlation(interaction: np.ndarray, x: np.ndarray):
     """An anchor with strong correlation built in: v_Hxc = v_SCE[n(t)], i.e. on top of exact
     exchange v_c = v_SCE − ½v_H (adiabatic KS-SCE; Malet and Gori-Giorgi, PRL 109, 246402 (2012)).
@@ -201,8 +115,14 @@ class DensityNetConfig:
     Attributes:
         memory: densities seen (1 = adiabatic, model b; > 1 = with memory, model c).
         channels: hidden channels; depth: convolution layers; kernel: odd kernel width.
-        dx, dt: the grid spacing and step the model was trained with (bohr, a.u.);
-            the inputs are n, j and (n(t) − n(t − m dt))/(m dt).
+        dx, dt: the grid spacing and step the model was trained with (bohr, a.u.).
+        inputs: names from :data:`densitylab.tdks.features.FEATURES`; None: the original
+            inputs, n (memory 1) or n, j and the rates (memory > 1), with no scaling, no
+            linear term and no gate.
+        interaction: the e–e interaction of the ``sce`` and ``partner`` inputs.
+        scales: each input row is divided by its scale (None: 1).
+        gate_center, gate_whitening, gate_threshold: the out-of-distribution gate
+            (:func:`densitylab.tdks.features.gate`); None: no gate.
     """
 
     memory: int = 4
@@ -212,12 +132,45 @@ class DensityNetConfig:
     dx: float = 0.1
     dt: float = 0.05
     seed: int = 0
+    inputs: tuple[str, ...] | None = None
+    interaction: str = "soft-coulomb:strength=1,softening=1"
+    scales: tuple[float, ...] | None = None
+    gate_center: tuple[float, ...] | None = None
+    gate_whitening: tuple[tuple[float, ...], ...] | None = None
+    gate_threshold: float | None = None
 
     def __post_init__(self):
+        from densitylab.tdks.features import check_inputs, feature_count
+
         require(self.memory >= 1, "memory", "a positive integer", self.memory)
         require(self.depth >= 1, "depth", "a positive integer", self.depth)
         require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
         require(self.channels >= 1, "channels", "a positive integer", self.channels)
+        for name in ("inputs", "scales", "gate_center"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.gate_whitening is not None:
+            object.__setattr__(self, "gate_whitening", tuple(tuple(row) for row in self.gate_whitening))
+        if self.inputs is not None:
+            check_inputs(self.inputs, self.memory)
+        count = feature_count(self.feature_names(), self.memory)
+        if self.scales is not None:
+            require(len(self.scales) == count, "scales", f"{count} positive numbers", len(self.scales))
+            require(
+                all(s > 0 and np.isfinite(s) for s in self.scales), "scales", "positive numbers", self.scales
+            )
+        gate = (self.gate_center, self.gate_whitening, self.gate_threshold)
+        require(
+            all(part is None for part in gate) or all(part is not None for part in gate),
+            "gate_threshold",
+            "all of gate_center, gate_whitening and gate_threshold, or none",
+            self.gate_threshold,
+        )
+
+    def feature_names(self) -> tuple[str, ...]:
+        if self.inputs is not None:
+            return self.inputs
+        return ("density",) if self.memory == 1 else ("density", "current", "rates")
 
 
 def build_density_net(config: DensityNetConfig):
@@ -239,15 +192,28 @@ def build_density_net(config: DensityNetConfig):
         )
         return (patches.T @ weight + bias).T
 
+    from densitylab.tdks.features import feature_count, gate, sce_parts, window_features
+
+    names = config.feature_names()
+    count = feature_count(names, config.memory)
+    scales = np.ones(count) if config.scales is None else np.asarray(config.scales)
+    needs_parts = bool({"sce", "partner"} & set(names))
+    parts_cache: dict = {}
+
+    def parts(points: int):  # built once per grid size, at trace time
+        if points not in parts_cache:
+            parts_cache[points] = sce_parts(points, config.dx, config.interaction)
+        return parts_cache[points]
+
     class DensityNet(eqx.Module):
         layers: list
+        linear: object
         config: DensityNetConfig = eqx.field(static=True)
 
         def __init__(self, key):
             self.config = config
             keys = jax.random.split(key, config.depth)
-            inputs = 1 if config.memory == 1 else config.memory + 1
-            sizes = [inputs] + [config.channels] * config.depth
+            sizes = [count] + [config.channels] * config.depth
             self.layers = []
             for c_in, c_out, k in zip(sizes[:-1], sizes[1:], keys, strict=True):
                 scale = 1.0 / np.sqrt(config.kernel * c_in)
@@ -256,34 +222,72 @@ def build_density_net(config: DensityNetConfig):
                 )
             # output layer starts at zero: training starts from v_c = 0 (exact exchange)
             self.layers.append((jnp.zeros((config.channels, 1)), jnp.zeros(1)))
+            # the new-style functionals add a linear term in the (scaled) inputs, from zero
+            self.linear = None if config.inputs is None else jnp.zeros(count)
 
         def features(self, window):
-            present = window[-1]
-            if config.memory == 1:
-                return present[None]
-            lags = jnp.arange(1, config.memory)
-            rates = (present[None] - window[-1 - lags]) / (lags[:, None] * config.dt)
-            # the current from continuity, j(x) = −∫_{−∞}^x ∂n/∂t dx': nonlocal in the density
-            current = -jnp.cumsum(rates[0]) * config.dx
-            return jnp.concatenate([present[None], current[None], rates], axis=0)
+            """The scaled inputs (C, N) of a window (memory, N)."""
+            points = window.shape[1]
+            rows = window_features(
+                window, names, config.dx, config.dt, parts(points) if needs_parts else None
+            )
+            return rows / jnp.asarray(scales)[:, None]
 
         def __call__(self, window):
-            hidden = self.features(window)
+            return self.from_features(self.features(window))
+
+        def from_features(self, inputs):
+            """v_c (N,) from the scaled inputs (C, N) of :meth:`features`."""
+            hidden = inputs
             for weight, bias in self.layers[:-1]:
                 hidden = jax.nn.softplus(convolve(weight, bias, hidden))
             weight, bias = self.layers[-1]
-            return (hidden.T @ weight + bias)[:, 0]
+            v_c = (hidden.T @ weight + bias)[:, 0]
+            if self.linear is not None:
+                v_c = v_c + self.linear @ inputs
+            if config.gate_threshold is not None:
+                v_c = v_c * gate(inputs, config.gate_center, config.gate_whitening, config.gate_threshold)
+            return v_c
 
     return DensityNet(jax.random.PRNGKey(config.seed))
 
 
-def density_net_model(net):
-    """The propagation-model form of a DensityNet: params is the network itself."""
+def density_net_model(net, interaction_scale: float = 1.0):
+    """The propagation-model form of a DensityNet: params is the network itself.
+
+    ``interaction_scale`` λ (new-style networks only, see :func:`interaction_scale`) multiplies
+    v_c by λ²: the exact v_c vanishes without interaction and starts at second order in it, so
+    a functional trained at λ = 1 returns exactly zero for non-interacting electrons and
+    interpolates quadratically in between (a heuristic away from λ = 0 and 1).
+    """
+    factor = float(interaction_scale) ** 2
 
     def model(params, window, k):
-        return params(window)
+        return params(window) if factor == 1.0 else factor * params(window)
 
     return net, model
+
+
+def interaction_scale(config: DensityNetConfig, interaction: np.ndarray, x: np.ndarray) -> float:
+    """λ such that a problem's interaction matrix (N, N) is λ times the one the network was
+    trained with (``config.interaction`` on the same grid x); 1 for the original networks.
+
+    Raises:
+        InvalidParameterError: naming ``model``, if the interaction is not a multiple of it.
+    """
+    from densitylab.model1d.system import parse_interaction
+
+    if config.inputs is None:
+        return 1.0
+    trained = parse_interaction(config.interaction).matrix(np.asarray(x))
+    scale = float(np.sum(trained * interaction) / np.sum(trained * trained))
+    if not np.allclose(interaction, scale * trained, rtol=1e-8, atol=1e-12 * np.abs(trained).max()):
+        raise InvalidParameterError(
+            "model",
+            f"a problem whose interaction is a multiple of {config.interaction}",
+            "another interaction",
+        )
+    return scale
 
 
 def save_density_net(path: str | Path, net, extra: dict | None = None, extra_files=None) -> Path:

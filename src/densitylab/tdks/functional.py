@@ -1,0 +1,346 @@
+"""A v_c functional with memory trained to generalise (``densitylab tdks functional``).
+
+The functional is a :class:`~densitylab.tdks.models.DensityNetConfig` network on the inputs of
+:mod:`densitylab.tdks.features` (density, current, rates, velocity, the SCE correlation
+potential and the co-motion partner), scaled by their density-weighted RMS on the training
+set, with a linear term beside the convolutions and, optionally, a gate that hands back to
+exact exchange (v_c → 0) where the inputs leave the training distribution.
+
+Training has two stages, both on a set made by :func:`densitylab.tdks.dataset.generate_set`:
+
+1. **Supervised** on the exact v_c of each trajectory (model (a)), with the KS densities
+   replaced by the exact ones (teacher forcing). The loss is gauge-free and weighted by the
+   density: Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n per step, δ = v_c − v_c^(a), since a constant in x
+   moves no density and v_c^(a) is undetermined where n vanishes. Minibatch Adam.
+2. **Through the propagation** (:func:`densitylab.tdks.learn.train`, L-BFGS), on the density
+   loss of the functional's own KS dynamics over horizons that grow (``horizons``, in KS
+   steps), so that it learns to keep its own trajectory near the exact one.
+
+Each stage is resumable: the job's checkpoint holds the last finished stage, and the running
+stage keeps its own checkpoint; a resume under other settings is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from densitylab.errors import require
+from densitylab.jaxsetup import jax_modules
+
+DEFAULT_INPUTS = ("density", "current", "rates", "velocity", "sce", "partner")
+DEFAULT_HORIZONS = (40, 120, 300, 600)
+
+
+@dataclass(frozen=True)
+class FunctionalConfig:
+    """What to train on and how.
+
+    Attributes:
+        dataset: a folder of :func:`~densitylab.tdks.dataset.generate_set` (with ``set.json``
+            and the inverted v_c of each case).
+        cases: names of the cases to train on (None: every case of the set).
+        inputs, memory, channels, depth, kernel, seed: the network
+            (:class:`~densitylab.tdks.models.DensityNetConfig`).
+        gate: add the out-of-distribution gate (threshold: the 99.9 % density-weighted
+            quantile of the training inputs' Mahalanobis distance).
+        stride: supervised pairs every ``stride`` KS steps.
+        pretrain_epochs, batch_size, learning_rate: stage 1 (Adam).
+        horizons: stage 2's horizons in KS steps, in order (empty: no stage 2); each is cut
+            to a trajectory's length.
+        rollout_iterations: L-BFGS iterations per horizon.
+    """
+
+    dataset: str
+    cases: tuple[str, ...] | None = None
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
+    memory: int = 4
+    channels: int = 16
+    depth: int = 3
+    kernel: int = 9
+    seed: int = 0
+    gate: bool = True
+    stride: int = 2
+    pretrain_epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS
+    rollout_iterations: int = 10
+
+    def __post_init__(self) -> None:
+        from densitylab.tdks.features import check_inputs
+
+        object.__setattr__(self, "dataset", str(self.dataset))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "horizons", tuple(int(h) for h in self.horizons))
+        if self.cases is not None:
+            object.__setattr__(self, "cases", tuple(self.cases))
+        require(
+            (Path(self.dataset) / "set.json").is_file(),
+            "dataset",
+            "a folder made by 'densitylab tdks dataset' (with set.json)",
+            self.dataset,
+        )
+        check_inputs(self.inputs, self.memory)
+        for name in ("stride", "batch_size", "channels", "depth", "memory"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 1, name, "a positive integer", value)
+        for name in ("pretrain_epochs", "rollout_iterations"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 0, name, "a non-negative integer", value)
+        require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
+        require(
+            np.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            "a positive number",
+            self.learning_rate,
+        )
+        require(all(h >= 1 for h in self.horizons), "horizons", "positive step counts", self.horizons)
+        available = set(json.loads((Path(self.dataset) / "set.json").read_text())["summaries"])
+        for name in self.cases or ():
+            require(name in available, "cases", f"names from the set: {sorted(available)}", name)
+
+    def case_names(self) -> tuple[str, ...]:
+        summaries = json.loads((Path(self.dataset) / "set.json").read_text())["summaries"]
+        return self.cases if self.cases is not None else tuple(summaries)
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One training trajectory: its KS problem, exact densities (T + 1, N) and exact v_c (T, N)."""
+
+    name: str
+    problem: object
+    target: np.ndarray
+    values: np.ndarray
+
+
+def load_cases(config: FunctionalConfig) -> list[Case]:
+    """The cases of the set, refused before any training if one lacks its inverted v_c."""
+    from densitylab.model1d.propagation import load_trajectory
+    from densitylab.tdks.evaluate import read_values
+    from densitylab.tdks.propagation import problem_from_trajectory
+
+    cases = []
+    folder = Path(config.dataset)
+    for name in config.case_names():
+        values_folder = folder / f"{name}-values"
+        require(
+            (values_folder / "manifest.json").is_file(),
+            "dataset",
+            f"the inverted v_c of {name} (run 'densitylab tdks dataset' with inversion)",
+            str(values_folder),
+        )
+        problem, target = problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
+        values = read_values(values_folder)
+        require(values.shape == (problem.steps, problem.points), "dataset", "matching v_c", values.shape)
+        cases.append(Case(name, problem, target, values))
+    dx = {round(case.problem.dx, 12) for case in cases}
+    dt = {round(case.problem.dt, 12) for case in cases}
+    require(len(dx) == 1 and len(dt) == 1, "dataset", "cases with one grid spacing and KS step", (dx, dt))
+    return cases
+
+
+def windows(target: np.ndarray, memory: int, steps: np.ndarray) -> np.ndarray:
+    """The density windows (len(steps), memory, N) the propagation shows the model at
+    ``steps``, built from exact densities (the oldest rows repeat n(0) at the start)."""
+    lags = np.arange(memory) - (memory - 1)
+    return target[np.clip(steps[:, None] + lags[None, :], 0, None)]
+
+
+def raw_features(net_config, cases: list[Case], stride: int, chunk: int = 64):
+    """Unscaled inputs (P, C, N), exact v_c (P, N) and density weights (P, N) of every
+    ``stride``-th step of every case (all cases must share N; else one call per size)."""
+    jax, jnp, _ = jax_modules()
+    from densitylab.tdks.models import build_density_net
+
+    bare = replace(net_config, scales=None, gate_center=None, gate_whitening=None, gate_threshold=None)
+    net = build_density_net(bare)
+    features = jax.jit(jax.vmap(net.features))
+    rows, values, weights = [], [], []
+    for case in cases:
+        steps = np.arange(0, case.problem.steps, stride)
+        for start in range(0, len(steps), chunk):
+            batch = windows(case.target, net_config.memory, steps[start : start + chunk])
+            rows.append(np.asarray(features(jnp.asarray(batch))))
+        values.append(case.values[steps])
+        weights.append(case.target[steps])
+    return np.concatenate(rows), np.concatenate(values), np.concatenate(weights)
+
+
+def calibrated(net_config, features: np.ndarray, weights: np.ndarray, gate: bool, sample: int = 7):
+    """``net_config`` with the inputs' scales (density-weighted RMS) and, with ``gate``, the
+    gate statistics of the scaled inputs at every ``sample``-th point."""
+    from densitylab.tdks.features import gate_statistics
+
+    total = np.sum(weights)
+    scales = np.sqrt(np.einsum("pcn,pn->c", features**2, weights) / total)
+    scales = np.maximum(scales, 1e-8)
+    config = replace(net_config, scales=tuple(float(s) for s in scales))
+    if not gate:
+        return config
+    points = (features[:, :, ::sample] / scales[None, :, None]).transpose(0, 2, 1).reshape(-1, len(scales))
+    return replace(config, **gate_statistics(points, weights[:, ::sample].reshape(-1)))
+
+
+def supervised_loss(net, features, values, weights):
+    """Mean over steps of Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n with δ = v_c − v_c^(a) (Ha²)."""
+    jax, jnp, _ = jax_modules()
+    delta = jax.vmap(net.from_features)(features) - values
+    norm = jnp.sum(weights, axis=1)
+    mean = jnp.sum(weights * delta, axis=1) / norm
+    return jnp.mean(jnp.sum(weights * (delta - mean[:, None]) ** 2, axis=1) / norm)
+
+
+@dataclass(eq=False)
+class FunctionalResult:
+    """The trained network, its histories per stage, and the time each stage took."""
+
+    config: FunctionalConfig
+    net: object
+    history: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """A ``tdks-density-net`` artefact folder (load it by path in ``tdks evaluate``)."""
+        from densitylab.tdks.models import save_density_net
+
+        extra = {"training": asdict(self.config), "history": self.history, "seconds": self.seconds}
+        return save_density_net(path, self.net, extra)
+
+
+def pretrain(net, cases: list[Case], config: FunctionalConfig, progress=None, checkpoint=None):
+    """Stage 1; returns (net, history)."""
+    import optax
+
+    from densitylab.checkpoint import fingerprint
+    from densitylab.training import Resumable, optax_loop
+
+    features, values, weights = raw_features(net.config, cases, config.stride)
+    features = features / np.asarray(net.config.scales)[None, :, None]
+    count = len(features)
+    history = {"epoch": [], "loss": []}
+
+    def batches(epoch):
+        order = np.random.default_rng([config.seed, epoch]).permutation(count)
+        for start in range(0, count, config.batch_size):
+            chosen = order[start : start + config.batch_size]
+            yield features[chosen], values[chosen], weights[chosen]
+
+    def on_epoch(epoch, params, losses, norms):
+        history["epoch"].append(epoch)
+        history["loss"].append(float(np.mean(losses)))
+        if progress:
+            progress(epoch, config.pretrain_epochs, loss=history["loss"][-1])
+
+    resumable = None
+    if checkpoint is not None:
+        settings = {"stage": "pretrain", "config": asdict(config), "data": fingerprint(values, weights)}
+        resumable = Resumable(
+            checkpoint, settings, 5, lambda: {"history": history}, lambda s: history.update(s["history"])
+        )
+    schedule = optax.cosine_decay_schedule(
+        config.learning_rate, config.pretrain_epochs * -(-count // config.batch_size)
+    )
+    net = optax_loop(
+        supervised_loss,
+        net,
+        optax.adam(schedule),
+        config.pretrain_epochs,
+        batches,
+        on_epoch,
+        resumable=resumable,
+    )
+    return net, history
+
+
+def truncated(case: Case, horizon: int):
+    """The case's KS problem and target cut to its first ``horizon`` steps."""
+    from densitylab.tdks.propagation import KSProblem
+
+    steps = min(horizon, case.problem.steps)
+    problem = case.problem
+    cut = KSProblem(problem.x, problem.v_ext[:steps], problem.interaction, problem.orbital0, problem.dt)
+    return cut, case.target[: steps + 1]
+
+
+def fine_tune(net, cases: list[Case], config: FunctionalConfig, horizon: int, progress=None, checkpoint=None):
+    """Stage 2 at one horizon (L-BFGS through the propagation); returns (net, history)."""
+    from densitylab.tdks.learn import train
+    from densitylab.tdks.models import density_net_model
+
+    problems, targets = zip(*(truncated(case, horizon) for case in cases), strict=True)
+    _, model = density_net_model(net)
+    settings = {"stage": f"horizon-{horizon}", "config": asdict(config)}
+    return train(
+        list(problems),
+        list(targets),
+        net,
+        model,
+        config.memory,
+        config.rollout_iterations,
+        "lbfgs",
+        progress=progress,
+        checkpoint=checkpoint,
+        settings=settings,
+    )
+
+
+def train_functional(
+    config: FunctionalConfig,
+    progress: Callable[..., None] | None = None,
+    checkpoint: str | Path | None = None,
+) -> FunctionalResult:
+    """Both stages; resumable with ``checkpoint`` (a .npz path; the running stage uses
+    ``<checkpoint>.stage.npz``). ``progress(done, total, loss=…, stage=…)`` per epoch/iteration."""
+    from densitylab.checkpoint import read_checkpoint, tree_arrays, tree_from_arrays, write_checkpoint
+    from densitylab.tdks.models import DensityNetConfig, build_density_net
+
+    cases = load_cases(config)
+    problem = cases[0].problem
+    shape = {name: getattr(config, name) for name in ("memory", "channels", "depth", "kernel", "seed")}
+    net_config = DensityNetConfig(**shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs)
+    features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
+    net = build_density_net(calibrated(net_config, features, weights, config.gate))
+    del features
+    stages = ["pretrain"] + [f"horizon-{h}" for h in config.horizons]
+    settings = {"config": asdict(config), "net": asdict(net.config)}
+    result = FunctionalResult(config, net)
+    finished = -1
+    if checkpoint is not None:
+        stored = read_checkpoint(checkpoint, settings)
+        if stored is not None:
+            arrays, state = stored
+            net = tree_from_arrays(arrays, net)
+            finished, result.history, result.seconds = state["finished"], state["history"], state["seconds"]
+    stage_checkpoint = None if checkpoint is None else f"{checkpoint}.stage.npz"
+    for index, stage in enumerate(stages):
+        if index <= finished:
+            continue
+
+        def report(done, total, stage=stage, **values):
+            if progress:
+                progress(done, total, stage=stage, **values)
+
+        started = time.perf_counter()
+        if stage == "pretrain":
+            if config.pretrain_epochs:
+                net, history = pretrain(net, cases, config, report, stage_checkpoint)
+            else:
+                history = {}
+        else:
+            net, history = fine_tune(net, cases, config, config.horizons[index - 1], report, stage_checkpoint)
+        result.history[stage] = history
+        result.seconds[stage] = time.perf_counter() - started
+        if checkpoint is not None:
+            state = {"finished": index, "history": result.history, "seconds": result.seconds}
+            write_checkpoint(checkpoint, settings, tree_arrays(net), state)
+    result.net = net
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return result

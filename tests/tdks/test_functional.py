@@ -1,0 +1,260 @@
+"""The generalising memory functional (issue 18): its inputs, gate, interaction scaling,
+training stages and the trajectory sets it trains on."""
+
+import json
+
+import equinox
+import jax
+import numpy as np
+import pytest
+
+from densitylab.errors import InvalidParameterError
+from densitylab.tdks.dataset import TrajectorySetConfig, case_name, generate_set, select_cases
+from densitylab.tdks.evaluate import load_model, run
+from densitylab.tdks.features import FEATURES, gate, gate_statistics, window_features
+from densitylab.tdks.functional import FunctionalConfig, train_functional, windows
+from densitylab.tdks.models import DensityNetConfig, build_density_net, density_net_model, interaction_scale
+from densitylab.tdks.propagation import KSProblem, propagate
+from densitylab.tdks.workflow import ExactConfig
+
+X = np.linspace(-12.0, 12.0, 121)
+DX = X[1] - X[0]
+SOFT = "soft-coulomb:strength=1,softening=1"
+
+
+def _soft(x, strength=1.0):
+    return strength / np.sqrt((x[:, None] - x[None, :]) ** 2 + 1.0)
+
+
+def _two_packets(shift=0.0, centre=5.0):
+    """Two Gaussians of one electron each at ∓centre; the left one moved by ``shift``."""
+    left = np.exp(-((X + centre - shift) ** 2)) / np.sqrt(np.pi)
+    right = np.exp(-((X - centre) ** 2)) / np.sqrt(np.pi)
+    return left + right
+
+
+def _net(inputs=FEATURES, memory=3, **extra):
+    net = build_density_net(
+        DensityNetConfig(memory=memory, channels=4, depth=2, kernel=5, dx=DX, dt=0.05, inputs=inputs, **extra)
+    )
+    # a network with every weight non-zero, so each input reaches the output
+    return jax.tree_util.tree_map(lambda leaf: leaf + 0.05 if equinox.is_inexact_array(leaf) else leaf, net)
+
+
+def test_current_and_partner_follow_their_definitions():
+    dt = 0.05
+    window = np.stack([_two_packets(0.0), _two_packets(0.02)])  # left packet moves right
+    rows = np.asarray(window_features(window, ("rates", "current", "velocity", "partner"), DX, dt, None))
+    rate, current, velocity, partner_density = rows[0], rows[1], rows[2], rows[3]
+    # continuity, ∂j/∂x = −∂n/∂t (backward differences), and no current leaves the box
+    np.testing.assert_allclose(np.diff(current) / DX, -rate[1:], atol=1e-12)
+    assert abs(current[-1]) < 1e-10
+    # the left packet moves at 0.02/dt = 0.4 bohr/a.u., the right one stands still
+    assert abs(velocity[np.argmin(np.abs(X + 5.0))] - 0.4) < 0.04
+    assert abs(velocity[np.argmin(np.abs(X - 5.0))]) < 0.02
+    # one electron at either centre puts the other at the other centre (co-motion)
+    peak = 1.0 / np.sqrt(np.pi)
+    assert abs(partner_density[np.argmin(np.abs(X + 5.01))] - peak) < 0.02 * peak
+
+
+def test_sce_input_equals_the_sce_anchor():
+    from densitylab.tdks.features import sce_parts
+    from densitylab.tdks.models import sce_correlation
+
+    density = _two_packets()[None]
+    row = np.asarray(window_features(density, ("sce",), DX, 0.05, sce_parts(len(X), DX, SOFT)))[0]
+    _, anchor = sce_correlation(_soft(X), X)
+    # built from the interaction's name on a grid from 0, it is the anchor's potential on X
+    # with the inputs' floor on the electron count ...
+    from densitylab.tdks.features import COUNT_FLOOR
+    from densitylab.tdks.propagation import hartree_operator
+    from densitylab.tdks.sce import interaction_profile, sce_potential
+
+    profile = interaction_profile(_soft(X), X)
+    same = sce_potential(density[0], X, profile, COUNT_FLOOR) - 0.5 * hartree_operator(_soft(X), DX)(
+        density[0]
+    )
+    np.testing.assert_allclose(row, np.asarray(same), atol=1e-12)
+    # ... which moves it from the anchor's by 5 % of its depth at most (4.4 % here)
+    reference = np.asarray(anchor(None, density, 0))
+    assert np.abs(row - reference).max() < 0.05 * np.abs(reference).max()
+
+
+def test_gradient_through_the_new_inputs_matches_finite_differences():
+    net = _net()
+    rng = np.random.default_rng(1)
+    # overlapping packets: across a gap the electron count is flat, and the point where the
+    # co-motion function switches branch (the SCE potential jumps there by O(dx)) moves
+    # with any change of n; the derivative is the one of the smooth pieces
+    base = np.stack([_two_packets(0.37, 1.5), _two_packets(0.38, 1.5), _two_packets(0.40, 1.5)])
+    direction = rng.normal(size=base.shape) * base  # relative changes keep n ≥ 0
+    function = lambda w: net(w)  # noqa: E731
+    _, tangent = jax.jvp(function, (base,), (direction,))
+    step = 1e-6
+    finite = (
+        np.asarray(function(base + step * direction)) - np.asarray(function(base - step * direction))
+    ) / (2 * step)
+    np.testing.assert_allclose(np.asarray(tangent), finite, rtol=1e-5, atol=1e-7 * np.abs(finite).max())
+
+
+def test_new_functional_is_causal():
+    steps = 30
+    v_ext = np.tile(-2.0 / np.sqrt(X**2 + 1.0), (steps, 1))
+    orbital = np.exp(-(X**2) / 4 + 0.3j * X).astype(complex)
+    orbital /= np.sqrt(np.sum(np.abs(orbital) ** 2) * DX)
+    problem = KSProblem(X, v_ext, _soft(X), orbital, 0.05)
+    params, model = density_net_model(_net())
+    _, v_c = propagate(problem, model, params, memory=3)
+    kicked = v_ext.copy()
+    kicked[15:] += 0.5 * np.tanh(X)
+    _, v_c_kicked = propagate(KSProblem(X, kicked, _soft(X), orbital, 0.05), model, params, memory=3)
+    np.testing.assert_array_equal(np.asarray(v_c)[:16], np.asarray(v_c_kicked)[:16])
+    assert np.abs(np.asarray(v_c)[17:] - np.asarray(v_c_kicked)[17:]).max() > 1e-6
+
+
+def test_interaction_scale_gives_zero_without_interaction_and_refuses_others():
+    net = _net()
+    config = net.config
+    assert interaction_scale(config, _soft(X), X) == pytest.approx(1.0)
+    assert interaction_scale(config, 0.5 * _soft(X), X) == pytest.approx(0.5)
+    assert interaction_scale(config, np.zeros((len(X), len(X))), X) == 0.0
+    with pytest.raises(InvalidParameterError, match="model"):
+        interaction_scale(config, 1.0 / np.sqrt((X[:, None] - X[None, :]) ** 2 + 4.0), X)
+    window = np.stack([_two_packets(0.0), _two_packets(0.01), _two_packets(0.03)])
+    full = np.asarray(density_net_model(net, 1.0)[1](net, window, 0))
+    assert np.abs(full).max() > 1e-3
+    np.testing.assert_allclose(np.asarray(density_net_model(net, 0.5)[1](net, window, 0)), 0.25 * full)
+    assert np.all(np.asarray(density_net_model(net, 0.0)[1](net, window, 0)) == 0.0)
+    # the original networks are not rescaled
+    legacy = DensityNetConfig(memory=2, channels=4, depth=2, kernel=5, dx=DX, dt=0.05)
+    assert interaction_scale(legacy, np.zeros((len(X), len(X))), X) == 1.0
+
+
+def test_gate_keeps_the_training_inputs_and_falls_back_outside():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(4000, 3)) @ np.array([[1.0, 0.3, 0.0], [0.0, 0.5, 0.1], [0.0, 0.0, 2.0]])
+    weights = rng.uniform(0.1, 1.0, 4000)
+    stats = gate_statistics(points, weights, quantile=0.999)
+    values = np.asarray(
+        gate(points.T, stats["gate_center"], stats["gate_whitening"], stats["gate_threshold"])
+    )
+    inside = values == 1.0
+    assert np.sum(weights[inside]) / np.sum(weights) >= 0.998
+    far = np.asarray(
+        gate(50.0 * points[:5].T, stats["gate_center"], stats["gate_whitening"], stats["gate_threshold"])
+    )
+    assert np.all(far < 1e-8)
+    # a gated network hands back to exact exchange (v_c = 0) for inputs far outside
+    plain = _net()
+    names = plain.config.feature_names()
+    count = sum(4 - 2 if n == "rates" else 2 if n == "partner" else 1 for n in names)
+    gated = _net(gate_center=(0.0,) * count, gate_whitening=np.eye(count).tolist(), gate_threshold=1e-3)
+    window = np.stack([_two_packets(0.0), _two_packets(0.01), _two_packets(0.03)])
+    assert np.abs(np.asarray(plain(window))).max() > 1e-3
+    assert np.abs(np.asarray(gated(window))).max() < 1e-12
+
+
+def test_windows_repeat_the_first_density_like_the_propagation():
+    target = np.arange(5)[:, None] * np.ones((5, 3))
+    built = windows(target, 3, np.array([0, 1, 4]))
+    np.testing.assert_array_equal(built[:, :, 0], [[0, 0, 0], [0, 0, 1], [2, 3, 4]])
+
+
+def _tiny_cases():
+    return (
+        ExactConfig(scenario="laser", amplitude=0.1, frequency=0.5, time=0.5, dx=0.5),
+        ExactConfig(scenario="laser", amplitude=0.3, frequency=0.7, time=0.5, dx=0.5),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("set")
+    generate_set(TrajectorySetConfig(_tiny_cases(), gn_iterations=1), folder)
+    return folder
+
+
+def test_trajectory_set_is_kept_on_rerun_and_refuses_a_clash(tiny_set):
+    files = sorted(p.name for p in tiny_set.iterdir())
+    assert {"laser-F0.100-w0.50.h5", "laser-F0.100-w0.50-values", "set.json"} <= set(files)
+    stamps = {p.name: p.stat().st_mtime_ns for p in tiny_set.glob("*.h5")}
+    summaries = generate_set(TrajectorySetConfig(_tiny_cases(), gn_iterations=1), tiny_set)
+    assert {p.name: p.stat().st_mtime_ns for p in tiny_set.glob("*.h5")} == stamps  # nothing redone
+    # the inversion reproduces each trajectory far better than any anchor
+    for summary in summaries.values():
+        assert summary["density_error_max"] < 0.1 * summary["density_error_exchange_only"]
+    # same name, other settings: refused before any work, nothing new on disk
+    clash = (ExactConfig(scenario="laser", amplitude=0.1, frequency=0.5, time=0.5, dx=0.25),)
+    with pytest.raises(InvalidParameterError, match="cases"):
+        generate_set(TrajectorySetConfig(clash, gn_iterations=1), tiny_set)
+    assert sorted(p.name for p in tiny_set.iterdir()) == files
+
+
+def test_case_names_and_selection():
+    assert case_name(ExactConfig(momentum=-1.5)) == "scatter-p-1.50"
+    assert case_name(ExactConfig(momentum=1.3, spin="triplet")) == "scatter-p+1.30-triplet"
+    held_out = {case_name(c) for c in select_cases("held-out")}
+    assert held_out == {"scatter-p-1.50", "scatter-p+1.30", "laser-F0.050-w0.50"}
+    assert not held_out & {case_name(c) for c in select_cases("training")}
+    assert [case_name(c) for c in select_cases("none", [-1.3], ["0.04:0.6"], time=5.0)] == [
+        "scatter-p-1.30",
+        "laser-F0.040-w0.60",
+    ]
+    with pytest.raises(InvalidParameterError, match="laser"):
+        select_cases("none", lasers=["0.04"])
+    with pytest.raises(InvalidParameterError, match="cases"):
+        TrajectorySetConfig((ExactConfig(momentum=-1.0), ExactConfig(momentum=-1.0)))
+
+
+def _config(folder, **changes):
+    settings = dict(
+        channels=3, depth=1, kernel=3, memory=2, pretrain_epochs=3, horizons=(4, 10), rollout_iterations=2
+    )
+    return FunctionalConfig(str(folder), **{**settings, **changes})
+
+
+def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, tmp_path):
+    whole = train_functional(_config(tiny_set))
+    losses = whole.history["pretrain"]["loss"]
+    assert losses[-1] < losses[0]  # the supervised stage learns
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(done, total, stage, **values):
+        if stage == "horizon-10":
+            raise Stop
+
+    checkpoint = tmp_path / "job.npz"
+    with pytest.raises(Stop):
+        train_functional(_config(tiny_set), interrupt, checkpoint)
+    assert json.loads(np.load(checkpoint)["__state__"].item())["finished"] == 1
+    with pytest.raises(InvalidParameterError, match="checkpoint"):
+        train_functional(_config(tiny_set, seed=3), checkpoint=checkpoint)
+    resumed = train_functional(_config(tiny_set), checkpoint=checkpoint)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(whole.net), jax.tree_util.tree_leaves(resumed.net), strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+    assert not checkpoint.exists()
+    # saved and loaded by path, it runs on a trajectory with the anchors' interface
+    from densitylab.model1d.propagation import load_trajectory
+    from densitylab.tdks.propagation import problem_from_trajectory
+
+    whole.save(tmp_path / "functional")
+    problem, _ = problem_from_trajectory(load_trajectory(tiny_set / "laser-F0.100-w0.50.h5"))
+    densities, _ = run(problem, load_model(str(tmp_path / "functional"), problem))
+    np.testing.assert_allclose(densities.sum(axis=1) * problem.dx, 2.0, atol=1e-10)
+
+
+def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
+    with pytest.raises(InvalidParameterError, match="dataset"):
+        FunctionalConfig(str(tmp_path))
+    with pytest.raises(InvalidParameterError, match="cases"):
+        _config(tiny_set, cases=("scatter-p-9.00",))
+    with pytest.raises(InvalidParameterError, match="inputs"):
+        _config(tiny_set, inputs=("density", "spin"))
+    with pytest.raises(InvalidParameterError, match="memory"):
+        _config(tiny_set, memory=1)
+    with pytest.raises(InvalidParameterError, match="learning_rate"):
+        _config(tiny_set, learning_rate=float("nan"))
