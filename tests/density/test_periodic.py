@@ -134,6 +134,24 @@ def test_cell_references_round_trip_train_and_evaluate(cell_model, tmp_path):
     np.testing.assert_allclose(predict(copy, [reference.atoms(3)])[0][0], predicted, atol=1e-12)
 
 
+def test_cell_cube_spans_the_cell_and_holds_the_valence_electrons(cell_model, tmp_path):
+    from ase.io.cube import read_cube_data
+
+    from densitylab.density.pipeline import predict, write_density_cube
+
+    trained, reference = cell_model
+    cell = reference.atoms(3)
+    (coefficients,), _ = predict(trained, [cell])
+    count, path = write_density_cube(trained, cell, coefficients, tmp_path / "cell.cube", points=24)
+    data, atoms = read_cube_data(str(path))
+    np.testing.assert_allclose(atoms.cell.array, cell.cell.array, atol=1e-5)
+    assert count == pytest.approx(16.0, abs=1e-9)
+    # a uniform grid over one period integrates the lattice-summed density to the valence
+    # electrons; the functions of atoms near a face, not summed over images, would lose some
+    voxel = cell.get_volume() / data.size / 0.529177210903**3
+    assert np.sum(data) * voxel == pytest.approx(16.0, abs=0.05)
+
+
 def test_cell_predictions_follow_translations_permutations_and_supercells(cell_model):
     from densitylab.density.pipeline import predict
 
@@ -202,3 +220,36 @@ def test_cli_reference_takes_cells_to_the_periodic_path(cell_model, tmp_path):
     stored = load_reference(output)
     assert stored.settings == reference.settings
     np.testing.assert_allclose(stored.coefficients[0], reference.coefficients[0], atol=1e-8)
+
+
+def test_blocked_fit_equals_the_whole_fit(two_waters, reference):
+    cell = periodic.build_cell(two_waters.numbers, two_waters.positions, two_waters.cell.array, SETTINGS)
+    auxcell = periodic.auxiliary_cell(cell, SETTINGS)
+    whole, overlap = periodic.fit_cell_density(cell, auxcell, reference["density_matrix"])
+    blocked, _ = periodic.fit_cell_density(cell, auxcell, reference["density_matrix"], block_bytes=10**5)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-9, atol=1e-10)
+    # one shell per block: PySCF screens each slice on its own, which moves the projections
+    # by ~1e-8 (the integrals' precision), amplified in c by the conditioning of S̄
+    single, _ = periodic.fit_cell_density(cell, auxcell, reference["density_matrix"], block_bytes=1)
+    projections = overlap @ whole
+    assert np.abs(overlap @ single - projections).max() < 1e-7 * np.abs(projections).max()
+
+
+def test_a_cell_too_big_for_memory_is_refused_before_any_work(two_waters, tmp_path, monkeypatch):
+    from densitylab import limits
+    from densitylab.density.reference import generate_reference
+
+    cell = periodic.build_cell(two_waters.numbers, two_waters.positions, two_waters.cell.array, SETTINGS)
+    needed = periodic.reference_memory(cell, periodic.auxiliary_cell(cell, SETTINGS))
+    # the estimate grows with the mesh: a higher cutoff needs more
+    dense = periodic.build_cell(
+        two_waters.numbers,
+        two_waters.positions,
+        two_waters.cell.array,
+        periodic.CellSettings(basis="gth-szv", ke_cutoff=400.0),
+    )
+    assert periodic.reference_memory(dense, periodic.auxiliary_cell(dense, SETTINGS)) > needed
+    monkeypatch.setattr(limits, "available_memory", lambda: 0.5 * needed)
+    with pytest.raises(InvalidParameterError, match=r"^structures.*GiB"):
+        generate_reference([two_waters], tmp_path / "big.h5", SETTINGS)
+    assert list(tmp_path.iterdir()) == []

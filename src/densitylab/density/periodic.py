@@ -119,17 +119,47 @@ def auxiliary_cell(cell, settings: CellSettings):
     return auxcell
 
 
-def fit_cell_density(cell, auxcell, density_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fitted coefficients c (naux,) and the lattice-summed overlap S̄ (naux, naux), PySCF order."""
+FIT_BLOCK_BYTES = 256 * 2**20  # three-centre integrals held at once by the fit
+
+
+def fit_cell_density(
+    cell, auxcell, density_matrix: np.ndarray, block_bytes: int = FIT_BLOCK_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted coefficients c (naux,) and the lattice-summed overlap S̄ (naux, naux), PySCF order.
+
+    The projections Σ_μν D_μν (μν|P) are accumulated over blocks of auxiliary shells whose
+    three-centre integrals take at most ``block_bytes`` (at least one shell per block): all of
+    them at once would be nao(nao+1)/2 × naux doubles, 6 GB for 32 waters in GTH-DZVP.
+    """
     from pyscf.pbc.df import incore
 
     overlap = overlap_matrix(auxcell)
-    three_centre = incore.aux_e2(cell, auxcell, "int3c1e", aosym="s2")  # (nao(nao+1)/2, naux)
     nao = cell.nao_nr()
     rows, columns = np.tril_indices(nao)
     pairs = density_matrix[rows, columns] * np.where(rows == columns, 1.0, 2.0)
-    projections = pairs @ three_centre.reshape(len(pairs), -1)
+    offsets = auxcell.ao_loc_nr()
+    projections = np.empty(offsets[-1])
+    start = 0
+    while start < auxcell.nbas:
+        stop = start + 1
+        while stop < auxcell.nbas and len(pairs) * (offsets[stop + 1] - offsets[start]) * 8 <= block_bytes:
+            stop += 1
+        block = incore.aux_e2(
+            cell, auxcell, "int3c1e", aosym="s2", shls_slice=(0, cell.nbas, 0, cell.nbas, start, stop)
+        )
+        projections[offsets[start] : offsets[stop]] = pairs @ block.reshape(len(pairs), -1)
+        start = stop
     return np.linalg.solve(overlap, projections), overlap
+
+
+def reference_memory(cell, auxcell, block_bytes: int = FIT_BLOCK_BYTES) -> float:
+    """Bytes a cell reference needs at its peak, estimated before the SCF: the SCF's grids
+    (about 16 values per point of the uniform mesh) and its nao² matrices (about 40 of them:
+    Fock, density, overlap, DIIS history), then the fit's overlap and its factorisation
+    (2 naux²) and one block of three-centre integrals."""
+    points = float(np.prod(cell.mesh))
+    nao, naux = cell.nao_nr(), auxcell.nao_nr()
+    return 8.0 * (16 * points + 40 * nao**2 + 2 * naux**2) + block_bytes
 
 
 def cell_scf(cell, settings: CellSettings):
@@ -153,9 +183,17 @@ def cell_reference(
     """SCF and valence-density fit of one cell, everything in featomic order: coefficients
     (naux,), labels (naux, 4) = (atom, l, n, m), integrals ∫φ_P (naux,), the density matrix,
     the SCF energy (hartree) and the valence electron count."""
+    from densitylab.limits import require_memory
+
     cell = build_cell(numbers, positions, lattice, settings)
-    mf = cell_scf(cell, settings)
     auxcell = auxiliary_cell(cell, settings)
+    require_memory(
+        reference_memory(cell, auxcell),
+        "structures",
+        f"a cell reference of {len(numbers)} atoms",
+        len(numbers),
+    )
+    mf = cell_scf(cell, settings)
     density_matrix = mf.make_rdm1()
     coefficients, _ = fit_cell_density(cell, auxcell, density_matrix)
     labels = function_labels(auxcell)
@@ -184,6 +222,21 @@ def cell_overlap(
     """The lattice-summed auxiliary overlap S̄ (naux, naux) of one cell, featomic order,
     recomputed from the geometry (as the molecular overlap is)."""
     return featomic_overlap(auxiliary_cell(build_cell(numbers, positions, lattice, settings), settings))
+
+
+def _require_reference_memory(cell, auxcell) -> None:
+    from densitylab.limits import require_memory
+
+    atoms = cell.natm
+    require_memory(
+        reference_memory(cell, auxcell), "structures", f"the reference of a {atoms}-atom cell", atoms
+    )
+
+
+def check_cell_memory(frame, settings: CellSettings) -> None:
+    """Refuse a cell (an ``ase.Atoms``) whose reference would not fit in memory, before any SCF."""
+    cell = build_cell(frame.numbers, frame.positions, frame.cell.array, settings)
+    _require_reference_memory(cell, auxiliary_cell(cell, settings))
 
 
 def check_cell_species(symbols: list, settings: CellSettings) -> None:

@@ -400,16 +400,24 @@ def write_density_cube(
     trained: TrainedModel, frame, coefficients: np.ndarray, path: str | Path, points: int = 60
 ):
     """Write the density Σ_P c_P φ_P of one structure as a Gaussian cube file; returns
-    (electron count Σ_P c_P ∫φ_P, path)."""
+    (electron count Σ_P c_P ∫φ_P, path). A molecule's cube is PySCF's box around it; a cell's
+    is one whole cell (PySCF's: the lattice vectors split in ``points``, centred on the atoms), with
+    the functions summed over lattice images, so the cube tiles space."""
     from densitylab.density.basis import pyscf_coefficients
     from densitylab.density.reference import auxiliary_integrals
     from densitylab.dft.cube import write_cube
 
-    mol = build_molecule(np.asarray(frame.numbers), frame.positions, trained.reference.basis)
-    auxmol = auxiliary_molecule(mol, trained.reference)
-    expansion = pyscf_coefficients(auxmol, coefficients)
-    path = write_cube(
-        mol, path, lambda coords: auxmol.eval_gto("GTOval_sph", coords) @ expansion, points,
-        "densitylab predicted density",
-    )  # fmt: skip
-    return float(coefficients @ auxiliary_integrals(auxmol)), path
+    auxiliary, _, _ = _auxiliary_basis(trained.reference, frame)
+    expansion = pyscf_coefficients(auxiliary, coefficients)
+    if is_periodic(trained.reference):
+        from pyscf.pbc.dft import numint
+
+        def density_at(coords):
+            return numint.eval_ao(auxiliary, coords) @ expansion
+    else:
+
+        def density_at(coords):
+            return auxiliary.eval_gto("GTOval_sph", coords) @ expansion
+
+    path = write_cube(auxiliary, path, density_at, points, "densitylab predicted density")
+    return float(coefficients @ auxiliary_integrals(auxiliary)), path
