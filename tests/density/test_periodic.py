@@ -253,3 +253,35 @@ def test_a_cell_too_big_for_memory_is_refused_before_any_work(two_waters, tmp_pa
     with pytest.raises(InvalidParameterError, match=r"^structures.*GiB"):
         generate_reference([two_waters], tmp_path / "big.h5", SETTINGS)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_path, monkeypatch):
+    import densitylab.density.reference as reference_module
+    from densitylab.density.reference import generate_reference, load_reference
+
+    moved = two_waters.copy()
+    moved.positions += [0.4, 0.0, 0.0]
+    frames = [two_waters, moved]
+    settings = periodic.CellSettings(basis="gth-szv", ke_cutoff=200.0, chunk_size=1)
+    original = reference_module._chunk_task
+    calls = {"count": 0}
+
+    def failing(*arguments):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise KeyboardInterrupt
+        return original(*arguments)
+
+    monkeypatch.setattr(reference_module, "_chunk_task", failing)
+    output = tmp_path / "cells.h5"
+    with pytest.raises(KeyboardInterrupt):
+        generate_reference(frames, output, settings)
+    assert not output.exists()
+    monkeypatch.setattr(reference_module, "_chunk_task", original)
+    summary = generate_reference(frames, output, settings)
+    assert summary["resumed_chunks"] == 1 and summary["computed_chunks"] == 1
+    np.testing.assert_allclose(load_reference(output).coefficients[0], reference["coefficients"], atol=1e-7)
+    with pytest.raises(InvalidParameterError, match="output"):
+        generate_reference(
+            frames, output, periodic.CellSettings(basis="gth-szv", ke_cutoff=250.0, chunk_size=1)
+        )

@@ -258,3 +258,37 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, memory=1)
     with pytest.raises(InvalidParameterError, match="learning_rate"):
         _config(tiny_set, learning_rate=float("nan"))
+    with pytest.raises(InvalidParameterError, match="clip"):
+        _config(tiny_set, clip=0.0)
+    with pytest.raises(InvalidParameterError, match="rollout_optimiser"):
+        _config(tiny_set, rollout_optimiser="sgd")
+
+
+def test_dataset_and_functional_commands_equal_the_library(tiny_set, tmp_path):
+    from typer.testing import CliRunner
+
+    from densitylab.cli import app
+    from densitylab.tdks.models import load_density_net
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["tdks", "dataset", "--output", str(tiny_set), "--preset", "none", "--laser", "0.1:0.5", "--laser",
+         "0.3:0.7", "--time", "0.5", "--gn-iterations", "1", "--json"],
+    )  # fmt: skip
+    # the CLI's laser cases use the default grid: same names as the tiny set's, other settings
+    assert result.exit_code == 2 and "cases" in result.output
+    options = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2", "--pretrain-epochs", "2"]
+    options += ["--horizon", "4", "--rollout-iterations", "1", "--integrate"]
+    output = tmp_path / "functional"
+    result = runner.invoke(
+        app, ["tdks", "functional", "--dataset", str(tiny_set), "--output", str(output), *options]
+    )
+    assert result.exit_code == 0, result.output
+    library = train_functional(
+        _config(tiny_set, pretrain_epochs=2, horizons=(4,), rollout_iterations=1, integrate=True)
+    ).net
+    for a, b in zip(
+        jax.tree_util.tree_leaves(library), jax.tree_util.tree_leaves(load_density_net(output)), strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)

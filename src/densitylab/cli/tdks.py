@@ -122,6 +122,7 @@ def tdks_functional(
     kernel: option(int, "Kernel width (odd).") = 9,
     seed: option(int, "Initialisation and shuffling seed.") = 0,
     gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
+    integrate: option(bool, "The network gives the force −∂ₓv_c, integrated across the box.") = False,
     stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,
     pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam).") = 40,
     batch_size: option(int, "Supervised minibatch (steps).") = 32,

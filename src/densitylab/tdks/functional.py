@@ -11,8 +11,9 @@ Training has two stages, both on a set made by :func:`densitylab.tdks.dataset.ge
 1. **Supervised** on the exact v_c of each trajectory (model (a)), with the KS densities
    replaced by the exact ones (teacher forcing). The loss is gauge-free and weighted by the
    density: Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n per step, δ = v_c − v_c^(a), since a constant in x
-   moves no density and v_c^(a) is undetermined where n vanishes. Minibatch Adam.
-2. **Through the propagation** (:func:`densitylab.tdks.learn.train`, L-BFGS), on the density
+   moves no density and v_c^(a) is undetermined where n vanishes (a small ``floor`` added to
+   the weights holds v_c near it there too). Minibatch Adam.
+2. **Through the propagation** (:func:`densitylab.tdks.learn.train`, clipped Adam), on the density
    loss of the functional's own KS dynamics over horizons that grow (``horizons``, in KS
    steps), so that it learns to keep its own trajectory near the exact one.
 
@@ -49,11 +50,18 @@ class FunctionalConfig:
             (:class:`~densitylab.tdks.models.DensityNetConfig`).
         gate: add the out-of-distribution gate (threshold: the 99.9 % density-weighted
             quantile of the training inputs' Mahalanobis distance).
+        integrate: the network gives the force −∂ₓv_c, integrated from the left edge.
         stride: supervised pairs every ``stride`` KS steps.
         pretrain_epochs, batch_size, learning_rate: stage 1 (Adam).
         horizons: stage 2's horizons in KS steps, in order (empty: no stage 2); each is cut
             to a trajectory's length.
-        rollout_iterations: L-BFGS iterations per horizon.
+        rollout_iterations: iterations per horizon.
+        rollout_optimiser, rollout_learning_rate, clip: stage 2's optimiser: "adam" (with
+            the gradient clipped to the global norm ``clip``: gradients through a long
+            propagation of a pretrained functional reach 1e20 and more) or "lbfgs".
+        floor: bohr⁻¹ added to the density weights of stage 1, so that v_c is also held
+            near the exact one where there is little density (it is free there otherwise,
+            and a large v_c there makes the propagation stiff).
     """
 
     dataset: str
@@ -65,12 +73,17 @@ class FunctionalConfig:
     kernel: int = 9
     seed: int = 0
     gate: bool = True
+    integrate: bool = False
     stride: int = 2
     pretrain_epochs: int = 40
     batch_size: int = 32
     learning_rate: float = 3e-3
     horizons: tuple[int, ...] = DEFAULT_HORIZONS
     rollout_iterations: int = 10
+    rollout_optimiser: str = "adam"
+    rollout_learning_rate: float = 1e-3
+    clip: float = 1.0
+    floor: float = 1e-3
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -101,6 +114,15 @@ class FunctionalConfig:
             self.learning_rate,
         )
         require(all(h >= 1 for h in self.horizons), "horizons", "positive step counts", self.horizons)
+        require(
+            self.rollout_optimiser in ("adam", "lbfgs"),
+            "rollout_optimiser",
+            "adam or lbfgs",
+            self.rollout_optimiser,
+        )
+        for name in ("rollout_learning_rate", "clip", "floor"):
+            value = getattr(self, name)
+            require(np.isfinite(value) and value > 0, name, "a positive number", value)
         available = set(json.loads((Path(self.dataset) / "set.json").read_text())["summaries"])
         for name in self.cases or ():
             require(name in available, "cases", f"names from the set: {sorted(available)}", name)
@@ -153,8 +175,8 @@ def windows(target: np.ndarray, memory: int, steps: np.ndarray) -> np.ndarray:
     return target[np.clip(steps[:, None] + lags[None, :], 0, None)]
 
 
-def raw_features(net_config, cases: list[Case], stride: int, chunk: int = 64):
-    """Unscaled inputs (P, C, N), exact v_c (P, N) and density weights (P, N) of every
+def raw_features(net_config, cases: list[Case], stride: int, floor: float = 0.0, chunk: int = 64):
+    """Unscaled inputs (P, C, N), exact v_c (P, N) and weights n + ``floor`` (P, N) of every
     ``stride``-th step of every case (all cases must share N; else one call per size)."""
     jax, jnp, _ = jax_modules()
     from densitylab.tdks.models import build_density_net
@@ -169,7 +191,7 @@ def raw_features(net_config, cases: list[Case], stride: int, chunk: int = 64):
             batch = windows(case.target, net_config.memory, steps[start : start + chunk])
             rows.append(np.asarray(features(jnp.asarray(batch))))
         values.append(case.values[steps])
-        weights.append(case.target[steps])
+        weights.append(case.target[steps] + floor)
     return np.concatenate(rows), np.concatenate(values), np.concatenate(weights)
 
 
@@ -221,7 +243,7 @@ def pretrain(net, cases: list[Case], config: FunctionalConfig, progress=None, ch
     from densitylab.checkpoint import fingerprint
     from densitylab.training import Resumable, optax_loop
 
-    features, values, weights = raw_features(net.config, cases, config.stride)
+    features, values, weights = raw_features(net.config, cases, config.stride, config.floor)
     features = features / np.asarray(net.config.scales)[None, :, None]
     count = len(features)
     history = {"epoch": [], "loss": []}
@@ -270,13 +292,14 @@ def truncated(case: Case, horizon: int):
 
 
 def fine_tune(net, cases: list[Case], config: FunctionalConfig, horizon: int, progress=None, checkpoint=None):
-    """Stage 2 at one horizon (L-BFGS through the propagation); returns (net, history)."""
+    """Stage 2 at one horizon (through the propagation); returns (net, history)."""
     from densitylab.tdks.learn import train
     from densitylab.tdks.models import density_net_model
 
     problems, targets = zip(*(truncated(case, horizon) for case in cases), strict=True)
     _, model = density_net_model(net)
     settings = {"stage": f"horizon-{horizon}", "config": asdict(config)}
+    adam = config.rollout_optimiser == "adam"
     return train(
         list(problems),
         list(targets),
@@ -284,10 +307,12 @@ def fine_tune(net, cases: list[Case], config: FunctionalConfig, horizon: int, pr
         model,
         config.memory,
         config.rollout_iterations,
-        "lbfgs",
+        config.rollout_optimiser,
+        config.rollout_learning_rate,
         progress=progress,
         checkpoint=checkpoint,
         settings=settings,
+        clip=config.clip if adam else None,
     )
 
 
@@ -304,7 +329,9 @@ def train_functional(
     cases = load_cases(config)
     problem = cases[0].problem
     shape = {name: getattr(config, name) for name in ("memory", "channels", "depth", "kernel", "seed")}
-    net_config = DensityNetConfig(**shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs)
+    net_config = DensityNetConfig(
+        **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
+    )
     features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
     net = build_density_net(calibrated(net_config, features, weights, config.gate))
     del features

@@ -136,6 +136,7 @@ def train(
     checkpoint_every: int = 10,
     segments: Sequence[Segments] | None = None,
     settings: Mapping[str, object] | None = None,
+    clip: float | None = None,
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
@@ -157,6 +158,8 @@ def train(
         tolerance: stop when the gradient norm falls below it.
         segments: one :class:`Segments` per problem to train by multiple shooting
             (:func:`shooting_segments`) instead of over the full horizon.
+        clip: adam only: clip the gradient to this global norm first (gradients through
+            long propagations of a functional can explode).
 
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
@@ -172,12 +175,18 @@ def train(
         len(targets),
     )
     loss_of_params = total_loss(problems, targets, model, memory, penalty, segments)
+    require(
+        clip is None or (optimiser == "adam" and clip > 0), "clip", "a positive norm, with adam only", clip
+    )
     solver = optax.lbfgs() if optimiser == "lbfgs" else optax.adam(learning_rate)
+    if clip is not None:
+        solver = optax.chain(optax.clip_by_global_norm(clip), solver)
     history = {"iteration": [], "loss": [], "gradient_norm": []}
     job = {
         **(settings or {}),
         "optimiser": optimiser,
         "learning_rate": learning_rate if optimiser == "adam" else None,
+        "clip": clip,
         "memory": memory,
         "problems": [_problem_fingerprint(problem) for problem in problems],
         "targets": [fingerprint(target) for target in targets],

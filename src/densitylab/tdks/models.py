@@ -123,6 +123,9 @@ class DensityNetConfig:
         scales: each input row is divided by its scale (None: 1).
         gate_center, gate_whitening, gate_threshold: the out-of-distribution gate
             (:func:`densitylab.tdks.features.gate`); None: no gate.
+        integrate: the network gives a local part of v_c and a force F, and v_c adds
+            −∫_{x₀}^x F dx': a local force makes the steps of the exact v_c between separated
+            electrons, which a local v_c cannot (new-style networks only).
     """
 
     memory: int = 4
@@ -138,6 +141,7 @@ class DensityNetConfig:
     gate_center: tuple[float, ...] | None = None
     gate_whitening: tuple[tuple[float, ...], ...] | None = None
     gate_threshold: float | None = None
+    integrate: bool = False
 
     def __post_init__(self):
         from densitylab.tdks.features import check_inputs, feature_count
@@ -153,6 +157,9 @@ class DensityNetConfig:
             object.__setattr__(self, "gate_whitening", tuple(tuple(row) for row in self.gate_whitening))
         if self.inputs is not None:
             check_inputs(self.inputs, self.memory)
+        require(
+            not self.integrate or self.inputs is not None, "integrate", "False without inputs", self.integrate
+        )
         count = feature_count(self.feature_names(), self.memory)
         if self.scales is not None:
             require(len(self.scales) == count, "scales", f"{count} positive numbers", len(self.scales))
@@ -221,9 +228,10 @@ def build_density_net(config: DensityNetConfig):
                     (scale * jax.random.normal(k, (config.kernel * c_in, c_out)), jnp.zeros(c_out))
                 )
             # output layer starts at zero: training starts from v_c = 0 (exact exchange)
-            self.layers.append((jnp.zeros((config.channels, 1)), jnp.zeros(1)))
+            outputs = 2 if config.integrate else 1
+            self.layers.append((jnp.zeros((config.channels, outputs)), jnp.zeros(outputs)))
             # the new-style functionals add a linear term in the (scaled) inputs, from zero
-            self.linear = None if config.inputs is None else jnp.zeros(count)
+            self.linear = None if config.inputs is None else jnp.zeros((outputs, count))
 
         def features(self, window):
             """The scaled inputs (C, N) of a window (memory, N)."""
@@ -242,12 +250,16 @@ def build_density_net(config: DensityNetConfig):
             for weight, bias in self.layers[:-1]:
                 hidden = jax.nn.softplus(convolve(weight, bias, hidden))
             weight, bias = self.layers[-1]
-            v_c = (hidden.T @ weight + bias)[:, 0]
+            output = (hidden.T @ weight + bias).T  # (outputs, N)
             if self.linear is not None:
-                v_c = v_c + self.linear @ inputs
+                output = output + self.linear @ inputs
             if config.gate_threshold is not None:
-                v_c = v_c * gate(inputs, config.gate_center, config.gate_whitening, config.gate_threshold)
-            return v_c
+                output = output * gate(
+                    inputs, config.gate_center, config.gate_whitening, config.gate_threshold
+                )
+            if config.integrate:  # a local part and a force, integrated from the left edge
+                return output[0] - jnp.cumsum(output[1]) * config.dx
+            return output[0]
 
     return DensityNet(jax.random.PRNGKey(config.seed))
 
