@@ -208,7 +208,15 @@ def test_case_names_and_selection():
 
 def _config(folder, **changes):
     settings = dict(
-        channels=3, depth=1, kernel=3, memory=2, pretrain_epochs=3, horizons=(4, 10), rollout_iterations=2
+        channels=3,
+        depth=1,
+        kernel=3,
+        memory=2,
+        pretrain_epochs=3,
+        horizons=(4, 10),
+        rollout_iterations=2,
+        rollout_optimiser="adam",
+        inputs=("density", "history", "velocity", "sce", "partner"),
     )
     return FunctionalConfig(str(folder), **{**settings, **changes})
 
@@ -252,6 +260,10 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         FunctionalConfig(str(tmp_path))
     with pytest.raises(InvalidParameterError, match="cases"):
         _config(tiny_set, cases=("scatter-p-9.00",))
+    with pytest.raises(InvalidParameterError, match="cases"):  # the tiny set has none of them
+        _config(tiny_set, preset="training")
+    with pytest.raises(InvalidParameterError, match="preset"):
+        _config(tiny_set, preset="everything")
     with pytest.raises(InvalidParameterError, match="inputs"):
         _config(tiny_set, inputs=("density", "spin"))
     with pytest.raises(InvalidParameterError, match="memory"):
@@ -279,7 +291,9 @@ def test_dataset_and_functional_commands_equal_the_library(tiny_set, tmp_path):
     # the CLI's laser cases use the default grid: same names as the tiny set's, other settings
     assert result.exit_code == 2 and "cases" in result.output
     options = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2", "--pretrain-epochs", "2"]
-    options += ["--horizon", "4", "--rollout-iterations", "1", "--integrate"]
+    options += ["--horizon", "4", "--rollout-iterations", "1", "--integrate", "--rollout-optimiser", "adam"]
+    options += ["--inputs", "density", "--inputs", "history", "--inputs", "velocity", "--inputs", "sce"]
+    options += ["--inputs", "partner"]
     output = tmp_path / "functional"
     result = runner.invoke(
         app, ["tdks", "functional", "--dataset", str(tiny_set), "--output", str(output), *options]

@@ -113,6 +113,7 @@ def tdks_functional(
     dataset: option(Path, "A set made by 'densitylab tdks dataset'."),
     output: option(Path, "Folder for the trained functional (an artefact)."),
     case: option(list[str] | None, "Train on this case of the set only (repeat; default: all).") = None,
+    preset: option(str | None, "Train on the set's documented 'training' (or 'held-out') cases.") = None,
     inputs: option(
         list[str] | None, "Inputs (repeat): density, current, rates, velocity, sce, partner."
     ) = None,
@@ -124,11 +125,14 @@ def tdks_functional(
     gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
     integrate: option(bool, "The network gives the force −∂ₓv_c, integrated across the box.") = False,
     stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,
-    pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam).") = 40,
+    pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam; 0: none).") = 0,
     batch_size: option(int, "Supervised minibatch (steps).") = 32,
     learning_rate: option(float, "Supervised peak learning rate (cosine decay).") = 3e-3,
     horizon: option(list[int] | None, "Fine-tuning horizons in KS steps, in order (repeat).") = None,
-    rollout_iterations: option(int, "L-BFGS iterations through the propagation per horizon.") = 10,
+    rollout_iterations: option(int, "Iterations through the propagation per horizon.") = 6,
+    rollout_optimiser: option(str, "lbfgs, or adam (clipped to CLIP).") = "lbfgs",
+    rollout_learning_rate: option(float, "adam: learning rate through the propagation.") = 1e-3,
+    clip: option(float, "adam: global gradient-norm clip through the propagation.") = 1.0,
     as_json: Json = False,
 ) -> None:
     """Train a v_c functional with memory: supervised on the exact v_c of a set, then through

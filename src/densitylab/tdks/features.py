@@ -6,7 +6,9 @@ A window (memory, N) holds n at steps k − memory + 1 … k on a uniform grid o
 * ``density``: n(x, t), 1/bohr.
 * ``current``: j(x) = −∫_{−∞}^x ∂n/∂t dx' by continuity, with ∂n/∂t the last backward
   difference (needs memory ≥ 2).
-* ``rates``: (n(t) − n(t − m dt))/(m dt) for m = 1 … memory − 1 (the density's history).
+* ``history``: the past densities n(t − m dt), m = 1 … memory − 1, as they are.
+* ``rates``: (n(t) − n(t − m dt))/(m dt) for m = 1 … memory − 1 (the density's history as
+  time derivatives).
 * ``velocity``: u = j n/(n² + ε²), ε = 1e-3 bohr⁻¹: the KS orbital's phase gradient j/n
   where the density is not negligible (for one doubly occupied orbital u = ∂ₓθ, so u with
   n carries the orbital up to a global phase: the paper's "orbital at the current and
@@ -30,14 +32,15 @@ import numpy as np
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 
-FEATURES = ("density", "current", "rates", "velocity", "sce", "partner")
+FEATURES = ("density", "history", "current", "rates", "velocity", "sce", "partner")
 VELOCITY_FLOOR = 1e-3
 COUNT_FLOOR = 1e-4
 
 
 def feature_count(inputs: tuple[str, ...], memory: int) -> int:
     """Rows of the (C, N) feature array."""
-    sizes = {"density": 1, "current": 1, "rates": memory - 1, "velocity": 1, "sce": 1, "partner": 2}
+    sizes = {"density": 1, "history": memory - 1, "current": 1, "rates": memory - 1, "velocity": 1}
+    sizes.update(sce=1, partner=2)
     return sum(sizes[name] for name in inputs)
 
 
@@ -46,7 +49,7 @@ def check_inputs(inputs: tuple[str, ...], memory: int) -> None:
     for name in inputs:
         require(name in FEATURES, "inputs", f"names from {FEATURES}", name)
     require(len(set(inputs)) == len(inputs) and inputs, "inputs", "distinct names, at least one", inputs)
-    needs_history = {"current", "rates", "velocity", "partner"} & set(inputs)
+    needs_history = {"history", "current", "rates", "velocity", "partner"} & set(inputs)
     require(
         memory >= 2 or not needs_history,
         "memory",
@@ -85,6 +88,8 @@ def window_features(window, inputs: tuple[str, ...], dx: float, dt: float, parts
     for name in inputs:
         if name == "density":
             rows.append(density[None])
+        elif name == "history":
+            rows.append(window[-2::-1])
         elif name == "current":
             rows.append(current[None])
         elif name == "rates":
