@@ -7,8 +7,8 @@ each case marked training or held-out (``--held-out``, default the public held-o
 and the ratio of the best anchor's error to the functional's.
 
 Figures (``--figures``): the density error against time on every held-out case, and on the
-first held-out case with an inverted v_c, the functional's v_c(x, t) beside the exact one
-(model (a)), both gauged to zero density-weighted mean at each time.
+first held-out scattering case with an inverted v_c (a collision), the functional's v_c(x, t)
+beside the exact one (model (a)), both gauged to zero density-weighted mean at each time.
 
 Run:  python benchmarks/tdks_functional.py --set SET --model scattering-memory
 Writes benchmarks/results/tdks_functional.{json,md} and the figures.
@@ -68,12 +68,12 @@ def main() -> None:
             errors = {label: value["errors"] for label, value in results.items()}
             plot_density_errors(times, errors, args.figures / f"errors-{name}.png")
             values = args.set / f"{name}-values"
-            if not figures_done and (values / "manifest.json").is_file():
+            if not figures_done and name.startswith("scatter") and (values / "manifest.json").is_file():
                 exact = gauged(read_values(values), target[:-1])
-                maps = {"exact v_c (a)": exact}
+                maps = {"v_c exact (model a)": exact}  # names starting with v: potentials
                 for model in models:
                     own = results[model.label]
-                    maps[f"{model.label} v_c"] = gauged(own["v_c"], own["densities"][:-1])
+                    maps[f"v_c {model.label}"] = gauged(own["v_c"], own["densities"][:-1])
                 plot_xt_maps(problem.x, times[:-1], maps, args.figures / f"vc-{name}.png")
                 figures_done = True
         print(json.dumps(rows[-1]), flush=True)
