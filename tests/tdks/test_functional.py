@@ -11,7 +11,7 @@ import pytest
 from densitylab.errors import InvalidParameterError
 from densitylab.tdks.dataset import TrajectorySetConfig, case_name, generate_set, select_cases
 from densitylab.tdks.evaluate import load_model, run
-from densitylab.tdks.features import FEATURES, gate, gate_statistics, window_features
+from densitylab.tdks.features import FEATURES, feature_count, gate, gate_statistics, window_features
 from densitylab.tdks.functional import FunctionalConfig, train_functional, windows
 from densitylab.tdks.models import DensityNetConfig, build_density_net, density_net_model, interaction_scale
 from densitylab.tdks.propagation import KSProblem, propagate
@@ -146,8 +146,7 @@ def test_gate_keeps_the_training_inputs_and_falls_back_outside():
     assert np.all(far < 1e-8)
     # a gated network hands back to exact exchange (v_c = 0) for inputs far outside
     plain = _net()
-    names = plain.config.feature_names()
-    count = sum(4 - 2 if n == "rates" else 2 if n == "partner" else 1 for n in names)
+    count = feature_count(plain.config.feature_names(), plain.config.memory)
     gated = _net(gate_center=(0.0,) * count, gate_whitening=np.eye(count).tolist(), gate_threshold=1e-3)
     window = np.stack([_two_packets(0.0), _two_packets(0.01), _two_packets(0.03)])
     assert np.abs(np.asarray(plain(window))).max() > 1e-3
@@ -213,7 +212,7 @@ def _config(folder, **changes):
         kernel=3,
         memory=2,
         pretrain_epochs=3,
-        horizons=(4, 10),
+        horizons=(4,),
         rollout_iterations=2,
         rollout_optimiser="adam",
         inputs=("density", "history", "velocity", "sce", "partner"),
@@ -221,8 +220,13 @@ def _config(folder, **changes):
     return FunctionalConfig(str(folder), **{**settings, **changes})
 
 
-def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, tmp_path):
-    whole = train_functional(_config(tiny_set))
+@pytest.fixture(scope="module")
+def trained(tiny_set):
+    return train_functional(_config(tiny_set))
+
+
+def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, trained, tmp_path):
+    whole = trained
     losses = whole.history["pretrain"]["loss"]
     assert losses[-1] < losses[0]  # the supervised stage learns
 
@@ -230,13 +234,13 @@ def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, tmp_path
         pass
 
     def interrupt(done, total, stage, **values):
-        if stage == "horizon-10":
+        if stage == "horizon-4":
             raise Stop
 
     checkpoint = tmp_path / "job.npz"
     with pytest.raises(Stop):
         train_functional(_config(tiny_set), interrupt, checkpoint)
-    assert json.loads(np.load(checkpoint)["__state__"].item())["finished"] == 1
+    assert json.loads(np.load(checkpoint)["__state__"].item())["finished"] == 0  # the supervised stage
     with pytest.raises(InvalidParameterError, match="checkpoint"):
         train_functional(_config(tiny_set, seed=3), checkpoint=checkpoint)
     resumed = train_functional(_config(tiny_set), checkpoint=checkpoint)
@@ -276,7 +280,7 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, rollout_optimiser="sgd")
 
 
-def test_dataset_and_functional_commands_equal_the_library(tiny_set, tmp_path):
+def test_dataset_and_functional_commands_equal_the_library(tiny_set, trained, tmp_path):
     from typer.testing import CliRunner
 
     from densitylab.cli import app
@@ -290,8 +294,8 @@ def test_dataset_and_functional_commands_equal_the_library(tiny_set, tmp_path):
     )  # fmt: skip
     # the CLI's laser cases use the default grid: same names as the tiny set's, other settings
     assert result.exit_code == 2 and "cases" in result.output
-    options = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2", "--pretrain-epochs", "2"]
-    options += ["--horizon", "4", "--rollout-iterations", "1", "--integrate", "--rollout-optimiser", "adam"]
+    options = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2", "--pretrain-epochs", "3"]
+    options += ["--horizon", "4", "--rollout-iterations", "2", "--rollout-optimiser", "adam"]
     options += ["--inputs", "density", "--inputs", "history", "--inputs", "velocity", "--inputs", "sce"]
     options += ["--inputs", "partner"]
     output = tmp_path / "functional"
@@ -299,10 +303,28 @@ def test_dataset_and_functional_commands_equal_the_library(tiny_set, tmp_path):
         app, ["tdks", "functional", "--dataset", str(tiny_set), "--output", str(output), *options]
     )
     assert result.exit_code == 0, result.output
-    library = train_functional(
-        _config(tiny_set, pretrain_epochs=2, horizons=(4,), rollout_iterations=1, integrate=True)
-    ).net
+    library = trained.net  # the same settings through the library
     for a, b in zip(
         jax.tree_util.tree_leaves(library), jax.tree_util.tree_leaves(load_density_net(output)), strict=True
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
+
+
+def test_integrated_force_output_makes_a_ramp_from_a_constant_force():
+    net = build_density_net(
+        DensityNetConfig(
+            memory=2,
+            channels=3,
+            depth=1,
+            kernel=3,
+            dx=DX,
+            dt=0.05,
+            inputs=("density", "history"),
+            integrate=True,
+        )
+    )
+    weight, _ = net.layers[-1]
+    net = equinox.tree_at(lambda n: n.layers[-1], net, (weight, np.array([0.0, 0.3])))  # local 0, force 0.3
+    window = np.stack([_two_packets(0.0), _two_packets(0.01)])
+    v_c = np.asarray(net(window))
+    np.testing.assert_allclose(v_c, -0.3 * DX * np.arange(1, len(X) + 1), atol=1e-12)  # −∫F dx

@@ -137,19 +137,15 @@ def tdks_functional(
 ) -> None:
     """Train a v_c functional with memory: supervised on the exact v_c of a set, then through
     the KS propagation over growing horizons. Resumable (OUTPUT.checkpoint.npz)."""
-    from densitylab.tdks.functional import (
-        DEFAULT_HORIZONS,
-        DEFAULT_INPUTS,
-        FunctionalConfig,
-        train_functional,
-    )
+    from densitylab.tdks import functional
 
-    chosen = {"cases": tuple(case) if case else None, "horizons": tuple(horizon or DEFAULT_HORIZONS)}
-    chosen["inputs"] = tuple(inputs or DEFAULT_INPUTS)
-    config = config_from(FunctionalConfig, locals(), dataset=str(dataset), **chosen)
+    defaults = {"horizons": functional.DEFAULT_HORIZONS, "inputs": functional.DEFAULT_INPUTS}
+    chosen = {"cases": tuple(case) if case else None, "horizons": tuple(horizon or defaults["horizons"])}
+    chosen["inputs"] = tuple(inputs or defaults["inputs"])
+    config = config_from(functional.FunctionalConfig, locals(), dataset=str(dataset), **chosen)
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
-        result = train_functional(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
+        result = functional.train_functional(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
     result.save(output)
     print_summary({"output": str(output), "seconds": result.seconds}, as_json, "trained functional")
 
