@@ -183,16 +183,9 @@ def cell_reference(
     """SCF and valence-density fit of one cell, everything in featomic order: coefficients
     (naux,), labels (naux, 4) = (atom, l, n, m), integrals ∫φ_P (naux,), the density matrix,
     the SCF energy (hartree) and the valence electron count."""
-    from densitylab.limits import require_memory
-
     cell = build_cell(numbers, positions, lattice, settings)
     auxcell = auxiliary_cell(cell, settings)
-    require_memory(
-        reference_memory(cell, auxcell),
-        "structures",
-        f"a cell reference of {len(numbers)} atoms",
-        len(numbers),
-    )
+    _require_reference_memory(cell, auxcell)
     mf = cell_scf(cell, settings)
     density_matrix = mf.make_rdm1()
     coefficients, _ = fit_cell_density(cell, auxcell, density_matrix)
