@@ -354,23 +354,13 @@ def test_model_round_trip_and_unknown_species(trained_pair, tmp_path):
         predict(loaded, [ammonia])
 
 
-def test_reference_generation_resumes_after_an_interrupt(tmp_path, monkeypatch):
+def test_reference_generation_resumes_after_an_interrupt(tmp_path, interrupt_second_chunk):
     frames = _water_frames(3, seed=7)
     output = tmp_path / "resume.h5"
-    original = reference_module._chunk_task
-    calls = {"count": 0}
-
-    def failing(*arguments):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            raise KeyboardInterrupt
-        return original(*arguments)
-
-    monkeypatch.setattr(reference_module, "_chunk_task", failing)
     with pytest.raises(KeyboardInterrupt):
         generate_reference(frames, output, ReferenceSettings(chunk_size=1))
     assert not output.exists()
-    monkeypatch.setattr(reference_module, "_chunk_task", original)
+    interrupt_second_chunk()  # puts the real chunk task back
     summary = generate_reference(frames, output, ReferenceSettings(chunk_size=1))
     assert summary["resumed_chunks"] == 1 and summary["computed_chunks"] == 2
     resumed = load_reference(output)

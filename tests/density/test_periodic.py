@@ -255,29 +255,18 @@ def test_a_cell_too_big_for_memory_is_refused_before_any_work(two_waters, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_path, monkeypatch):
-    import densitylab.density.reference as reference_module
+def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_path, interrupt_second_chunk):
     from densitylab.density.reference import generate_reference, load_reference
 
     moved = two_waters.copy()
     moved.positions += [0.4, 0.0, 0.0]
     frames = [two_waters, moved]
     settings = periodic.CellSettings(basis="gth-szv", ke_cutoff=200.0, chunk_size=1)
-    original = reference_module._chunk_task
-    calls = {"count": 0}
-
-    def failing(*arguments):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            raise KeyboardInterrupt
-        return original(*arguments)
-
-    monkeypatch.setattr(reference_module, "_chunk_task", failing)
     output = tmp_path / "cells.h5"
     with pytest.raises(KeyboardInterrupt):
         generate_reference(frames, output, settings)
     assert not output.exists()
-    monkeypatch.setattr(reference_module, "_chunk_task", original)
+    interrupt_second_chunk()  # puts the real chunk task back
     summary = generate_reference(frames, output, settings)
     assert summary["resumed_chunks"] == 1 and summary["computed_chunks"] == 1
     np.testing.assert_allclose(load_reference(output).coefficients[0], reference["coefficients"], atol=1e-7)

@@ -187,6 +187,11 @@ def test_trajectory_set_is_kept_on_rerun_and_refuses_a_clash(tiny_set):
     with pytest.raises(InvalidParameterError, match="cases"):
         generate_set(TrajectorySetConfig(clash, gn_iterations=1), tiny_set)
     assert sorted(p.name for p in tiny_set.iterdir()) == files
+    # an output that is a file, or inside a missing folder, is refused before any work
+    for output in (tiny_set / "set.json", tiny_set / "missing" / "set"):
+        with pytest.raises(InvalidParameterError, match=r"^output"):
+            generate_set(TrajectorySetConfig(_tiny_cases(), gn_iterations=1), output)
+    assert sorted(p.name for p in tiny_set.iterdir()) == files
 
 
 def test_case_names_and_selection():

@@ -115,7 +115,7 @@ def tdks_functional(
     case: option(list[str] | None, "Train on this case of the set only (repeat; default: all).") = None,
     preset: option(str | None, "Train on the set's documented 'training' (or 'held-out') cases.") = None,
     inputs: option(
-        list[str] | None, "Inputs (repeat): density, current, rates, velocity, sce, partner."
+        list[str] | None, "Inputs (repeat): density, history, current, rates, velocity, sce, partner."
     ) = None,
     memory: option(int, "Densities seen (present + past).") = 4,
     channels: option(int, "Hidden channels.") = 16,
@@ -123,7 +123,7 @@ def tdks_functional(
     kernel: option(int, "Kernel width (odd).") = 9,
     seed: option(int, "Initialisation and shuffling seed.") = 0,
     gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
-    integrate: option(bool, "The network gives the force −∂ₓv_c, integrated across the box.") = False,
+    integrate: option(bool, "Add a force output, integrated across the box, to the local v_c.") = False,
     stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,
     pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam; 0: none).") = 0,
     batch_size: option(int, "Supervised minibatch (steps).") = 32,

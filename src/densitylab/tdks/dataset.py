@@ -153,26 +153,35 @@ def _same(stored, wanted) -> bool:
     return stored == wanted
 
 
+def _existing_trajectory(case: ExactConfig, path: Path):
+    """The trajectory at ``path`` if it exists (None otherwise), refused unless ``case`` made it."""
+    from densitylab.model1d.propagation import load_trajectory
+
+    if not path.exists():
+        return None
+    trajectory = load_trajectory(path)
+    require(
+        matches(case, trajectory.parameters),
+        "cases",
+        f"settings equal to those of the existing {path} (remove it to remake it)",
+        case_name(case),
+    )
+    return trajectory
+
+
 def generate_case(
     case: ExactConfig, folder: str, invert: bool, gn_iterations: int = 4, gn_floor: float = 1e-6
 ) -> dict:
     """Make (or finish) one case in ``folder``; returns its summary (density errors of the
     anchors and, when inverted, of model (a)). Safe to call again after an interrupt."""
-    from densitylab.model1d.propagation import load_trajectory, save_trajectory
+    from densitylab.model1d.propagation import save_trajectory
     from densitylab.tdks.workflow import LearnConfig, exact, learn, trajectory_summary
 
     folder = Path(folder)
     name = case_name(case)
     path = folder / f"{name}.h5"
-    if path.exists():
-        trajectory = load_trajectory(path)
-        require(
-            matches(case, trajectory.parameters),
-            "cases",
-            f"settings equal to those of the existing {path} (remove it to remake it)",
-            name,
-        )
-    else:
+    trajectory = _existing_trajectory(case, path)
+    if trajectory is None:
         trajectory = exact(case, checkpoint=folder / f"{name}.h5.partial.npz")  # as the CLI
         save_trajectory(trajectory, path)
     summary = {"name": name, "trajectory": str(path), **trajectory_summary(trajectory)}
@@ -202,28 +211,20 @@ def generate_set(
     scheduler: str | None = None,
     progress: Callable[..., None] | None = None,
 ) -> dict[str, dict]:
-    """Generate every case of ``config`` in ``folder`` (created), in parallel over cases.
+    """Generate every case of ``config`` in ``folder`` (created if missing, inside an existing
+    writable folder: :func:`densitylab.data.check_output`, as the CLI), in parallel over cases.
 
     Existing files made with the same settings are kept; a case file made with other settings
     stops the run before any work. ``progress(done, total)`` counts cases. Returns
     {name: summary}, also written to ``folder/set.json`` (atomically)."""
-    from densitylab.data import atomic_write_bytes
-    from densitylab.model1d.propagation import load_trajectory
+    from densitylab.data import atomic_write_bytes, check_output
     from densitylab.parallel import check_workers, run_tasks
 
     check_workers(workers)
-    folder = Path(folder)
-    require(not folder.is_file(), "output", "a folder (not a file)", str(folder))
+    folder = check_output(folder, "output", "folder")
     for case in config.cases:  # refuse a clash before any long work
-        path = folder / f"{case_name(case)}.h5"
-        if path.exists():
-            require(
-                matches(case, load_trajectory(path).parameters),
-                "cases",
-                f"settings equal to those of the existing {path} (remove it to remake it)",
-                case_name(case),
-            )
-    folder.mkdir(parents=True, exist_ok=True)
+        _existing_trajectory(case, folder / f"{case_name(case)}.h5")
+    folder.mkdir(exist_ok=True)
     summaries: dict[str, dict] = {}
     tasks = [
         (case_name(case), (case, str(folder), config.invert, config.gn_iterations, config.gn_floor))

@@ -113,12 +113,6 @@ class FunctionalConfig:
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 0, name, "a non-negative integer", value)
         require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
-        require(
-            np.isfinite(self.learning_rate) and self.learning_rate > 0,
-            "learning_rate",
-            "a positive number",
-            self.learning_rate,
-        )
         require(all(h >= 1 for h in self.horizons), "horizons", "positive step counts", self.horizons)
         require(
             self.rollout_optimiser in ("adam", "lbfgs"),
@@ -126,11 +120,11 @@ class FunctionalConfig:
             "adam or lbfgs",
             self.rollout_optimiser,
         )
-        for name in ("rollout_learning_rate", "clip", "floor"):
+        for name in ("learning_rate", "rollout_learning_rate", "clip", "floor"):
             value = getattr(self, name)
             require(np.isfinite(value) and value > 0, name, "a positive number", value)
         require(self.preset in (None, "training", "held-out"), "preset", "training or held-out", self.preset)
-        available = set(json.loads((Path(self.dataset) / "set.json").read_text())["summaries"])
+        available = set(_set_cases(self.dataset))
         for name in self.case_names():
             require(name in available, "cases", f"names from the set: {sorted(available)}", name)
 
@@ -140,8 +134,12 @@ class FunctionalConfig:
 
             chosen = tuple(case_name(case) for case in select_cases(self.preset))
             return chosen + tuple(name for name in self.cases or () if name not in chosen)
-        summaries = json.loads((Path(self.dataset) / "set.json").read_text())["summaries"]
-        return self.cases if self.cases is not None else tuple(summaries)
+        return self.cases if self.cases is not None else _set_cases(self.dataset)
+
+
+def _set_cases(dataset: str) -> tuple[str, ...]:
+    """The case names a set's ``set.json`` lists."""
+    return tuple(json.loads((Path(dataset) / "set.json").read_text())["summaries"])
 
 
 @dataclass(frozen=True, eq=False)
