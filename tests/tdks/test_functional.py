@@ -279,6 +279,8 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, memory=1)
     with pytest.raises(InvalidParameterError, match="learning_rate"):
         _config(tiny_set, learning_rate=float("nan"))
+    with pytest.raises(InvalidParameterError, match="memory"):  # longer than the trajectories
+        train_functional(_config(tiny_set, memory=10**8))
     with pytest.raises(InvalidParameterError, match="clip"):
         _config(tiny_set, clip=0.0)
     with pytest.raises(InvalidParameterError, match="rollout_optimiser"):

@@ -175,6 +175,13 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
     dx = {round(case.problem.dx, 12) for case in cases}
     dt = {round(case.problem.dt, 12) for case in cases}
     require(len(dx) == 1 and len(dt) == 1, "dataset", "cases with one grid spacing and KS step", (dx, dt))
+    shortest = min(case.problem.steps for case in cases)
+    require(  # a longer window only repeats n(0), and its arrays grow with it
+        config.memory <= shortest + 1,
+        "memory",
+        f"at most {shortest + 1} (the shortest case's steps + 1)",
+        config.memory,
+    )
     return cases
 
 
