@@ -217,7 +217,9 @@ def _config(folder, **changes):
         kernel=3,
         memory=2,
         pretrain_epochs=3,
-        horizons=(4,),
+        horizons=(4, 10),  # the second truncated (adam, gradients cut every 4 steps)
+        truncate=4,
+        truncated_iterations=2,
         rollout_iterations=2,
         rollout_optimiser="adam",
         inputs=("density", "history", "velocity", "sce", "partner"),
@@ -285,6 +287,26 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, clip=0.0)
     with pytest.raises(InvalidParameterError, match="rollout_optimiser"):
         _config(tiny_set, rollout_optimiser="sgd")
+    with pytest.raises(InvalidParameterError, match="truncate"):
+        _config(tiny_set, truncate=0)
+
+
+def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set):
+    """The untrained network is exchange-only (its v_c is 0), so its relative loss over whole
+    trajectories is 1 per case; training by truncated backpropagation lowers it."""
+    from densitylab.tdks.functional import exchange_only_losses, load_cases
+    from densitylab.tdks.propagation import density_loss
+
+    config = _config(tiny_set, pretrain_epochs=0, horizons=(10,), truncated_iterations=3, gate=False)
+    cases = load_cases(config)
+    for case, loss in zip(cases, exchange_only_losses(cases, config.memory), strict=True):
+        densities, _ = propagate(
+            case.problem, lambda params, window, k: jax.numpy.zeros(window.shape[1]), None
+        )
+        assert loss == pytest.approx(float(density_loss(densities, case.target, case.problem.dx)), rel=1e-10)
+    losses = train_functional(config).history["horizon-10"]["loss"]
+    assert losses[0] == pytest.approx(len(cases), rel=1e-10)
+    assert min(losses[1:]) < losses[0]
 
 
 def test_dataset_and_functional_commands_equal_the_library(tiny_set, trained, tmp_path):
@@ -302,7 +324,8 @@ def test_dataset_and_functional_commands_equal_the_library(tiny_set, trained, tm
     # the CLI's laser cases use the default grid: same names as the tiny set's, other settings
     assert result.exit_code == 2 and "cases" in result.output
     options = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2", "--pretrain-epochs", "3"]
-    options += ["--horizon", "4", "--rollout-iterations", "2", "--rollout-optimiser", "adam"]
+    options += ["--horizon", "4", "--horizon", "10", "--truncate", "4", "--truncated-iterations", "2"]
+    options += ["--rollout-iterations", "2", "--rollout-optimiser", "adam"]
     options += ["--inputs", "density", "--inputs", "history", "--inputs", "velocity", "--inputs", "sce"]
     options += ["--inputs", "partner"]
     output = tmp_path / "functional"

@@ -413,3 +413,61 @@ def test_shooting_segments_restart_from_the_exact_state():
     assert true_loss < 2e-3 * zero_loss  # measured 2.7e-4
     with pytest.raises(InvalidParameterError, match="segment"):
         shooting_segments(problem, target, current, 41)
+
+
+def _two_step_memory(params, window, k):  # depends on the present and a past density
+    return params[0] * window[-1] + params[1] * window[0] ** 2
+
+
+def test_truncated_gradient_is_the_sum_of_window_gradients_from_the_models_own_states():
+    """Truncated backpropagation, checked by a second construction: each window propagated
+    on its own from the orbital and density history the model itself reached, held fixed."""
+    from densitylab.tdks.propagation import propagate_loss
+
+    problem, memory, length = _problem(steps=30), 3, 10
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    params = jnp.asarray([0.2, -0.1])
+
+    def gradient(problem, target, truncate=None, history=None):
+        def loss(p):
+            return propagate_loss(
+                problem, _two_step_memory, p, target, memory, history=history, truncate=truncate
+            )
+
+        return jax.value_and_grad(loss)(params)
+
+    full_value, full = gradient(problem, target)
+    value, cut = gradient(problem, target, truncate=length)
+    assert float(value) == pytest.approx(float(full_value), rel=1e-12)  # the loss is the same
+    densities = np.asarray(propagate(problem, _two_step_memory, params, memory)[0])
+    windows = np.zeros(2)
+    for start in range(0, problem.steps, length):
+        x, w, dt = problem.x, problem.interaction, problem.dt
+        orbital = problem.orbital0
+        if start:
+            before = KSProblem(x, problem.v_ext[:start], w, problem.orbital0, dt)
+            orbital = np.asarray(propagate(before, _two_step_memory, params, memory, final_state=True)[2])
+        local = KSProblem(x, problem.v_ext[start : start + length], w, orbital, dt)
+        history = densities[np.maximum(np.arange(start - memory + 1, start), 0)]
+        windows += np.asarray(gradient(local, target[start : start + length + 1], history=history)[1])
+    np.testing.assert_allclose(np.asarray(cut), windows, rtol=1e-9)
+    assert np.linalg.norm(np.asarray(cut) - np.asarray(full)) > 1e-3 * np.linalg.norm(np.asarray(full))
+    whole = gradient(problem, target, truncate=30)[1]
+    np.testing.assert_allclose(np.asarray(whole), np.asarray(full), rtol=1e-10)  # one window: exact
+
+
+def test_weighted_and_truncated_training_is_checked():
+    problem = _problem(steps=12)
+    target = np.asarray(propagate(problem, _wiggle, None)[0])
+    params = jnp.asarray([0.0, 0.0])
+    with pytest.raises(InvalidParameterError, match=r"^truncate"):
+        train([problem], [target], params, _two_step_memory, 3, 2, "lbfgs", truncate=4)
+    with pytest.raises(InvalidParameterError, match=r"^weights"):
+        train([problem], [target], params, _two_step_memory, 3, 2, "adam", weights=[-1.0])
+    with pytest.raises(InvalidParameterError, match=r"^weights"):
+        train([problem], [target], params, _two_step_memory, 3, 2, "adam", weights=[1.0, 1.0])
+    from densitylab.tdks.learn import total_loss
+
+    one = float(total_loss([problem], [target], _two_step_memory, 3)(jnp.asarray([0.3, 0.1])))
+    two = total_loss([problem, problem], [target, target], _two_step_memory, 3, weights=[2.0, 0.5])
+    assert float(two(jnp.asarray([0.3, 0.1]))) == pytest.approx(2.5 * one, rel=1e-12)

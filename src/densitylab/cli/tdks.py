@@ -129,19 +129,22 @@ def tdks_functional(
     batch_size: option(int, "Supervised minibatch (steps).") = 32,
     learning_rate: option(float, "Supervised peak learning rate (cosine decay).") = 3e-3,
     horizon: option(list[int] | None, "Fine-tuning horizons in KS steps, in order (repeat).") = None,
-    rollout_iterations: option(int, "Iterations through the propagation per horizon.") = 6,
-    rollout_optimiser: option(str, "lbfgs, or adam (clipped to CLIP).") = "lbfgs",
+    rollout_iterations: option(int, "Iterations per horizon up to TRUNCATE steps.") = 6,
+    rollout_optimiser: option(str, "Those horizons' optimiser: lbfgs, or adam (clipped to CLIP).") = "lbfgs",
     rollout_learning_rate: option(float, "adam: learning rate through the propagation.") = 1e-3,
     clip: option(float, "adam: global gradient-norm clip through the propagation.") = 1.0,
+    truncate: option(int, "Longer horizons: adam, gradients cut every TRUNCATE steps (0: never).") = 60,
+    truncated_iterations: option(int, "Iterations per truncated horizon.") = 40,
+    relative: option(bool, "Weight each case by 1 / its exchange-only loss.") = True,
     as_json: Json = False,
 ) -> None:
     """Train a v_c functional with memory: supervised on the exact v_c of a set, then through
     the KS propagation over growing horizons. Resumable (OUTPUT.checkpoint.npz)."""
     from densitylab.tdks import functional
 
-    defaults = {"horizons": functional.DEFAULT_HORIZONS, "inputs": functional.DEFAULT_INPUTS}
-    chosen = {"cases": tuple(case) if case else None, "horizons": tuple(horizon or defaults["horizons"])}
-    chosen["inputs"] = tuple(inputs or defaults["inputs"])
+    horizons, inputs = horizon or functional.DEFAULT_HORIZONS, inputs or functional.DEFAULT_INPUTS
+    chosen = {"cases": tuple(case) if case else None, "horizons": tuple(horizons), "inputs": tuple(inputs)}
+    chosen["truncate"] = truncate or None
     config = config_from(functional.FunctionalConfig, locals(), dataset=str(dataset), **chosen)
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:

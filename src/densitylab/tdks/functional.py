@@ -13,9 +13,16 @@ Training has two stages, both on a set made by :func:`densitylab.tdks.dataset.ge
    density: Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n per step, δ = v_c − v_c^(a), since a constant in x
    moves no density and v_c^(a) is undetermined where n vanishes (a small ``floor`` added to
    the weights holds v_c near it there too). Minibatch Adam.
-2. **Through the propagation** (:func:`densitylab.tdks.learn.train`, clipped Adam), on the density
-   loss of the functional's own KS dynamics over horizons that grow (``horizons``, in KS
-   steps), so that it learns to keep its own trajectory near the exact one.
+2. **Through the propagation** (:func:`densitylab.tdks.learn.train`), on the density loss of
+   the functional's own KS dynamics over horizons that grow (``horizons``, in KS steps), so
+   that it learns to keep its own trajectory near the exact one. A horizon up to
+   ``truncate`` steps is trained with exact gradients (L-BFGS by default); a longer one by
+   truncated backpropagation with clipped Adam: the functional propagates over the whole
+   horizon, but gradients are cut every ``truncate`` steps, since through a whole collision
+   they grow without bound (1e21 at 200 steps). Each case's loss is divided by its
+   exchange-only loss over the whole trajectory (``relative``), so that the laser cases,
+   whose density errors are ten times smaller, count as much as the collisions, and a loss
+   below 1 per case means better than exchange-only.
 
 Each stage is resumable: the job's checkpoint holds the last finished stage, and the running
 stage keeps its own checkpoint; a resume under other settings is refused.
@@ -38,7 +45,7 @@ from densitylab.jaxsetup import jax_modules
 # derivatives as inputs made the gradients through the propagation explode, 1e9 after one
 # L-BFGS step), the SCE potential, no supervised stage (it made propagation worse), L-BFGS.
 DEFAULT_INPUTS = ("density", "history", "sce")
-DEFAULT_HORIZONS = (60, 200, 600)
+DEFAULT_HORIZONS = (60, 600)
 
 
 @dataclass(frozen=True)
@@ -60,10 +67,15 @@ class FunctionalConfig:
         pretrain_epochs, batch_size, learning_rate: stage 1 (Adam).
         horizons: stage 2's horizons in KS steps, in order (empty: no stage 2); each is cut
             to a trajectory's length.
-        rollout_iterations: iterations per horizon.
-        rollout_optimiser, rollout_learning_rate, clip: stage 2's optimiser: "adam" (with
-            the gradient clipped to the global norm ``clip``: gradients through a long
-            propagation of a pretrained functional reach 1e20 and more) or "lbfgs".
+        rollout_iterations: iterations per horizon up to ``truncate``.
+        rollout_optimiser, rollout_learning_rate, clip: the optimiser of those horizons:
+            "adam" (with the gradient clipped to the global norm ``clip``: gradients through a
+            long propagation of a pretrained functional reach 1e20 and more) or "lbfgs".
+        truncate: horizons longer than this many steps are trained by truncated
+            backpropagation (gradients cut every ``truncate`` steps) with Adam at
+            ``rollout_learning_rate`` clipped to ``clip``, for ``truncated_iterations``
+            iterations (None: every horizon with exact gradients).
+        relative: weight each case by 1 / its exchange-only loss over its whole trajectory.
         floor: bohr⁻¹ added to the density weights of stage 1, so that v_c is also held
             near the exact one where there is little density (it is free there otherwise,
             and a large v_c there makes the propagation stiff).
@@ -90,6 +102,9 @@ class FunctionalConfig:
     rollout_learning_rate: float = 1e-3
     clip: float = 1.0
     floor: float = 1e-3
+    truncate: int | None = 60
+    truncated_iterations: int = 40
+    relative: bool = True
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -109,7 +124,13 @@ class FunctionalConfig:
         for name in ("stride", "batch_size", "channels", "depth", "memory"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, name, "a positive integer", value)
-        for name in ("pretrain_epochs", "rollout_iterations"):
+        require(
+            self.truncate is None or (isinstance(self.truncate, int) and self.truncate >= 1),
+            "truncate",
+            "a positive number of steps, or None",
+            self.truncate,
+        )
+        for name in ("pretrain_epochs", "rollout_iterations", "truncated_iterations"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 0, name, "a non-negative integer", value)
         require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
@@ -318,28 +339,55 @@ def truncated(case: Case, horizon: int):
     return cut, case.target[: steps + 1]
 
 
-def fine_tune(net, cases: list[Case], config: FunctionalConfig, horizon: int, progress=None, checkpoint=None):
-    """Stage 2 at one horizon (through the propagation); returns (net, history)."""
+def exchange_only_losses(cases: list[Case], memory: int) -> list[float]:
+    """Each case's density loss Σ_t Σ_x (n_KS − n_exact)² dx over its whole trajectory with
+    v_c = 0 (exact exchange alone)."""
+    jax, jnp, _ = jax_modules()
+    from densitylab.tdks.propagation import propagate_loss
+
+    def zero(params, window, k):
+        return jnp.zeros(window.shape[-1])
+
+    return [
+        float(jax.jit(lambda c=case: propagate_loss(c.problem, zero, None, c.target, memory))())
+        for case in cases
+    ]
+
+
+def fine_tune(
+    net,
+    cases: list[Case],
+    config: FunctionalConfig,
+    horizon: int,
+    progress=None,
+    checkpoint=None,
+    weights: list[float] | None = None,
+):
+    """Stage 2 at one horizon (through the propagation; truncated past ``config.truncate``
+    steps); ``weights`` one per case. Returns (net, history)."""
     from densitylab.tdks.learn import train
     from densitylab.tdks.models import density_net_model
 
     problems, targets = zip(*(truncated(case, horizon) for case in cases), strict=True)
     _, model = density_net_model(net)
     settings = {"stage": f"horizon-{horizon}", "config": asdict(config)}
-    adam = config.rollout_optimiser == "adam"
+    cut = config.truncate is not None and max(p.steps for p in problems) > config.truncate
+    optimiser = "adam" if cut else config.rollout_optimiser
     return train(
         list(problems),
         list(targets),
         net,
         model,
         config.memory,
-        config.rollout_iterations,
-        config.rollout_optimiser,
+        config.truncated_iterations if cut else config.rollout_iterations,
+        optimiser,
         config.rollout_learning_rate,
         progress=progress,
         checkpoint=checkpoint,
         settings=settings,
-        clip=config.clip if adam else None,
+        clip=config.clip if optimiser == "adam" else None,
+        weights=weights,
+        truncate=config.truncate if cut else None,
     )
 
 
@@ -362,6 +410,9 @@ def train_functional(
     features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
     net = build_density_net(calibrated(net_config, features, weights, config.gate))
     del features
+    relative = None
+    if config.relative:
+        relative = [1.0 / loss for loss in exchange_only_losses(cases, config.memory)]
     stages = ["pretrain"] + [f"horizon-{h}" for h in config.horizons]
     settings = {"config": asdict(config), "net": asdict(net.config)}
     result = FunctionalResult(config, net)
@@ -388,7 +439,8 @@ def train_functional(
             else:
                 history = {}
         else:
-            net, history = fine_tune(net, cases, config, config.horizons[index - 1], report, stage_checkpoint)
+            horizon = config.horizons[index - 1]
+            net, history = fine_tune(net, cases, config, horizon, report, stage_checkpoint, relative)
         result.history[stage] = history
         result.seconds[stage] = time.perf_counter() - started
         if checkpoint is not None:

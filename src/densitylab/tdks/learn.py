@@ -102,19 +102,26 @@ def total_loss(
     memory: int,
     penalty=None,
     segments: Sequence[Segments] | None = None,
+    weights: Sequence[float] | None = None,
+    truncate: int | None = None,
 ):
     """``params -> loss`` summed over trajectories (JAX-traceable); with ``segments`` (one
-    :class:`Segments` per problem) the trajectories are propagated segment by segment."""
+    :class:`Segments` per problem) the trajectories are propagated segment by segment.
+    ``weights``: one factor per trajectory; ``truncate``: see
+    :func:`~densitylab.tdks.propagation.propagate_loss` (not with segments)."""
     _, jnp, _ = jax_modules()
     targets = [jnp.asarray(target) for target in targets]
+    weights = [1.0] * len(problems) if weights is None else [float(w) for w in weights]
     if segments is None:
         pairs = zip(problems, targets, strict=True)
-        parts = [partial(propagate_loss, p, model, target=t, memory=memory) for p, t in pairs]
+        parts = [
+            partial(propagate_loss, p, model, target=t, memory=memory, truncate=truncate) for p, t in pairs
+        ]
     else:
         parts = [segments_loss(p, s, model, memory) for p, s in zip(problems, segments, strict=True)]
 
     def loss(params):
-        value = sum(part(params) for part in parts)
+        value = sum(w * part(params) for w, part in zip(weights, parts, strict=True))
         return value + (penalty(params) if penalty is not None else 0.0)
 
     return loss
@@ -137,6 +144,8 @@ def train(
     segments: Sequence[Segments] | None = None,
     settings: Mapping[str, object] | None = None,
     clip: float | None = None,
+    weights: Sequence[float] | None = None,
+    truncate: int | None = None,
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
@@ -160,6 +169,10 @@ def train(
             (:func:`shooting_segments`) instead of over the full horizon.
         clip: adam only: clip the gradient to this global norm first (gradients through
             long propagations of a functional can explode).
+        weights: a positive factor per trajectory in the loss (default 1 each).
+        truncate: adam only: truncated backpropagation, the gradient cut every ``truncate``
+            steps (:func:`~densitylab.tdks.propagation.propagate_loss`). It is not the
+            gradient of the loss, so L-BFGS's line search cannot use it.
 
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
@@ -174,7 +187,19 @@ def train(
         "one target per problem",
         len(targets),
     )
-    loss_of_params = total_loss(problems, targets, model, memory, penalty, segments)
+    require(
+        weights is None or (len(weights) == len(problems) and all(np.isfinite(w) and w > 0 for w in weights)),
+        "weights",
+        "one positive number per problem",
+        weights,
+    )
+    require(
+        truncate is None or (optimiser == "adam" and segments is None),
+        "truncate",
+        "a window with adam over whole trajectories (not lbfgs or segments)",
+        truncate,
+    )
+    loss_of_params = total_loss(problems, targets, model, memory, penalty, segments, weights, truncate)
     require(
         clip is None or (optimiser == "adam" and clip > 0), "clip", "a positive norm, with adam only", clip
     )
@@ -191,6 +216,8 @@ def train(
         "problems": [_problem_fingerprint(problem) for problem in problems],
         "targets": [fingerprint(target) for target in targets],
         "segments": None if segments is None else [fingerprint(s.target, s.orbital0) for s in segments],
+        "weights": None if weights is None else [float(w) for w in weights],
+        "truncate": truncate,
     }
 
     def record(iteration, params, losses, norms) -> bool:

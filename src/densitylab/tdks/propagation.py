@@ -244,14 +244,29 @@ def propagate_loss(
     memory: int = 1,
     block: int | None = None,
     history=None,
+    truncate: int | None = None,
 ):
     """Σ_{t ≥ 1} Σ_x (n_KS − n_exact)² dx, accumulated inside the scan: nothing per step is
     kept, so reverse mode stores only the √T block carries and one block's residuals.
-    ``history`` (≥ memory − 1, N): the densities the model sees before t = 0, oldest first."""
+    ``history`` (≥ memory − 1, N): the densities the model sees before t = 0, oldest first.
+
+    ``truncate`` (steps): truncated backpropagation through time. The loss is the same, but
+    its gradient stops at the start of every window of ``truncate`` steps (the largest
+    divisor of T not above it): the orbital and the density history a window starts from
+    are the model's own (the propagation is not restarted), yet they count as constants.
+    Each window's gradient then grows only over its own steps, where the full gradient
+    through a long propagation of a functional grows without bound (1e21 at 200 steps,
+    docs/tdks.md), and the model still learns on the states its own dynamics reaches."""
     jax, jnp, _ = jax_modules()
+    require(
+        truncate is None or (isinstance(truncate, int) and truncate >= 1),
+        "truncate",
+        "a positive number of steps",
+        truncate,
+    )
     target = jnp.asarray(target)
     step, carry, inputs = _scan_parts(
-        problem, model, params, memory, block, extra=target[1:], history=history
+        problem, model, params, memory, truncate or block, extra=target[1:], history=history
     )
     dx = problem.dx
 
@@ -262,6 +277,8 @@ def propagate_loss(
 
     @jax.checkpoint
     def run_block(state, inputs):
+        if truncate is not None:
+            state = (jax.lax.stop_gradient(state[0]), state[1])
         return jax.lax.scan(stepper, state, inputs)[0], None
 
     (_, loss), _ = jax.lax.scan(run_block, (carry, jnp.zeros(())), inputs)
