@@ -127,8 +127,9 @@ def test_cell_references_round_trip_train_and_evaluate(cell_model, tmp_path):
     assert predicted @ reference.integrals[3] == pytest.approx(16.0, abs=1e-9)  # charge conserved
     assert summary["grid_nmae_percent"] >= summary["grid_nmae_floor_percent"] > 0
     assert summary["rmse_percent"] < 100.0
-    with pytest.raises(InvalidParameterError, match=r"^energies"):
-        evaluate(trained, reference, [3])
+    with_energies, _ = evaluate(trained, reference, [3])  # one KS step of the cell
+    assert with_energies["grid_nmae_percent"] == pytest.approx(summary["grid_nmae_percent"], rel=1e-12)
+    assert with_energies["energy_mae_mev_per_atom"] > 0 and with_energies["energy_floor_mae_mev_per_atom"] > 0
     copy = load_model(save_model(trained, tmp_path / "model"))
     assert isinstance(copy.reference, periodic.CellSettings)
     np.testing.assert_allclose(predict(copy, [reference.atoms(3)])[0][0], predicted, atol=1e-12)
@@ -274,3 +275,27 @@ def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_pa
         generate_reference(
             frames, output, periodic.CellSettings(basis="gth-szv", ke_cutoff=250.0, chunk_size=1)
         )
+
+
+def test_one_step_energy_of_the_scf_density_is_the_scf_energy(two_waters, reference):
+    """Harris–Foulkes is stationary: one KS step from the self-consistent density gives the KS
+    energy itself (here an FFTDF SCF, whose Coulomb and XC live on the same uniform grid); a
+    density off it by 0.1 % gives a different energy, and the fit gives its own."""
+    from pyscf.pbc import dft
+
+    cell = periodic.build_cell(two_waters.numbers, two_waters.positions, two_waters.cell.array, SETTINGS)
+    auxcell = periodic.auxiliary_cell(cell, SETTINGS)
+    mf = dft.RKS(cell, xc="pbe")
+    mf.conv_tol = 1e-11
+    mf.kernel()
+    fit = reference["coefficients"]
+    scf, fitted, scaled = periodic.cell_one_step_energies(
+        cell, auxcell, [fit, 1.001 * fit], "pbe", mf.make_rdm1()
+    )
+    assert scf["energy"] == pytest.approx(mf.e_tot, abs=1e-9)
+    assert scf["hartree"] == pytest.approx(mf.scf_summary["coul"], abs=1e-8)
+    assert scf["xc"] == pytest.approx(mf.scf_summary["exc"], abs=1e-8)
+    assert 1e-5 < abs(fitted["energy"] - scf["energy"]) < 1e-2  # the fit's floor, second order
+    assert abs(scaled["hartree"] - fitted["hartree"]) > 1e-3
+    with pytest.raises(InvalidParameterError, match=r"^xc"):
+        periodic.cell_one_step_energies(cell, auxcell, [], "b3lyp", mf.make_rdm1())
