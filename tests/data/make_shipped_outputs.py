@@ -1,6 +1,8 @@
 """Outputs of the shipped models on fixed inputs, recorded with the pre-manifest loaders at commit
 e540a39 (before the shipped models moved to manifest.json); tests/test_artefacts.py checks the
-migrated models reproduce them bit for bit. Run from the repository root to remake them."""
+migrated models reproduce them bit for bit. Run from the repository root to remake them.
+The ``scattering-memory`` entry was re-recorded on 2026-11-30, when the functional of issue 18
+replaced that model (the window input is unchanged)."""
 
 import numpy as np
 
