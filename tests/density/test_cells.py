@@ -11,6 +11,7 @@ from densitylab.density.cells import (
     O_H_BOND,
     RigidWaters,
     WaterCellSettings,
+    lattice_sites,
     packed_cell,
     thermalize,
     water_cells,
@@ -144,3 +145,29 @@ def test_cli_writes_the_cells_the_library_draws(tmp_path):
         app, ["density", "cells", "--output", str(tmp_path / "x.extxyz"), "--molecules", "1"]
     )
     assert refused.exit_code == 2 and "molecules" in refused.output and not (tmp_path / "x.extxyz").exists()
+
+
+@pytest.mark.parametrize("count", [8, 16, 27, 32, 64, 100])
+def test_lattice_sites_are_enough_and_as_far_apart_as_a_cubic_lattice_allows(count):
+    """The sites number at least ``count``, and their nearest-neighbour distance (minimum
+    image, brute force) is the best of the simple, body- and face-centred cubic lattices with
+    enough sites: (1/k, √3/2k, 1/√2k) for k conventional cells per side."""
+    sites = lattice_sites(count)
+    assert len(sites) >= count
+    difference = sites[:, None] - sites[None]
+    difference -= np.round(difference)
+    distances = np.linalg.norm(difference, axis=-1)[~np.eye(len(sites), dtype=bool)]
+    best = 0.0
+    for per_cell, nearest in ((1, 1.0), (2, np.sqrt(3) / 2), (4, 1 / np.sqrt(2))):
+        k = int(np.ceil((count / per_cell) ** (1 / 3) - 1e-9))
+        best = max(best, nearest / k)
+    assert distances.min() == pytest.approx(best, rel=1e-12)
+
+
+def test_thirty_two_waters_pack_at_liquid_density():
+    atoms = packed_cell(WaterCellSettings(molecules=32), np.random.default_rng(0))
+    oxygens = atoms.positions[::3]
+    difference = oxygens[:, None] - oxygens[None]
+    difference -= np.round(difference / atoms.cell.lengths()) * atoms.cell.lengths()
+    distances = np.linalg.norm(difference, axis=-1)[~np.eye(32, dtype=bool)]
+    assert len(atoms) == 96 and distances.min() > 3.4  # face-centred sites 3.48 Å apart

@@ -94,17 +94,45 @@ def _minimum_image_distances(a: np.ndarray, b: np.ndarray, length: float) -> np.
     return np.linalg.norm(delta, axis=-1)
 
 
+# conventional-cell sites of the cubic lattices, in units of the conventional cell
+_BASES = {
+    "sc": np.zeros((1, 3)),
+    "bcc": np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]),
+    "fcc": np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]]),
+}
+_NEAREST = {"sc": 1.0, "bcc": np.sqrt(3.0) / 2.0, "fcc": 1.0 / np.sqrt(2.0)}  # per conventional edge
+
+
+def lattice_sites(count: int) -> np.ndarray:
+    """Fractional sites (m ≥ count, 3) of the cubic lattice (simple, body- or face-centred, k
+    conventional cells per side) with at least ``count`` sites and the largest nearest-neighbour
+    distance, simple cubic on a tie: 8 molecules take the simple cubic 2³ (spacing L/2), 32 the
+    face-centred 2³ × 4 (L/2√2 = 3.5 Å at 1 g/cm³, where the simple cubic 4³ left 2.5 Å and no
+    packing without contacts)."""
+    best = None
+    for kind, basis in _BASES.items():
+        k = 1
+        while len(basis) * k**3 < count:
+            k += 1
+        spacing = _NEAREST[kind] / k
+        if best is None or spacing > best[0] + 1e-12:
+            best = (spacing, kind, k)
+    _, kind, k = best
+    cells = np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+    offset = 0.5 if kind == "sc" else 0.25  # the old simple-cubic centres, (i + ½)/k
+    return ((cells + _BASES[kind][None]).reshape(-1, 3) + offset) / k
+
+
 def packed_cell(settings: WaterCellSettings, rng: np.random.Generator):
-    """Waters on the sites of a simple cubic lattice (k³ ≥ n sites, chosen at random), each
+    """Waters on the sites of a cubic lattice (:func:`lattice_sites`, chosen at random), each
     randomly oriented, re-drawn until no two atoms of different molecules are closer than
     ``MIN_INTERMOLECULAR`` (minimum image). Returns ``ase.Atoms`` (O, H, H per molecule)."""
     import ase
     from scipy.spatial.transform import Rotation
 
     length, count = settings.length, settings.molecules
-    per_side = int(np.ceil(count ** (1.0 / 3.0) - 1e-9))
-    sites = np.stack(np.meshgrid(*[np.arange(per_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    centres = (sites[rng.choice(len(sites), count, replace=False)] + 0.5) * length / per_side
+    sites = lattice_sites(count)
+    centres = sites[rng.choice(len(sites), count, replace=False)] * length
     geometry = _water_geometry()
     positions = np.zeros((count, 3, 3))
     for index, centre in enumerate(centres):
