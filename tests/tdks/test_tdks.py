@@ -471,3 +471,18 @@ def test_weighted_and_truncated_training_is_checked():
     one = float(total_loss([problem], [target], _two_step_memory, 3)(jnp.asarray([0.3, 0.1])))
     two = total_loss([problem, problem], [target, target], _two_step_memory, 3, weights=[2.0, 0.5])
     assert float(two(jnp.asarray([0.3, 0.1]))) == pytest.approx(2.5 * one, rel=1e-12)
+
+
+def test_a_triplet_trajectory_is_refused_as_a_ks_problem():
+    """One doubly occupied orbital with v_x = −v_H/2 is the singlet's KS system; a triplet's
+    two electrons occupy different orbitals, so its trajectory is refused, not mis-modelled."""
+    from densitylab.model1d.propagation import scattering_scenario
+
+    for spin in ("singlet", "triplet"):
+        scenario = scattering_scenario(momentum=-1.0, spin=spin, dx=0.5, x_min=-25.0, x_max=20.0, stencil=3)
+        trajectory = exact_propagate(scenario, 0.01, 4, store_every=2)
+        if spin == "singlet":
+            assert problem_from_trajectory(trajectory)[0].steps == 2
+        else:
+            with pytest.raises(InvalidParameterError, match=r"^trajectory.*singlet"):
+                problem_from_trajectory(trajectory)

@@ -314,9 +314,15 @@ def problem_from_trajectory(trajectory, coarsen: int = 1) -> tuple[KSProblem, np
     The KS step is the trajectory's storage interval; the KS grid takes every ``coarsen``-th
     exact grid point (same box); v_ext(t) = v_ext + E(t_mid)·x at each step's midpoint; the
     initial orbital is √(n/2)e^{iθ} with θ' = j/n from the exact initial density and current.
+    Only spin singlets: the KS system here is one doubly occupied orbital with v_x = −v_H/2,
+    which a triplet (two different orbitals) is not.
     """
     from densitylab.model1d.system import parse_interaction
 
+    spin = trajectory.parameters.get("spin", "singlet")
+    require(
+        spin == "singlet", "trajectory", "a spin-singlet trajectory (one doubly occupied KS orbital)", spin
+    )
     require(isinstance(coarsen, int) and coarsen >= 1, "coarsen", "a positive integer", coarsen)
     points = len(trajectory.x[::coarsen])
     require(
