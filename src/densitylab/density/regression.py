@@ -33,6 +33,7 @@ import scipy.sparse
 from densitylab.density.cg import CGProblem, metric_times, one_centre_overlaps, pack_metric
 from densitylab.density.features import Features, farthest_point_sampling
 from densitylab.errors import InvalidParameterError, require
+from densitylab.linalg import cho_factor
 
 SOLVERS = ("auto", "cg", "direct")
 DIRECT_MAX_PARAMETERS = 20_000
@@ -312,7 +313,7 @@ def _solve_direct(matrix: np.ndarray, rhs: np.ndarray, eta: float, work=None) ->
     if work is not matrix:
         np.copyto(work, matrix)
     work.flat[:: len(rhs) + 1] += eta
-    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(work, overwrite_a=True, check_finite=False), rhs)
+    return scipy.linalg.cho_solve(cho_factor(work, overwrite_a=True), rhs, check_finite=False)
 
 
 def _metric_error(designs: list, overlaps: list, residuals: list, weights: np.ndarray) -> float:

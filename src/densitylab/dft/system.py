@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from densitylab import linalg
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import accelerator_memory, jax_modules
 from densitylab.limits import available_memory, require_disk, require_memory
@@ -322,7 +323,7 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
     jax, jnp, _ = jax_modules()
     naux, nao = auxmol.nao_nr(), mol.nao_nr()
     npair = nao * (nao + 1) // 2
-    cholesky = scipy.linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
+    cholesky = linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
     on_device = accelerator_memory() is not None  # CPU: LAPACK in place, no copy of the block
     pair_loc = mol.ao_loc_nr().astype(np.int64)
     pair_loc = pair_loc * (pair_loc + 1) // 2  # packed pairs (μ ≥ ν) before each shell
