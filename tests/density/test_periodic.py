@@ -126,6 +126,7 @@ def test_cell_references_round_trip_train_and_evaluate(cell_model, tmp_path):
     summary, (predicted,) = evaluate(trained, reference, [3], energies=False)
     assert predicted @ reference.integrals[3] == pytest.approx(16.0, abs=1e-9)  # charge conserved
     assert summary["grid_nmae_percent"] >= summary["grid_nmae_floor_percent"] > 0
+    assert summary["electron_count_error_max"] < 1e-9  # the valence electrons (16), not Σ Z (20)
     assert summary["rmse_percent"] < 100.0
     with_energies, _ = evaluate(trained, reference, [3])  # one KS step of the cell
     assert with_energies["grid_nmae_percent"] == pytest.approx(summary["grid_nmae_percent"], rel=1e-12)

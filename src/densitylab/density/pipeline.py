@@ -215,7 +215,7 @@ def evaluate_models(
             grid_nmae_percent=float(np.mean([row["nmae"][number] for row in rows])),
             grid_nmae_floor_percent=float(np.mean([row["floor"] for row in rows])),
             electron_count_error_max=float(
-                max(abs(c - reference.numbers[i].sum()) for c, i in zip(counts, indices, strict=True))
+                max(abs(c - _electrons(reference, i)) for c, i in zip(counts, indices, strict=True))
             ),
         )
         if energies:
@@ -225,6 +225,17 @@ def evaluate_models(
             errors["floor"] = [row["errors"]["floor"] for row in rows]
             summary.update(_energy_summary(errors))
     return list(zip(summaries, predictions, strict=True))
+
+
+def _electrons(reference: ReferenceSet, index: int) -> int:
+    """The electrons the density of structure ``index`` holds: all of them for a molecule, the
+    valence electrons (the pseudopotential's) for a cell."""
+    if reference.lattices is None:
+        return int(reference.numbers[index].sum())
+    from densitylab.density.periodic import build_cell
+
+    frame = reference.atoms(index)
+    return int(build_cell(frame.numbers, frame.positions, frame.cell.array, reference.settings).nelectron)
 
 
 def _evaluate_structure(
