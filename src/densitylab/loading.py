@@ -37,6 +37,7 @@ SHIPPED = {
     "gamma-n-pca-denoised": ("densitylab.rdm", "densitylab.rdm.models", "pretrained"),
     "scattering-memory": ("densitylab.tdks", None, None),
     "qm9-pbe": ("densitylab.density", "densitylab.density.pipeline", "load_model"),
+    "water-pbe": ("densitylab.density", "densitylab.density.pipeline", "load_model"),
 }
 
 
@@ -81,7 +82,7 @@ def load(path_or_name: str | Path, kind: str | None = None):
         path_or_name: an artefact folder (``manifest.json``, or a pre-manifest model folder), a
             densitylab HDF5 file (rdm dataset, exact trajectory, density reference), or the name
             of a shipped model (``gamma-n``, ``gamma-n-pca-denoised``, ``scattering-memory``,
-            ``qm9-pbe``).
+            ``qm9-pbe``, ``water-pbe``).
         kind: if given, anything else is refused, naming both kinds.
 
     Returns:

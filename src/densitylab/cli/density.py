@@ -24,7 +24,7 @@ from densitylab.cli.common import (
 app = typer_app("Electron-density learning: density-fitting coefficients by symmetry-adapted sparse GPR.")
 
 
-Model = option(str, "Model folder (densitylab density train) or a shipped model: qm9-pbe.")
+Model = option(str, "Model folder (densitylab density train) or a shipped model: qm9-pbe, water-pbe.")
 Reference = option(Path, "Reference file (densitylab density reference).")
 Structures = option(Path, "Structures (extxyz, Å).")
 

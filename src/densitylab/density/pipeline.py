@@ -367,7 +367,7 @@ PRETRAINED = Path(__file__).parent / "pretrained"
 
 
 def shipped_models() -> list[str]:
-    """Names of the density models shipped with densitylab (``qm9-pbe``: docs/density.md)."""
+    """Names of the density models shipped with densitylab (``qm9-pbe``, ``water-pbe``: docs/density.md)."""
     return sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
 
 
