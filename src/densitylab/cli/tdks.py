@@ -138,8 +138,7 @@ def tdks_functional(
     relative: option(bool, "Weight each case by 1 / its exchange-only loss.") = True,
     as_json: Json = False,
 ) -> None:
-    """Train a v_c functional with memory: supervised on the exact v_c of a set, then through
-    the KS propagation over growing horizons. Resumable (OUTPUT.checkpoint.npz)."""
+    """Train a v_c functional with memory through the KS propagation; resumable (OUTPUT.checkpoint.npz)."""
     from densitylab.tdks import functional
 
     horizons, inputs = horizon or functional.DEFAULT_HORIZONS, inputs or functional.DEFAULT_INPUTS
@@ -149,8 +148,9 @@ def tdks_functional(
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
         result = functional.train_functional(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
-    result.save(output)
-    print_summary({"output": str(output), "seconds": result.seconds}, as_json, "trained functional")
+    print_summary(
+        {"output": str(result.save(output)), "seconds": result.seconds}, as_json, "trained functional"
+    )
 
 
 GnFloor = option(

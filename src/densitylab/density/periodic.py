@@ -279,7 +279,7 @@ def cell_one_step_energies(
     from pyscf.pbc import dft, tools
     from pyscf.pbc.dft import numint
 
-    from densitylab.density.energies import _XCAccumulator
+    from densitylab.density.xc import XCAccumulator
 
     require(
         libxc.xc_type(xc) in ("LDA", "GGA") and not libxc.is_hybrid_xc(xc),
@@ -305,7 +305,7 @@ def cell_one_step_energies(
     hartree = np.array(
         [tools.ifft(coulomb * tools.fft(rho[0], cell.mesh), cell.mesh).real for rho in densities]
     )
-    potentials = [_XCAccumulator(nao) for _ in densities]
+    potentials = [XCAccumulator(nao) for _ in densities]
     coulomb_matrices = np.zeros((len(densities), nao, nao))
     weights = np.full(block, weight)
     for start, stop in blocks:
