@@ -141,16 +141,14 @@ def tdks_functional(
     """Train a v_c functional with memory through the KS propagation; resumable (OUTPUT.checkpoint.npz)."""
     from densitylab.tdks import functional
 
-    horizons, inputs = horizon or functional.DEFAULT_HORIZONS, inputs or functional.DEFAULT_INPUTS
-    chosen = {"cases": tuple(case) if case else None, "horizons": tuple(horizons), "inputs": tuple(inputs)}
-    chosen["truncate"] = truncate or None
+    chosen = dict(cases=tuple(case) if case else None, horizons=tuple(horizon or functional.DEFAULT_HORIZONS))
+    chosen.update(inputs=tuple(inputs or functional.DEFAULT_INPUTS), truncate=truncate or None)
     config = config_from(functional.FunctionalConfig, locals(), dataset=str(dataset), **chosen)
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
         result = functional.train_functional(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
-    print_summary(
-        {"output": str(result.save(output)), "seconds": result.seconds}, as_json, "trained functional"
-    )
+    saved = {"output": str(result.save(output)), "seconds": result.seconds}
+    print_summary(saved, as_json, "trained functional")
 
 
 GnFloor = option(
