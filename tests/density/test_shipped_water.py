@@ -25,15 +25,14 @@ def test_shipped_water_model_predicts_a_new_cell_with_its_valence_electrons(ship
 
     assert kind_of("water-pbe") == "density-model"
     cell = packed_cell(WaterCellSettings(molecules=8), np.random.default_rng(123))  # not in training
-    (predicted,), _ = predict(shipped, [cell])
+    moved = cell.copy()
+    moved.positions += [0.37, -1.21, 2.05]
+    moved.wrap()
+    (predicted, again), _ = predict(shipped, [cell, moved])  # one pass over the features
     built = periodic.build_cell(cell.numbers, cell.positions, cell.cell.array, shipped.reference)
     auxcell = periodic.auxiliary_cell(built, shipped.reference)
     integrals = auxiliary_integrals(auxcell)[featomic_order(function_labels(auxcell))]
     assert predicted @ integrals == pytest.approx(64.0, abs=1e-8)  # 8 × (6 + 1 + 1) valence electrons
-    moved = cell.copy()
-    moved.positions += [0.37, -1.21, 2.05]
-    moved.wrap()
-    (again,), _ = predict(shipped, [moved])
     np.testing.assert_allclose(again, predicted, atol=1e-8)
 
 
