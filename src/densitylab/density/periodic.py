@@ -241,21 +241,34 @@ def check_cell_species(symbols: list, settings: CellSettings) -> None:
         build_cell([symbol, symbol], [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]], np.eye(3) * 10.0, settings)
 
 
+def _grid_densities(
+    cell, auxcell, coefficient_sets: list, density_matrix: np.ndarray, gradients: bool, block: int
+) -> np.ndarray:
+    """(1 + len(coefficient_sets), 4 with ``gradients`` (ρ, ∇ρ) else 1, ngrid) on the cell's
+    uniform grid: the SCF density first, then each coefficient vector's (featomic order)."""
+    from pyscf.pbc.dft import numint
+
+    deriv, kind = (1, "GGA") if gradients else (0, "LDA")
+    expansions = [pyscf_coefficients(auxcell, c) for c in coefficient_sets]
+    coords = cell.gen_uniform_grids(cell.mesh)
+    densities = np.empty((len(expansions) + 1, 4 if gradients else 1, len(coords)))
+    for start in range(0, len(coords), block):
+        points = coords[start : start + block]
+        stop = start + len(points)
+        densities[0, :, start:stop] = numint.eval_rho(
+            cell, numint.eval_ao(cell, points, deriv=deriv), density_matrix, xctype=kind
+        )
+        values = numint.eval_ao(auxcell, points, deriv=deriv)
+        for index, c in enumerate(expansions, start=1):
+            densities[index, :, start:stop] = np.einsum("kgp,p->kg", values, c) if gradients else values @ c
+    return densities
+
+
 def cell_grid_densities(cell, auxcell, coefficient_sets: list, density_matrix: np.ndarray, block: int = 8192):
     """ρ (SCF) and the densities of several coefficient vectors (featomic order) on the cell's
     uniform grid, and the grid weight (bohr³ per point): (rho (ngrid,), [ρ̃ (ngrid,)], weight)."""
-    from pyscf.pbc.dft import numint
-
-    expansions = [pyscf_coefficients(auxcell, c) for c in coefficient_sets]
-    coords = cell.gen_uniform_grids(cell.mesh)
-    rho, fitted = np.empty(len(coords)), [np.empty(len(coords)) for _ in expansions]
-    for start in range(0, len(coords), block):
-        points = coords[start : start + block]
-        rho[start : start + block] = numint.eval_rho(cell, numint.eval_ao(cell, points), density_matrix)
-        values = numint.eval_ao(auxcell, points)
-        for target, c in zip(fitted, expansions, strict=True):
-            target[start : start + block] = values @ c
-    return rho, fitted, cell.vol / len(coords)
+    densities = _grid_densities(cell, auxcell, coefficient_sets, density_matrix, False, block)[:, 0]
+    return densities[0], list(densities[1:]), cell.vol / densities.shape[-1]
 
 
 def cell_one_step_energies(
@@ -288,19 +301,11 @@ def cell_one_step_energies(
         xc,
     )
     gga = libxc.xc_type(xc) == "GGA"
-    deriv, kind = (1, "GGA") if gga else (0, "LDA")
-    coords = cell.gen_uniform_grids(cell.mesh)
-    ngrid, nao = len(coords), cell.nao_nr()
+    ngrid, nao = int(np.prod(cell.mesh)), cell.nao_nr()
     weight = cell.vol / ngrid
-    expansions = [pyscf_coefficients(auxcell, c) for c in coefficient_sets]
-    densities = np.empty((len(expansions) + 1, 4 if gga else 1, ngrid))
+    densities = _grid_densities(cell, auxcell, coefficient_sets, density_matrix, gga, block)
+    coords = cell.gen_uniform_grids(cell.mesh)
     blocks = [(start, min(start + block, ngrid)) for start in range(0, ngrid, block)]
-    for start, stop in blocks:
-        ao = numint.eval_ao(cell, coords[start:stop], deriv=deriv)
-        densities[0, :, start:stop] = numint.eval_rho(cell, ao, density_matrix, xctype=kind)
-        aux = numint.eval_ao(auxcell, coords[start:stop], deriv=deriv)
-        for index, c in enumerate(expansions, start=1):
-            densities[index, :, start:stop] = aux @ c if not gga else np.einsum("kgp,p->kg", aux, c)
     coulomb = tools.get_coulG(cell, mesh=cell.mesh)
     hartree = np.array(
         [tools.ifft(coulomb * tools.fft(rho[0], cell.mesh), cell.mesh).real for rho in densities]
@@ -309,7 +314,7 @@ def cell_one_step_energies(
     coulomb_matrices = np.zeros((len(densities), nao, nao))
     weights = np.full(block, weight)
     for start, stop in blocks:
-        ao = numint.eval_ao(cell, coords[start:stop], deriv=deriv)
+        ao = numint.eval_ao(cell, coords[start:stop], deriv=1 if gga else 0)
         values = ao[0] if gga else ao
         for index, potential in enumerate(potentials):
             rho = densities[index, :, start:stop] if gga else densities[index, 0, start:stop]

@@ -215,7 +215,7 @@ def evaluate_models(
             grid_nmae_percent=float(np.mean([row["nmae"][number] for row in rows])),
             grid_nmae_floor_percent=float(np.mean([row["floor"] for row in rows])),
             electron_count_error_max=float(
-                max(abs(c - _electrons(reference, i)) for c, i in zip(counts, indices, strict=True))
+                max(abs(c - row["electrons"]) for c, row in zip(counts, rows, strict=True))
             ),
         )
         if energies:
@@ -227,23 +227,13 @@ def evaluate_models(
     return list(zip(summaries, predictions, strict=True))
 
 
-def _electrons(reference: ReferenceSet, index: int) -> int:
-    """The electrons the density of structure ``index`` holds: all of them for a molecule, the
-    valence electrons (the pseudopotential's) for a cell."""
-    if reference.lattices is None:
-        return int(reference.numbers[index].sum())
-    from densitylab.density.periodic import build_cell
-
-    frame = reference.atoms(index)
-    return int(build_cell(frame.numbers, frame.positions, frame.cell.array, reference.settings).nelectron)
-
-
 def _evaluate_structure(
     settings: ReferenceSettings, numbers, positions, predictions: list, fitted, density_matrix,
     scf: float, components, energies: bool, lattice=None,
 ) -> dict:  # fmt: skip
-    """Grid NMAE of each prediction and of the fit, and energy errors (hartree, atoms) of one
-    structure, in one pass over its grid (a cell's uniform grid for cells)."""
+    """Grid NMAE of each prediction and of the fit, energy errors (hartree, atoms) and the
+    electrons the density holds (a cell's valence electrons) of one structure, in one pass
+    over its grid (a cell's uniform grid for cells)."""
     from densitylab.density.energies import grid_nmae_percents, one_step_energies
 
     if lattice is not None:
@@ -256,7 +246,7 @@ def _evaluate_structure(
     level = settings.grid_level
     if not energies:
         *nmae, floor = grid_nmae_percents(mol, auxmol, [*predictions, fitted], density_matrix, level)
-        return {"nmae": nmae, "floor": floor, "errors": {}}
+        return {"nmae": nmae, "floor": floor, "errors": {}, "electrons": mol.nelectron}
     *results, fit = one_step_energies(mol, auxmol, [*predictions, fitted], settings.xc, level, density_matrix)
     _, coulomb, xc, _ = components
     errors = {
@@ -266,7 +256,7 @@ def _evaluate_structure(
         "floor": (fit["energy"] - scf, mol.natm),
     }
     nmae = [r["grid_nmae_percent"] for r in results]
-    return {"nmae": nmae, "floor": fit["grid_nmae_percent"], "errors": errors}
+    return {"nmae": nmae, "floor": fit["grid_nmae_percent"], "errors": errors, "electrons": mol.nelectron}
 
 
 def _evaluate_cell(settings, numbers, positions, lattice, predictions, fitted, density_matrix, energies):
@@ -286,14 +276,17 @@ def _evaluate_cell(settings, numbers, positions, lattice, predictions, fitted, d
     auxcell = auxiliary_cell(cell, settings)
     rho, densities, weight = cell_grid_densities(cell, auxcell, [*predictions, fitted], density_matrix)
     *nmae, floor = [100.0 * weight * np.abs(rho - values).sum() / cell.nelectron for values in densities]
+    row = {"nmae": nmae, "floor": floor, "errors": {}, "electrons": cell.nelectron}
     if not energies:
-        return {"nmae": nmae, "floor": floor, "errors": {}}
+        return row
     scf, *results, fit = cell_one_step_energies(
         cell, auxcell, [*predictions, fitted], settings.xc, density_matrix
     )
-    errors = {key: [(r[key] - scf[key], cell.natm) for r in results] for key in ("energy", "hartree", "xc")}
-    errors["floor"] = (fit["energy"] - scf["energy"], cell.natm)
-    return {"nmae": nmae, "floor": floor, "errors": errors}
+    row["errors"] = {
+        key: [(r[key] - scf[key], cell.natm) for r in results] for key in ("energy", "hartree", "xc")
+    }
+    row["errors"]["floor"] = (fit["energy"] - scf["energy"], cell.natm)
+    return row
 
 
 MEV_PER_HARTREE = 27211.386245988
