@@ -299,7 +299,7 @@ def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set):
 
     config = _config(tiny_set, pretrain_epochs=0, horizons=(10,), truncated_iterations=3, gate=False)
     cases = load_cases(config)
-    for case, loss in zip(cases, exchange_only_losses(cases, config.memory), strict=True):
+    for case, loss in zip(cases, exchange_only_losses(cases), strict=True):
         densities, _ = propagate(
             case.problem, lambda params, window, k: jax.numpy.zeros(window.shape[1]), None
         )

@@ -339,19 +339,19 @@ def truncated(case: Case, horizon: int):
     return cut, case.target[: steps + 1]
 
 
-def exchange_only_losses(cases: list[Case], memory: int) -> list[float]:
+def exchange_only_losses(cases: list[Case]) -> list[float]:
     """Each case's density loss Σ_t Σ_x (n_KS − n_exact)² dx over its whole trajectory with
-    v_c = 0 (exact exchange alone)."""
-    jax, jnp, _ = jax_modules()
+    the exchange-only anchor (v_c = 0)."""
+    jax, _, _ = jax_modules()
+    from densitylab.tdks.evaluate import exchange_only
     from densitylab.tdks.propagation import propagate_loss
 
-    def zero(params, window, k):
-        return jnp.zeros(window.shape[-1])
-
-    return [
-        float(jax.jit(lambda c=case: propagate_loss(c.problem, zero, None, c.target, memory))())
-        for case in cases
-    ]
+    losses = []
+    for case in cases:
+        anchor = exchange_only(case.problem)
+        loss = jax.jit(lambda params, c=case, a=anchor: propagate_loss(c.problem, a.model, params, c.target))
+        losses.append(float(loss(anchor.params)))
+    return losses
 
 
 def fine_tune(
@@ -412,7 +412,7 @@ def train_functional(
     del features
     relative = None
     if config.relative:
-        relative = [1.0 / loss for loss in exchange_only_losses(cases, config.memory)]
+        relative = [1.0 / loss for loss in exchange_only_losses(cases)]
     stages = ["pretrain"] + [f"horizon-{h}" for h in config.horizons]
     settings = {"config": asdict(config), "net": asdict(net.config)}
     result = FunctionalResult(config, net)
