@@ -120,6 +120,7 @@ def auxiliary_cell(cell, settings: CellSettings):
 
 
 FIT_BLOCK_BYTES = 256 * 2**20  # three-centre integrals held at once by the fit
+BASE_BYTES = 200 * 2**20  # the interpreter, NumPy and PySCF before any array
 
 
 def fit_cell_density(
@@ -153,25 +154,24 @@ def fit_cell_density(
 
 
 def reference_memory(cell, auxcell, block_bytes: int = FIT_BLOCK_BYTES) -> float:
-    """Bytes a cell reference needs at its peak, estimated before the SCF: the SCF's complex
-    AO values on the whole uniform mesh (points × nao × 16 bytes, which PySCF's Γ-point SCF
-    holds at once), its other grids (about 16 values per point) and nao² matrices (about 40
-    of them: Fock, density, overlap, DIIS history), then the fit's overlap and its
-    factorisation (2 naux²) and one block of three-centre integrals. Measured peaks (GTH-DZVP,
-    300 Ry): 2.06 GB for 8 waters (estimate 1.24 GB), 13.7 GB for 32 (estimate 14.8 GB); the
-    mesh term alone is 0.97 and 13.7 GB there, and 54 GB for 64 waters."""
+    """Bytes a cell reference needs at its peak, estimated before the SCF: the SCF's grids
+    (about 16 values per mesh point) and nao² matrices (about 40 of them: Fock, density,
+    overlap, DIIS history), then the fit's overlap and its factorisation (2 naux²) and one
+    block of three-centre integrals, beside the interpreter and libraries (0.2 GB). Measured
+    peaks (GTH-DZVP, 300 Ry, multigrid ``MultiGridNumInt2``): 8 waters 0.27 GB SCF and 0.39 GB
+    fit (estimate 0.56 GB); 32 waters 0.66 GB SCF and 1.28 GB fit (estimate 1.40 GB);
+    benchmarks/cell_reference_memory.py."""
     points = float(np.prod(cell.mesh))
     nao, naux = cell.nao_nr(), auxcell.nao_nr()
-    return 16.0 * points * nao + 8.0 * (16 * points + 40 * nao**2 + 2 * naux**2) + block_bytes
+    return 8.0 * (16 * points + 40 * nao**2 + 2 * naux**2) + block_bytes + BASE_BYTES
 
 
 def cell_scf(cell, settings: CellSettings):
     """The converged Γ-point RKS of ``cell`` (multigrid XC and Coulomb)."""
     from pyscf.pbc import dft
-    from pyscf.pbc.dft import multigrid
 
     mf = dft.RKS(cell, xc=settings.xc)
-    mf._numint = multigrid.MultiGridNumInt(cell)
+    mf._numint = mesh_numint(cell)
     mf.conv_tol = settings.conv_tol
     mf.kernel()
     require(
@@ -235,64 +235,112 @@ def check_cell_memory(frame, settings: CellSettings) -> None:
     _require_reference_memory(cell, auxiliary_cell(cell, settings))
 
 
+def check_evaluation_memory(frame, settings: CellSettings, count: int) -> None:
+    """Refuse a cell (an ``ase.Atoms``) whose evaluation with ``count`` densities besides the
+    SCF's would not fit in memory, before any prediction."""
+    from densitylab.limits import require_memory
+
+    cell = build_cell(frame.numbers, frame.positions, frame.cell.array, settings)
+    memory = evaluation_memory(cell, auxiliary_cell(cell, settings), count)
+    require_memory(memory, "reference", f"the evaluation of a {cell.natm}-atom cell", cell.natm)
+
+
 def check_cell_species(symbols: list, settings: CellSettings) -> None:
     """Refuse species the basis or pseudopotential do not cover, before any SCF."""
     for symbol in symbols:  # two atoms: an even electron count for any element
         build_cell([symbol, symbol], [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]], np.eye(3) * 10.0, settings)
 
 
-def _grid_densities(
-    cell, auxcell, coefficient_sets: list, density_matrix: np.ndarray, gradients: bool, block: int
-) -> np.ndarray:
-    """(1 + len(coefficient_sets), 4 with ``gradients`` (ρ, ∇ρ) else 1, ngrid) on the cell's
-    uniform grid: the SCF density first, then each coefficient vector's (featomic order)."""
-    from pyscf.pbc.dft import numint
+FT_BLOCK_BYTES = 256 * 2**20  # analytic Fourier transforms of the auxiliary basis held at once
 
-    deriv, kind = (1, "GGA") if gradients else (0, "LDA")
-    expansions = [pyscf_coefficients(auxcell, c) for c in coefficient_sets]
-    coords = cell.gen_uniform_grids(cell.mesh)
-    densities = np.empty((len(expansions) + 1, 4 if gradients else 1, len(coords)))
-    for start in range(0, len(coords), block):
-        points = coords[start : start + block]
-        stop = start + len(points)
-        densities[0, :, start:stop] = numint.eval_rho(
-            cell, numint.eval_ao(cell, points, deriv=deriv), density_matrix, xctype=kind
-        )
-        values = numint.eval_ao(auxcell, points, deriv=deriv)
-        for index, c in enumerate(expansions, start=1):
-            densities[index, :, start:stop] = np.einsum("kgp,p->kg", values, c) if gradients else values @ c
+
+def mesh_numint(cell):
+    """PySCF's multigrid for ``cell`` (``MultiGridNumInt2``, Γ point): the reference SCF's
+    Coulomb and XC, and here its density and potential passes on the cell's mesh. Chosen over
+    the first multigrid and FFTDF for a measured reason: their pseudopotential builds the
+    Fourier transform of every AO on the whole mesh at once (points × nao × 16 bytes, 13.7 GB
+    for 32 waters at 300 Ry, 54 GB for 64), where this one integrates the non-local part
+    analytically; 32 waters: SCF 71 s and 0.66 GB against about 900 s and 13.7 GB, energies
+    within 1.2e-5 Ha (benchmarks/cell_reference_memory.py)."""
+    from pyscf.pbc.dft import multigrid
+
+    return multigrid.MultiGridNumInt2(cell)
+
+
+def cell_mesh_densities(
+    cell, auxcell, coefficient_sets: list, density_matrix: np.ndarray, block_bytes: int = FT_BLOCK_BYTES
+) -> np.ndarray:
+    """Fourier coefficients (1 + len(coefficient_sets), ngrid) complex on the cell's mesh, in
+    NumPy's FFT convention ρ(G) = Σ_r ρ(r) e^(−iG·r): first the SCF density of
+    ``density_matrix``, as the reference SCF builds it (multigrid), then each coefficient
+    vector's (featomic order), ρ̃(G) = (ngrid/Ω) Σ_P c_P φ̂_P(G) with φ̂_P the analytic
+    Fourier transform of the auxiliary function (a lattice sum in real space is the sampling
+    of φ̂ at the reciprocal lattice vectors), in blocks of at most ``block_bytes``. Both are
+    band-limited to the mesh, as the SCF's own densities are, and 8× faster for 32 waters
+    than the basis values on the real-space grid with gradients (155 s against 1,270 s)."""
+    from pyscf import lib
+    from pyscf.pbc.df import ft_ao
+    from pyscf.pbc.dft.multigrid import multigrid_pair
+
+    mesh = np.asarray(cell.mesh)
+    ngrid = int(np.prod(mesh))
+    weight = cell.vol / ngrid
+    densities = np.empty((len(coefficient_sets) + 1, ngrid), dtype=complex)
+    densities[0] = multigrid_pair._eval_rhoG(mesh_numint(cell), density_matrix, deriv=0)[0, 0] / weight
+    if not coefficient_sets:
+        return densities
+    expansions = np.stack([pyscf_coefficients(auxcell, c) for c in coefficient_sets], axis=1)
+    vectors = cell.get_Gv(mesh)
+    indices = lib.cartesian_prod([np.arange(n) for n in mesh]).astype(np.int32)
+    frequencies = tuple(np.fft.fftfreq(n, 1.0 / n) for n in mesh)
+    reciprocal = cell.reciprocal_vectors()
+    block = max(1, block_bytes // (16 * auxcell.nao_nr()))
+    for start in range(0, ngrid, block):
+        stop = min(start + block, ngrid)
+        values = ft_ao.ft_ao(auxcell, vectors[start:stop], None, reciprocal, indices[start:stop], frequencies)
+        densities[1:, start:stop] = (values @ expansions).T / weight
     return densities
 
 
-def cell_grid_densities(cell, auxcell, coefficient_sets: list, density_matrix: np.ndarray, block: int = 8192):
-    """ρ (SCF) and the densities of several coefficient vectors (featomic order) on the cell's
-    uniform grid, and the grid weight (bohr³ per point): (rho (ngrid,), [ρ̃ (ngrid,)], weight)."""
-    densities = _grid_densities(cell, auxcell, coefficient_sets, density_matrix, False, block)[:, 0]
-    return densities[0], list(densities[1:]), cell.vol / densities.shape[-1]
+def _real_space(cell, density: np.ndarray, gradients: bool) -> np.ndarray:
+    """(4 with ``gradients`` (ρ, ∇ρ) else 1, ngrid) on the mesh from Fourier coefficients."""
+    from pyscf.pbc import tools
+
+    fields = [density] + ([1j * g * density for g in cell.get_Gv(cell.mesh).T] if gradients else [])
+    return np.array([tools.ifft(field, cell.mesh).real for field in fields])
 
 
-def cell_one_step_energies(
-    cell, auxcell, coefficient_sets: list, xc: str, density_matrix: np.ndarray, block: int = 4096
-) -> list:
-    """One Kohn–Sham step of a cell from each density (Harris–Foulkes), Γ point, on the cell's
-    uniform grid: the first result is the SCF density's own (from ``density_matrix``), then one
-    per coefficient vector (featomic order).
+def mesh_nmae_percents(cell, densities: np.ndarray) -> list[float]:
+    """Grid NMAE (%) of each density after the first (Fourier coefficients as
+    :func:`cell_mesh_densities` gives them), 100 ∫|ρ − ρ̃| / N over the mesh, N the valence
+    electrons."""
+    rho = _real_space(cell, densities[0], False)[0]
+    weight = cell.vol / rho.size
+    return [
+        100.0 * weight * float(np.abs(rho - _real_space(cell, d, False)[0]).sum()) / cell.nelectron
+        for d in densities[1:]
+    ]
 
-    For a density ρ̃: v = v_H[ρ̃] + v_xc[ρ̃] with v_H by FFT (4π/G², G = 0 dropped: the Ewald
-    energy and the pseudopotential's G = 0 term hold the neutralising background, as in PySCF's
-    FFTDF); F = T + V_pp + V; the occupied eigenvalues ε_i of F give
-    E = 2Σε_i − E_H[ρ̃] + E_xc[ρ̃] − ∫v_xc ρ̃ + E_nuc (Ewald). At the self-consistent density this
-    is the KS energy itself (tested against an FFTDF SCF); elsewhere its error is second order
-    in the density's. Each result: energy, band_energy, hartree, xc, nuclear_repulsion,
-    homo_lumo_gap (hartree). Hand-written because PySCF builds potentials from density
-    matrices only, and a predicted density is an auxiliary expansion.
+
+def cell_one_step_energies(cell, densities: np.ndarray, xc: str) -> list:
+    """One Kohn–Sham step of a cell from each density (Harris–Foulkes), Γ point, in the
+    reference SCF's discretisation: Fourier coefficients on the mesh
+    (:func:`cell_mesh_densities`), XC on the mesh with FFT gradients and the potential
+    matrices by PySCF's multigrid, as its SCF does them.
+
+    For a density ρ̃: v = v_H[ρ̃] + v_xc[ρ̃], v_H(G) = 4πρ̃(G)/G² (G = 0 dropped: the Ewald energy
+    and the pseudopotential's G = 0 term hold the neutralising background); F = T + V_pp + V;
+    the occupied eigenvalues ε_i of F give E = 2Σε_i − E_H[ρ̃] + E_xc[ρ̃] − ⟨v_xc⟩[ρ̃] + E_nuc
+    (Ewald), ⟨v_xc⟩ = ∫ v_ρ ρ̃ + 2 v_σ |∇ρ̃|². From the SCF density this is the SCF energy itself
+    (tested, to 1e-8 Ha); elsewhere its error is second order in the density's. Each result:
+    energy, band_energy, hartree, xc, nuclear_repulsion, homo_lumo_gap (hartree). Hand-written
+    because PySCF builds potentials from density matrices only, and a predicted density is an
+    auxiliary expansion; memory about 12 values per mesh point beside ``densities``.
     """
     import scipy.linalg
     from pyscf.dft import libxc
-    from pyscf.pbc import dft, tools
-    from pyscf.pbc.dft import numint
-
-    from densitylab.density.xc import XCAccumulator
+    from pyscf.pbc import tools
+    from pyscf.pbc.dft.multigrid import multigrid_pair
 
     require(
         libxc.xc_type(xc) in ("LDA", "GGA") and not libxc.is_hybrid_xc(xc),
@@ -300,43 +348,47 @@ def cell_one_step_energies(
         "an LDA or GGA without exact exchange (one KS step has no density matrix for it)",
         xc,
     )
-    gga = libxc.xc_type(xc) == "GGA"
-    ngrid, nao = int(np.prod(cell.mesh)), cell.nao_nr()
+    kind = libxc.xc_type(xc)
+    ngrid, nao = densities.shape[1], cell.nao_nr()
     weight = cell.vol / ngrid
-    densities = _grid_densities(cell, auxcell, coefficient_sets, density_matrix, gga, block)
-    coords = cell.gen_uniform_grids(cell.mesh)
-    blocks = [(start, min(start + block, ngrid)) for start in range(0, ngrid, block)]
+    numint = mesh_numint(cell)
+    vectors = cell.get_Gv(cell.mesh)
     coulomb = tools.get_coulG(cell, mesh=cell.mesh)
-    hartree = np.array(
-        [tools.ifft(coulomb * tools.fft(rho[0], cell.mesh), cell.mesh).real for rho in densities]
-    )
-    potentials = [XCAccumulator(nao) for _ in densities]
-    coulomb_matrices = np.zeros((len(densities), nao, nao))
-    weights = np.full(block, weight)
-    for start, stop in blocks:
-        ao = numint.eval_ao(cell, coords[start:stop], deriv=1 if gga else 0)
-        values = ao[0] if gga else ao
-        for index, potential in enumerate(potentials):
-            rho = densities[index, :, start:stop] if gga else densities[index, 0, start:stop]
-            potential.add(xc, rho, weights[: stop - start], ao, gga)
-            coulomb_matrices[index] += values.T @ ((weight * hartree[index, start:stop])[:, None] * values)
-    core = dft.RKS(cell).get_hcore()
+    core = numint.get_pp(np.zeros(3), return_full=True) + cell.pbc_intor("int1e_kin", hermi=1)
     overlap = cell.pbc_intor("int1e_ovlp", hermi=1)
     occupied = cell.nelectron // 2
     nuclear = float(cell.energy_nuc())
     results = []
-    for index, potential in enumerate(potentials):
-        hartree_energy = 0.5 * weight * float(densities[index, 0] @ hartree[index])
-        energies, _ = scipy.linalg.eigh(core + coulomb_matrices[index] + potential.matrix(), overlap)
+    for density in densities:
+        fields = _real_space(cell, density, kind == "GGA")
+        exc, vxc = numint.eval_xc_eff(xc, fields if kind == "GGA" else fields[0], deriv=1, xctype=kind)[:2]
+        vxc = np.asarray(vxc).reshape(len(fields), ngrid)
+        hartree_energy = 0.5 * weight / ngrid * float(np.vdot(density, coulomb * density).real)
+        potential = tools.fft(vxc, cell.mesh).reshape(len(fields), ngrid)
+        total = potential[0] - 1j * np.einsum("xg,gx->g", potential[1:], vectors) + coulomb * density
+        matrix = np.asarray(multigrid_pair._get_j_pass2(numint, weight * total)).reshape(nao, nao)
+        energies = scipy.linalg.eigh(core + matrix, overlap, eigvals_only=True)
         band = 2.0 * float(np.sum(energies[:occupied]))
+        xc_energy = weight * float(fields[0] @ exc)
+        expectation = weight * float(np.sum(vxc * fields))
         results.append(
             {
-                "energy": band - hartree_energy + potential.energy - potential.expectation + nuclear,
+                "energy": band - hartree_energy + xc_energy - expectation + nuclear,
                 "band_energy": band,
                 "hartree": hartree_energy,
-                "xc": potential.energy,
+                "xc": xc_energy,
                 "nuclear_repulsion": nuclear,
                 "homo_lumo_gap": float(energies[occupied] - energies[occupied - 1]),
             }
         )
     return results
+
+
+def evaluation_memory(cell, auxcell, count: int, block_bytes: int = FT_BLOCK_BYTES) -> float:
+    """Bytes :func:`cell_mesh_densities` and :func:`cell_one_step_energies` need at their peak
+    for ``count`` densities besides the SCF's: the Fourier coefficients (16 bytes a point
+    each), the mesh vectors and the fields, potentials and their transforms of one density
+    (about 24 values a point), one block of transforms and a few nao² matrices."""
+    points = float(np.prod(cell.mesh))
+    nao = cell.nao_nr()
+    return 16.0 * points * (count + 1) + 8.0 * (24 * points + 8 * nao**2) + block_bytes + BASE_BYTES

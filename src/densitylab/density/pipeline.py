@@ -175,6 +175,11 @@ def evaluate_models(
     require(len(models) >= 1, "models", "at least one trained model", len(models))
     periodic = reference.lattices is not None
     frames = [reference.atoms(i) for i in indices]
+    if periodic:  # before any prediction
+        from densitylab.density.periodic import check_evaluation_memory
+
+        for frame in frames:
+            check_evaluation_memory(frame, reference.settings, len(models) + 1)
     fitted = [reference.coefficients[i] for i in indices]
     summaries, predictions = [], []
     for trained in models:
@@ -260,28 +265,20 @@ def _evaluate_structure(
 
 
 def _evaluate_cell(settings, numbers, positions, lattice, predictions, fitted, density_matrix, energies):
-    """:func:`_evaluate_structure` for a cell. Energies are one KS step on the cell's uniform
-    grid (:func:`~densitylab.density.periodic.cell_one_step_energies`), against the same step
-    from the SCF density itself: that is the KS energy in the step's own discretisation (FFT
-    Coulomb and XC on the uniform grid), while the multigrid SCF energy differs from it by
-    the two discretisations' difference (4.9 mHa for two waters in GTH-SZV at 200 Ry)."""
-    from densitylab.density.periodic import (
-        auxiliary_cell,
-        build_cell,
-        cell_grid_densities,
-        cell_one_step_energies,
-    )
+    """:func:`_evaluate_structure` for a cell, on its mesh in the reference SCF's own
+    discretisation (:func:`~densitylab.density.periodic.cell_one_step_energies`): one KS step
+    from the SCF density is the SCF energy itself, so the errors are against the reference."""
+    from densitylab.density import periodic
 
-    cell = build_cell(numbers, positions, lattice, settings)
-    auxcell = auxiliary_cell(cell, settings)
-    rho, densities, weight = cell_grid_densities(cell, auxcell, [*predictions, fitted], density_matrix)
-    *nmae, floor = [100.0 * weight * np.abs(rho - values).sum() / cell.nelectron for values in densities]
+    cell = periodic.build_cell(numbers, positions, lattice, settings)
+    auxcell = periodic.auxiliary_cell(cell, settings)
+    sets = [*predictions, fitted]
+    densities = periodic.cell_mesh_densities(cell, auxcell, sets, density_matrix)
+    *nmae, floor = periodic.mesh_nmae_percents(cell, densities)
     row = {"nmae": nmae, "floor": floor, "errors": {}, "electrons": cell.nelectron}
     if not energies:
         return row
-    scf, *results, fit = cell_one_step_energies(
-        cell, auxcell, [*predictions, fitted], settings.xc, density_matrix
-    )
+    scf, *results, fit = periodic.cell_one_step_energies(cell, densities, settings.xc)
     row["errors"] = {
         key: [(r[key] - scf[key], cell.natm) for r in results] for key in ("energy", "hartree", "xc")
     }

@@ -294,6 +294,8 @@ def generate_reference(
     periodic = is_periodic(settings)
     if periodic:  # only for cells: the parameters of molecular files (and their resumes) stay
         parameters["periodic"] = True
+        # the SCF's grids: cells made before MultiGridNumInt2 (energies 1e-5 Ha apart) do not resume
+        parameters["scf_grids"] = "multigrid2"
     started = time.perf_counter()
     if output.exists():
         refuse_mismatch(stored_parameters(output), parameters, output)

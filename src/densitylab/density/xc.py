@@ -1,5 +1,6 @@
 """The XC energy, its potential's expectation and its AO matrix of one density on a grid,
-summed block by block (shared by the molecular and the periodic one-step energies)."""
+summed block by block, for the molecular one-step energies (cells use PySCF's multigrid on
+their mesh instead, :func:`densitylab.density.periodic.cell_one_step_energies`)."""
 
 from __future__ import annotations
 
