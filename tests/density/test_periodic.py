@@ -5,6 +5,8 @@ permutes the coefficients; bad lattices are refused."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from densitylab.errors import InvalidParameterError
 # Translating a cell by an arbitrary vector moves its energy through the uniform grid (egg-box
 # effect, measured with GTH-SZV: 13 mHa at 100 Ry, 0.45 mHa at 300 Ry), so exact invariance is
 # tested on whole grid steps
-SETTINGS = periodic.CellSettings(basis="gth-szv", ke_cutoff=200.0)
+SETTINGS = periodic.CellSettings(basis="gth-szv", ke_cutoff=200.0, etb_beta=1.6)
 LENGTH = 5.0
 
 
@@ -242,7 +244,8 @@ def test_cli_reference_takes_cells_to_the_periodic_path(cell_model, tmp_path):
     structures = write_structures(_small_cells(1), tmp_path / "cell.extxyz")
     output = tmp_path / "cell.h5"
     arguments = ["density", "reference", "--structures", str(structures), "--output", str(output)]
-    result = CliRunner().invoke(app, [*arguments, "--basis", "gth-szv", "--ke-cutoff", "200"])
+    options = ["--basis", "gth-szv", "--ke-cutoff", "200", "--etb-beta", "1.6"]
+    result = CliRunner().invoke(app, [*arguments, *options])
     assert result.exit_code == 0, result.output
     stored = load_reference(output)
     assert stored.settings == reference.settings
@@ -288,7 +291,7 @@ def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_pa
     moved = two_waters.copy()
     moved.positions += [0.4, 0.0, 0.0]
     frames = [two_waters, moved]
-    settings = periodic.CellSettings(basis="gth-szv", ke_cutoff=200.0, chunk_size=1)
+    settings = dataclasses.replace(SETTINGS, chunk_size=1)
     output = tmp_path / "cells.h5"
     with pytest.raises(KeyboardInterrupt):
         generate_reference(frames, output, settings)
@@ -298,9 +301,7 @@ def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_pa
     assert summary["resumed_chunks"] == 1 and summary["computed_chunks"] == 1
     np.testing.assert_allclose(load_reference(output).coefficients[0], reference["coefficients"], atol=1e-7)
     with pytest.raises(InvalidParameterError, match="output"):
-        generate_reference(
-            frames, output, periodic.CellSettings(basis="gth-szv", ke_cutoff=250.0, chunk_size=1)
-        )
+        generate_reference(frames, output, dataclasses.replace(SETTINGS, ke_cutoff=250.0, chunk_size=1))
 
 
 def test_one_step_energy_of_the_scf_density_is_the_scf_energy(two_waters, reference):

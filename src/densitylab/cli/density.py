@@ -45,6 +45,7 @@ def density_reference(
     chunk_size: option(int | None, "Structures per task and resumable part (default 10; 1 cell).") = None,
     pseudo: option(str, "Cells: pseudopotential.") = "gth-pbe",
     ke_cutoff: option(float, "Cells: grid cutoff (Ry).") = 300.0,
+    etb_beta: option(float | None, "Even-tempered basis ratio (default 1.6; 1.3 for cells).") = None,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     as_json: Json = False,

@@ -35,6 +35,8 @@ class ReferenceConfig:
         pseudo, ke_cutoff: for cells (structures with a lattice, which switch to the periodic
             path: Γ-point, GTH pseudopotentials, an even-tempered lattice-summed fitting basis
             in the overlap metric): the pseudopotential and the grid cutoff (Ry).
+        etb_beta: the ratio of an even-tempered fitting basis (None: each settings' default,
+            1.6 for molecules, 1.3 for cells).
         chunk_size: structures per task and per resumable part (None: 10 molecules, 1 cell).
     """
 
@@ -51,6 +53,7 @@ class ReferenceConfig:
     chunk_size: int | None = None
     pseudo: str = "gth-pbe"
     ke_cutoff: float = 300.0
+    etb_beta: float | None = None
 
     def __post_init__(self) -> None:
         sources = sum(option is not None for option in (self.structures, self.water, self.qm9))
@@ -68,6 +71,7 @@ class ReferenceConfig:
         from densitylab.density.periodic import CellSettings
         from densitylab.density.reference import ReferenceSettings
 
+        beta = {} if self.etb_beta is None else {"etb_beta": self.etb_beta}
         if periodic:
             return CellSettings(
                 xc=self.xc,
@@ -75,6 +79,7 @@ class ReferenceConfig:
                 pseudo=self.pseudo,
                 ke_cutoff=self.ke_cutoff,
                 chunk_size=self.chunk_size or 1,
+                **beta,
             )
         return ReferenceSettings(
             xc=self.xc,
@@ -82,6 +87,7 @@ class ReferenceConfig:
             auxbasis=self.auxbasis,
             metric=self.metric,
             chunk_size=self.chunk_size or 10,
+            **beta,
         )
 
     def frames(self) -> list:
