@@ -196,3 +196,9 @@ def test_density_cli_and_python_save_identical_artefacts(tmp_path):
     train(TrainConfig(reference=str(tmp_path / "ref.h5"), **options)).save(tmp_path / "python")
     assert_same_artefact(tmp_path / "cli", tmp_path / "python")
     assert kind_of(tmp_path / "cli") == "density-model"
+    compact = ["--single-precision", "--output", tmp_path / "compact"]
+    invoke("density", "train", "--reference", tmp_path / "ref.h5", *arguments, *compact)
+    singles, _ = read_h5(tmp_path / "compact" / "arrays.h5")
+    doubles, _ = read_h5(tmp_path / "cli" / "arrays.h5")
+    halved = [name for name, array in singles.items() if array.dtype == np.float32]
+    assert halved and all(doubles[name].dtype == np.float64 for name in halved)

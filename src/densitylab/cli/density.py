@@ -101,6 +101,7 @@ def density_train(
     solver: option(str, "auto (direct up to 20,000 weights), cg (matrix-free) or direct.") = "auto",
     columns: option(int, "Feature columns kept per block (FPS).") = 600,
     cutoff: option(float, "λ-SOAP cutoff (Å).") = 4.0,
+    single_precision: option(bool, "Save the sparse features as float32 (half the size).") = False,
     as_json: Json = False,
 ) -> None:
     """Fit the symmetry-adapted sparse GPR on reference structures."""

@@ -134,6 +134,8 @@ class TrainConfig:
             molecules).
         solver: "auto" (direct up to 20,000 weights), "cg" (matrix-free) or "direct".
         columns, cutoff: λ-SOAP feature columns kept per block (FPS) and the cutoff (Å).
+        single_precision: save the sparse features and projectors as float32 (half the size;
+            the shipped models are saved so).
     """
 
     reference: str
@@ -144,6 +146,7 @@ class TrainConfig:
     solver: str = "auto"
     columns: int = 600
     cutoff: float = 4.0
+    single_precision: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reference", str(self.reference))
@@ -188,7 +191,13 @@ class TrainResult:
         """The model as an artefact folder (kind ``density-model``)."""
         from densitylab.density.pipeline import save_model
 
-        return save_model(self.trained, path, training=asdict(self.config), summary=self.summary())
+        return save_model(
+            self.trained,
+            path,
+            single_precision=self.config.single_precision,
+            training=asdict(self.config),
+            summary=self.summary(),
+        )
 
 
 def train(config: TrainConfig) -> TrainResult:
