@@ -38,10 +38,14 @@ class CellSettings:
 
     Attributes:
         xc, basis, pseudo: the Γ-point Kohn–Sham reference (PBE, GTH-DZVP, GTH-PBE).
-        ke_cutoff: plane-wave kinetic-energy cutoff of the grids (Ry). 300 by default: moving
-            an 8-water cell by an arbitrary vector changes its energy by 0.010 meV/atom at
-            300 Ry and 0.49 meV/atom at 200 Ry (the egg-box effect, against the 0.1 meV/atom
-            target; benchmarks/density_cells_cutoff.py).
+        ke_cutoff: plane-wave kinetic-energy cutoff of the grids (Ry). 300 by default. Moving
+            an 8-water cell by four arbitrary vectors changes its PBE energy by up to 0.49,
+            0.63, 0.60 and 0.20 meV/atom at 200, 300, 400 and 500 Ry (the egg-box effect of
+            the mesh, mostly PBE's gradient terms: 0.12 with LDA at 300 Ry), and going from
+            300 to 500 Ry moves the energy of one cell relative to another by 0.74 meV/atom,
+            GTH-DZVP to GTH-TZV2P by 1.31 (benchmarks/density_cells_cutoff.py and
+            density_cells_accuracy.py). These are the references' own errors; the one-step
+            energies are measured in the references' discretisation and do not contain them.
         etb_beta: ratio of the even-tempered auxiliary basis built from the cell's basis. 1.3
             by default: the fit's own one-step energy error (the floor of any prediction) is
             0.28 and 0.30 meV/atom on two 8-water cells, against 0.81 and 0.89 at 1.6 (1.7×
