@@ -140,8 +140,8 @@ def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -
         for index, (auxiliary, order, electrons) in enumerate(auxiliaries):
             integrals = auxiliary_integrals(auxiliary)[order]
             overlap = overlap_matrix(auxiliary)[np.ix_(order, order)]
-            shift = CHARGE_RIDGE * np.mean(np.diag(overlap)) * np.eye(len(integrals))
-            direction = np.linalg.solve(overlap + shift, integrals)
+            overlap[np.diag_indices_from(overlap)] += CHARGE_RIDGE * np.mean(np.diag(overlap))
+            direction = np.linalg.solve(overlap, integrals)
             missing = electrons - predicted[index] @ integrals
             predicted[index] = predicted[index] + missing * direction / (integrals @ direction)
     return predicted, labels
