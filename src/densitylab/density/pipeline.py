@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.linalg
 
 from densitylab.artefacts import ARRAYS, artefact_folder, read_manifest, write_manifest
 from densitylab.data import read_h5, write_h5
@@ -32,6 +33,7 @@ from densitylab.density.reference import (
     is_periodic,
 )
 from densitylab.errors import require
+from densitylab.linalg import cho_factor
 
 
 @dataclass(eq=False)
@@ -138,10 +140,13 @@ def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -
     predicted = regression.predict_coefficients(trained.model, designs, labels, numbers)
     if conserve_charge:
         for index, (auxiliary, order, electrons) in enumerate(auxiliaries):
-            integrals = auxiliary_integrals(auxiliary)[order]
-            overlap = overlap_matrix(auxiliary)[np.ix_(order, order)]
+            overlap = overlap_matrix(auxiliary)  # PySCF's order: no reordered copy
             overlap[np.diag_indices_from(overlap)] += CHARGE_RIDGE * np.mean(np.diag(overlap))
-            direction = np.linalg.solve(overlap, integrals)
+            factor = cho_factor(overlap, overwrite_a=True)
+            integrals = auxiliary_integrals(auxiliary)
+            direction = scipy.linalg.cho_solve(factor, integrals)[order]
+            integrals = integrals[order]
+            del overlap, factor
             missing = electrons - predicted[index] @ integrals
             predicted[index] = predicted[index] + missing * direction / (integrals @ direction)
     return predicted, labels
