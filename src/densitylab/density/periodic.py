@@ -157,7 +157,13 @@ def fit_cell_density(
         )
         projections[offsets[start] : offsets[stop]] = pairs @ block.reshape(len(pairs), -1)
         start = stop
-    return np.linalg.solve(overlap, projections), overlap
+    import scipy.linalg
+
+    from densitylab.linalg import cho_factor
+
+    # Cholesky (S is positive definite), one BLAS thread when large: OpenBLAS's threaded
+    # factorisations crash from n ≈ 15,800, and 64 waters need 21,000 functions
+    return scipy.linalg.cho_solve(cho_factor(overlap), projections), overlap
 
 
 def reference_memory(cell, auxcell, block_bytes: int = FIT_BLOCK_BYTES) -> float:
