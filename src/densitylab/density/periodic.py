@@ -169,14 +169,14 @@ def fit_cell_density(
 def reference_memory(cell, auxcell, block_bytes: int = FIT_BLOCK_BYTES) -> float:
     """Bytes a cell reference needs at its peak, estimated before the SCF: the SCF's grids
     (about 16 values per mesh point) and nao² matrices (about 40 of them: Fock, density,
-    overlap, DIIS history), then the fit's overlap and its factorisation (2 naux²) and one
-    block of three-centre integrals, beside the interpreter and libraries (0.2 GB). Measured
-    peaks (GTH-DZVP, 300 Ry, multigrid ``MultiGridNumInt2``): 8 waters 0.27 GB SCF and 0.39 GB
-    fit (estimate 0.56 GB); 32 waters 0.66 GB SCF and 1.28 GB fit (estimate 1.40 GB);
-    benchmarks/cell_reference_memory.py."""
+    overlap, DIIS history), then the fit's overlap, PySCF's buffer for it and its
+    factorisation (3 naux²) and one block of three-centre integrals, beside the interpreter
+    and libraries (0.2 GB). Measured peaks of whole references (GTH-DZVP, 300 Ry,
+    ``MultiGridNumInt2``, β = 1.3; ``/usr/bin/time``): 8 waters 0.67 GB (estimate 0.69 GB),
+    32 waters 3.10 GB (3.44 GB), 64 waters 11.3 GB (12.0 GB)."""
     points = float(np.prod(cell.mesh))
     nao, naux = cell.nao_nr(), auxcell.nao_nr()
-    return 8.0 * (16 * points + 40 * nao**2 + 2 * naux**2) + block_bytes + BASE_BYTES
+    return 8.0 * (16 * points + 40 * nao**2 + 3 * naux**2) + block_bytes + BASE_BYTES
 
 
 def cell_scf(cell, settings: CellSettings):
