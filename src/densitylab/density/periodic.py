@@ -402,10 +402,10 @@ def evaluation_memory(cell, auxcell, count: int, block_bytes: int = FT_BLOCK_BYT
     for ``count`` densities besides the SCF's: the Fourier coefficients (16 bytes a point
     each), the mesh vectors and the fields, potentials and their transforms of one density
     (about 24 values a point), one block of transforms and a few nao² matrices; before them,
-    the auxiliary overlap and its reordered copy (2 naux²) of the prediction's charge
-    correction and of the % RMSE. Measured: 4.95 GB for four 32-water cells (β = 1.3, naux
-    10,496) when the correction also built an naux² identity (since removed)."""
+    the lattice-summed auxiliary overlap of the % RMSE with PySCF's buffer and its reordered
+    copy, and the prediction's design matrices (3.5 naux² in all). Measured peak (β = 1.3,
+    ``/usr/bin/time``): 11.3 GB for a 64-water cell (estimate 12.5 GB)."""
     points = float(np.prod(cell.mesh))
     nao, naux = cell.nao_nr(), auxcell.nao_nr()
     mesh = 16.0 * points * (count + 1) + 8.0 * (24 * points + 8 * nao**2) + block_bytes
-    return max(mesh, 16.0 * naux**2) + BASE_BYTES
+    return max(mesh, 28.0 * naux**2) + BASE_BYTES
