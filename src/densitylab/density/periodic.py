@@ -274,7 +274,7 @@ def mesh_numint(cell):
     Fourier transform of every AO on the whole mesh at once (points × nao × 16 bytes, 13.7 GB
     for 32 waters at 300 Ry, 54 GB for 64), where this one integrates the non-local part
     analytically; 32 waters: SCF 71 s and 0.66 GB against about 900 s and 13.7 GB, energies
-    within 1.2e-5 Ha (benchmarks/cell_reference_memory.py)."""
+    within 1.2e-5 Ha (benchmarks/density_cells_multigrid.py)."""
     from pyscf.pbc.dft import multigrid
 
     return multigrid.MultiGridNumInt2(cell)
@@ -289,8 +289,9 @@ def cell_mesh_densities(
     vector's (featomic order), ρ̃(G) = (ngrid/Ω) Σ_P c_P φ̂_P(G) with φ̂_P the analytic
     Fourier transform of the auxiliary function (a lattice sum in real space is the sampling
     of φ̂ at the reciprocal lattice vectors), in blocks of at most ``block_bytes``. Both are
-    band-limited to the mesh, as the SCF's own densities are, and 8× faster for 32 waters
-    than the basis values on the real-space grid with gradients (155 s against 1,270 s)."""
+    band-limited to the mesh, as the SCF's own densities are, and about 8× faster for 32
+    waters than the basis values on the real-space grid with gradients (155 s against 1,270 s,
+    both extrapolated from timed blocks of 20,000 and 4,096 points)."""
     from pyscf import lib
     from pyscf.pbc.df import ft_ao
     from pyscf.pbc.dft.multigrid import multigrid_pair
