@@ -96,6 +96,9 @@ def test_bad_lattices_are_refused(two_waters, lattice, message):
 def test_bad_cell_settings_are_refused():
     with pytest.raises(InvalidParameterError, match=r"^ke_cutoff"):
         periodic.CellSettings(ke_cutoff=-1.0)
+    for ratio in (float("inf"), float("nan"), 1.0):
+        with pytest.raises(InvalidParameterError, match=r"^etb_beta: expected a finite ratio above 1"):
+            periodic.CellSettings(etb_beta=ratio)
     with pytest.raises(InvalidParameterError, match=r"^basis"):
         periodic.build_cell(
             [8], [[0.0, 0.0, 0.0]], np.eye(3) * 5, periodic.CellSettings(basis="no-such-basis")

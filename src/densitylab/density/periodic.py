@@ -69,7 +69,7 @@ class CellSettings:
             "a positive cutoff (Ry)",
             self.ke_cutoff,
         )
-        require(self.etb_beta > 1.0, "etb_beta", "a ratio above 1", self.etb_beta)
+        require(1.0 < self.etb_beta < np.inf, "etb_beta", "a finite ratio above 1", self.etb_beta)
         require(0 < self.conv_tol < 1e-4, "conv_tol", "a tolerance in (0, 1e-4) hartree", self.conv_tol)
         require(self.chunk_size >= 1, "chunk_size", "a positive integer", self.chunk_size)
         parse_xc(self.xc)

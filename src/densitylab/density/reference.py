@@ -64,7 +64,7 @@ class ReferenceSettings:
 
     def __post_init__(self) -> None:
         require(self.metric in METRICS, "metric", "overlap or coulomb", self.metric)
-        require(self.etb_beta > 1.0, "etb_beta", "a ratio above 1", self.etb_beta)
+        require(1.0 < self.etb_beta < np.inf, "etb_beta", "a finite ratio above 1", self.etb_beta)
         require(self.chunk_size >= 1, "chunk_size", "a positive integer", self.chunk_size)
         parse_xc(self.xc)  # names xc if libxc does not know it
 
