@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from densitylab.dft.compiled import to_device
 from densitylab.dft.system import KSSystem
 from densitylab.dft.xc import xc_energy_function
 from densitylab.errors import require
@@ -78,18 +79,17 @@ class EnergyModel:
 
 def operands(system: KSSystem) -> Operands:
     """The system's arrays as JAX arrays (placed on the default device once)."""
-    _, jnp, _ = jax_modules()
     npair = system.nao * (system.nao + 1) // 2
     df = system.df_factor if system.df_factor is not None else np.zeros((0, npair))
     eri = system.eri if system.eri is not None else np.zeros((0,))
     return Operands(
-        core_hamiltonian=jnp.asarray(system.core_hamiltonian),
-        kinetic=jnp.asarray(system.kinetic),
-        orthogonaliser=jnp.asarray(system.orthogonaliser),
+        core_hamiltonian=to_device(system.core_hamiltonian),
+        kinetic=to_device(system.kinetic),
+        orthogonaliser=to_device(system.orthogonaliser),
         ao_values=system.ao_values,
-        grid_weights=jnp.asarray(system.grid_weights),
-        df_factor=jnp.asarray(df),
-        eri=jnp.asarray(eri),
+        grid_weights=to_device(system.grid_weights),
+        df_factor=to_device(df),
+        eri=to_device(eri),
     )
 
 

@@ -13,11 +13,11 @@ spin density matrices D):
 The grid work is that of one differentiable function with the callback inside, whose
 checkpointed chunks recompute the density in the backward pass as well. What the stages buy:
 
-- compiled functions without callbacks go into JAX's persistent compilation cache
-  (on from :func:`densitylab.jaxsetup.jax_modules`), so a second run on a molecule of the
-  same shapes, in another process, compiles nothing;
+- compiled functions without callbacks can be stored: :mod:`densitylab.dft.compiled` keeps each
+  stage's executable beside JAX's persistent compilation cache, so a second run on a molecule
+  of the same shapes, in another process, neither traces nor compiles (it loads in ~2 ms);
 - the stages are module-level, with the energy's static description as a static argument, and
-  their executables are kept here by signature: in one process every system with the same
+  their executables are kept by signature: in one process every system with the same
   description and shapes (the geometries of an ASE optimisation, finite differences) reuses them.
 
 Energies in hartree.
@@ -25,15 +25,12 @@ Energies in hartree.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 
-from densitylab.data import atomic_output
+from densitylab.dft import compiled
 from densitylab.dft.energy import (
     EnergyModel,
     Operands,
@@ -46,18 +43,15 @@ from densitylab.dft.energy import (
 from densitylab.dft.system import STREAM_MEMORY_MB, KSSystem, host_coulomb_exchange
 from densitylab.dft.xc import _host_xc
 from densitylab.errors import require
-from densitylab.jaxsetup import enable_compilation_cache, jax_modules
+from densitylab.jaxsetup import jax_modules
 
 KINDS = ("chart", "parameters", "density")
-MAX_EXECUTABLES = 64  # compiled stages kept in one process (oldest dropped first)
-_EXECUTABLES: OrderedDict = OrderedDict()
-_COMPILATIONS = {"count": 0}  # stages compiled (or fetched from the persistent cache) here
 
 
 def compilations() -> int:
-    """How many stage executables this process has compiled or loaded from JAX's persistent cache
-    (an in-process reuse adds nothing)."""
-    return _COMPILATIONS["count"]
+    """How many executables (stages and set-up functions) this process has compiled; loads from
+    the store of compiled executables and in-process reuses add nothing."""
+    return compiled.compilations()
 
 
 def chart_parameters(bases, counts, kappa) -> list:
@@ -103,112 +97,14 @@ def _backward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Oper
     return pullback(cotangent)[0]
 
 
-@cache
-def _jitted():
-    jax, _, _ = jax_modules()
-    return {stage.__name__: jax.jit(stage, static_argnums=(0, 1, 2)) for stage in (_forward, _backward)}
-
-
-def _signature(arguments) -> tuple:
-    jax, _, _ = jax_modules()
-    leaves, structure = jax.tree_util.tree_flatten(arguments)
-    return structure, tuple(
-        (tuple(np.shape(x)), str(getattr(x, "dtype", None) or np.asarray(x).dtype)) for x in leaves
-    )
-
-
-@cache
-def _source_digest() -> str:
-    """A hash of the code a stage is traced from (densitylab.dft and the JAX set-up) and of the
-    JAX version: an exported stage is reused only by the code that exported it."""
-    import hashlib
-
-    import jax
-
-    digest = hashlib.sha256(f"{jax.__version__} {jax.default_backend()}".encode())
-    here = Path(__file__).parent
-    for path in sorted([*here.glob("*.py"), here.parent / "jaxsetup.py"]):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _exported_path(stage: str, statics: tuple, arguments: tuple) -> Path | None:
-    """Where the stage exported for these statics and shapes is kept (beside JAX's persistent
-    cache), or None when the cache is off or exports cannot be serialised here."""
-    import hashlib
-    import importlib.util
-
-    directory = enable_compilation_cache()
-    if directory is None or importlib.util.find_spec("flatbuffers") is None:
-        return None
-    key = repr((stage, statics, _signature(arguments), _source_digest()))
-    return (
-        directory.parent
-        / f"{directory.name}-exported"
-        / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.bin"
-    )
-
-
-def _lowered(stage: str, statics: tuple, arguments: tuple):
-    """``stage`` lowered for these statics and argument shapes.
-
-    Tracing the energy in Python takes ~0.3 s per run for a small molecule (as long as PySCF's
-    whole SCF for water), even when the compiled code then comes from JAX's persistent cache.
-    So the stage is exported once (``jax.export``, StableHLO) and kept beside that cache, keyed
-    by the statics, the shapes and a hash of the code (:func:`_source_digest`); a later process
-    deserialises it (~2 ms) instead of tracing. Without a cache, traced as usual.
-    """
-    from functools import partial
-
-    from jax import export
-
-    jax, _, _ = jax_modules()
-    path = _exported_path(stage, statics, arguments)
-    if path is None:
-        return _jitted()[stage].lower(*statics, *arguments)
-    _register_serialisation(export)
-    exported = None
-    if path.is_file():
-        try:
-            exported = export.deserialize(bytearray(path.read_bytes()))
-        except Exception:  # a damaged or foreign file: export again
-            exported = None
-    if exported is None:
-        function = {"_forward": _forward, "_backward": _backward}[stage]
-        exported = export.export(jax.jit(partial(function, *statics)))(*arguments)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(path) as temporary:
-                Path(temporary).write_bytes(exported.serialize())
-        except OSError:  # a read-only cache: run without storing
-            pass
-    return jax.jit(exported.call).lower(*arguments)
-
-
-@cache
-def _register_serialisation(export) -> None:
-    export.register_namedtuple_serialization(Operands, serialized_name="densitylab.dft.energy.Operands")
+_STAGES = {"_forward": _forward, "_backward": _backward}
 
 
 def _executable(stage: str, statics: tuple, arguments: tuple, executor: ThreadPoolExecutor | None = None):
-    """The compiled ``stage`` for these static arguments and argument shapes: kept from an earlier
-    call, compiled now, or (with ``executor``) compiling in the background (a Future)."""
-    key = (stage, statics, _signature(arguments))
-    entry = _EXECUTABLES.get(key)
-    if entry is None:
-
-        def compile_stage():
-            _COMPILATIONS["count"] += 1
-            return _lowered(stage, statics, arguments).compile()
-
-        entry = executor.submit(compile_stage) if executor is not None else compile_stage()
-        _EXECUTABLES[key] = entry
-        while len(_EXECUTABLES) > MAX_EXECUTABLES:
-            _EXECUTABLES.popitem(last=False)
-    if isinstance(entry, Future):
-        entry = entry.result()
-        _EXECUTABLES[key] = entry
-    return entry
+    """The compiled ``stage`` for these statics and argument shapes (:func:`compiled.executable`:
+    kept from an earlier call, loaded from the store, or compiled, in the background with
+    ``executor``)."""
+    return compiled.executable(stage, _STAGES[stage], statics, arguments, executor=executor)
 
 
 class Evaluator:
@@ -379,5 +275,5 @@ class Evaluator:
         scale = self.system.ngrid / len(indices)
         return self.ops._replace(
             ao_values=self.system.flat_ao_values(indices)[None],
-            grid_weights=self.jnp.asarray(self.system.grid_weights[indices] * scale),
+            grid_weights=compiled.to_device(self.system.grid_weights[indices] * scale),
         )

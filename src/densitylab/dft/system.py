@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from densitylab import linalg
+from densitylab.dft import compiled
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import accelerator_memory, jax_modules
 from densitylab.limits import available_memory, require_disk, require_memory
@@ -259,6 +260,20 @@ def chunking(ngrid: int, elements_per_point: int) -> tuple[int, int]:
     return max(1, -(-ngrid // chunk)), chunk
 
 
+def _zeros(shape: tuple):
+    _, jnp, _ = jax_modules()
+    return jnp.zeros(shape)
+
+
+def _write_block(buffer, block, index):
+    return buffer.at[index].set(block)
+
+
+def device_zeros(shape: tuple):
+    """A zero array of ``shape`` made on the device (no host copy), by a stored executable."""
+    return compiled.executable("zeros", _zeros, (tuple(int(n) for n in shape),), ())()
+
+
 def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
     """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array.
 
@@ -268,19 +283,18 @@ def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
     """
     from pyscf.dft import numint
 
-    jax, jnp, _ = jax_modules()
     ncomp, nao = (4 if with_gradient else 1), mol.nao_nr()
     nchunk, chunk = chunking(coords.shape[0], ncomp * nao)
-    write = jax.jit(lambda buffer, block, index: buffer.at[index].set(block), donate_argnums=0)
-    values = jnp.zeros((nchunk, ncomp, chunk, nao))
+    values = device_zeros((nchunk, ncomp, chunk, nao))
     host_block = np.zeros((ncomp, chunk, nao))
+    write = compiled.executable("ao_write", _write_block, (), (values, host_block, np.int64(0)), donate=(0,))
     for index in range(nchunk):
         block = coords[index * chunk : (index + 1) * chunk]
         host_block[:] = 0.0
         if len(block):
             computed = numint.eval_ao(mol, block, deriv=1 if with_gradient else 0)
             host_block[:, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
-        values = write(values, host_block, index)
+        values = write(values, host_block, np.int64(index))
         values.block_until_ready()  # the host block may be aliased: finish before refilling it
     return values
 
@@ -320,7 +334,6 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
     from pyscf import df
     from pyscf.ao2mo.outcore import balance_partition
 
-    jax, jnp, _ = jax_modules()
     naux, nao = auxmol.nao_nr(), mol.nao_nr()
     npair = nao * (nao + 1) // 2
     cholesky = linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
@@ -329,9 +342,9 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
     pair_loc = pair_loc * (pair_loc + 1) // 2  # packed pairs (μ ≥ ν) before each shell
     blocks = balance_partition(pair_loc, max(1, int(block_bytes // (8 * naux))))
     width = max(int(pair_loc[last] - pair_loc[first]) for first, last, _ in blocks)
-    place = _df_block_writer(jax, jnp, width, npair, on_device)
-    device_cholesky = jnp.asarray(cholesky)
-    factor = jnp.zeros((naux, npair))
+    device_cholesky = compiled.to_device(cholesky)
+    factor = device_zeros((naux, npair))
+    place = _df_block_writer(width, npair, on_device)
     host_block = np.zeros((width, naux))
     for first, last, _ in blocks:
         three_centre = df.incore.aux_e2(
@@ -381,7 +394,31 @@ def host_coulomb_exchange(fitting, density_matrices: np.ndarray, with_coulomb: b
     return (np.asarray(coulomb) if with_coulomb else None), (np.asarray(exchange) if with_exchange else None)
 
 
-def _df_block_writer(jax, jnp, width: int, npair: int, on_device: bool):
+def _solved(on_device: bool, cholesky, block):
+    if not on_device:  # solved on the host already
+        return block.T
+    jax, _, _ = jax_modules()
+    return jax.scipy.linalg.solve_triangular(cholesky, block.T, lower=True)
+
+
+def _write_whole(on_device: bool, factor, cholesky, block, offset, count):
+    jax, _, _ = jax_modules()
+    return jax.lax.dynamic_update_slice(factor, _solved(on_device, cholesky, block), (0, offset))
+
+
+def _write_tail(on_device: bool, npair: int, factor, cholesky, block, offset, count):
+    jax, jnp, _ = jax_modules()
+    width = block.shape[0]
+    start = npair - width
+    shift = offset - start
+    window = jax.lax.dynamic_slice(factor, (0, start), (factor.shape[0], width))
+    column = jnp.arange(width)
+    keep = (column >= shift) & (column < shift + count)
+    update = jnp.where(keep[None, :], jnp.roll(_solved(on_device, cholesky, block), shift, axis=1), window)
+    return jax.lax.dynamic_update_slice(factor, update, (0, start))
+
+
+def _df_block_writer(width: int, npair: int, on_device: bool):
     """A ``place(B, L, block (width, naux), offset, count)``: solves L X = blockᵀ (when
     ``on_device``; else ``block`` holds Xᵀ already) and writes X's first ``count`` columns at
     column ``offset`` of B (donated, updated in place).
@@ -393,28 +430,13 @@ def _df_block_writer(jax, jnp, width: int, npair: int, on_device: bool):
     place, the rest of the window keeping what B holds.
     """
 
-    def solve(cholesky, block):
-        if not on_device:  # solved on the host already
-            return block.T
-        return jax.scipy.linalg.solve_triangular(cholesky, block.T, lower=True)
-
-    def whole(factor, cholesky, block, offset, count):
-        return jax.lax.dynamic_update_slice(factor, solve(cholesky, block), (0, offset))
-
-    def tail(factor, cholesky, block, offset, count):
-        start = npair - width
-        shift = offset - start
-        window = jax.lax.dynamic_slice(factor, (0, start), (factor.shape[0], width))
-        column = jnp.arange(width)
-        keep = (column >= shift) & (column < shift + count)
-        update = jnp.where(keep[None, :], jnp.roll(solve(cholesky, block), shift, axis=1), window)
-        return jax.lax.dynamic_update_slice(factor, update, (0, start))
-
-    whole, tail = jax.jit(whole, donate_argnums=0), jax.jit(tail, donate_argnums=0)
-
     def place(factor, cholesky, block, offset: int, count: int):
-        chosen = whole if offset + width <= npair else tail
-        return chosen(factor, cholesky, block, jnp.asarray(offset), jnp.asarray(count))
+        arguments = (factor, cholesky, block, np.int64(offset), np.int64(count))
+        if offset + width <= npair:
+            chosen = compiled.executable("df_whole", _write_whole, (on_device,), arguments, donate=(0,))
+        else:
+            chosen = compiled.executable("df_tail", _write_tail, (on_device, npair), arguments, donate=(0,))
+        return chosen(*arguments)
 
     return place
 
