@@ -35,13 +35,14 @@ def _host_xc(name: str, spin: int, rho: np.ndarray, weights: np.ndarray) -> tupl
     v_rho = vxc[0]
     v_sigma = None if lda else vxc[1]
     gradient = np.zeros_like(rho)
+    # a plain sum, not np.dot: BLAS threads add 0.2 ms here and up to 4 ms when the cores are busy
     if spin == 0:
-        energy = np.dot(weights, exc * rho[0])
+        energy = np.sum(weights * exc * rho[0])
         gradient[0] = weights * v_rho
         if not lda:
             gradient[1:4] = 2.0 * weights * v_sigma * rho[1:4]
     else:
-        energy = np.dot(weights, exc * (rho[0, 0] + rho[1, 0]))
+        energy = np.sum(weights * exc * (rho[0, 0] + rho[1, 0]))
         gradient[0, 0] = weights * v_rho[:, 0]
         gradient[1, 0] = weights * v_rho[:, 1]
         if not lda:
