@@ -156,6 +156,30 @@ def grid_density_from_dm(jnp, ao_values, density_matrix):
     )
 
 
+def grid_density_adjoint(jnp, ao_values, cotangent):
+    """The adjoint of the linear map D ↦ (ρ, ∇ρ)[D] (:func:`grid_density_from_dm`): for a
+    cotangent (ncomp, nchunk·chunk) = ∂E/∂(ρ, ∇ρ) on the grid, the symmetric ∂E/∂D (nao, nao),
+
+        M = Σ_g a_g φ φᵀ + Σ_k b_k,g (∇_kφ φᵀ + φ ∇_kφᵀ) = ½(m + mᵀ),  m = Φᵀ(a Φ + 2 Σ_k b_k ∇_kΦ),
+
+    one GEMM per chunk (the XC potential matrix, as PySCF builds it). JAX's VJP of
+    :func:`grid_density` gives the same gradient but recomputes the density and transposes every
+    product: 2.5–5× slower for GGAs on the CPU (BENCHMARKS.md, issue 19)."""
+    jax, _, _ = jax_modules()
+    nchunk, ncomp, chunk, nao = ao_values.shape
+    per_chunk = jnp.transpose(cotangent.reshape(ncomp, nchunk, chunk), (1, 0, 2))
+
+    def step(total, inputs):
+        ao_chunk, weights = inputs
+        weighted = weights[0][:, None] * ao_chunk[0]
+        for k in range(1, ncomp):  # broadcasts: XLA's CPU einsum over k was 4× slower here
+            weighted = weighted + 2.0 * weights[k][:, None] * ao_chunk[k]
+        return total + ao_chunk[0].T @ weighted, None
+
+    product, _ = jax.lax.scan(step, jnp.zeros((nao, nao), ao_values.dtype), (ao_values, per_chunk))
+    return 0.5 * (product + product.T)
+
+
 def _sum_over_aux_chunks(jax, jnp, df_factor, chunk: int, contraction):
     """Σ over chunks of ``chunk`` auxiliary functions (rows of B) of ``contraction(rows, fresh)``;
     ``fresh`` (chunk,) is 1 for the rows this chunk counts and 0 for rows an earlier chunk
@@ -297,6 +321,11 @@ def host_input_shape(model: EnergyModel, ncomp: int, points: int, nao: int) -> t
         return None
     shape = (nao, nao) if _host_reads_density_matrices(model) else (ncomp, points)
     return (2, *shape) if _host_reads_both_spins(model) else shape
+
+
+def host_reads_grid(model: EnergyModel) -> bool:
+    """Whether :func:`xc_input` is the grid density (stored AO values), not density matrices."""
+    return _host_reads(model) and not _host_reads_density_matrices(model)
 
 
 def _host_reads(model: EnergyModel) -> bool:

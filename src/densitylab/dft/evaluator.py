@@ -34,7 +34,9 @@ from densitylab.dft import compiled
 from densitylab.dft.energy import (
     EnergyModel,
     Operands,
+    grid_density_adjoint,
     host_input_shape,
+    host_reads_grid,
     nonxc_components,
     operands,
     orbitals_from_parameters,
@@ -88,13 +90,35 @@ def _forward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Opera
     return value, gradient, terms, xc_input(model, ops, *_state(kind, counts, variables, fixed, ops))
 
 
+def _xc_density_matrices(model: EnergyModel, kind: str, counts, variables, fixed, ops: Operands):
+    """The spin density matrices the grid density is linear in: (D_α,) for RKS, (D_α, D_β) for UKS."""
+    orbitals, density_matrices = _state(kind, counts, variables, fixed, ops)
+    if density_matrices is None:
+        density_matrices = tuple(c @ c.T for c in orbitals)
+    return tuple(density_matrices) if model.unrestricted else (density_matrices[0],)
+
+
 def _backward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Operands, cotangent):
-    """∂E_xc/∂variables: the VJP of libxc's input with ``cotangent`` = ∂E_xc/∂(ρ, ∇ρ)."""
-    jax, _, _ = jax_modules()
+    """∂E_xc/∂variables: the VJP of libxc's input with ``cotangent`` = ∂E_xc/∂(ρ, ∇ρ).
+
+    For a grid input the cotangent is first taken to ∂E_xc/∂D_σ (:func:`grid_density_adjoint`,
+    one GEMM per chunk; RKS reads 2ρ[D_α]), then through the map from ``variables`` to the
+    density matrices; for density-matrix input (streamed grid, J on the host) the VJP of
+    :func:`xc_input` itself."""
+    jax, jnp, _ = jax_modules()
+    if not host_reads_grid(model):
+        _, pullback = jax.vjp(
+            lambda point: xc_input(model, ops, *_state(kind, counts, point, fixed, ops)), variables
+        )
+        return pullback(cotangent)[0]
+    if model.unrestricted:
+        adjoints = tuple(grid_density_adjoint(jnp, ops.ao_values, cotangent[spin]) for spin in (0, 1))
+    else:
+        adjoints = (2.0 * grid_density_adjoint(jnp, ops.ao_values, cotangent),)
     _, pullback = jax.vjp(
-        lambda point: xc_input(model, ops, *_state(kind, counts, point, fixed, ops)), variables
+        lambda point: _xc_density_matrices(model, kind, counts, point, fixed, ops), variables
     )
-    return pullback(cotangent)[0]
+    return pullback(adjoints)[0]
 
 
 _STAGES = {"_forward": _forward, "_backward": _backward}
