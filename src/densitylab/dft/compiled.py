@@ -136,7 +136,10 @@ def _load(path: Path):
         loaded = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
     except Exception:  # a damaged, foreign or unreadable file: compile again
         return None
-    os.utime(path)  # recently used: pruned last
+    try:
+        os.utime(path)  # recently used: pruned last
+    except OSError:  # a read-only store
+        pass
     return loaded
 
 
