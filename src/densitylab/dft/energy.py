@@ -164,7 +164,8 @@ def grid_density_adjoint(jnp, ao_values, cotangent):
 
     one GEMM per chunk (the XC potential matrix, as PySCF builds it). JAX's VJP of
     :func:`grid_density` gives the same gradient but recomputes the density and transposes every
-    product: 2.5–5× slower for GGAs on the CPU (BENCHMARKS.md, issue 19)."""
+    product: 2.6–8× slower for GGAs on the CPU, though faster for LDAs, whose adjoint costs
+    points·nao² against its 2·points·nao·n_occ (benchmarks/dft_backward.py)."""
     jax, _, _ = jax_modules()
     nchunk, ncomp, chunk, nao = ao_values.shape
     per_chunk = jnp.transpose(cotangent.reshape(ncomp, nchunk, chunk), (1, 0, 2))

@@ -101,12 +101,15 @@ def _xc_density_matrices(model: EnergyModel, kind: str, counts, variables, fixed
 def _backward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Operands, cotangent):
     """∂E_xc/∂variables: the VJP of libxc's input with ``cotangent`` = ∂E_xc/∂(ρ, ∇ρ).
 
-    For a grid input the cotangent is first taken to ∂E_xc/∂D_σ (:func:`grid_density_adjoint`,
-    one GEMM per chunk; RKS reads 2ρ[D_α]), then through the map from ``variables`` to the
-    density matrices; for density-matrix input (streamed grid, J on the host) the VJP of
+    For a GGA's grid input the cotangent is first taken to ∂E_xc/∂D_σ
+    (:func:`grid_density_adjoint`, one GEMM per chunk; RKS reads 2ρ[D_α]), then through the map
+    from ``variables`` to the density matrices: 2.6–8× faster than JAX's VJP of the grid
+    density (benchmarks/dft_backward.py). For an LDA's grid input, where that VJP is the cheaper
+    one, and for density-matrix input (streamed grid, J on the host), the VJP of
     :func:`xc_input` itself."""
     jax, jnp, _ = jax_modules()
-    if not host_reads_grid(model):
+    # LDA: JAX's VJP costs 2·points·nao·n_occ, less than the matrix's points·nao²
+    if not host_reads_grid(model) or ops.ao_values.shape[1] == 1:
         _, pullback = jax.vjp(
             lambda point: xc_input(model, ops, *_state(kind, counts, point, fixed, ops)), variables
         )
