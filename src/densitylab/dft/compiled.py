@@ -26,6 +26,7 @@ Two traps of serialised executables (jaxlib 0.10), both handled here and tested:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -167,6 +168,17 @@ def _prune(folder: Path, limit: int = STORE_BYTES) -> None:
         path.unlink(missing_ok=True)
 
 
+def _cache_switch():
+    """JAX's thread-local switch of its persistent cache (``jax_enable_compilation_cache`` as a
+    context manager; not public API), or None where this JAX has no such switch."""
+    try:
+        from jax._src import config as jax_config
+
+        return jax_config.enable_compilation_cache
+    except (ImportError, AttributeError):
+        return None
+
+
 def _compile_or_load(name: str, function, statics: tuple, arguments: tuple, donate: tuple):
     path = stored_path(name, statics, arguments)
     if path is not None and path.is_file():
@@ -179,9 +191,10 @@ def _compile_or_load(name: str, function, statics: tuple, arguments: tuple, dona
     count = len(statics)
     donated = tuple(count + index for index in donate)
     jitted = jax.jit(function, static_argnums=tuple(range(count)), donate_argnums=donated)
-    from jax._src import config as jax_config
-
-    with jax_config.enable_compilation_cache(path is None):
+    switch = _cache_switch()
+    if switch is None:  # cannot compile around JAX's cache: its copy would not survive storing
+        path = None
+    with switch(path is None) if switch is not None else contextlib.nullcontext():
         executable = jitted.lower(*statics, *arguments).compile()
     if path is not None:
         _store(path, executable)
