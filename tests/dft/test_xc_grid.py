@@ -133,3 +133,75 @@ def test_a_system_that_cannot_fit_is_refused_before_its_tensors_are_built(monkey
     monkeypatch.setattr(limits, "available_memory", lambda: 1e6)
     with pytest.raises(InvalidParameterError, match=r"molecule: .*DF tensor .*AO values"):
         build_system(load_molecule(ase_molecule("H2O")), DFTSettings(xc="pbe", grid_level=1))
+
+
+@pytest.mark.parametrize("gradient", [False, True])
+def test_the_xc_potential_matrix_is_the_adjoint_of_the_grid_density(gradient):
+    """Catches a wrong factor on the ∇ρ terms, a missing symmetrisation or a chunk flattened in
+    the wrong order in ``grid_density_adjoint``: for random symmetric D and cotangent c over
+    several chunks, ⟨c, ρ[D]⟩ = ⟨M(c), D⟩ (the defining identity of the adjoint of the linear
+    map D ↦ (ρ, ∇ρ)), and M(c) equals JAX's VJP of the grid density from D."""
+    from densitylab.dft.energy import grid_density_adjoint, grid_density_from_dm
+    from densitylab.dft.system import ao_on_grid, build_grid
+    from densitylab.jaxsetup import jax_modules
+
+    jax, jnp, _ = jax_modules()
+    mol = load_molecule(ase_molecule("CH3OH"), basis="sto-3g")
+    coords = np.asarray(build_grid(mol, 0).coords)
+    ao_values = ao_on_grid(mol, coords, gradient)
+    nchunk, ncomp, chunk, nao = ao_values.shape
+    if nchunk == 1:  # force several chunks: split the one chunk into four
+        ao_values = ao_values.reshape(ncomp, 4, chunk // 4, nao).transpose(1, 0, 2, 3)
+        nchunk, chunk = 4, chunk // 4
+    rng = np.random.default_rng(3)
+    half = rng.normal(size=(nao, nao))
+    density_matrix = jnp.asarray(half + half.T)
+    cotangent = jnp.asarray(rng.normal(size=(ncomp, nchunk * chunk)))
+    adjoint = grid_density_adjoint(jnp, ao_values, cotangent)
+    density = grid_density_from_dm(jnp, ao_values, density_matrix)
+    assert float(jnp.sum(cotangent * density)) == pytest.approx(
+        float(jnp.sum(adjoint * density_matrix)), rel=1e-12
+    )
+    _, pullback = jax.vjp(lambda d: grid_density_from_dm(jnp, ao_values, d), density_matrix)
+    vjp = pullback(cotangent)[0]
+    np.testing.assert_allclose(
+        adjoint, 0.5 * (vjp + vjp.T), rtol=0, atol=1e-10 * float(jnp.max(jnp.abs(vjp)))
+    )
+    np.testing.assert_allclose(adjoint, adjoint.T, rtol=0, atol=0)
+
+
+def test_the_exchange_from_its_matrix_has_the_plain_value_and_gradient(monkeypatch):
+    """Catches a wrong factor in the exchange written through K (2 tr(CᵀK̄C) − Ē must have the
+    value Σ_P ‖Cᵀ B_P C‖² and the gradient 4KC), rows counted twice by the last, shifted chunk,
+    or a K left inside the derivative: value and gradient, from orbitals and from a density
+    matrix, equal those of the plain formula on the unpacked tensor, differentiated by JAX."""
+    from densitylab.dft import energy
+    from densitylab.jaxsetup import jax_modules
+
+    jax, jnp, _ = jax_modules()
+    nao, naux, occupied = 7, 11, 3
+    rng = np.random.default_rng(5)
+    factor = jnp.asarray(rng.normal(size=(naux, nao * (nao + 1) // 2)))
+    unpacked = factor[:, jnp.asarray(energy._unpack_index(nao))]
+    orbitals = jnp.asarray(rng.normal(size=(nao, occupied)))
+    model = energy.EnergyModel("b3lyp", "hybrid", 0.2, False, "df", nao, naux, 0.0)
+
+    def plain(c):
+        return jnp.sum(jnp.einsum("mi,pmn,nj->pij", c, unpacked, c) ** 2)
+
+    for chunk_elements in (10**9, 4 * nao * nao):  # one chunk; three chunks, the last shifted
+        monkeypatch.setattr(energy, "EXCHANGE_CHUNK_ELEMENTS", chunk_elements)
+        value, gradient = jax.value_and_grad(lambda c: energy._exchange_df(jax, jnp, model, factor, c))(
+            orbitals
+        )
+        expected, expected_gradient = jax.value_and_grad(plain)(orbitals)
+        assert float(value) == pytest.approx(float(expected), rel=1e-12)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-11, atol=0)
+        density = orbitals @ orbitals.T
+        value, gradient = jax.value_and_grad(lambda d: energy._exchange_df_dm(jax, jnp, model, factor, d))(
+            density
+        )
+        plain_dm = jax.value_and_grad(lambda d: jnp.einsum("pmn,nl,plk,km->", unpacked, d, unpacked, d))
+        expected, expected_gradient = plain_dm(density)
+        assert float(value) == pytest.approx(float(expected), rel=1e-12)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-11, atol=0)
