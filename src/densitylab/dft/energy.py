@@ -249,7 +249,7 @@ def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
     2 tr(Cᵀ K̄ C) − Ē, whose value is E and whose first derivative is 4 K C: the backward pass
     is then one small product instead of the VJP of every chunk of the half-transformed
     tensor (n-decane B3LYP: 0.59 → 0.2 s per evaluation, BENCHMARKS.md, issue 19). Valid for
-    first derivatives only (no Hessians through it)."""
+    first derivatives in the orbitals only: none with respect to B, no Hessians through it."""
     matrix = jax.lax.stop_gradient(_exchange_matrix(jax, jnp, model, df_factor, orbitals=orbitals))
     fixed = jax.lax.stop_gradient(orbitals)
     value = jnp.sum((matrix @ fixed) * fixed)
