@@ -548,12 +548,13 @@ def test_normal_matrix_matches_the_sparse_product():
 
 @pytest.mark.parametrize("solver", ["direct", "cg"])
 def test_auto_regularisation_follows_the_signal(solver):
-    """Learnable targets: the held-out error falls to ~0 and the smallest η wins. Pure noise:
-    nothing generalises, so the most regularised fit (closest to predicting 0) wins."""
+    """Learnable targets: the held-out error falls to ~0 and a small η wins (η ≤ 1e-7 tie at the
+    floor, 6.8e-5 %, and which of them wins is rounding, machine-dependent). Pure noise: nothing
+    generalises, so the most regularised fit (closest to predicting 0) wins."""
     settings = RegressionSettings(solver=solver)
     model, *problem = _synthetic_problem(noise_only=False)
     info = regression.fit(model, *problem, settings)
-    assert info["solver"] == solver and info["regularisation"] == min(regression.REGULARISATION_GRID)
+    assert info["solver"] == solver and info["regularisation"] <= 1e-7
     assert min(row["validation_rmse_percent"] for row in info["regularisation_scan"]) < 1e-2
     noisy, *problem = _synthetic_problem(noise_only=True)
     info = regression.fit(noisy, *problem, settings)

@@ -18,15 +18,14 @@ elsewhere JAX's own persistent cache serves.
 Two traps of serialised executables (jaxlib 0.10), both handled here and tested:
 
 - an executable that JAX loaded from its own persistent cache loses its kernels when it is
-  serialised again ("Function wrapped_broadcast not found" when the copy runs), so the
-  executables stored here are compiled with JAX's cache switched off for that compilation;
+  serialised again ("Function wrapped_broadcast not found" when the copy runs), so only
+  executables compiled where JAX's cache is off are stored (:func:`_compiles_fresh`);
 - a loaded executable that calls LAPACK (QR, eigh) jumps to a null pointer unless jaxlib's
   LAPACK table was filled, which lowering normally does (:func:`_prepare_lapack`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pickle
@@ -168,15 +167,26 @@ def _prune(folder: Path, limit: int = STORE_BYTES) -> None:
         path.unlink(missing_ok=True)
 
 
-def _cache_switch():
-    """JAX's thread-local switch of its persistent cache (``jax_enable_compilation_cache`` as a
-    context manager; not public API), or None where this JAX has no such switch."""
+def _compiles_fresh() -> bool:
+    """Whether compilations in this process bypass JAX's persistent cache, so that an executable
+    compiled here has all its kernels and may be stored.
+
+    JAX decides once per process, at its first compilation, whether its persistent cache is
+    used (``compilation_cache.is_cache_used``; not public API), and a later switch does not
+    change that. So the decision is taken here with the cache switched off: in a process whose
+    first compilation is the DFT's (``densitylab dft``, a script that starts with it), JAX's
+    cache stays off for the rest of the process, this store taking its place; in a process that
+    compiled other JAX code first, JAX's cache stays on and nothing is stored (the DFT then
+    traces and compiles through JAX's cache, as before this store existed)."""
     try:
+        from jax._src import compilation_cache
         from jax._src import config as jax_config
 
-        return jax_config.enable_compilation_cache
-    except (ImportError, AttributeError):
-        return None
+        jax, _, _ = jax_modules()
+        with jax_config.enable_compilation_cache(False):
+            return not compilation_cache.is_cache_used(jax.devices()[0].client)
+    except (ImportError, AttributeError):  # another JAX: store nothing
+        return False
 
 
 def _compile_or_load(name: str, function, statics: tuple, arguments: tuple, donate: tuple):
@@ -191,12 +201,9 @@ def _compile_or_load(name: str, function, statics: tuple, arguments: tuple, dona
     count = len(statics)
     donated = tuple(count + index for index in donate)
     jitted = jax.jit(function, static_argnums=tuple(range(count)), donate_argnums=donated)
-    switch = _cache_switch()
-    if switch is None:  # cannot compile around JAX's cache: its copy would not survive storing
-        path = None
-    with switch(path is None) if switch is not None else contextlib.nullcontext():
-        executable = jitted.lower(*statics, *arguments).compile()
-    if path is not None:
+    storable = path is not None and _compiles_fresh()  # decided before JAX's first compilation
+    executable = jitted.lower(*statics, *arguments).compile()
+    if storable:
         _store(path, executable)
     return executable
 
