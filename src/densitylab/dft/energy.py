@@ -181,13 +181,14 @@ def grid_density_adjoint(jnp, ao_values, cotangent):
     return 0.5 * (product + product.T)
 
 
-def _sum_over_aux_chunks(jax, jnp, df_factor, chunk: int, contraction):
-    """Σ over chunks of ``chunk`` auxiliary functions (rows of B) of ``contraction(rows, fresh)``;
-    ``fresh`` (chunk,) is 1 for the rows this chunk counts and 0 for rows an earlier chunk
-    counted (the last chunk starts early so as to stay inside B, instead of padding B, which
-    would copy it). A rematerialised scan step slices its rows out of B, so no operation ever
-    reads or differentiates the whole of B at once: XLA's GPU autotuner allocates a scratch
-    copy of every operand it tunes, which for the whole B does not fit beside it."""
+def _sum_over_aux_chunks(jax, jnp, df_factor, chunk: int, contraction, zero=None):
+    """Σ over chunks of ``chunk`` auxiliary functions (rows of B) of ``contraction(rows, fresh)``,
+    a scalar or, with ``zero`` (zeros of its shape), an array. ``fresh`` (chunk,) is 1 for the
+    rows this chunk counts and 0 for rows an earlier chunk counted (the last chunk starts early
+    so as to stay inside B, instead of padding B, which would copy it). A rematerialised scan
+    step slices its rows out of B, so no operation ever reads or differentiates the whole of B
+    at once: XLA's GPU autotuner allocates a scratch copy of every operand it tunes, which for
+    the whole B does not fit beside it."""
     naux = df_factor.shape[0]
     chunk = max(1, min(naux, chunk))
 
@@ -198,7 +199,8 @@ def _sum_over_aux_chunks(jax, jnp, df_factor, chunk: int, contraction):
         fresh = (start + jnp.arange(chunk) >= index * chunk).astype(rows.dtype)
         return total + contraction(rows, fresh), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros(()), jnp.arange(-(-naux // chunk)))
+    start = jnp.zeros(()) if zero is None else zero
+    total, _ = jax.lax.scan(body, start, jnp.arange(-(-naux // chunk)))
     return total
 
 
@@ -222,24 +224,17 @@ def _exchange_matrix(jax, jnp, model: EnergyModel, df_factor, orbitals=None, den
     """K = Σ_P B_P D B_P (nao, nao) for one spin, by chunks of auxiliary functions: from orbitals
     C (D = CCᵀ) as Σ_P (B_P C)(B_P C)ᵀ (cost ∝ naux·nao²·n_occ), else from D itself."""
     index = jnp.asarray(_unpack_index(model.nao))
-    naux = df_factor.shape[0]
-    chunk = max(1, min(naux, _exchange_chunk(model)))
 
-    def body(total, step):
-        start = jnp.minimum(step * chunk, naux - chunk)
-        rows = jax.lax.dynamic_slice_in_dim(df_factor, start, chunk, axis=0)
-        fresh = (start + jnp.arange(chunk) >= step * chunk).astype(rows.dtype)  # rows counted once
-        unpacked = (rows * fresh[:, None])[:, index]  # (chunk, nao, nao)
+    def contraction(rows, fresh):
+        unpacked = (rows * fresh[:, None])[:, index]  # (chunk, nao, nao), rows counted once
         if orbitals is not None:
             half = jnp.einsum("pmn,ni->pmi", unpacked, orbitals)
-            return total + jnp.einsum("pmi,pni->mn", half, half), None
+            return jnp.einsum("pmi,pni->mn", half, half)
         product = jnp.einsum("pmn,nl->pml", unpacked, density_matrix)
-        return total + jnp.einsum("pml,pln->mn", product, unpacked), None
+        return jnp.einsum("pml,pln->mn", product, unpacked)
 
-    total, _ = jax.lax.scan(
-        body, jnp.zeros((model.nao, model.nao), df_factor.dtype), jnp.arange(-(-naux // chunk))
-    )
-    return total
+    zero = jnp.zeros((model.nao, model.nao), df_factor.dtype)
+    return _sum_over_aux_chunks(jax, jnp, df_factor, _exchange_chunk(model), contraction, zero)
 
 
 def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
@@ -248,7 +243,7 @@ def _exchange_df(jax, jnp, model: EnergyModel, df_factor, orbitals):
     K is built outside the derivative (``stop_gradient``) and the energy written as
     2 tr(Cᵀ K̄ C) − Ē, whose value is E and whose first derivative is 4 K C: the backward pass
     is then one small product instead of the VJP of every chunk of the half-transformed
-    tensor (n-decane B3LYP: 0.59 → 0.2 s per evaluation, BENCHMARKS.md, issue 19). Valid for
+    tensor (n-decane B3LYP: forward stage 0.59 → 0.18 s, BENCHMARKS.md, issue 19). Valid for
     first derivatives in the orbitals only: none with respect to B, no Hessians through it."""
     matrix = jax.lax.stop_gradient(_exchange_matrix(jax, jnp, model, df_factor, orbitals=orbitals))
     fixed = jax.lax.stop_gradient(orbitals)
