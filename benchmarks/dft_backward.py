@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from dft_stages import median_ms
+
 MOLECULES = Path(__file__).parent / "molecules"
-
-
-def median_ms(function, arguments, repeats: int) -> float:
-    function(*arguments).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function(*arguments).block_until_ready()
-        times.append(time.perf_counter() - started)
-    return 1e3 * float(np.median(times))
 
 
 def main() -> None:
@@ -68,8 +61,9 @@ def main() -> None:
             scale = float(jnp.max(jnp.abs(vjp(*arguments))))
             record = {"molecule": name, "family": family, "nao": mol.nao_nr(), "occupied": mol.nelec[0]}
             record["grid_points"] = len(grids.weights)
-            record["vjp_ms"] = median_ms(vjp, arguments, args.repeats)
-            record["adjoint_ms"] = median_ms(adjoint, arguments, args.repeats)
+            for label, function in (("vjp_ms", vjp), ("adjoint_ms", adjoint)):
+                call = lambda f=function, a=arguments: f(*a).block_until_ready()  # noqa: E731
+                record[label] = median_ms(call, args.repeats)
             record["relative_difference"] = difference / scale
             print(json.dumps(record), flush=True)
 

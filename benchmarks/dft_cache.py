@@ -80,6 +80,8 @@ def main() -> None:
         "--repeats", type=int, default=1, help="warm and PySCF runs per case; the median time is kept"
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected a positive integer, got {args.repeats}")
     rows = []
     for group in args.group:
         for molecule, xc, spin in GROUPS[group]:
