@@ -144,9 +144,9 @@ WRITER = textwrap.dedent(
     from densitylab.dft import compiled, system
     host = np.ones((1, 64, 5))
     values = system.device_zeros((2, 1, 64, 5))
-    arguments = (values, host, np.int64(0))
+    arguments = (values, host, np.int64(0), np.int64(0))
     write = compiled.executable("ao_write", system._write_block, (), arguments, donate=(0,))
-    written = np.asarray(write(values, host, np.int64(1)))
+    written = np.asarray(write(values, host, np.int64(1), np.int64(0)))
     correct = bool(np.all(written[1] == 1.0) and np.all(written[0] == 0.0))
     print(compiled.loads(), values.is_deleted(), correct)
     """

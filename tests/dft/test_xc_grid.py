@@ -136,6 +136,30 @@ def test_a_system_that_cannot_fit_is_refused_before_its_tensors_are_built(monkey
 
 
 @pytest.mark.parametrize("gradient", [False, True])
+def test_stored_ao_values_staged_in_small_blocks_equal_pyscfs(monkeypatch, gradient):
+    """Catches rows written at the wrong offset, a last block of a chunk that runs past its edge
+    or is skipped, or padding that is not zero: with staging blocks that do not divide the chunk
+    and several chunks, the stored values equal PySCF's ``eval_ao`` on the whole grid, and the
+    padding past the grid is exactly zero."""
+    from pyscf.dft import numint
+
+    from densitylab.dft.system import ao_on_grid, build_grid
+
+    mol = load_molecule(ase_molecule("H2O"), basis="sto-3g")
+    coords = np.asarray(build_grid(mol, 0).coords)
+    ncomp, nao = (4 if gradient else 1), mol.nao_nr()
+    monkeypatch.setattr(system_module, "CHUNK_ELEMENTS", 1000 * ncomp * nao)  # several chunks
+    monkeypatch.setattr(system_module, "AO_STAGE_BYTES", 8.0 * 192 * ncomp * nao)  # 192 rows
+    values = np.asarray(ao_on_grid(mol, coords, gradient))
+    nchunk, _, chunk, _ = values.shape
+    assert nchunk > 2 and chunk % 192 != 0
+    flat = values.transpose(1, 0, 2, 3).reshape(ncomp, nchunk * chunk, nao)
+    expected = np.asarray(numint.eval_ao(mol, coords, deriv=1 if gradient else 0)).reshape(ncomp, -1, nao)
+    np.testing.assert_allclose(flat[:, : len(coords)], expected, rtol=0, atol=1e-14)
+    assert not np.any(flat[:, len(coords) :])
+
+
+@pytest.mark.parametrize("gradient", [False, True])
 def test_the_xc_potential_matrix_is_the_adjoint_of_the_grid_density(gradient):
     """Catches a wrong factor on the ∇ρ terms, a missing symmetrisation or a chunk flattened in
     the wrong order in ``grid_density_adjoint``: for random symmetric D and cotangent c over

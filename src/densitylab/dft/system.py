@@ -34,7 +34,8 @@ from densitylab.limits import available_memory, require_disk, require_memory
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
-CHUNK_ELEMENTS = 4_000_000  # AO values per grid chunk (points × components × nao), 32 MB
+CHUNK_ELEMENTS = 1_000_000  # AO values per grid chunk (points × components × nao), 8 MB
+AO_STAGE_BYTES = 4.0e6  # host block of AO values evaluated at once while they are stored
 XC_GRIDS = ("auto", "stored", "streamed")
 DF_STORAGES = ("auto", "device", "disk")
 DF_DEVICE_FRACTION = 0.5  # "auto" keeps the DF tensor on the device up to this share of its free memory
@@ -265,8 +266,11 @@ def _zeros(shape: tuple):
     return jnp.zeros(shape)
 
 
-def _write_block(buffer, block, index):
-    return buffer.at[index].set(block)
+def _write_block(buffer, block, chunk_index, row):
+    """``buffer`` (nchunk, ncomp, chunk, nao) with ``block`` (ncomp, rows, nao) written at
+    ``row`` of chunk ``chunk_index``."""
+    jax, _, _ = jax_modules()
+    return jax.lax.dynamic_update_slice(buffer, block[None], (chunk_index, 0, row, 0))
 
 
 def device_zeros(shape: tuple):
@@ -274,28 +278,46 @@ def device_zeros(shape: tuple):
     return compiled.executable("zeros", _zeros, (tuple(int(n) for n in shape),), ())()
 
 
+def staging_rows(chunk: int, ncomp: int, nao: int) -> int:
+    """Grid points per host block of AO values while they are written: at most
+    :data:`AO_STAGE_BYTES`, a multiple of 64 (so a divisor-free chunk is covered with overlap),
+    at most ``chunk``."""
+    return min(chunk, max(64, int(AO_STAGE_BYTES // (8 * ncomp * nao)) // 64 * 64))
+
+
 def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
     """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array.
 
-    Each chunk is evaluated by PySCF and written in place into one device buffer (a donated
-    dynamic-update), so the full array exists once: no host copy, no second device copy. Fresh
-    memory is expensive to touch on virtual machines (page faults); this touches it once.
+    PySCF evaluates them a few MB at a time (:func:`staging_rows` points), each block written
+    in place into one device buffer (a donated dynamic-update), so the full array exists once:
+    no host copy of it, no second device copy, and the host's transient memory is a few MB, not
+    a chunk (for methane the chunk is the whole grid, and staging by chunks took 3× the array).
+    The last block of a chunk starts early enough to end at its edge, rewriting rows with the
+    same values. Fresh memory is expensive to touch on virtual machines (page faults); this
+    touches it once.
     """
     from pyscf.dft import numint
 
-    ncomp, nao = (4 if with_gradient else 1), mol.nao_nr()
-    nchunk, chunk = chunking(coords.shape[0], ncomp * nao)
+    ncomp, nao, ngrid = (4 if with_gradient else 1), mol.nao_nr(), coords.shape[0]
+    nchunk, chunk = chunking(ngrid, ncomp * nao)
+    rows = staging_rows(chunk, ncomp, nao)
     values = device_zeros((nchunk, ncomp, chunk, nao))
-    host_block = np.zeros((ncomp, chunk, nao))
-    write = compiled.executable("ao_write", _write_block, (), (values, host_block, np.int64(0)), donate=(0,))
+    host_block = np.zeros((ncomp, rows, nao))
+    write = compiled.executable(
+        "ao_write", _write_block, (), (values, host_block, np.int64(0), np.int64(0)), donate=(0,)
+    )
     for index in range(nchunk):
-        block = coords[index * chunk : (index + 1) * chunk]
-        host_block[:] = 0.0
-        if len(block):
+        for row in range(0, chunk, rows):
+            row = min(row, chunk - rows)
+            first = index * chunk + row
+            block = coords[first : first + rows]  # rows past the grid stay zero
+            if not len(block):
+                continue  # the buffer is zero there already
+            host_block[:] = 0.0
             computed = numint.eval_ao(mol, block, deriv=1 if with_gradient else 0)
             host_block[:, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
-        values = write(values, host_block, np.int64(index))
-        values.block_until_ready()  # the host block may be aliased: finish before refilling it
+            values = write(values, host_block, np.int64(index), np.int64(row))
+            values.block_until_ready()  # the host block may be aliased: finish before refilling it
     return values
 
 
