@@ -32,10 +32,40 @@ def jax_modules():
 
     jax.config.update("jax_enable_x64", True)
     enable_compilation_cache()
+    limit_malloc_arenas()
     import equinox as eqx
     import jax.numpy as jnp
 
     return jax, jnp, eqx
+
+
+MALLOC_ARENAS = 1  # glibc malloc arenas once JAX runs (DENSITYLAB_MALLOC_ARENAS overrides; 0 = glibc's)
+
+
+@cache
+def limit_malloc_arenas() -> int:
+    """Cap glibc's malloc arenas (once per process); returns the cap set, 0 where none was.
+
+    XLA's CPU runtime allocates an executable's temporaries and outputs on whichever of its pool
+    threads runs it, and glibc gives each thread an arena of its own that keeps what was freed
+    in it, so the process's peak held a copy of the temporaries per thread: 45–90 MB more for
+    methane and benzene PBE (BENCHMARKS.md, issue 19), no faster. One arena holds one copy; the
+    DFT's times were unchanged. ``$DENSITYLAB_MALLOC_ARENAS`` sets another cap, ``0`` leaves
+    glibc's default. Arenas made before the call keep their memory. Elsewhere than glibc
+    (macOS, musl) nothing is done."""
+    import ctypes
+
+    text = os.environ.get("DENSITYLAB_MALLOC_ARENAS", str(MALLOC_ARENAS)).strip()
+    require(text.isdigit(), "DENSITYLAB_MALLOC_ARENAS", "a whole number (0: glibc's default)", text)
+    arenas = int(text)
+    if arenas == 0:
+        return 0
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return 0
+    m_arena_max = -8  # glibc's M_ARENA_MAX
+    return arenas if mallopt(ctypes.c_int(m_arena_max), ctypes.c_int(arenas)) == 1 else 0
 
 
 def accelerator_memory() -> tuple[str, float] | None:
