@@ -25,7 +25,7 @@ from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 
 COMPONENTS = ("kinetic", "nuclear_attraction", "coulomb", "exact_exchange", "xc", "nuclear_repulsion")
-EXCHANGE_CHUNK_ELEMENTS = 20_000_000  # aux functions per exchange chunk × nao²
+EXCHANGE_CHUNK_ELEMENTS = 1_000_000  # aux functions per exchange chunk × nao² (8 MB per block)
 COULOMB_CHUNK_ELEMENTS = 25_000_000  # aux functions per Coulomb chunk × AO pairs (200 MB of B)
 
 
