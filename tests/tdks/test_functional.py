@@ -291,6 +291,32 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, truncate=0)
 
 
+def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, tmp_path):
+    """Catches the rollout stages reading the inverted v_c (they must not: a set made with
+    ``--no-invert`` is enough for them) or a supervised stage running without it: the
+    trajectories alone give the same functional as the whole set, and asking for the supervised
+    stage there is refused before any training, naming the dataset."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in [*tiny_set.glob("*.h5"), tiny_set / "set.json"]:
+        shutil.copy(path, bare / path.name)
+    changes = dict(pretrain_epochs=0, horizons=(4,), rollout_iterations=2, gate=False)
+    from_bare = train_functional(_config(bare, **changes))
+    from_whole = train_functional(_config(tiny_set, **changes))
+    losses = from_bare.history["horizon-4"]["loss"]
+    assert min(losses[1:]) < losses[0]  # it trained
+    leaves = [
+        jax.tree_util.tree_leaves(equinox.filter(result.net, equinox.is_array))
+        for result in (from_bare, from_whole)
+    ]
+    for ours, theirs in zip(*leaves, strict=True):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    with pytest.raises(InvalidParameterError, match=r"^dataset"):
+        train_functional(_config(bare))
+
+
 def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set):
     """The untrained network is exchange-only (its v_c is 0), so its relative loss over whole
     trajectories is 1 per case; training by truncated backpropagation lowers it."""

@@ -165,33 +165,39 @@ def _set_cases(dataset: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, eq=False)
 class Case:
-    """One training trajectory: its KS problem, exact densities (T + 1, N) and exact v_c (T, N)."""
+    """One training trajectory: its KS problem, exact densities (T + 1, N) and exact v_c (T, N);
+    ``values`` is None where no supervised stage needs it."""
 
     name: str
     problem: object
     target: np.ndarray
-    values: np.ndarray
+    values: np.ndarray | None
 
 
 def load_cases(config: FunctionalConfig) -> list[Case]:
-    """The cases of the set, refused before any training if one lacks its inverted v_c."""
+    """The cases of the set. With a supervised stage (``pretrain_epochs`` > 0) each needs its
+    inverted v_c, and a case without it is refused before any training; without one the
+    trajectories suffice (``densitylab tdks dataset --no-invert``: half the generation time)."""
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.tdks.evaluate import read_values
     from densitylab.tdks.propagation import problem_from_trajectory
 
     cases = []
     folder = Path(config.dataset)
+    supervised = config.pretrain_epochs > 0
     for name in config.case_names():
         values_folder = folder / f"{name}-values"
         require(
-            (values_folder / "manifest.json").is_file(),
+            not supervised or (values_folder / "manifest.json").is_file(),
             "dataset",
-            f"the inverted v_c of {name} (run 'densitylab tdks dataset' with inversion)",
+            f"the inverted v_c of {name} for pretrain_epochs > 0 (run 'densitylab tdks dataset' with "
+            "inversion)",
             str(values_folder),
         )
         problem, target = problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
-        values = read_values(values_folder)
-        require(values.shape == (problem.steps, problem.points), "dataset", "matching v_c", values.shape)
+        values = read_values(values_folder) if supervised else None
+        if supervised:
+            require(values.shape == (problem.steps, problem.points), "dataset", "matching v_c", values.shape)
         cases.append(Case(name, problem, target, values))
     dx = {round(case.problem.dx, 12) for case in cases}
     dt = {round(case.problem.dt, 12) for case in cases}
@@ -230,7 +236,7 @@ def raw_features(net_config, cases: list[Case], stride: int, floor: float = 0.0,
             for i in range(0, len(steps), chunk)
         ]
         rows.append(np.concatenate(parts))
-        values.append(case.values[steps])
+        values.append(None if case.values is None else case.values[steps])
         weights.append(case.target[steps] + floor)
     return rows, values, weights
 
