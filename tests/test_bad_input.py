@@ -255,6 +255,25 @@ def test_two_atoms_at_one_position_are_refused_in_dft_and_density(workdir):
     assert sorted(p.name for p in workdir.iterdir()) == ["bad.xyz"]
 
 
+@pytest.mark.parametrize(
+    ("text", "changes", "parameter"),
+    [
+        ("1\n\nH 0 0 0\n", {}, "spin"),  # one electron, spin 0
+        ("2\n\nXx 0 0 0\nH 0 0 0.7\n", {}, "molecule"),
+        (WATER, {"basis": "no-such-basis"}, "basis"),
+        (WATER, {"charge": 1}, "spin"),  # nine electrons, spin 0
+    ],
+)
+def test_a_dft_config_refuses_a_molecule_it_cannot_build_when_made(workdir, text, changes, parameter):
+    """Catches a molecule checked only once the run has begun (after the progress bar was
+    drawn): the config refuses it when it is made, naming the parameter."""
+    from densitylab.dft.workflow import DFTConfig
+
+    (workdir / "m.xyz").write_text(text)
+    with pytest.raises(InvalidParameterError, match=rf"^{parameter}"):
+        DFTConfig("m.xyz", **changes)
+
+
 def test_density_reference_names_xc_and_basis_and_leaves_no_structures_file(workdir):
     (workdir / "water.xyz").write_text(WATER)
     refused(["density", "reference", "--water", "2", "--xc", "foo", "--output", "ref.h5"], "xc")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from densitylab.dft.forces import forces as dft_forces
+from densitylab.dft.molecule import load_molecule
 from densitylab.dft.optimise import OptimiserSettings
 from densitylab.dft.run import DFTReport, pyscf_solve, run_dft
 from densitylab.dft.system import DEFAULT_AUXBASIS, DFTSettings
@@ -67,6 +68,8 @@ class DFTConfig:
         require(Path(self.molecule).is_file(), "molecule", "an existing xyz/extxyz file", self.molecule)
         self.settings()
         self.optimiser_settings()
+        # the file, its elements, the basis, charge and spin, refused now (before a progress bar)
+        load_molecule(self.molecule, basis=self.basis, charge=self.charge, spin=self.spin)
 
     def settings(self) -> DFTSettings:
         return DFTSettings(
