@@ -10,8 +10,8 @@ Figures (``--figures``): the density error against time on every held-out case, 
 first held-out scattering case with an inverted v_c (a collision), the functional's v_c(x, t)
 beside the exact one (model (a)), both gauged to zero density-weighted mean at each time.
 
-Run:  python benchmarks/tdks_functional.py --set SET --model scattering-memory
-Writes benchmarks/results/tdks_functional.{json,md} and the figures.
+Run:  python benchmarks/tdks_functional.py --set SET --model scattering-memory [--output STEM]
+Writes benchmarks/results/STEM.{json,md} (STEM: tdks_functional) and the figures.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--held-out", nargs="*", default=None, help="case names (default: the public ones)")
     parser.add_argument("--figures", type=Path, default=RESULTS / "tdks_functional")
+    parser.add_argument("--output", default="tdks_functional", help="results file stem in benchmarks/results")
     args = parser.parse_args()
 
     from densitylab.model1d.propagation import load_trajectory
@@ -87,8 +88,8 @@ def main() -> None:
         )
     RESULTS.mkdir(exist_ok=True)
     meta = {"parameters": {k: str(v) for k, v in vars(args).items()}, "machine": platform.processor()}
-    (RESULTS / "tdks_functional.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-    (RESULTS / "tdks_functional.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.output}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    (RESULTS / f"{args.output}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
