@@ -48,6 +48,19 @@ def test_a_second_molecule_of_the_same_shapes_compiles_nothing_in_the_same_proce
     assert report.result.converged and evaluator.compilations() == before
 
 
+def test_an_isomer_reuses_the_compiled_code_of_another():
+    """Catches shapes that depend on the geometry rather than the composition (a grid size or
+    chunking fitted to one structure): every compiled shape is set by the basis size, the
+    electron counts, the auxiliary basis and PySCF's grid size per element, so dimethyl ether,
+    run after ethanol, compiles nothing (and still lands on its own, different energy)."""
+    settings = DFTSettings(xc="lda,vwn", grid_level=0)
+    first = run_dft(ase_molecule("CH3CH2OH"), basis="sto-3g", xc="lda,vwn", settings=settings)
+    before = evaluator.compilations()
+    second = run_dft(ase_molecule("CH3OCH3"), basis="sto-3g", xc="lda,vwn", settings=settings)
+    assert second.result.converged and evaluator.compilations() == before
+    assert abs(second.result.energy - first.result.energy) > 1e-3
+
+
 def test_a_second_process_compiles_nothing_and_reproduces_the_energy(tmp_path):
     """Catches a host callback inside a compiled stage (it could not be stored), a store that is
     not switched on, eager JAX operations left in the set-up (each is traced and lowered on
