@@ -288,6 +288,27 @@ def test_a_cell_too_big_for_memory_is_refused_before_any_work(two_waters, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_larger_box_with_the_same_atoms_is_checked_for_memory_too(two_waters, tmp_path, monkeypatch):
+    """Catches a memory check that looks only at the cell with the most atoms: a box of the same
+    two waters with twice the edge has an eight times larger mesh, and it is refused before any
+    SCF even when it comes after a cell that fits."""
+    from densitylab import limits
+    from densitylab.density.reference import generate_reference
+
+    wide = two_waters.copy()
+    wide.set_cell(2.0 * two_waters.cell.array, scale_atoms=False)
+    sizes = [
+        periodic.reference_memory(cell, periodic.auxiliary_cell(cell, SETTINGS))
+        for frame in (two_waters, wide)
+        for cell in [periodic.build_cell(frame.numbers, frame.positions, frame.cell.array, SETTINGS)]
+    ]
+    assert sizes[1] > sizes[0]
+    monkeypatch.setattr(limits, "available_memory", lambda: 0.5 * (sizes[0] + sizes[1]))
+    with pytest.raises(InvalidParameterError, match=r"^structures.*GiB"):
+        generate_reference([two_waters, wide], tmp_path / "cells.h5", SETTINGS)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cell_references_resume_after_an_interrupt(two_waters, reference, tmp_path, interrupt_second_chunk):
     from densitylab.density.reference import generate_reference, load_reference
 

@@ -248,6 +248,16 @@ def check_cell_memory(frame, settings: CellSettings) -> None:
     _require_reference_memory(cell, auxiliary_cell(cell, settings))
 
 
+def check_cells_memory(frames: list, settings: CellSettings) -> None:
+    """Refuse cells whose references would not fit in memory, before any SCF. The estimate
+    grows with the mesh (the cell's volume) and with the basis (its atoms), so the cells with
+    the most atoms, the largest volume and the largest product of the two are checked (a few
+    cell builds, however many frames)."""
+    keys = (len, lambda frame: abs(frame.get_volume()), lambda frame: len(frame) * abs(frame.get_volume()))
+    for index in sorted({max(range(len(frames)), key=lambda i, key=key: key(frames[i])) for key in keys}):
+        check_cell_memory(frames[index], settings)
+
+
 def check_evaluation_memory(frame, settings: CellSettings, count: int) -> None:
     """Refuse a cell (an ``ase.Atoms``) whose evaluation with ``count`` densities besides the
     SCF's would not fit in memory, before any prediction."""

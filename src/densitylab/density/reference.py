@@ -248,10 +248,10 @@ def check_inputs(frames: list, output: str | Path, settings: ReferenceSettings) 
     require(len(frames) > 0, "structures", "at least one structure", 0)
     check_periodicity(frames, is_periodic(settings))
     if is_periodic(settings):
-        from densitylab.density.periodic import check_cell_memory, check_cell_species
+        from densitylab.density.periodic import check_cell_species, check_cells_memory
 
         check_cell_species(sorted({s for frame in frames for s in frame.get_chemical_symbols()}), settings)
-        check_cell_memory(max(frames, key=len), settings)
+        check_cells_memory(frames, settings)
     else:
         _check_species(frames, settings)
     return output
