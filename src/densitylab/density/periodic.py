@@ -253,8 +253,10 @@ def check_cells_memory(frames: list, settings: CellSettings) -> None:
     grows with the mesh (the cell's volume) and with the basis (its atoms), so the cells with
     the most atoms, the largest volume and the largest product of the two are checked (a few
     cell builds, however many frames)."""
-    keys = (len, lambda frame: abs(frame.get_volume()), lambda frame: len(frame) * abs(frame.get_volume()))
-    for index in sorted({max(range(len(frames)), key=lambda i, key=key: key(frames[i])) for key in keys}):
+    atoms = [len(frame) for frame in frames]
+    volumes = [abs(frame.get_volume()) for frame in frames]
+    products = [count * volume for count, volume in zip(atoms, volumes, strict=True)]
+    for index in sorted({int(np.argmax(measure)) for measure in (atoms, volumes, products)}):
         check_cell_memory(frames[index], settings)
 
 

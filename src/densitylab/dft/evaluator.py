@@ -109,7 +109,7 @@ def _backward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Oper
     :func:`xc_input` itself."""
     jax, jnp, _ = jax_modules()
     # LDA: JAX's VJP costs 2·points·nao·n_occ, less than the matrix's points·nao²
-    if not host_reads_grid(model) or ops.ao_values.shape[1] == 1:
+    if not host_reads_grid(model) or model.family == "LDA":
         _, pullback = jax.vjp(
             lambda point: xc_input(model, ops, *_state(kind, counts, point, fixed, ops)), variables
         )

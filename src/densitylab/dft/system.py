@@ -313,7 +313,7 @@ def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
             block = coords[first : first + rows]  # rows past the grid stay zero
             if not len(block):
                 continue  # the buffer is zero there already
-            host_block[:] = 0.0
+            host_block[:, len(block) :] = 0.0  # past the grid's end (the last block only)
             computed = numint.eval_ao(mol, block, deriv=1 if with_gradient else 0)
             host_block[:, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
             values = write(values, host_block, np.int64(index), np.int64(row))

@@ -195,8 +195,9 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
             str(values_folder),
         )
         problem, target = problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
-        values = read_values(values_folder) if supervised else None
+        values = None
         if supervised:
+            values = read_values(values_folder)
             require(values.shape == (problem.steps, problem.points), "dataset", "matching v_c", values.shape)
         cases.append(Case(name, problem, target, values))
     dx = {round(case.problem.dx, 12) for case in cases}
