@@ -52,9 +52,11 @@ def test_once_jax_runs_threads_share_one_malloc_arena():
     assert cap == 0 and arenas > 1
 
 
-def test_a_malformed_arena_setting_is_refused(monkeypatch):
+@pytest.mark.parametrize("setting", ["many", "nan", "-1", "99999999999999999999"])
+def test_a_malformed_arena_setting_is_refused(monkeypatch, setting):
+    """Catches a setting passed to mallopt unchecked (a huge one wraps around in a C int)."""
     limit_malloc_arenas.cache_clear()
-    monkeypatch.setenv("DENSITYLAB_MALLOC_ARENAS", "many")
-    with pytest.raises(InvalidParameterError, match="DENSITYLAB_MALLOC_ARENAS"):
+    monkeypatch.setenv("DENSITYLAB_MALLOC_ARENAS", setting)
+    with pytest.raises(InvalidParameterError, match=r"^DENSITYLAB_MALLOC_ARENAS"):
         limit_malloc_arenas()
     limit_malloc_arenas.cache_clear()

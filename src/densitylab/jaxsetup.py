@@ -40,6 +40,7 @@ def jax_modules():
 
 
 MALLOC_ARENAS = 1  # glibc malloc arenas once JAX runs (DENSITYLAB_MALLOC_ARENAS overrides; 0 = glibc's)
+MAX_MALLOC_ARENAS = 1024  # above glibc's default (8 per core) for any machine; mallopt takes a C int
 
 
 @cache
@@ -56,7 +57,12 @@ def limit_malloc_arenas() -> int:
     import ctypes
 
     text = os.environ.get("DENSITYLAB_MALLOC_ARENAS", str(MALLOC_ARENAS)).strip()
-    require(text.isdigit(), "DENSITYLAB_MALLOC_ARENAS", "a whole number (0: glibc's default)", text)
+    require(
+        text.isdigit() and int(text) <= MAX_MALLOC_ARENAS,
+        "DENSITYLAB_MALLOC_ARENAS",
+        f"a whole number 0–{MAX_MALLOC_ARENAS} (0: glibc's default)",
+        text,
+    )
     arenas = int(text)
     if arenas == 0:
         return 0
