@@ -256,6 +256,20 @@ def test_two_atoms_at_one_position_are_refused_in_dft_and_density(workdir):
 
 
 @pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        (["dft", "--basis", "sto-3g"], "molecule"),
+        (["dft", "water.xyz", "--molecule", "water.xyz"], "molecule"),
+        (["density", "predict", "--model", "qm9-pbe"], "structures"),
+        (["density", "predict", "water.xyz", "--structures", "water.xyz"], "structures"),
+    ],
+)
+def test_an_input_file_is_given_once_as_the_argument_or_the_option(workdir, arguments, parameter):
+    (workdir / "water.xyz").write_text(WATER)
+    refused(arguments, parameter)
+
+
+@pytest.mark.parametrize(
     ("text", "changes", "parameter"),
     [
         ("1\n\nH 0 0 0\n", {}, "spin"),  # one electron, spin 0

@@ -70,3 +70,22 @@ def test_cli_predicts_with_the_shipped_model_by_name(shipped, tmp_path):
     with h5py.File(tmp_path / "out" / "coefficients.h5") as handle:
         stored = handle["coefficients/000000"][()]
     np.testing.assert_allclose(stored, predict(shipped, [frame])[0][0], atol=1e-12)
+
+
+def test_cli_predicts_a_molecule_file_given_as_the_argument_without_writing(shipped, tmp_path, monkeypatch):
+    """``densitylab density predict molecule.xyz`` (the issue's command): the shipped QM9 model
+    by default, the electron count printed, nothing written without --output."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from densitylab.cli import app
+    from densitylab.density.structures import write_structures
+
+    monkeypatch.chdir(tmp_path)
+    write_structures([molecule("CH3CH2OH"), molecule("HCOOH")], tmp_path / "two.xyz")
+    result = CliRunner().invoke(app, ["density", "predict", "two.xyz", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    np.testing.assert_allclose(summary["electron_counts"], [26.0, 24.0], atol=1e-8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.xyz"]

@@ -130,7 +130,7 @@ def test_dft_cli_saves_forces_and_pyscfs_result_beside_them(tmp_path):
     WATER.write(path)
     result = CliRunner().invoke(
         app,
-        ["dft", "--molecule", str(path), "--xc", "lda,vwn", "--grid-level", "2", "--forces", "--compare",
+        ["dft", str(path), "--xc", "lda,vwn", "--grid-level", "2", "--forces", "--compare",
          "--output", str(tmp_path / "out"), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

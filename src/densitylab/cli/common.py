@@ -25,7 +25,7 @@ from rich.table import Table
 
 from densitylab.artefacts import check_replaceable
 from densitylab.data import check_output
-from densitylab.errors import DensitylabError, InvalidParameterError
+from densitylab.errors import DensitylabError, InvalidParameterError, require
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -182,6 +182,23 @@ Plot = Annotated[Path | None, typer.Option(help="Folder for the figures (created
 Seed = Annotated[int, typer.Option(help="Seed of every random choice (initialisation, sampling).")]
 Workers = Annotated[int, typer.Option(help="Local Dask worker processes (1: in this process).")]
 Scheduler = Annotated[str | None, typer.Option(help="Address of a running dask.distributed scheduler.")]
+
+
+def input_argument(help_text: str):
+    """The type of a command's optional positional input file (``densitylab dft water.xyz``),
+    also accepted as an option of the same name; :func:`one_input` takes the one given."""
+    return Annotated[Path | None, typer.Argument(help=help_text, show_default=False)]
+
+
+def one_input(positional: Path | None, named: Path | None, name: str) -> Path:
+    """The input file given as the command's argument or as ``--name``: exactly one of them."""
+    require(
+        (positional is None) != (named is None),
+        name,
+        f"one {name} file, given as the argument or as --{name} (not both)",
+        "neither" if positional is None else f"{positional} and {named}",
+    )
+    return positional if named is None else named
 
 
 def plot_folder(plot: Path | None) -> Path | None:

@@ -14,6 +14,8 @@ from densitylab.cli.common import (
     command,
     config_from,
     err,
+    input_argument,
+    one_input,
     option,
     plot_folder,
     print_summary,
@@ -139,15 +141,21 @@ def density_evaluate(
 
 @command(app, "predict", outputs={"output": "folder"})
 def density_predict(
-    structures: Structures,
-    model: Model,
-    output: option(Path, "Folder for coefficients.h5 and one cube file per structure."),
+    structures_file: input_argument("Structures (xyz/extxyz, Å); or --structures.") = None,
+    structures: option(Path | None, "The structures file, as an option.") = None,
+    model: option(
+        str, "Model folder or a shipped model (qm9-pbe: H/C/N/O/F molecules; water-pbe)."
+    ) = "qm9-pbe",
+    output: option(Path | None, "Folder for coefficients.h5 and one cube file per structure.") = None,
     cube_points: option(int, "Cube points per axis.") = 60,
     as_json: Json = False,
 ) -> None:
-    """Predict coefficients, electron counts and densities (cube files) for new structures."""
+    """Predict coefficients, electron counts and densities (cube files, with --output) for new
+    structures."""
     from densitylab.density.workflow import predict
 
+    structures = one_input(structures_file, structures, "structures")
     with err.status("predicting"):
         prediction = predict(model, structures)
-    print_summary(prediction.save(output, cube_points), as_json, "predicted densities")
+    summary = prediction.summary() if output is None else prediction.save(output, cube_points)
+    print_summary(summary, as_json, "predicted densities")

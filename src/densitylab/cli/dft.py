@@ -13,6 +13,8 @@ from densitylab.cli.common import (
     command,
     config_from,
     err,
+    input_argument,
+    one_input,
     option,
     plot_folder,
     print_summary,
@@ -33,7 +35,8 @@ ORBITAL_FIELDS = {"energy": ".10f", "gradient": ".2e"}
 
 @command(app, "dft", outputs={"output": "artefact"})
 def dft_command(
-    molecule: option(Path, "Molecule as an xyz/extxyz file (ångström)."),
+    molecule_file: input_argument("Molecule as an xyz/extxyz file (ångström); or --molecule.") = None,
+    molecule: option(Path | None, "The molecule file, as an option.") = None,
     basis: option(str, "Any basis set PySCF knows.") = "6-31g",
     xc: option(str, "Functional: lda,vwn, pbe, blyp, b3lyp, pbe0, ...") = "b3lyp",
     charge: option(int, "Net charge (e).") = 0,
@@ -60,7 +63,8 @@ def dft_command(
 ) -> None:
     """Kohn-Sham DFT by direct minimisation (D4FT style); with --output resumable from
     OUTPUT.checkpoint.npz (the density, every 30 s). --orbitals goes beyond the fixed basis."""
-    return (_fixed if orbitals == "fixed" else _orbitals)(locals())
+    arguments = locals() | {"molecule": one_input(molecule_file, molecule, "molecule")}
+    return (_fixed if orbitals == "fixed" else _orbitals)(arguments)
 
 
 def _fixed(arguments: dict) -> None:

@@ -428,6 +428,15 @@ def load_model(path: str | Path) -> TrainedModel:
     )
 
 
+def electron_count(trained: TrainedModel, frame, coefficients: np.ndarray) -> float:
+    """Σ_P c_P ∫φ_P of one structure's coefficients (featomic order): its electrons (a cell's
+    valence electrons), analytically, without a grid."""
+    from densitylab.density.reference import auxiliary_integrals
+
+    auxiliary, order, _ = _auxiliary_basis(trained.reference, frame)
+    return float(coefficients @ auxiliary_integrals(auxiliary)[order])
+
+
 def write_density_cube(
     trained: TrainedModel, frame, coefficients: np.ndarray, path: str | Path, points: int = 60
 ):
@@ -452,4 +461,4 @@ def write_density_cube(
             return auxiliary.eval_gto("GTOval_sph", coords) @ expansion
 
     path = write_cube(auxiliary, path, density_at, points, "densitylab predicted density")
-    return float(coefficients @ auxiliary_integrals(auxiliary)), path
+    return float(expansion @ auxiliary_integrals(auxiliary)), path  # both in PySCF's order

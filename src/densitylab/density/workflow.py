@@ -298,6 +298,16 @@ class Prediction:
     labels: list
     electron_counts: list = field(default_factory=list)
 
+    def summary(self) -> dict:
+        """The structures and each one's electron count Σ_P c_P ∫φ_P (nothing written)."""
+        from densitylab.density.pipeline import electron_count
+
+        self.electron_counts = [
+            electron_count(self.trained, frame, c)
+            for frame, c in zip(self.frames, self.coefficients, strict=True)
+        ]
+        return {"structures": len(self.frames), "electron_counts": self.electron_counts}
+
     def save(self, folder: str | Path, cube_points: int = 60) -> dict:
         """coefficients.h5 (coefficients, labels and electron counts per structure) and one
         density-NNNN.cube per structure, in ``folder``; returns the summary."""
