@@ -33,9 +33,9 @@ def main() -> None:
     from densitylab.dft.energy import grid_density, grid_density_adjoint
     from densitylab.dft.molecule import load_molecule
     from densitylab.dft.system import ao_on_grid, build_grid
-    from densitylab.jaxsetup import jax_modules
+    from densitylab.jaxsetup import jax_numpy
 
-    jax, jnp, _ = jax_modules()
+    jax, jnp = jax_numpy()
     for name in args.molecules:
         mol = load_molecule(MOLECULES / f"{name}.xyz")
         grids = build_grid(mol, 3)

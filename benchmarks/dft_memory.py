@@ -53,10 +53,10 @@ def floor() -> None:
 
     show("import jax")
     from densitylab.dft import run, system  # noqa: F401
-    from densitylab.jaxsetup import jax_modules
+    from densitylab.jaxsetup import jax_numpy
 
-    jax_modules()
-    show("import densitylab.dft (jax_modules: equinox)")
+    jax_numpy()
+    show("import densitylab.dft (jax_numpy)")
     jax.devices()
     show("JAX's CPU client")
     from densitylab.dft import compiled
@@ -77,9 +77,9 @@ def phases(molecule: str, xc: str, xc_grid: str) -> None:
             samples.append((time.perf_counter(), rss_mib()[0]))
             time.sleep(0.002)
 
-    from densitylab.jaxsetup import jax_modules
+    from densitylab.jaxsetup import jax_numpy
 
-    jax_modules()
+    jax_numpy()
     from densitylab.dft import optimise, run, system
     from densitylab.dft.system import DFTSettings
 

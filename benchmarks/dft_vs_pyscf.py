@@ -54,10 +54,10 @@ def run_one(
     from densitylab.dft.molecule import load_molecule
     from densitylab.dft.run import pyscf_reference, run_dft
     from densitylab.dft.system import DFTSettings
-    from densitylab.jaxsetup import jax_modules
+    from densitylab.jaxsetup import jax_numpy
 
     if code == "densitylab":  # JAX imported before the clock, as PySCF is (by DFTSettings' check of xc)
-        jax_modules()
+        jax_numpy()
     path = MOLECULES / f"{molecule}.xyz"
     settings = DFTSettings(xc=xc, xc_grid=xc_grid, df_storage=df_storage)
     record = {"molecule": molecule, "xc": xc, "spin": spin, "code": code}

@@ -324,6 +324,18 @@ def test_help_and_exact1d_import_neither_matplotlib_jax_nor_pyscf(tmp_path):
     assert _heavy_modules(run.format(["exact1d", "--points", "30", "--json", "--output", output])) == []
 
 
+def test_a_dft_run_imports_neither_equinox_nor_optax(tmp_path):
+    """The fixed-basis DFT has no neural network: equinox's import alone is 7 MB of resident
+    memory, 5 % of PySCF's whole peak on water (issue 19's memory target)."""
+    (tmp_path / "h2.xyz").write_text("2\n\nH 0 0 0\nH 0 0 0.74\n")
+    run = (
+        "from densitylab.dft.workflow import DFTConfig, run\n"
+        f"run(DFTConfig({str(tmp_path / 'h2.xyz')!r}, basis='sto-3g', xc='lda,vwn', grid_level=1,"
+        " forces=True))\n"
+    )
+    assert _heavy_modules(run) == ["jax", "pyscf"]
+
+
 def test_plotting_leaves_the_callers_matplotlib_backend_alone(tmp_path):
     code = (
         "import matplotlib\nmatplotlib.use('svg')\nimport numpy as np\n"

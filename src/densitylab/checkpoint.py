@@ -96,9 +96,9 @@ def tree_arrays(tree) -> dict[str, np.ndarray]:
 
 def tree_from_arrays(arrays: Mapping[str, np.ndarray], like):
     """The pytree ``like`` with its leaves replaced by ``arrays`` (from :func:`tree_arrays`)."""
-    from densitylab.jaxsetup import jax_modules
+    from densitylab.jaxsetup import jax_numpy
 
-    jax, jnp, _ = jax_modules()
+    jax, jnp = jax_numpy()
 
     leaves, treedef = jax.tree_util.tree_flatten(like)
     stored = [arrays[f"leaf_{index:05d}"] for index in range(len(leaves))]

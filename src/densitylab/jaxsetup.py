@@ -25,16 +25,24 @@ from densitylab.artefacts import artefact_folder, read_manifest, write_manifest
 from densitylab.errors import require
 
 
-def jax_modules():
-    """(jax, jax.numpy, equinox) with ``jax_enable_x64`` set and the persistent compilation
-    cache on (:func:`enable_compilation_cache`)."""
+def jax_numpy():
+    """(jax, jax.numpy) with ``jax_enable_x64`` set and the persistent compilation cache on
+    (:func:`enable_compilation_cache`): for code without neural networks (the DFT), which so
+    does not import equinox (7 MB of resident memory)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
     enable_compilation_cache()
     limit_malloc_arenas()
-    import equinox as eqx
     import jax.numpy as jnp
+
+    return jax, jnp
+
+
+def jax_modules():
+    """(jax, jax.numpy, equinox), set up as :func:`jax_numpy` does."""
+    jax, jnp = jax_numpy()
+    import equinox as eqx
 
     return jax, jnp, eqx
 
@@ -77,7 +85,7 @@ def limit_malloc_arenas() -> int:
 def accelerator_memory() -> tuple[str, float] | None:
     """(platform, free bytes) of JAX's default device when it is an accelerator (GPU/TPU) that
     reports its memory; None on the CPU, where arrays live in host memory."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     device = jax.devices()[0]
     if device.platform == "cpu":
         return None

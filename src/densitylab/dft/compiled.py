@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.data import atomic_output
-from densitylab.jaxsetup import enable_compilation_cache, jax_modules
+from densitylab.jaxsetup import enable_compilation_cache, jax_numpy
 
 MAX_EXECUTABLES = 64  # compiled functions kept in one process (oldest dropped first)
 STORE_BYTES = 512 * 1024**2  # the stored executables' folder is pruned to this size
@@ -58,7 +58,7 @@ def loads() -> int:
 
 def signature(arguments) -> tuple:
     """The pytree structure, shapes and dtypes of ``arguments`` (what a compilation depends on)."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     leaves, structure = jax.tree_util.tree_flatten(arguments)
     return structure, tuple(
         (tuple(np.shape(x)), str(getattr(x, "dtype", None) or np.asarray(x).dtype)) for x in leaves
@@ -109,7 +109,7 @@ def stored_path(name: str, statics: tuple, arguments: tuple) -> Path | None:
     """Where the executable of ``name`` for these statics and argument shapes is stored (beside
     JAX's persistent cache), or None when the cache is off or the backend is not the CPU (where
     only JAX's own cache is used: executables are stored where they were tested)."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     directory = enable_compilation_cache()
     if directory is None or jax.default_backend() != "cpu":
         return None
@@ -182,7 +182,7 @@ def _compiles_fresh() -> bool:
         from jax._src import compilation_cache
         from jax._src import config as jax_config
 
-        jax, _, _ = jax_modules()
+        jax, _ = jax_numpy()
         with jax_config.enable_compilation_cache(False):
             return not compilation_cache.is_cache_used(jax.devices()[0].client)
     except (ImportError, AttributeError):  # another JAX: store nothing
@@ -196,7 +196,7 @@ def _compile_or_load(name: str, function, statics: tuple, arguments: tuple, dona
         if loaded is not None:
             _COUNTS["loaded"] += 1
             return loaded
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     _COUNTS["compiled"] += 1
     count = len(statics)
     donated = tuple(count + index for index in donate)
@@ -241,5 +241,5 @@ def executable(
 def to_device(array):
     """A host array on the default device (a device array as it is), without the eager
     compilation that ``jnp.asarray`` of a host array costs (10–25 ms per call)."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     return jax.device_put(array)

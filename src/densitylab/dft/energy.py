@@ -22,7 +22,7 @@ from densitylab.dft.compiled import to_device
 from densitylab.dft.system import KSSystem
 from densitylab.dft.xc import xc_energy_function
 from densitylab.errors import require
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import jax_numpy
 
 COMPONENTS = ("kinetic", "nuclear_attraction", "coulomb", "exact_exchange", "xc", "nuclear_repulsion")
 EXCHANGE_CHUNK_ELEMENTS = 1_000_000  # aux functions per exchange chunk × nao² (8 MB per block)
@@ -135,7 +135,7 @@ def _over_chunks(jax, jnp, ao_values, per_chunk):
 def grid_density(jnp, ao_values, orbitals):
     """ρ and (for GGA) ∇ρ of one spin on the grid, (ncomp, nchunk·chunk), from orbitals C (nao, n):
     ρ = Σ_i φ_i², ∇ρ = 2 Σ_i φ_i ∇φ_i with φ = AO·C — cost ∝ points·nao·n."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
 
     def per_chunk(ao_chunk):
         phi = ao_chunk[0] @ orbitals
@@ -150,7 +150,7 @@ def grid_density(jnp, ao_values, orbitals):
 
 def grid_density_from_dm(jnp, ao_values, density_matrix):
     """As :func:`grid_density` from a symmetric density matrix D (nao, nao) — cost ∝ points·nao²."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     return _over_chunks(
         jax, jnp, ao_values, lambda chunk: _chunk_density(jnp, chunk, chunk[0] @ density_matrix)
     )
@@ -166,7 +166,7 @@ def grid_density_adjoint(jnp, ao_values, cotangent):
     :func:`grid_density` gives the same gradient but recomputes the density and transposes every
     product: 2.6–8× slower for GGAs on the CPU, though faster for LDAs, whose adjoint costs
     points·nao² against its 2·points·nao·n_occ (benchmarks/dft_backward.py)."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     nchunk, ncomp, chunk, nao = ao_values.shape
     per_chunk = jnp.transpose(cotangent.reshape(ncomp, nchunk, chunk), (1, 0, 2))
 
@@ -268,7 +268,7 @@ def nonxc_components(model: EnergyModel, ops: Operands, orbitals, density_matric
     With ``density_matrices`` the exchange is built from D (cost ∝ nao²); the orbital route
     costs ∝ nao·n_occ. Both give the same number; D is what the Fock matrix needs.
     """
-    jax, jnp, _ = jax_modules()
+    jax, jnp = jax_numpy()
     if density_matrices is None:
         density_matrices = tuple(c @ c.T for c in orbitals)
     d_alpha, d_beta = density_matrices
@@ -317,7 +317,7 @@ def xc_input(model: EnergyModel, ops: Operands, orbitals, density_matrices=None)
     stacked (2, nao, nao) for UKS (and for RKS with J and K on the host, which needs D_β for J),
     for PySCF's screened ``numint`` and DF J/K on the host (:mod:`densitylab.dft.evaluator`).
     """
-    _, jnp, _ = jax_modules()
+    _, jnp = jax_numpy()
     if not _host_reads(model):
         return None
     if _host_reads_density_matrices(model):
@@ -364,7 +364,7 @@ def energy_components(model: EnergyModel, ops: Operands, orbitals, density_matri
     """Every energy term (hartree) for orbitals (C_α, C_β) or density matrices (D_α, D_β), as one
     differentiable JAX function (libxc through a callback with an exact VJP). The optimiser
     evaluates the same terms in stages instead (:mod:`densitylab.dft.evaluator`)."""
-    _, jnp, _ = jax_modules()
+    _, jnp = jax_numpy()
     require(model.xc_grid == "stored", "xc_grid", "'stored' for the one-function energy (the optimiser "
             "evaluates a streamed grid in stages)", model.xc_grid)  # fmt: skip
     terms = nonxc_components(model, ops, orbitals, density_matrices)

@@ -45,7 +45,7 @@ from densitylab.dft.energy import (
 from densitylab.dft.system import STREAM_MEMORY_MB, KSSystem, host_coulomb_exchange
 from densitylab.dft.xc import _host_xc
 from densitylab.errors import require
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import jax_numpy
 
 KINDS = ("chart", "parameters", "density")
 
@@ -70,7 +70,7 @@ def chart_parameters(bases, counts, kappa) -> list:
 
 def _state(kind: str, counts, variables, fixed, ops: Operands):
     """(orbitals (C_α, C_β) or None, density matrices (D_α, D_β) or None) at ``variables``."""
-    _, jnp, _ = jax_modules()
+    _, jnp = jax_numpy()
     if kind == "density":
         return None, tuple(variables)
     parameters = chart_parameters(fixed, counts, variables) if kind == "chart" else variables
@@ -80,7 +80,7 @@ def _state(kind: str, counts, variables, fixed, ops: Operands):
 
 def _forward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Operands):
     """(E without E_xc and E_nn, its gradient in ``variables``, its terms, libxc's input)."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
 
     def energy(point):
         terms = nonxc_components(model, ops, *_state(kind, counts, point, fixed, ops))
@@ -107,7 +107,7 @@ def _backward(model: EnergyModel, kind: str, counts, variables, fixed, ops: Oper
     density (benchmarks/dft_backward.py). For an LDA's grid input, where that VJP is the cheaper
     one, and for density-matrix input (streamed grid, J on the host), the VJP of
     :func:`xc_input` itself."""
-    jax, jnp, _ = jax_modules()
+    jax, jnp = jax_numpy()
     # LDA: JAX's VJP costs 2·points·nao·n_occ, less than the matrix's points·nao²
     if not host_reads_grid(model) or model.family == "LDA":
         _, pullback = jax.vjp(
@@ -144,7 +144,7 @@ class Evaluator:
     """
 
     def __init__(self, system: KSSystem):
-        jax, jnp, _ = jax_modules()
+        jax, jnp = jax_numpy()
         self.jax, self.jnp = jax, jnp
         self.system = system
         self.model = EnergyModel.of(system)

@@ -237,9 +237,9 @@ def run_dft(
             refused before any work, naming what differs. The optimiser's settings may change
             (raise ``max_iterations`` and rerun).
     """
-    from densitylab.jaxsetup import jax_modules
+    from densitylab.jaxsetup import jax_numpy
 
-    jax_modules()  # import JAX before the clock starts, as PySCF is imported before its own
+    jax_numpy()  # import JAX before the clock starts, as PySCF is imported before its own
     started = time.perf_counter()
     mol = load_molecule(molecule, basis=basis, charge=charge, spin=spin)
     settings = DFTSettings(**{**asdict(settings or DFTSettings()), "xc": xc})

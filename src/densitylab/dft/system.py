@@ -29,12 +29,12 @@ import numpy as np
 from densitylab import linalg
 from densitylab.dft import compiled
 from densitylab.errors import InvalidParameterError, require
-from densitylab.jaxsetup import accelerator_memory, jax_modules
+from densitylab.jaxsetup import accelerator_memory, jax_numpy
 from densitylab.limits import available_memory, require_disk, require_memory
 
 DEFAULT_AUXBASIS = "def2-universal-jkfit"
 EXACT_ERI_MAX_AO = 160
-CHUNK_ELEMENTS = 1_000_000  # AO values per grid chunk (points × components × nao), 8 MB
+CHUNK_ELEMENTS = 250_000  # AO values per grid chunk (points × components × nao), 2 MB
 AO_STAGE_BYTES = 4.0e6  # host block of AO values evaluated at once while they are stored
 XC_GRIDS = ("auto", "stored", "streamed")
 DF_STORAGES = ("auto", "device", "disk")
@@ -181,7 +181,7 @@ class KSSystem:
 
     def flat_ao_values(self, indices: np.ndarray):
         """AO values at grid points ``indices`` (into the unpadded grid): (ncomp, len, nao)."""
-        _, jnp, _ = jax_modules()
+        _, jnp = jax_numpy()
         chunk = self.ao_values.shape[2]
         chunk_index, offset = np.divmod(np.asarray(indices), chunk)
         return jnp.transpose(self.ao_values[chunk_index, :, offset, :], (1, 0, 2))
@@ -262,14 +262,14 @@ def chunking(ngrid: int, elements_per_point: int) -> tuple[int, int]:
 
 
 def _zeros(shape: tuple):
-    _, jnp, _ = jax_modules()
+    _, jnp = jax_numpy()
     return jnp.zeros(shape)
 
 
 def _write_block(buffer, block, chunk_index, row):
     """``buffer`` (nchunk, ncomp, chunk, nao) with ``block`` (ncomp, rows, nao) written at
     ``row`` of chunk ``chunk_index``."""
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     return jax.lax.dynamic_update_slice(buffer, block[None], (chunk_index, 0, row, 0))
 
 
@@ -419,17 +419,17 @@ def host_coulomb_exchange(fitting, density_matrices: np.ndarray, with_coulomb: b
 def _solved(on_device: bool, cholesky, block):
     if not on_device:  # solved on the host already
         return block.T
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     return jax.scipy.linalg.solve_triangular(cholesky, block.T, lower=True)
 
 
 def _write_whole(on_device: bool, factor, cholesky, block, offset, count):
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     return jax.lax.dynamic_update_slice(factor, _solved(on_device, cholesky, block), (0, offset))
 
 
 def _write_tail(on_device: bool, npair: int, factor, cholesky, block, offset, count):
-    jax, jnp, _ = jax_modules()
+    jax, jnp = jax_numpy()
     width = block.shape[0]
     start = npair - width
     shift = offset - start
@@ -529,7 +529,7 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
     if mode == "stored":
         padded_weights[: len(weights)] = weights
-    jax, _, _ = jax_modules()
+    jax, _ = jax_numpy()
     df_factor = eri = host_df = None
     if on_disk:
         host_df = host_density_fitting(mol, auxmol, settings.auxbasis)

@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 
-from densitylab.jaxsetup import jax_modules
+from densitylab.jaxsetup import jax_numpy
 
 
 def _host_xc(name: str, spin: int, rho: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +59,7 @@ def xc_energy_function(name: str, spin: int):
     ``rho`` as in :func:`_host_xc`; ``weights`` (ngrid,) bohr³. Differentiating with respect to
     ``weights`` is not supported (their cotangent is zero).
     """
-    jax, jnp, _ = jax_modules()
+    jax, jnp = jax_numpy()
 
     def call(rho, weights):
         shapes = (
