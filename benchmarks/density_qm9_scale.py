@@ -81,8 +81,8 @@ def references(args) -> None:
         print(json.dumps(info), flush=True)
 
 
-def _point_name(count: int, sparse: int) -> str:
-    return f"train-{count:04d}-sparse-{sparse}"
+def _point_name(count: int, sparse: int, precision: str = "double") -> str:
+    return f"train-{count:04d}-sparse-{sparse}" + ("" if precision == "double" else f"-{precision}")
 
 
 def _trained_point(args, joined, training: list, count: int):
@@ -91,14 +91,16 @@ def _trained_point(args, joined, training: list, count: int):
     from densitylab.density.pipeline import load_model, save_model, train
     from densitylab.density.regression import RegressionSettings
 
-    folder = Path(args.work) / "models" / _point_name(count, args.sparse)
+    folder = Path(args.work) / "models" / _point_name(count, args.sparse, args.metric_precision)
     if (folder / "manifest.json").exists():
         manifest = json.loads((folder / "manifest.json").read_text())
         return load_model(folder), manifest["training_info"]
     eta = "auto" if args.regularisation == "auto" else float(args.regularisation)
     started = time.perf_counter()
     trained, info = train(
-        joined, training[:count], settings=RegressionSettings(args.sparse, regularisation=eta)
+        joined,
+        training[:count],
+        settings=RegressionSettings(args.sparse, regularisation=eta, metric_precision=args.metric_precision),
     )
     info = {key: value for key, value in info.items() if key != "regularisation_scan"} | {
         "train_seconds": time.perf_counter() - started,
@@ -129,12 +131,14 @@ def curve(args) -> None:
     RESULTS.mkdir(exist_ok=True)
     log = RESULTS / "density_qm9_scale.jsonl"
     recorded = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    done = {(r["train"], r["sparse"], r["test_molecules"]) for r in recorded}
+    done = {
+        (r["train"], r["sparse"], r["test_molecules"], r.get("metric_precision", "double")) for r in recorded
+    }
     points = []
     for count in args.train:
         if count > len(training):
             print(f"skip {count}: {len(training)} training molecules finished", flush=True)
-        elif (count, args.sparse, args.test_count) not in done:
+        elif (count, args.sparse, args.test_count, args.metric_precision) not in done:
             points.append((count, *_trained_point(args, joined, training, count)))
             print(f"trained {count}: {json.dumps(points[-1][2])}", flush=True)
     # each model is evaluated on the test molecules whose elements it was trained on (a model
@@ -154,6 +158,7 @@ def curve(args) -> None:
         with log.open("a") as handle:
             for (count, _, info), (metrics, _) in zip(members, results, strict=True):
                 row = {"train": count, "sparse": args.sparse, "test_molecules": args.test_count, **metrics}
+                row |= {"metric_precision": args.metric_precision}
                 row |= {key: info[key] for key in ("parameters", "solver", "regularisation", "train_seconds")}
                 row |= {"iterations": info.get("iterations"), "features_seconds": info["features_seconds"]}
                 row |= {"evaluate_seconds_all_points": seconds, "date": time.strftime("%Y-%m-%d")}
@@ -230,6 +235,12 @@ def main() -> None:
     parser.add_argument("--train", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800, 1000])
     parser.add_argument("--sparse", type=int, default=100, help="Sparse environments per species.")
     parser.add_argument("--regularisation", default="auto", help="η, or auto (validation scan).")
+    parser.add_argument(
+        "--metric-precision",
+        default="double",
+        choices=("double", "single"),
+        help="CG's metrics (single: half their memory; 1,000 molecules need 24 GB in double).",
+    )
     parser.add_argument(
         "--test-count", type=int, default=TEST, help="Test molecules evaluated (first of the shard)."
     )
