@@ -104,6 +104,7 @@ def density_train(
     columns: option(int, "Feature columns kept per block (FPS).") = 600,
     cutoff: option(float, "λ-SOAP cutoff (Å).") = 4.0,
     single_precision: option(bool, "Save the sparse features as float32 (half the size).") = False,
+    metric_precision: option(str, "CG's training metrics: double, or single (half the memory).") = "double",
     as_json: Json = False,
 ) -> None:
     """Fit the symmetry-adapted sparse GPR on reference structures."""

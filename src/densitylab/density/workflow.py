@@ -136,6 +136,8 @@ class TrainConfig:
         columns, cutoff: λ-SOAP feature columns kept per block (FPS) and the cutoff (Å).
         single_precision: save the sparse features and projectors as float32 (half the size;
             the shipped models are saved so).
+        metric_precision: "double" or "single": how CG holds the training metrics (single:
+            half their memory, for the largest training sets).
     """
 
     reference: str
@@ -147,6 +149,7 @@ class TrainConfig:
     columns: int = 600
     cutoff: float = 4.0
     single_precision: bool = False
+    metric_precision: str = "double"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reference", str(self.reference))
@@ -173,6 +176,7 @@ class TrainConfig:
             zeta=self.zeta,
             regularisation=self.regularisation,
             solver=self.solver,
+            metric_precision=self.metric_precision,
         )
 
 
