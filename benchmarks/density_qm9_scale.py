@@ -97,10 +97,12 @@ def _trained_point(args, joined, training: list, count: int):
         return load_model(folder), manifest["training_info"]
     eta = "auto" if args.regularisation == "auto" else float(args.regularisation)
     started = time.perf_counter()
+    folder.parent.mkdir(parents=True, exist_ok=True)
     trained, info = train(
         joined,
         training[:count],
         settings=RegressionSettings(args.sparse, regularisation=eta, metric_precision=args.metric_precision),
+        checkpoint=folder.parent / f"{folder.name}.checkpoint.npz",  # resumes an interrupted fit
     )
     info = {key: value for key, value in info.items() if key != "regularisation_scan"} | {
         "train_seconds": time.perf_counter() - started,

@@ -275,6 +275,59 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     assert len(problem.factors) >= 6 and max(f[1] for f in problem.factors) > 10  # many radial channels
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_cg_fit_resumes_where_it_stopped_and_refuses_other_settings(
+    trained_pair, water_reference, tmp_path, monkeypatch
+):
+    """A CG fit (η scan, then the final fit) killed in the middle of a solve resumes from its
+    checkpoint: finished solves are read, the solve in progress continues from its last iterate
+    to the same stopping point, and the weights equal an uninterrupted fit's. Other settings are
+    refused, naming the checkpoint."""
+    import densitylab.checkpoint as checkpoint_module
+
+    _, uninterrupted, uninterrupted_info = trained_pair
+    path = tmp_path / "fit.checkpoint.npz"
+    settings = RegressionSettings(10, solver="cg")
+    written = checkpoint_module.write_checkpoint
+    partial_writes = []
+
+    def dying(path_, job, arrays, state):
+        written(path_, job, arrays, state)
+        if state["partial"] is not None and state["finished"]:  # a solve after the first one
+            partial_writes.append(state["partial"]["key"])
+            if len(partial_writes) == 3:  # its third iterate
+                raise _Interrupted
+
+    monkeypatch.setattr(cg_solver, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(checkpoint_module, "write_checkpoint", dying)
+    with pytest.raises(_Interrupted):
+        train(water_reference, list(range(6)), SMALL_FEATURES, settings, checkpoint=path)
+    monkeypatch.setattr(checkpoint_module, "write_checkpoint", written)
+    solves = []
+    solver = cg_solver.conjugate_gradients
+
+    def counted(*args):
+        solves.append(args[6])  # the reference norm: given only to a resumed solve
+        return solver(*args)
+
+    monkeypatch.setattr(cg_solver, "conjugate_gradients", counted)
+    resumed, info = train(water_reference, list(range(6)), SMALL_FEATURES, settings, checkpoint=path)
+    # the finished solves were read, the interrupted one resumed with its stopping point
+    assert solves[0] is not None and len(solves) < len(info["regularisation_scan"]) + 1
+    frames = [water_reference.atoms(i) for i in (6, 7)]  # as the direct and CG solves are compared
+    for a, b in zip(predict(resumed, frames)[0], predict(uninterrupted, frames)[0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    assert info["regularisation"] == uninterrupted_info["regularisation"]
+    assert info["relative_residual"] < 1e-9
+    with pytest.raises(InvalidParameterError, match=r"^checkpoint"):
+        train(water_reference, list(range(6)), SMALL_FEATURES, replace(settings, zeta=1), checkpoint=path)
+    with pytest.raises(InvalidParameterError, match=r"^checkpoint"):
+        train(water_reference, list(range(5)), SMALL_FEATURES, settings, checkpoint=path)
+
+
 @hypothesis.given(st.integers(1, 40), st.integers(0, 2**31))
 @hypothesis.settings(max_examples=20, deadline=None)
 def test_packed_metric_applies_as_the_dense_one(size, seed):

@@ -107,13 +107,14 @@ def density_train(
     metric_precision: option(str, "CG's training metrics: double, or single (half the memory).") = "double",
     as_json: Json = False,
 ) -> None:
-    """Fit the symmetry-adapted sparse GPR on reference structures."""
+    """Fit the symmetry-adapted sparse GPR on reference structures; a CG fit resumes from
+    OUTPUT.checkpoint.npz."""
     from densitylab.density.workflow import TrainConfig
     from densitylab.density.workflow import train as fit
 
     config = config_from(TrainConfig, locals())
     with err.status("training"):
-        result = fit(config)
+        result = fit(config, Path(str(output) + ".checkpoint.npz"))
     result.save(output)
     print_summary({**result.summary(), "model": str(output)}, as_json, "density model")
 

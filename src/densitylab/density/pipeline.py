@@ -63,8 +63,10 @@ def train(
     indices: list[int],
     features: FeatureSettings | None = None,
     settings: regression.RegressionSettings | None = None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[TrainedModel, dict]:
-    """Fit a model on ``reference`` structures ``indices``; returns it and timings."""
+    """Fit a model on ``reference`` structures ``indices``; returns it and timings.
+    ``checkpoint``: a .npz path that makes a CG fit resumable (:func:`regression.fit`)."""
     features = features or FeatureSettings()
     settings = settings or regression.RegressionSettings()
     require(len(indices) >= 1, "train", "at least one training structure", len(indices))
@@ -89,6 +91,7 @@ def train(
         labels,
         numbers,
         settings,
+        checkpoint,
     )
     info.update(features_seconds=featurised - started, total_seconds=time.perf_counter() - started)
     return TrainedModel(model, features, settings, reference.settings, lambda_max, list(indices)), info

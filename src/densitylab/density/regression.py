@@ -24,13 +24,16 @@ training coefficient of each radial channel). η is chosen by held-out validatio
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from densitylab.density.cg import CGProblem, metric_times, one_centre_overlaps, pack_metric
+from densitylab.checkpoint import fingerprint
+from densitylab.density.cg import CGProblem, FitCheckpoint, metric_times, one_centre_overlaps, pack_metric
 from densitylab.density.features import Features, farthest_point_sampling
 from densitylab.errors import InvalidParameterError, require
 from densitylab.linalg import cho_factor
@@ -393,8 +396,13 @@ def fit(
     labels_list: list,
     numbers_list: list,
     settings: RegressionSettings,
+    checkpoint: str | Path | None = None,
 ) -> dict:
     """Solve for the weights in place; returns timing and solver diagnostics.
+
+    ``checkpoint``: a .npz path that makes a CG fit resumable (:class:`~densitylab.density.cg.FitCheckpoint`:
+    every finished solve of the η scan and the final fit, and the solve in progress every two
+    minutes); a resume under other settings or other training data is refused.
 
     With ``regularisation="auto"`` η is chosen first: every k-th training molecule
     (``validation_fraction``) is held out, the weights are fitted on the others for every η of
@@ -448,6 +456,12 @@ def fit(
         metrics = [pack_metric(overlap, precision) for overlap in overlaps]
         one_centre = one_centre_overlaps(overlaps, labels_list, numbers_list)
         rhs = _rhs(designs, metrics, residuals, size)
+        job = {
+            "regression": asdict(settings),
+            "parameters": size,
+            "rhs": fingerprint(rhs.astype(np.float32)),
+        }  # not the last bits
+        saved = FitCheckpoint(checkpoint, job)
         if split is not None:
             fit_designs, _, fit_residuals = fit_part
             fit_metrics, held_metrics = (subset(metrics, rows) for rows in split)
@@ -459,14 +473,17 @@ def fit(
             )
             loose = (max(settings.cg_tolerance, SCAN_CG_TOLERANCE), settings.cg_max_iterations)
             eta, info["regularisation_scan"], start = _scan_regularisation(
-                lambda value, guess: problem.solve(fit_rhs, value, *loose, guess)[0],
+                lambda value, guess: saved.solve(
+                    f"scan-{value:.0e}", partial(problem.solve, fit_rhs, value, *loose), guess
+                )[0],
                 lambda b: _metric_error(*held_out, b),
                 spread,
             )
             del problem
         problem = CGProblem(designs, metrics, layout, one_centre)
-        weights, cg_info = problem.solve(rhs, eta, settings.cg_tolerance, settings.cg_max_iterations, start)
-        info.update(cg_info)
+        final = partial(problem.solve, rhs, eta, settings.cg_tolerance, settings.cg_max_iterations)
+        weights, cg_info = saved.solve(f"final-{eta:.0e}", final, start)
+        info.update({key: value for key, value in cg_info.items() if key != "reference_norm"})
     model.weights = {key: weights[offset : offset + width] for key, (offset, width) in layout.items()}
     model.regularisation = float(eta)
     info.update(regularisation=float(eta), seconds=time.perf_counter() - started, parameters=size)

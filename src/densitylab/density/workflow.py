@@ -204,15 +204,17 @@ class TrainResult:
         )
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Fit the model of ``config``."""
+def train(config: TrainConfig, checkpoint: str | Path | None = None) -> TrainResult:
+    """Fit the model of ``config``; ``checkpoint``: a .npz path that makes a CG fit resumable
+    (every finished solve, and the one in progress every two minutes; the CLI keeps it at
+    OUTPUT.checkpoint.npz)."""
     from densitylab.density.pipeline import train as fit
     from densitylab.density.reference import load_reference
 
     data = load_reference(config.reference)
     count = len(data) if config.train is None else config.train
     require(1 <= count <= len(data), "train", f"1 to {len(data)} structures", config.train)
-    trained, info = fit(data, list(range(count)), config.features(), config.regression())
+    trained, info = fit(data, list(range(count)), config.features(), config.regression(), checkpoint)
     return TrainResult(config, trained, info)
 
 
