@@ -17,6 +17,8 @@ Run:  python benchmarks/density_qm9_scale.py references [--shards 12 --workers 2
           benchmarks/results/density_qm9_scale.jsonl, the table in density_qm9_scale.md)
       python benchmarks/density_qm9_scale.py ship --train N
           (the point's model → src/densitylab/density/pretrained/qm9-pbe)
+      python benchmarks/density_qm9_scale.py rerun --train 200 --test-count 20
+          (the ship command's training rerun, beside the shipped model; results/density_qm9_rerun.json)
 Data (not in the repository): --work, default /work/qm9data.
 """
 
@@ -219,6 +221,39 @@ def ship(args) -> None:
     print(f"shipped {SHIPPED} ({sum(f.stat().st_size for f in SHIPPED.iterdir()) / 1e6:.1f} MB)")
 
 
+def rerun(args) -> None:
+    """The ship command's training rerun on regenerated references (the curve's --train N
+    point, trained now or reused from WORK/models), side by side with the shipped ``qm9-pbe``
+    on the test shard: % RMSE on every test molecule both know, one-step energies on the first
+    --test-count, and how far apart the weights are. Writes results/density_qm9_rerun.json."""
+    import numpy as np
+
+    from densitylab.density import regression
+    from densitylab.density.pipeline import evaluate_models, load_model
+
+    joined, training = _joined(Path(args.work))
+    (count,) = args.train
+    assert count <= len(training), f"only {len(training)} training molecules finished"
+    again, info = _trained_point(args, joined, training, count)
+    shipped = load_model("qm9-pbe")
+    known = set(shipped.model.species) & set(again.model.species)
+    covered = [i for i in range(TEST) if set(joined.numbers[i].tolist()) <= known]
+    summary = {"train": count, "same_training_indices": list(again.training) == list(shipped.training)}
+    for name, chosen, energies in (("all", covered, False), ("energies", covered[: args.test_count], True)):
+        started = time.perf_counter()
+        results = evaluate_models([again, shipped], joined, chosen, energies=energies, workers=args.workers)
+        summary[name] = {"structures": len(chosen), "seconds": time.perf_counter() - started}
+        for label, (metrics, _) in zip(("rerun", "shipped"), results, strict=True):
+            summary[name][label] = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    ours, theirs = regression.flat_weights(again.model), regression.flat_weights(shipped.model)
+    if ours.shape == theirs.shape:
+        summary["weights_max_relative_difference"] = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+    summary |= {"regularisation": info.get("regularisation"), "train_seconds": info.get("train_seconds")}
+    summary["date"] = time.strftime("%Y-%m-%d")
+    (RESULTS / "density_qm9_rerun.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+
+
 def status(args) -> None:
     work = Path(args.work)
     for name in shard_frames(load_frames(work)):
@@ -229,7 +264,7 @@ def status(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=("references", "curve", "status", "ship"))
+    parser.add_argument("command", choices=("references", "curve", "status", "ship", "rerun"))
     parser.add_argument("--work", default="/work/qm9data")
     parser.add_argument("--shards", type=int, default=12, help="Training shards to generate.")
     parser.add_argument("--workers", type=int, default=2)
@@ -248,7 +283,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    {"references": references, "curve": curve, "status": status, "ship": ship}[args.command](args)
+    commands = {"references": references, "curve": curve, "status": status, "ship": ship, "rerun": rerun}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
