@@ -179,6 +179,10 @@ def test_check_output_kinds(tmp_path):
             "learning_rate",
         ),
         (["tdks", "learn", "--trajectory", "t.h5", "--output", "m", "--gn-floor", "nan"], "gn_floor"),
+        (
+            ["density", "train", "--reference", "r.h5", "--output", "m", "--metric-precision", "half"],
+            "metric_precision",
+        ),
     ],
 )
 def test_non_finite_and_out_of_range_numbers_name_their_parameter(workdir, arguments, parameter):

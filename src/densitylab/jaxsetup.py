@@ -1,13 +1,14 @@
 """JAX, imported lazily with 64-bit floats enabled (so ``import densitylab`` stays light), and
 the artefact folder every trained Equinox model uses: ``manifest.json`` + ``weights.eqx``.
 
-64-bit floats: every function that needs JAX obtains it through :func:`jax_modules`, which
-sets ``jax_enable_x64`` before handing JAX out. densitylab never changes it at import, so a
+64-bit floats: every function that needs JAX obtains it through :func:`jax_numpy` (JAX alone,
+as the DFT uses it) or :func:`jax_modules` (with equinox), which set ``jax_enable_x64`` before
+handing JAX out. densitylab never changes it at import, so a
 program that imports densitylab and uses JAX for itself keeps its own setting until it calls
 a densitylab function that runs JAX code; from then on x64 is on for the process (JAX has one
 global switch).
 
-Compilation cache: :func:`jax_modules` also turns on JAX's persistent cache
+Compilation cache: :func:`jax_numpy` also turns on JAX's persistent cache
 (:func:`enable_compilation_cache`), so that compiled code survives the process (a second run of
 the same shapes compiles nothing). It lives in ``$DENSITYLAB_JAX_CACHE`` (``off`` disables it),
 else ``$XDG_CACHE_HOME/densitylab/jax`` or ``~/.cache/densitylab/jax``; a cache directory the

@@ -201,6 +201,12 @@ def one_input(positional: Path | None, named: Path | None, name: str) -> Path:
     return positional if named is None else named
 
 
+def checkpoint_beside(output: Path | None) -> Path | None:
+    """OUTPUT.checkpoint.npz, where a command with ``--output`` keeps its resumable state (None
+    without an output)."""
+    return None if output is None else Path(str(output) + ".checkpoint.npz")
+
+
 def plot_folder(plot: Path | None) -> Path | None:
     """The --plot folder, created (its parent was checked by the guard)."""
     if plot is not None:

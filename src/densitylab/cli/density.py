@@ -11,6 +11,7 @@ from densitylab.cli.common import (
     Scheduler,
     Seed,
     Workers,
+    checkpoint_beside,
     command,
     config_from,
     err,
@@ -114,7 +115,7 @@ def density_train(
 
     config = config_from(TrainConfig, locals())
     with err.status("training"):
-        result = fit(config, Path(str(output) + ".checkpoint.npz"))
+        result = fit(config, checkpoint_beside(output))
     result.save(output)
     print_summary({**result.summary(), "model": str(output)}, as_json, "density model")
 

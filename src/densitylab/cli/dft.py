@@ -10,6 +10,7 @@ import typer
 from densitylab.cli.common import (
     Json,
     Plot,
+    checkpoint_beside,
     command,
     config_from,
     err,
@@ -75,7 +76,7 @@ def _fixed(arguments: dict) -> None:
     output, plot = arguments["output"], arguments["plot"]
     bar, report = rich_progress(f"dft {arguments['molecule'].name}", config.max_iterations, FIELDS)
     with bar:
-        result = run(config, report, None if output is None else Path(str(output) + ".checkpoint.npz"))
+        result = run(config, report, checkpoint_beside(output))
     summary = result.summary()
     if output is not None:
         summary["output"] = str(result.save(output))
@@ -106,9 +107,7 @@ def _orbitals(arguments: dict) -> None:
         f"dft {arguments['molecule'].name} --orbitals", config.max_iterations, ORBITAL_FIELDS
     )
     with bar:
-        result = run_orbitals(
-            config, report, None if output is None else Path(str(output) + ".checkpoint.npz")
-        )
+        result = run_orbitals(config, report, checkpoint_beside(output))
     summary = {k: v for k, v in result.summary().items() if k != "components"} | result.components
     if output is not None:
         summary["output"] = str(result.save(output))

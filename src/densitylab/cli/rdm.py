@@ -12,6 +12,7 @@ from densitylab.cli.common import (
     Scheduler,
     Seed,
     Workers,
+    checkpoint_beside,
     command,
     config_from,
     err,
@@ -128,7 +129,7 @@ def rdm_train(
     config = config_from(TrainConfig, locals())
     bar, report = rich_progress("training", epochs, {"loss": ".2e", "mae": ".2e"})
     with bar:
-        result = train(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
+        result = train(config, report, checkpoint=checkpoint_beside(output))
     result.save(output)
     if plot_folder(plot) is not None:
         result.plot(plot)

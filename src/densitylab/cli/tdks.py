@@ -9,6 +9,7 @@ from pathlib import Path
 from densitylab.cli.common import (
     Json,
     Plot,
+    checkpoint_beside,
     command,
     config_from,
     option,
@@ -146,7 +147,7 @@ def tdks_functional(
     config = config_from(functional.FunctionalConfig, locals(), dataset=str(dataset), **chosen)
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
-        result = functional.train_functional(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
+        result = functional.train_functional(config, report, checkpoint=checkpoint_beside(output))
     saved = {"output": str(result.save(output)), "seconds": result.seconds}
     print_summary(saved, as_json, "trained functional")
 
@@ -189,7 +190,7 @@ def tdks_learn(
     config = config_from(LearnConfig, locals(), trajectories=tuple(trajectory))
     bar, report = rich_progress(f"learning v_c ({model})", None, {"loss": ".3e", "gradient": ".2e"})
     with bar:
-        result = learn(config, report, checkpoint=Path(str(output) + ".checkpoint.npz"))
+        result = learn(config, report, checkpoint=checkpoint_beside(output))
     result.save(output)
     if plot_folder(plot) is not None:
         result.plot(plot)

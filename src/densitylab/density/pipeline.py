@@ -434,8 +434,6 @@ def load_model(path: str | Path) -> TrainedModel:
 def electron_count(trained: TrainedModel, frame, coefficients: np.ndarray) -> float:
     """Σ_P c_P ∫φ_P of one structure's coefficients (featomic order): its electrons (a cell's
     valence electrons), analytically, without a grid."""
-    from densitylab.density.reference import auxiliary_integrals
-
     auxiliary, order, _ = _auxiliary_basis(trained.reference, frame)
     return float(coefficients @ auxiliary_integrals(auxiliary)[order])
 
@@ -448,7 +446,6 @@ def write_density_cube(
     is one whole cell (PySCF's: the lattice vectors split in ``points``, centred on the atoms), with
     the functions summed over lattice images, so the cube tiles space."""
     from densitylab.density.basis import pyscf_coefficients
-    from densitylab.density.reference import auxiliary_integrals
     from densitylab.dft.cube import write_cube
 
     auxiliary, _, _ = _auxiliary_basis(trained.reference, frame)

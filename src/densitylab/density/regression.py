@@ -66,7 +66,8 @@ class RegressionSettings:
         metric_precision: ``"double"`` (default) or ``"single"``: how CG holds the training
             molecules' metrics. Single takes half the memory (a QM9 molecule's 15 MB → 7.5 MB;
             1,000 molecules' metrics and Φ need 24 GB in double, 16 in single), each metric
-            rounded to float32 and applied in double, at about twice the time per CG iteration.
+            rounded to float32 and applied in double, at a little more time per CG iteration
+            (1.1–1.5 against 0.7–1.4 ms per QM9 metric swept from memory; BENCHMARKS.md).
     """
 
     sparse_environments: int = 100
@@ -456,11 +457,8 @@ def fit(
         metrics = [pack_metric(overlap, precision) for overlap in overlaps]
         one_centre = one_centre_overlaps(overlaps, labels_list, numbers_list)
         rhs = _rhs(designs, metrics, residuals, size)
-        job = {
-            "regression": asdict(settings),
-            "parameters": size,
-            "rhs": fingerprint(rhs.astype(np.float32)),
-        }  # not the last bits
+        # the training data enter by the right-hand side, rounded so that its last bits do not count
+        job = {"regression": asdict(settings), "parameters": size, "rhs": fingerprint(rhs.astype(np.float32))}
         saved = FitCheckpoint(checkpoint, job)
         if split is not None:
             fit_designs, _, fit_residuals = fit_part
