@@ -112,6 +112,26 @@ def test_a_damaged_stored_executable_is_compiled_again(tmp_path, monkeypatch):
     assert compiled._load(path) is not None
 
 
+def test_the_executables_kept_in_process_drop_the_least_recently_used(monkeypatch):
+    """Catches a first-in-first-out cache (the CI failure of 2026-12-01: a run that reused an
+    old executable and compiled a new one evicted the one it had just used, and the next
+    geometry step compiled it again): with room for two, using A after B keeps A when C comes."""
+    monkeypatch.setattr(compiled, "stored_path", lambda *_: None)
+    monkeypatch.setattr(compiled, "_EXECUTABLES", type(compiled._EXECUTABLES)())
+    monkeypatch.setattr(compiled, "MAX_EXECUTABLES", 2)
+
+    def call(size):
+        return compiled.executable("double", _double, (), (np.ones(size),))
+
+    call(1), call(2), call(1)
+    before = compiled.compilations()
+    call(3)
+    call(1)
+    assert compiled.compilations() == before + 1
+    call(2)
+    assert compiled.compilations() == before + 2
+
+
 def test_the_store_is_pruned_least_recently_used_first(tmp_path):
     """Catches a store that grows without bound: pruned to the limit, the oldest files go."""
     for index in range(4):

@@ -39,7 +39,7 @@ import numpy as np
 from densitylab.data import atomic_output
 from densitylab.jaxsetup import enable_compilation_cache, jax_numpy
 
-MAX_EXECUTABLES = 64  # compiled functions kept in one process (oldest dropped first)
+MAX_EXECUTABLES = 64  # compiled functions kept in one process (least recently used dropped)
 STORE_BYTES = 512 * 1024**2  # the stored executables' folder is pruned to this size
 _EXECUTABLES: OrderedDict = OrderedDict()
 _COUNTS = {"compiled": 0, "loaded": 0}
@@ -232,6 +232,8 @@ def executable(
         _EXECUTABLES[key] = entry
         while len(_EXECUTABLES) > MAX_EXECUTABLES:
             _EXECUTABLES.popitem(last=False)
+    else:
+        _EXECUTABLES.move_to_end(key)  # least recently used is dropped first, not oldest made
     if isinstance(entry, Future):
         entry = entry.result()
         _EXECUTABLES[key] = entry
