@@ -53,6 +53,7 @@ def dft_command(
     grid_level: option(int, "PySCF grid level 0-9.") = 3,
     xc_grid: option(str, "AO values on the XC grid: stored (fast), streamed (lean) or auto.") = "auto",
     df_storage: option(str, "DF tensor on the device (fast), on disk (least memory) or auto.") = "auto",
+    shape_buckets: option(bool, "Pad shapes to buckets: other compositions reuse compiled code.") = False,
     compare: option(bool, "Also run PySCF's SCF with the same settings; saved beside ours.") = False,
     forces: option(bool, "Also compute the forces -dE/dR (Ha/bohr, one row per atom).") = False,
     orbitals: option(str, "fixed, optimised-basis, flow or optimised-basis,flow (LDA/GGA).") = "fixed",

@@ -69,7 +69,7 @@ class EnergyModel:
             exact_exchange=system.functional.exact_exchange,
             unrestricted=system.unrestricted,
             coulomb=system.settings.coulomb,
-            nao=system.nao,
+            nao=system.compiled_nao,
             naux=0 if system.df_factor is None else system.df_factor.shape[0],
             nuclear_repulsion=system.nuclear_repulsion,
             xc_grid=system.xc_grid,
@@ -78,14 +78,17 @@ class EnergyModel:
 
 
 def operands(system: KSSystem) -> Operands:
-    """The system's arrays as JAX arrays (placed on the default device once)."""
-    npair = system.nao * (system.nao + 1) // 2
-    df = system.df_factor if system.df_factor is not None else np.zeros((0, npair))
+    """The system's arrays as JAX arrays (placed on the default device once); for a bucketed
+    system (:mod:`~densitylab.dft.buckets`) H, T and X with zero ghost rows and columns."""
+    nao = system.compiled_nao
+    df = system.df_factor if system.df_factor is not None else np.zeros((0, nao * (nao + 1) // 2))
     eri = system.eri if system.eri is not None else np.zeros((0,))
+    padding = system.padding
+    padded = (lambda m: m) if padding is None else padding.matrix
     return Operands(
-        core_hamiltonian=to_device(system.core_hamiltonian),
-        kinetic=to_device(system.kinetic),
-        orthogonaliser=to_device(system.orthogonaliser),
+        core_hamiltonian=to_device(padded(system.core_hamiltonian)),
+        kinetic=to_device(padded(system.kinetic)),
+        orthogonaliser=to_device(padded(system.orthogonaliser)),
         ao_values=system.ao_values,
         grid_weights=to_device(system.grid_weights),
         df_factor=to_device(df),

@@ -151,13 +151,21 @@ class Evaluator:
         self.ops = operands(system)
         self.spins = (0, 1) if system.unrestricted else (0,)
         self.counts = tuple(system.nelec[s] for s in self.spins)
+        # a bucketed system (densitylab.dft.buckets) compiles its padded problem; the
+        # optimisers see the real one
+        self.padding = system.padding
+        self._compiled_counts = self.counts
+        if self.padding is not None:
+            self._compiled_counts = tuple(self.padding.padded_counts[s] for s in self.spins)
         self.fock_builds = 0
         # the compiled stages depend on the description, not on the geometry's E_nn
         self._static = replace(self.model, nuclear_repulsion=0.0)
 
     def value_and_grad(self, kind: str, variables, fixed=None, ops: Operands | None = None):
         ops = self.ops if ops is None else ops
-        statics = (self._static, kind, self.counts)
+        if self.padding is not None:
+            variables, fixed = self.padding.pad(kind, self.spins, variables, fixed)
+        statics = (self._static, kind, self._compiled_counts)
         arguments = (variables, fixed, ops)
         value, gradient, terms, host_input = _executable("_forward", statics, arguments)(*arguments)
         terms = {name: float(term) for name, term in terms.items()}
@@ -171,6 +179,8 @@ class Evaluator:
             value = float(value) + sum(host_terms.values())
             backward = _executable("_backward", statics, (*arguments, cotangent))
             gradient = self.jax.tree_util.tree_map(np.add, gradient, backward(*arguments, cotangent))
+        if self.padding is not None:
+            gradient = self.padding.unpad_gradient(kind, self.spins, gradient)
         terms["nuclear_repulsion"] = self.model.nuclear_repulsion
         return float(value) + self.model.nuclear_repulsion, gradient, terms
 
@@ -245,11 +255,12 @@ class Evaluator:
         """Compile the chart stages on a worker thread while the initial-guess Fock matrices are
         built (the second CPU core is otherwise idle)."""
         jax, jnp = self.jax, self.jnp
-        nmo, system = self.system.nmo, self.system
-        size = sum((nmo - n) * n for n in self.counts)
+        system = self.system
+        nmo = system.nmo if self.padding is None else self.padding.padded_nao
+        size = sum((nmo - n) * n for n in self._compiled_counts)
         kappa = jax.ShapeDtypeStruct((size,), jnp.float64)
         bases = [jax.ShapeDtypeStruct((nmo, nmo), jnp.float64) for _ in self.spins]
-        statics = (self._static, "chart", self.counts)
+        statics = (self._static, "chart", self._compiled_counts)
         executor = ThreadPoolExecutor(max_workers=1)
         _executable("_forward", statics, (kappa, bases, self.ops), executor)
         nchunk, ncomp, chunk, nao = system.ao_values.shape

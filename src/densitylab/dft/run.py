@@ -38,6 +38,8 @@ class DFTReport:
         forces: −∂E/∂R (natm, 3), Ha/bohr (:mod:`densitylab.dft.forces`), if computed.
         reference_arrays: PySCF's orbitals (``pyscf_mo_coeff``, ``pyscf_mo_energy``,
             ``pyscf_mo_occ``) and forces (``pyscf_forces``), saved beside densitylab's.
+        padding: the compiled problem's buckets (:class:`~densitylab.dft.buckets.Padding`),
+            when ``settings.shape_buckets`` applied.
     """
 
     mol: object
@@ -51,6 +53,7 @@ class DFTReport:
     reference: dict | None = None
     forces: np.ndarray | None = None
     reference_arrays: dict | None = None
+    padding: object | None = None
 
     @property
     def seconds(self) -> float:
@@ -83,6 +86,7 @@ class DFTReport:
             "optimiser": self.optimiser.method,
             "minibatch": self.optimiser.minibatch,
             "nao": mol.nao_nr(),
+            "compiled_nao": mol.nao_nr() if self.padding is None else self.padding.padded_nao,
             "homo_lumo_gap": homo_lumo_gap(result),
             "s_squared": s_squared(result, mol.intor_symmetric("int1e_ovlp")),
             **({"forces": self.forces.tolist()} if self.forces is not None else {}),
@@ -259,7 +263,9 @@ def run_dft(
     system = build_system(mol, settings)
     setup = time.perf_counter() - started
     result = minimise(system, mol, optimiser, progress=progress, guess=guess, snapshot=snapshot)
-    return DFTReport(mol, system.settings, optimiser, result, setup, system.ngrid, system.xc_grid)
+    return DFTReport(
+        mol, system.settings, optimiser, result, setup, system.ngrid, system.xc_grid, padding=system.padding
+    )
 
 
 def pyscf_solve(
@@ -309,8 +315,11 @@ def _checkpointing(path: Path, mol, settings: DFTSettings):
     require(path.parent.is_dir(), "checkpoint", "a path in an existing folder", str(path))
     job = {
         "geometry": fingerprint(mol.atom_coords(), mol.atom_charges()),
-        "basis": str(mol.basis), "charge": mol.charge, "spin": mol.spin, **asdict(settings),
-    }  # fmt: skip
+        "basis": str(mol.basis),
+        "charge": mol.charge,
+        "spin": mol.spin,
+        **{name: value for name, value in asdict(settings).items() if name != "shape_buckets"},
+    }  # fmt: skip  (buckets change no number: a bucketed run resumes an unbucketed one)
     found = read_checkpoint(path, job)
     saved = None if found is None else (found[0]["density_alpha"], found[0]["density_beta"])
     last = {"written": time.perf_counter()}

@@ -28,6 +28,7 @@ import numpy as np
 
 from densitylab import linalg
 from densitylab.dft import compiled
+from densitylab.dft.buckets import MINIMUM_STEP, Padding, bucket
 from densitylab.errors import InvalidParameterError, require
 from densitylab.jaxsetup import accelerator_memory, jax_numpy
 from densitylab.limits import available_memory, require_disk, require_memory
@@ -72,6 +73,11 @@ class DFTSettings:
             while the tensor takes at most :data:`DF_DEVICE_FRACTION` of the host's free memory
             on the CPU or :data:`ACCELERATOR_FRACTION` of a GPU's, else the disk (never with a
             stored grid).
+        shape_buckets: round the compiled shapes (basis functions, occupied orbitals,
+            auxiliary functions, grid points) up to buckets (:mod:`densitylab.dft.buckets`) so
+            that molecules of similar size and other compositions reuse compiled code, at up to
+            1/8 more of each dimension. With density fitting on the device and a stored grid;
+            where "auto" resolves to the disk or a streamed grid the system is not bucketed.
     """
 
     xc: str = "b3lyp"
@@ -81,6 +87,7 @@ class DFTSettings:
     unrestricted: bool = False
     xc_grid: str = "auto"
     df_storage: str = "auto"
+    shape_buckets: bool = False
 
     def __post_init__(self) -> None:
         require(self.coulomb in ("df", "exact"), "coulomb", "'df' or 'exact'", self.coulomb)
@@ -102,6 +109,12 @@ class DFTSettings:
             self.grid_level,
         )
         parse_xc(self.xc)  # names xc if libxc does not know it
+        require(isinstance(self.shape_buckets, bool), "shape_buckets", "True or False", self.shape_buckets)
+        if self.shape_buckets:
+            chosen = {"coulomb": self.coulomb, "xc_grid": self.xc_grid, "df_storage": self.df_storage}
+            unbucketed = [f"{k}={v!r}" for k, v in chosen.items() if v in ("exact", "streamed", "disk")]
+            require(not unbucketed, "shape_buckets", "density fitting on the device and a stored grid",
+                    ", ".join(unbucketed))  # fmt: skip
 
     def coulomb_label(self) -> str:
         return "exact" if self.coulomb == "exact" else f"df:{self.auxbasis}"
@@ -165,10 +178,16 @@ class KSSystem:
     xc_grid: str = "stored"
     host_grid: object | None = None  # (mol, PySCF Grids with screening) when streamed
     host_df: object | None = None  # PySCF's DF object (its tensor on disk) when df_storage="disk"
+    padding: Padding | None = None  # the compiled shapes' buckets (DFTSettings.shape_buckets)
 
     @property
     def nao(self) -> int:
         return self.overlap.shape[0]
+
+    @property
+    def compiled_nao(self) -> int:
+        """Basis functions of the compiled problem (ghosts included, :mod:`~densitylab.dft.buckets`)."""
+        return self.nao if self.padding is None else self.padding.padded_nao
 
     @property
     def nmo(self) -> int:
@@ -285,8 +304,10 @@ def staging_rows(chunk: int, ncomp: int, nao: int) -> int:
     return min(chunk, max(64, int(AO_STAGE_BYTES // (8 * ncomp * nao)) // 64 * 64))
 
 
-def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
-    """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array.
+def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool, padded: tuple[int, int] | None = None):
+    """AO values (nchunk, 1 or 4, chunk, nao) on ``coords`` (zero-padded), as a JAX array;
+    ``padded``: (points, nao) of a bucketed system (:mod:`~densitylab.dft.buckets`), the ghost
+    points and basis functions zero.
 
     PySCF evaluates them a few MB at a time (:func:`staging_rows` points), each block written
     in place into one device buffer (a donated dynamic-update), so the full array exists once:
@@ -299,10 +320,11 @@ def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
     from pyscf.dft import numint
 
     ncomp, nao, ngrid = (4 if with_gradient else 1), mol.nao_nr(), coords.shape[0]
-    nchunk, chunk = chunking(ngrid, ncomp * nao)
-    rows = staging_rows(chunk, ncomp, nao)
-    values = device_zeros((nchunk, ncomp, chunk, nao))
-    host_block = np.zeros((ncomp, rows, nao))
+    points, width = (ngrid, nao) if padded is None else padded
+    nchunk, chunk = chunking(points, ncomp * width)
+    rows = staging_rows(chunk, ncomp, width)
+    values = device_zeros((nchunk, ncomp, chunk, width))
+    host_block = np.zeros((ncomp, rows, width))  # ghost basis functions stay zero
     write = compiled.executable(
         "ao_write", _write_block, (), (values, host_block, np.int64(0), np.int64(0)), donate=(0,)
     )
@@ -315,7 +337,7 @@ def ao_on_grid(mol, coords: np.ndarray, with_gradient: bool):
                 continue  # the buffer is zero there already
             host_block[:, len(block) :] = 0.0  # past the grid's end (the last block only)
             computed = numint.eval_ao(mol, block, deriv=1 if with_gradient else 0)
-            host_block[:, : len(block)] = np.asarray(computed).reshape(ncomp, len(block), nao)
+            host_block[:, : len(block), :nao] = np.asarray(computed).reshape(ncomp, len(block), nao)
             values = write(values, host_block, np.int64(index), np.int64(row))
             values.block_until_ready()  # the host block may be aliased: finish before refilling it
     return values
@@ -342,9 +364,12 @@ def auxiliary_molecule(mol, auxbasis: str):
         ) from None
 
 
-def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
+def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES, padded_nao: int | None = None):
     """B (naux, nao(nao+1)/2) on the device, with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ,
-    for the auxiliary molecule ``auxmol`` (:func:`auxiliary_molecule`).
+    for the auxiliary molecule ``auxmol`` (:func:`auxiliary_molecule`). With ``padded_nao`` (a
+    bucketed system, :mod:`~densitylab.dft.buckets`) the pairs are those of ``padded_nao``
+    functions (the real pairs come first in the packed order) and naux is rounded up to its
+    bucket; ghost rows and columns are zero.
 
     Built by blocks of AO pairs (shell ranges of about ``block_bytes`` of 3-centre integrals,
     the blocking PySCF's ``df.outcore`` uses): PySCF computes each block on the host; it is
@@ -357,13 +382,18 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
     from pyscf.ao2mo.outcore import balance_partition
 
     naux, nao = auxmol.nao_nr(), mol.nao_nr()
-    npair = nao * (nao + 1) // 2
     cholesky = linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
+    if padded_nao is not None:  # ghost auxiliary functions: an identity block of L, zero rows of B
+        ghosts = bucket(naux, MINIMUM_STEP["naux"]) - naux
+        nao, cholesky = padded_nao, scipy.linalg.block_diag(cholesky, np.eye(ghosts))
+    npair, naux_real, naux = nao * (nao + 1) // 2, naux, cholesky.shape[0]
     on_device = accelerator_memory() is not None  # CPU: LAPACK in place, no copy of the block
     pair_loc = mol.ao_loc_nr().astype(np.int64)
     pair_loc = pair_loc * (pair_loc + 1) // 2  # packed pairs (μ ≥ ν) before each shell
     blocks = balance_partition(pair_loc, max(1, int(block_bytes // (8 * naux))))
     width = max(int(pair_loc[last] - pair_loc[first]) for first, last, _ in blocks)
+    if padded_nao is not None:
+        width = min(bucket(width, MINIMUM_STEP["pairs"]), npair)
     device_cholesky = compiled.to_device(cholesky)
     factor = device_zeros((naux, npair))
     place = _df_block_writer(width, npair, on_device)
@@ -373,7 +403,7 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES):
             mol, auxmol, "int3c2e", aosym="s2ij", shls_slice=(first, last, 0, last, 0, auxmol.nbas)
         )  # (pairs of the block, naux)
         count = three_centre.shape[0]
-        host_block[:count] = three_centre
+        host_block[:count, :naux_real] = three_centre
         host_block[count:] = 0.0
         del three_centre
         if not on_device:  # solves in place: host_block.T is Fortran-ordered
@@ -524,7 +554,13 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         functional.needs_gradient,
         accelerator,
     )
-    ao_values = ao_on_grid(mol, coords if mode == "stored" else coords[:0], functional.needs_gradient)
+    transform, padding, grid_padding = orthogonaliser(overlap), None, None
+    if settings.shape_buckets and mode == "stored" and not on_disk:
+        padding = Padding.of(nao, transform.shape[1], tuple(int(n) for n in mol.nelec))
+        grid_padding = (bucket(len(weights), MINIMUM_STEP["points"]), padding.padded_nao)
+    ao_values = ao_on_grid(
+        mol, coords if mode == "stored" else coords[:0], functional.needs_gradient, grid_padding
+    )
     nchunk, _, chunk, _ = ao_values.shape
     padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
     if mode == "stored":
@@ -534,7 +570,7 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     if on_disk:
         host_df = host_density_fitting(mol, auxmol, settings.auxbasis)
     elif auxmol is not None:
-        df_factor = density_fitting_factor(mol, auxmol)
+        df_factor = density_fitting_factor(mol, auxmol, padded_nao=grid_padding and grid_padding[1])
     else:
         eri = _to_device(jax, mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao))
     return KSSystem(
@@ -546,7 +582,7 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         overlap=overlap,
         core_hamiltonian=core,
         kinetic=kinetic,
-        orthogonaliser=orthogonaliser(overlap),
+        orthogonaliser=transform,
         grid_coords=coords,
         grid_weights=padded_weights,
         ao_values=ao_values,
@@ -555,4 +591,5 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         xc_grid=mode,
         host_grid=host_grid,
         host_df=host_df,
+        padding=padding,
     )

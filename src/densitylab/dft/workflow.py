@@ -37,6 +37,8 @@ class DFTConfig:
         df_storage: "device" (the DF tensor on JAX's device), "disk" (kept by PySCF, read
             block by block for J and K at every evaluation; the least memory) or "auto" (the
             device while it takes at most half the host's free memory, 90 % of a GPU's).
+        shape_buckets: round the compiled shapes up to buckets, so that molecules of similar
+            size and other compositions reuse compiled code (:class:`DFTSettings`).
         compare: also run PySCF's SCF with the same settings; its energy, orbitals (and
             forces) are kept beside densitylab's.
         forces: compute −∂E/∂R (Ha/bohr) at the converged orbitals (:mod:`densitylab.dft.forces`);
@@ -60,6 +62,7 @@ class DFTConfig:
     grid_level: int = 3
     xc_grid: str = "auto"
     df_storage: str = "auto"
+    shape_buckets: bool = False
     compare: bool = False
     forces: bool = False
 
@@ -75,6 +78,7 @@ class DFTConfig:
         return DFTSettings(
             xc=self.xc, grid_level=self.grid_level, coulomb=self.coulomb, auxbasis=self.auxbasis,
             unrestricted=self.unrestricted, xc_grid=self.xc_grid, df_storage=self.df_storage,
+            shape_buckets=self.shape_buckets,
         )  # fmt: skip
 
     def optimiser_settings(self) -> OptimiserSettings:
