@@ -10,13 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from densitylab import limits
 from densitylab.cli import app
 from densitylab.dft import evaluator
 from densitylab.dft.buckets import STEPS_PER_OCTAVE, Padding, bucket
 from densitylab.dft.evaluator import Evaluator
 from densitylab.dft.molecule import load_molecule
 from densitylab.dft.run import run_dft
-from densitylab.dft.system import DFTSettings, build_system
+from densitylab.dft.system import (
+    DEFAULT_AUXBASIS,
+    DFTSettings,
+    auxiliary_molecule,
+    build_system,
+    df_tensor_bytes,
+    stored_ao_bytes,
+)
 from densitylab.errors import InvalidParameterError
 
 
@@ -154,3 +162,22 @@ def test_the_cli_runs_bucketed_and_reports_the_compiled_size(tmp_path):
     plain = run_dft(xyz, basis="sto-3g", xc="lda,vwn", settings=DFTSettings(xc="lda,vwn", grid_level=0))
     assert summary["nao"] == 7 and summary["compiled_nao"] == 8
     assert summary["energy"] == pytest.approx(plain.result.energy, abs=1e-10)
+
+
+def test_the_memory_check_counts_the_padded_arrays(monkeypatch):
+    """Catches a size check made on the real shapes when the padded arrays are allocated: the
+    padded estimate is what build_system allocates (B exactly, the AO values up to the chunks'
+    64-point rounding), and with memory between the real and the padded need the bucketed
+    system is refused before any allocation, while the unbucketed one is built."""
+    mol = load_molecule(ase_molecule("H2O"), basis="sto-3g")
+    system = build_system(mol, DFTSettings(xc="pbe", grid_level=3, xc_grid="stored", shape_buckets=True))
+    auxmol = auxiliary_molecule(mol, DEFAULT_AUXBASIS)
+    tensor, grid = system.padding.array_bytes(auxmol.nao_nr(), system.ngrid, True)
+    assert system.df_factor.nbytes == tensor
+    assert grid <= system.ao_values.nbytes <= grid + 8 * 64 * system.ao_values.shape[0] * 4 * 8
+    real = df_tensor_bytes(mol, auxmol) + stored_ao_bytes(system.ngrid, mol.nao_nr(), True)
+    assert tensor + grid > 1.1 * real
+    monkeypatch.setattr(limits, "available_memory", lambda: 0.5 * (real + tensor + grid))
+    build_system(mol, DFTSettings(xc="pbe", grid_level=3, xc_grid="stored"))
+    with pytest.raises(InvalidParameterError, match="molecule: expected a size that fits in memory"):
+        build_system(mol, DFTSettings(xc="pbe", grid_level=3, xc_grid="stored", shape_buckets=True))

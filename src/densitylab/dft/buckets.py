@@ -70,6 +70,14 @@ class Padding:
         padded_nao = bucket(nao + ghosts, MINIMUM_STEP["nao"])
         return Padding(int(nao), int(nmo), tuple(int(n) for n in counts), padded_nao, padded_counts)
 
+    def array_bytes(self, naux: int, points: int, gga: bool) -> tuple[float, float]:
+        """Bytes of the padded DF tensor B (for ``naux`` real auxiliary functions, 0 without
+        density fitting) and of the padded AO values on ``points`` real grid points."""
+        npair = self.padded_nao * (self.padded_nao + 1) // 2
+        tensor = 8.0 * bucket(naux, MINIMUM_STEP["naux"]) * npair
+        grid = 8.0 * bucket(points, MINIMUM_STEP["points"]) * (4 if gga else 1) * self.padded_nao
+        return tensor, grid
+
     def matrix(self, matrix: np.ndarray, columns: int | None = None) -> np.ndarray:
         """(nao, ≤ nao) → (padded_nao, ``columns`` or padded_nao), zeros outside."""
         padded = np.zeros((self.padded_nao, self.padded_nao if columns is None else columns))

@@ -494,12 +494,15 @@ def _df_block_writer(width: int, npair: int, on_device: bool):
 
 
 def _require_memory(
-    mol, auxmol, stored_points: int, gga: bool, accelerator: tuple[str, float] | None
+    mol, auxmol, stored_points: int, gga: bool, accelerator: tuple[str, float] | None, padding=None
 ) -> None:
     """Refuse, before allocating them, a DF tensor and stored AO values that cannot fit in the
-    memory of the device they go to (``accelerator``: (platform, free bytes), None for the host)."""
+    memory of the device they go to (``accelerator``: (platform, free bytes), None for the host),
+    padded to their buckets with ``padding``."""
     nao = mol.nao_nr()
     tensor, grid = df_tensor_bytes(mol, auxmol), stored_ao_bytes(stored_points, nao, gga)
+    if padding is not None:
+        tensor, grid = padding.array_bytes(auxmol.nao_nr() if auxmol else 0, stored_points, gga)
     hints = (
         "; df_storage='disk' keeps it on disk" if tensor else "",
         "; xc_grid='streamed' keeps none" if grid else "",
@@ -547,20 +550,14 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
         if mode == "streamed":
             grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
             host_grid = (mol, grids)
-    _require_memory(
-        mol,
-        None if on_disk else auxmol,
-        len(weights) if mode == "stored" else 0,
-        functional.needs_gradient,
-        accelerator,
-    )
     transform, padding, grid_padding = orthogonaliser(overlap), None, None
     if settings.shape_buckets and mode == "stored" and not on_disk:
         padding = Padding.of(nao, transform.shape[1], tuple(int(n) for n in mol.nelec))
         grid_padding = (bucket(len(weights), MINIMUM_STEP["points"]), padding.padded_nao)
-    ao_values = ao_on_grid(
-        mol, coords if mode == "stored" else coords[:0], functional.needs_gradient, grid_padding
-    )
+    stored_points = len(weights) if mode == "stored" else 0
+    gga = functional.needs_gradient
+    _require_memory(mol, None if on_disk else auxmol, stored_points, gga, accelerator, padding)
+    ao_values = ao_on_grid(mol, coords[:stored_points], gga, grid_padding)
     nchunk, _, chunk, _ = ao_values.shape
     padded_weights = np.zeros(nchunk * chunk)  # streamed: the host grid keeps the weights
     if mode == "stored":
