@@ -57,3 +57,20 @@ def test_adam_checkpoints_the_point_it_reached(tmp_path, monkeypatch):
     reached, start = first.result.history[-1]["energy"], first.result.history[0]["energy"]
     assert resumed.result.history[0]["energy"] == pytest.approx(reached, abs=1e-3)
     assert start - reached > 1e-2
+
+
+def test_a_bucketed_run_resumes_an_unbucketed_checkpoint(tmp_path, monkeypatch):
+    """Catches shape buckets counted among the checkpoint's settings (they change no number)
+    or a saved density of the real size fed to the padded problem unembedded: cut after 4
+    unbucketed evaluations, the bucketed rerun starts from the checkpoint (its first energy far
+    below a fresh start's) and lands on the fresh energy (1e-8 Ha)."""
+    monkeypatch.setattr(run_module, "CHECKPOINT_SECONDS", 0.0)
+    path = tmp_path / "water.checkpoint.npz"
+    water, plain = ase_molecule("H2O"), DFTSettings(grid_level=1)
+    bucketed = DFTSettings(grid_level=1, shape_buckets=True)
+    fresh = run_dft(water, xc="pbe", settings=plain)
+    run_dft(water, xc="pbe", settings=plain, optimiser=OptimiserSettings(max_iterations=4), checkpoint=path)
+    resumed = run_dft(water, xc="pbe", settings=bucketed, checkpoint=path)
+    assert resumed.padding is not None and resumed.result.converged
+    assert resumed.result.energy == pytest.approx(fresh.result.energy, abs=1e-8)
+    assert resumed.result.history[0]["energy"] < fresh.result.history[0]["energy"] - 1e-4

@@ -313,13 +313,12 @@ def _checkpointing(path: Path, mol, settings: DFTSettings):
     from densitylab.checkpoint import fingerprint, read_checkpoint, write_checkpoint
 
     require(path.parent.is_dir(), "checkpoint", "a path in an existing folder", str(path))
+    # shape buckets change no number: a bucketed run resumes an unbucketed one's checkpoint
+    numbers = {name: value for name, value in asdict(settings).items() if name != "shape_buckets"}
     job = {
         "geometry": fingerprint(mol.atom_coords(), mol.atom_charges()),
-        "basis": str(mol.basis),
-        "charge": mol.charge,
-        "spin": mol.spin,
-        **{name: value for name, value in asdict(settings).items() if name != "shape_buckets"},
-    }  # fmt: skip  (buckets change no number: a bucketed run resumes an unbucketed one)
+        "basis": str(mol.basis), "charge": mol.charge, "spin": mol.spin, **numbers,
+    }  # fmt: skip
     found = read_checkpoint(path, job)
     saved = None if found is None else (found[0]["density_alpha"], found[0]["density_beta"])
     last = {"written": time.perf_counter()}
