@@ -14,7 +14,9 @@ Run:  python benchmarks/density_qm9_scale.py references [--shards 12 --workers 2
       python benchmarks/density_qm9_scale.py status
       python benchmarks/density_qm9_scale.py curve [--train 25 50 100 ... --sparse 100]
           (on the shards finished so far; models kept in WORK/models; new points appended to
-          benchmarks/results/density_qm9_scale.jsonl, the table in density_qm9_scale.md)
+          benchmarks/results/density_qm9_scale.jsonl, the table in density_qm9_scale.md;
+          --train-only fits and keeps the models now, so that one later pass over the test
+          molecules, the costly part, evaluates every point)
       python benchmarks/density_qm9_scale.py ship --train N
           (the point's model → src/densitylab/density/pretrained/qm9-pbe)
       python benchmarks/density_qm9_scale.py rerun --train 200 --test-count 20
@@ -145,6 +147,8 @@ def curve(args) -> None:
         elif (count, args.sparse, args.test_count, args.metric_precision) not in done:
             points.append((count, *_trained_point(args, joined, training, count)))
             print(f"trained {count}: {json.dumps(points[-1][2])}", flush=True)
+    if args.train_only:  # the models are kept; a later curve run evaluates them in its one pass
+        return
     # each model is evaluated on the test molecules whose elements it was trained on (a model
     # refuses the others: the first training molecules hold no F, 4 of the 100 test ones do);
     # the models that share a test set are evaluated together, in one pass over its grids
@@ -280,6 +284,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--test-count", type=int, default=TEST, help="Test molecules evaluated (first of the shard)."
+    )
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="curve: train (and keep) the points' models, evaluate them in a later run with the rest.",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
