@@ -52,7 +52,7 @@ def test_the_padded_chart_point_has_the_real_density():
     basis (nmo < nao) and a spin whose count is padded."""
     rng = np.random.default_rng(0)
     nao, nmo, counts = 11, 10, (5, 3)
-    padding = Padding.of(nao, nmo, counts)
+    padding = Padding.of(nao, nmo, counts, 0, 0)
     assert padding.padded_counts == (6, 4) and padding.padded_nao - nmo >= 1
     transform = rng.normal(size=(nao, nmo))
     bases = [np.linalg.qr(rng.normal(size=(nmo, nmo)))[0] for _ in counts]
@@ -172,7 +172,7 @@ def test_the_memory_check_counts_the_padded_arrays(monkeypatch):
     mol = load_molecule(ase_molecule("H2O"), basis="sto-3g")
     system = build_system(mol, DFTSettings(xc="pbe", grid_level=3, xc_grid="stored", shape_buckets=True))
     auxmol = auxiliary_molecule(mol, DEFAULT_AUXBASIS)
-    tensor, grid = system.padding.array_bytes(auxmol.nao_nr(), system.ngrid, True)
+    tensor, grid = system.padding.array_bytes(True)
     assert system.df_factor.nbytes == tensor
     assert grid <= system.ao_values.nbytes <= grid + 8 * 64 * system.ao_values.shape[0] * 4 * 8
     real = df_tensor_bytes(mol, auxmol) + stored_ao_bytes(system.ngrid, mol.nao_nr(), True)

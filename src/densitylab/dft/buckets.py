@@ -52,6 +52,8 @@ class Padding:
         counts: real occupied orbitals per spin (N_α, N_β).
         padded_nao: basis functions of the compiled problem; also its orthonormal functions.
         padded_counts: occupied orbitals of the compiled problem per spin.
+        padded_naux: auxiliary functions of the compiled problem.
+        padded_points: grid points of the compiled problem (before chunking).
     """
 
     nao: int
@@ -59,28 +61,32 @@ class Padding:
     counts: tuple[int, int]
     padded_nao: int
     padded_counts: tuple[int, int]
+    padded_naux: int
+    padded_points: int
 
     @staticmethod
-    def of(nao: int, nmo: int, counts: tuple[int, int]) -> Padding:
-        """Buckets for a basis of ``nao`` functions (``nmo`` independent) and ``counts``
-        electrons per spin: there are always at least as many ghost orthonormal functions as
-        ghost occupied orbitals of either spin."""
+    def of(nao: int, nmo: int, counts: tuple[int, int], naux: int, points: int) -> Padding:
+        """Buckets for a basis of ``nao`` functions (``nmo`` independent), ``counts`` electrons
+        per spin, ``naux`` auxiliary functions and ``points`` grid points: there are always at
+        least as many ghost orthonormal functions as ghost occupied orbitals of either spin."""
         padded_counts = tuple(bucket(n, MINIMUM_STEP["electrons"]) for n in counts)
         ghosts = max(p - n for p, n in zip(padded_counts, counts, strict=True))
         padded_nao = bucket(nao + ghosts, MINIMUM_STEP["nao"])
-        return Padding(int(nao), int(nmo), tuple(int(n) for n in counts), padded_nao, padded_counts)
+        return Padding(
+            int(nao), int(nmo), tuple(int(n) for n in counts), padded_nao, padded_counts,
+            bucket(naux, MINIMUM_STEP["naux"]), bucket(points, MINIMUM_STEP["points"]),
+        )  # fmt: skip
 
-    def array_bytes(self, naux: int, points: int, gga: bool) -> tuple[float, float]:
-        """Bytes of the padded DF tensor B (for ``naux`` real auxiliary functions, 0 without
-        density fitting) and of the padded AO values on ``points`` real grid points."""
+    def array_bytes(self, gga: bool) -> tuple[float, float]:
+        """Bytes of the padded DF tensor B and of the padded AO values (and their gradients
+        for a GGA) on the grid."""
         npair = self.padded_nao * (self.padded_nao + 1) // 2
-        tensor = 8.0 * bucket(naux, MINIMUM_STEP["naux"]) * npair
-        grid = 8.0 * bucket(points, MINIMUM_STEP["points"]) * (4 if gga else 1) * self.padded_nao
-        return tensor, grid
+        grid = 8.0 * self.padded_points * (4 if gga else 1) * self.padded_nao
+        return 8.0 * self.padded_naux * npair, grid
 
-    def matrix(self, matrix: np.ndarray, columns: int | None = None) -> np.ndarray:
-        """(nao, ≤ nao) → (padded_nao, ``columns`` or padded_nao), zeros outside."""
-        padded = np.zeros((self.padded_nao, self.padded_nao if columns is None else columns))
+    def matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """(nao, ≤ nao) → (padded_nao, padded_nao), zeros outside."""
+        padded = np.zeros((self.padded_nao, self.padded_nao))
         padded[: matrix.shape[0], : matrix.shape[1]] = matrix
         return padded
 

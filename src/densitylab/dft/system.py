@@ -364,12 +364,12 @@ def auxiliary_molecule(mol, auxbasis: str):
         ) from None
 
 
-def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES, padded_nao: int | None = None):
+def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES, padding: Padding | None = None):
     """B (naux, nao(nao+1)/2) on the device, with (μν|λσ) ≈ Σ_P B_Pμν B_Pλσ: L⁻¹(P|μν), J = L Lᵀ,
-    for the auxiliary molecule ``auxmol`` (:func:`auxiliary_molecule`). With ``padded_nao`` (a
-    bucketed system, :mod:`~densitylab.dft.buckets`) the pairs are those of ``padded_nao``
-    functions (the real pairs come first in the packed order) and naux is rounded up to its
-    bucket; ghost rows and columns are zero.
+    for the auxiliary molecule ``auxmol`` (:func:`auxiliary_molecule`). With the ``padding`` of a
+    bucketed system (:mod:`~densitylab.dft.buckets`) the pairs are those of its padded basis
+    (the real pairs come first in the packed order) and the rows its padded auxiliary
+    functions; ghost rows and columns are zero.
 
     Built by blocks of AO pairs (shell ranges of about ``block_bytes`` of 3-centre integrals,
     the blocking PySCF's ``df.outcore`` uses): PySCF computes each block on the host; it is
@@ -383,16 +383,16 @@ def density_fitting_factor(mol, auxmol, block_bytes: float = DF_BLOCK_BYTES, pad
 
     naux, nao = auxmol.nao_nr(), mol.nao_nr()
     cholesky = linalg.cholesky(auxmol.intor("int2c2e"), lower=True)
-    if padded_nao is not None:  # ghost auxiliary functions: an identity block of L, zero rows of B
-        ghosts = bucket(naux, MINIMUM_STEP["naux"]) - naux
-        nao, cholesky = padded_nao, scipy.linalg.block_diag(cholesky, np.eye(ghosts))
+    if padding is not None:  # ghost auxiliary functions: an identity block of L, zero rows of B
+        ghosts = padding.padded_naux - naux
+        nao, cholesky = padding.padded_nao, scipy.linalg.block_diag(cholesky, np.eye(ghosts))
     npair, naux_real, naux = nao * (nao + 1) // 2, naux, cholesky.shape[0]
     on_device = accelerator_memory() is not None  # CPU: LAPACK in place, no copy of the block
     pair_loc = mol.ao_loc_nr().astype(np.int64)
     pair_loc = pair_loc * (pair_loc + 1) // 2  # packed pairs (μ ≥ ν) before each shell
     blocks = balance_partition(pair_loc, max(1, int(block_bytes // (8 * naux))))
     width = max(int(pair_loc[last] - pair_loc[first]) for first, last, _ in blocks)
-    if padded_nao is not None:
+    if padding is not None:
         width = min(bucket(width, MINIMUM_STEP["pairs"]), npair)
     device_cholesky = compiled.to_device(cholesky)
     factor = device_zeros((naux, npair))
@@ -502,7 +502,7 @@ def _require_memory(
     nao = mol.nao_nr()
     tensor, grid = df_tensor_bytes(mol, auxmol), stored_ao_bytes(stored_points, nao, gga)
     if padding is not None:
-        tensor, grid = padding.array_bytes(auxmol.nao_nr() if auxmol else 0, stored_points, gga)
+        tensor, grid = padding.array_bytes(gga)
     hints = (
         "; df_storage='disk' keeps it on disk" if tensor else "",
         "; xc_grid='streamed' keeps none" if grid else "",
@@ -551,10 +551,11 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
             grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
             host_grid = (mol, grids)
     transform, padding, grid_padding = orthogonaliser(overlap), None, None
-    if settings.shape_buckets and mode == "stored" and not on_disk:
-        padding = Padding.of(nao, transform.shape[1], tuple(int(n) for n in mol.nelec))
-        grid_padding = (bucket(len(weights), MINIMUM_STEP["points"]), padding.padded_nao)
     stored_points = len(weights) if mode == "stored" else 0
+    if settings.shape_buckets and mode == "stored" and not on_disk:  # then auxmol is not None
+        nelec = tuple(int(n) for n in mol.nelec)
+        padding = Padding.of(nao, transform.shape[1], nelec, auxmol.nao_nr(), stored_points)
+        grid_padding = (padding.padded_points, padding.padded_nao)
     gga = functional.needs_gradient
     _require_memory(mol, None if on_disk else auxmol, stored_points, gga, accelerator, padding)
     ao_values = ao_on_grid(mol, coords[:stored_points], gga, grid_padding)
@@ -567,7 +568,7 @@ def build_system(mol, settings: DFTSettings | None = None) -> KSSystem:
     if on_disk:
         host_df = host_density_fitting(mol, auxmol, settings.auxbasis)
     elif auxmol is not None:
-        df_factor = density_fitting_factor(mol, auxmol, padded_nao=grid_padding and grid_padding[1])
+        df_factor = density_fitting_factor(mol, auxmol, padding=padding)
     else:
         eri = _to_device(jax, mol.intor("int2e", aosym="s1").reshape(nao, nao, nao, nao))
     return KSSystem(
