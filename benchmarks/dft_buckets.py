@@ -16,6 +16,8 @@ compilations, and the largest energy difference between the
 modes and from PySCF.
 
 Run:  python benchmarks/dft_buckets.py [--set g2|qm9] [--limit N] [--xc pbe] [--output dft_buckets]
+      python benchmarks/dft_buckets.py --set qm9 --limit 200 --count-only
+          (distinct compiled shapes without and with buckets of 1/8, 1/4, 1/2; nothing run)
 Writes benchmarks/results/STEM.{json,md}.
 """
 
@@ -90,6 +92,36 @@ def run_screen(mode: str, names: list[str], xc: str) -> dict:
     return {"mode": mode, "seconds": seconds, "compilations": compiled, "energies": energies}
 
 
+def count_shapes(names: list[str]) -> dict:
+    """Distinct compiled shapes of the screen without running it: (basis, counts, auxiliary
+    functions, grid points) exactly, and bucketed at 8, 4 and 2 steps per octave."""
+    from pyscf import df, dft
+
+    from densitylab.dft import buckets
+    from densitylab.dft.molecule import load_molecule
+    from densitylab.dft.system import DEFAULT_AUXBASIS
+
+    sizes = []
+    for name in names:
+        mol = load_molecule(name, basis="6-31g")
+        grids = dft.gen_grid.Grids(mol)
+        grids.level = 3
+        grids.build(with_non0tab=False)
+        naux = df.addons.make_auxmol(mol, DEFAULT_AUXBASIS).nao_nr()
+        sizes.append((mol.nao_nr(), tuple(mol.nelec), naux, len(grids.weights)))
+    counted = {"exact": len(set(sizes))}
+    default = buckets.STEPS_PER_OCTAVE
+    try:
+        for steps in (8, 4, 2):
+            buckets.STEPS_PER_OCTAVE = steps
+            padded = [buckets.Padding.of(nao, nao, nelec, naux, points) for nao, nelec, naux, points in sizes]
+            shapes = {(p.padded_nao, p.padded_counts, p.padded_naux, p.padded_points) for p in padded}
+            counted[f"buckets_1/{steps}"] = len(shapes)
+    finally:
+        buckets.STEPS_PER_OCTAVE = default
+    return counted
+
+
 def in_process(mode: str, names: list[str], xc: str, cache: str) -> dict:
     environment = {**os.environ, "DENSITYLAB_JAX_CACHE": cache}
     arguments = ["--one", mode, "--xc", xc, "--names", *names]
@@ -105,6 +137,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--xc", default="pbe")
     parser.add_argument("--output", default="dft_buckets")
+    parser.add_argument("--count-only", action="store_true", help="Count the distinct shapes, run nothing.")
     parser.add_argument("--one", choices=["plain", "buckets", "pyscf"], help=argparse.SUPPRESS)
     parser.add_argument("--names", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -114,6 +147,9 @@ def main() -> None:
     runs = {}
     with tempfile.TemporaryDirectory() as folder:
         names = screen_molecules(args.which, args.limit, Path(folder))
+        if args.count_only:
+            print(json.dumps({"set": args.which, "molecules": len(names), **count_shapes(names)}))
+            return
         for mode in ("plain", "buckets"):
             cache = str(Path(folder) / mode)
             runs[f"{mode}-cold"] = in_process(mode, names, args.xc, cache)
