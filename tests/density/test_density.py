@@ -266,7 +266,7 @@ def test_cg_preconditioner_is_the_one_centre_block_and_cg_matches_direct_in_the_
     for design, overlap, label in zip(designs, overlaps, labels, strict=True):
         for atom in np.unique(label[:, 0]):
             rows = np.flatnonzero(label[:, 0] == atom)
-            block = design[rows].toarray()
+            block = design.tocsr()[rows].toarray()
             same_atom += block.T @ overlap[np.ix_(rows, rows)] @ block
     for offset, channels, width, u, sigma, v, kappa in problem.factors:
         kronecker = np.kron(u @ np.diag(sigma) @ u.T, v @ np.diag(kappa) @ v.T)

@@ -11,6 +11,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
+from densitylab.density.design import channel_gram
+
 
 def pack_metric(overlap, dtype=np.float64) -> np.ndarray:
     """The upper triangle of a symmetric S (n, n), row by row: LAPACK's packed lower triangle
@@ -83,10 +85,7 @@ class CGProblem:
             if n != 0:
                 continue
             channels = sum(1 for key in layout if key[:2] == (a, l))
-            gram = np.zeros((width, width))
-            for design in designs:  # Ψ rows of channel 0, every atom and m
-                first = design[:, offset : offset + width]
-                gram += (first.T @ first).toarray()
+            gram = sum(channel_gram(design, offset, width) for design in designs)  # Ψ rows of channel 0
             sigma, u = np.linalg.eigh(one_centre[(a, l)])
             kappa, v = np.linalg.eigh(0.5 * (gram + gram.T))
             self.factors.append((offset, channels, width, u, sigma, v, kappa))

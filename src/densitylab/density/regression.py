@@ -34,8 +34,9 @@ import scipy.sparse
 
 from densitylab.checkpoint import fingerprint
 from densitylab.density.cg import CGProblem, FitCheckpoint, metric_times, one_centre_overlaps, pack_metric
+from densitylab.density.design import DesignBlock, FactoredDesign, as_sparse
 from densitylab.density.features import Features, farthest_point_sampling
-from densitylab.errors import InvalidParameterError, require
+from densitylab.errors import require
 from densitylab.linalg import cho_factor
 
 SOLVERS = ("auto", "cg", "direct")
@@ -204,7 +205,9 @@ def _weight_layout(model: DensityModel) -> dict:
 
 
 def design_matrices(model: DensityModel, features: Features, labels_list: list, numbers_list: list) -> list:
-    """Per structure, the sparse Φ (naux, P) mapping weights to coefficients (featomic order)."""
+    """Per structure, Φ (naux, P) mapping weights to coefficients (featomic order), factored
+    (:class:`~densitylab.density.design.FactoredDesign`: each Ψ row once, not once per radial
+    channel)."""
     layout = _weight_layout(model)
     total = sum(width for _, width in layout.values())
     row_of = {a: {(int(s), int(i)): r for r, (s, i) in enumerate(features.atoms[a])} for a in features.atoms}
@@ -214,25 +217,37 @@ def design_matrices(model: DensityModel, features: Features, labels_list: list, 
             psi_cache[(a, l)] = _psi(model, a, l, features, np.arange(len(features.atoms[a])))
     matrices = []
     for structure, (labels, numbers) in enumerate(zip(labels_list, numbers_list, strict=True)):
-        rows, cols, vals = [], [], []
-        for index, (atom, l, n, m) in enumerate(labels):
-            a = int(numbers[atom])
-            if a not in model.species:
-                raise InvalidParameterError(
-                    "structures", f"only species the model was trained on {model.species}", a
-                )
-            offset, width = layout[(a, int(l), int(n))]
-            psi = psi_cache[(a, int(l))][row_of[a][(structure, int(atom))], int(m) + int(l)]
-            rows.append(np.full(width, index))
-            cols.append(np.arange(offset, offset + width))
-            vals.append(psi)
-        matrices.append(
-            scipy.sparse.csr_matrix(
-                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                shape=(len(labels), total),
-            )
-        )
+        species = np.asarray(numbers)[labels[:, 0]]
+        unknown = sorted(set(species.tolist()) - set(model.species))
+        trained = f"only species the model was trained on {model.species}"
+        require(not unknown, "structures", trained, unknown[0] if unknown else None)
+        blocks = []
+        for a, l in sorted({(int(a), int(l)) for a, l in zip(species, labels[:, 1], strict=True)}):
+            rows = np.flatnonzero((species == a) & (labels[:, 1] == l))
+            atoms = [row_of[a][(structure, int(atom))] for atom in np.unique(labels[rows, 0])]
+            blocks.append(_design_block(model, layout, (a, l), labels, rows, psi_cache.get((a, l)), atoms))
+        matrices.append(FactoredDesign(blocks, (len(labels), total)))
     return matrices
+
+
+def _design_block(model: DensityModel, layout: dict, key: tuple, labels, rows, psi, atoms) -> DesignBlock:
+    """The (species, λ) = ``key`` block of one structure's Φ: coefficient ``rows`` of its
+    (atom, λ, n, m) ``labels``, fed by rows ``atoms`` of ``psi`` (every atom of the species in
+    the featurised set, 2λ+1, D), one per atom of the species here, in order."""
+    a, l = key
+    channels = model.channels.get(key, 0)
+    wanted = f"auxiliary functions the model has ({channels} radial channels of λ = {l} on Z = {a})"
+    require(int(labels[rows, 2].max()) < channels, "structures", wanted, int(labels[rows, 2].max()) + 1)
+    position = np.searchsorted(np.unique(labels[rows, 0]), labels[rows, 0])
+    picked = psi[atoms]
+    return DesignBlock(
+        offset=layout[(a, l, 0)][0],
+        channels=channels,
+        psi=picked.reshape(-1, picked.shape[-1]),
+        rows=rows,
+        kernel_rows=position * (2 * l + 1) + labels[rows, 3] + l,
+        channel=labels[rows, 2].astype(np.int64),
+    )
 
 
 def baseline_vector(model: DensityModel, labels: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -286,7 +301,8 @@ def _normal_system(designs: list, overlaps, residuals, size: int, layout: dict |
     blocks = list(layout.values()) if layout is not None else [(0, size)]
     matrix = np.zeros((size, size))
     rhs, spread = (np.zeros(size), 0.0) if residuals is not None else (None, None)
-    for index, (design, overlap) in enumerate(zip(designs, overlaps, strict=True)):
+    for index, (factored, overlap) in enumerate(zip(designs, overlaps, strict=True)):
+        design = as_sparse(factored)  # this molecule's sparse Φ, while its block rows are read
         pieces = []
         for offset, width in blocks:
             columns = design[:, offset : offset + width]
