@@ -1,0 +1,58 @@
+"""The η scan's stopping rule on QM9 molecules (issue 16): CG scan solves that stop once the
+held-out % RMSE has settled (densitylab.density.regression._HeldOutSettled) against solves run
+to the residual tolerance, on the same training molecules: the η chosen, every held-out % RMSE,
+and the CG iterations of the scan.
+
+Molecules: the first --molecules training molecules of density_qm9_scale.py's shards
+(even-tempered basis, single-precision metrics, --sparse environments per species), as its
+curve trains them.
+
+Run:  python benchmarks/density_scan_stop.py [--molecules 100 --sparse 100 --work /work/qm9data]
+Writes benchmarks/results/density_scan_stop.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecules", type=int, default=100)
+    parser.add_argument("--sparse", type=int, default=100)
+    parser.add_argument("--work", default="/work/qm9data")
+    args = parser.parse_args()
+
+    from density_qm9_scale import _joined
+    from densitylab.density import regression
+    from densitylab.density.pipeline import train
+
+    joined, training = _joined(Path(args.work))
+    settings = regression.RegressionSettings(args.sparse, solver="cg", metric_precision="single")
+    result = {"molecules": args.molecules, "sparse": args.sparse}
+    for name, settled in (("settled_rule", regression.SCAN_SETTLED), ("residual_only", 0.0)):
+        regression.SCAN_SETTLED = settled
+        started = time.perf_counter()
+        _, info = train(joined, training[: args.molecules], settings=settings)
+        result[name] = {
+            "regularisation": info["regularisation"],
+            "scan": info["regularisation_scan"],
+            "scan_iterations": sum(entry["iterations"] for entry in info["regularisation_scan"]),
+            "final_iterations": info["iterations"],
+            "seconds": time.perf_counter() - started,
+        }
+        print(name, json.dumps(result[name]), flush=True)
+    result["date"] = time.strftime("%Y-%m-%d")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "density_scan_stop.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
