@@ -110,9 +110,15 @@ class CGProblem:
                 result += design.T @ metric_times(metric, design @ vector)
             return result
 
-        return conjugate_gradients(
-            apply, rhs, preconditioner, tolerance, max_iterations, start, reference_norm, callback, stop
-        )
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread: every product here is small (Ψ blocks, D ≤ 900), called thousands of
+        # times; threads gain ≤ 2× on an idle machine and lose 150× when the cores are busy
+        # (OpenBLAS's threads wait on each other; BENCHMARKS.md, "CG and BLAS threads")
+        with threadpool_limits(limits=1, user_api="blas"):
+            return conjugate_gradients(
+                apply, rhs, preconditioner, tolerance, max_iterations, start, reference_norm, callback, stop
+            )
 
 
 class _Stopped(Exception):
