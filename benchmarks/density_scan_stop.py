@@ -8,7 +8,8 @@ Molecules: the first --molecules training molecules of density_qm9_scale.py's sh
 curve trains them.
 
 Run:  python benchmarks/density_scan_stop.py [--molecules 100 --sparse 100 --work /work/qm9data]
-Writes benchmarks/results/density_scan_stop.json.
+          [--modes settled_rule residual_only]
+Appends one record per mode to benchmarks/results/density_scan_stop.jsonl.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--molecules", type=int, default=100)
     parser.add_argument("--sparse", type=int, default=100)
     parser.add_argument("--work", default="/work/qm9data")
+    parser.add_argument("--modes", nargs="+", default=["settled_rule", "residual_only"])
     args = parser.parse_args()
 
     from density_qm9_scale import _joined
@@ -36,22 +38,26 @@ def main() -> None:
 
     joined, training = _joined(Path(args.work))
     settings = regression.RegressionSettings(args.sparse, solver="cg", metric_precision="single")
-    result = {"molecules": args.molecules, "sparse": args.sparse}
-    for name, settled in (("settled_rule", regression.SCAN_SETTLED), ("residual_only", 0.0)):
-        regression.SCAN_SETTLED = settled
+    rules = {"settled_rule": regression.SCAN_SETTLED, "residual_only": 0.0}
+    (HERE / "results").mkdir(exist_ok=True)
+    for mode in args.modes:
+        regression.SCAN_SETTLED = rules[mode]
         started = time.perf_counter()
         _, info = train(joined, training[: args.molecules], settings=settings)
-        result[name] = {
+        record = {
+            "mode": mode,
+            "molecules": args.molecules,
+            "sparse": args.sparse,
             "regularisation": info["regularisation"],
             "scan": info["regularisation_scan"],
             "scan_iterations": sum(entry["iterations"] for entry in info["regularisation_scan"]),
             "final_iterations": info["iterations"],
             "seconds": time.perf_counter() - started,
+            "date": time.strftime("%Y-%m-%d"),
         }
-        print(name, json.dumps(result[name]), flush=True)
-    result["date"] = time.strftime("%Y-%m-%d")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "density_scan_stop.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(record), flush=True)
+        with (HERE / "results" / "density_scan_stop.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":
