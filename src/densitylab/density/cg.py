@@ -91,10 +91,10 @@ class CGProblem:
             self.factors.append((offset, channels, width, u, sigma, v, kappa))
 
     def solve(self, rhs: np.ndarray, eta: float, tolerance: float, max_iterations: int, start=None,
-              reference_norm=None, callback=None, stop=None):  # fmt: skip
+              reference_norm=None, callback=None):  # fmt: skip
         """(Σ ΦᵀSΦ + η) b = rhs by preconditioned CG from ``start`` (see
-        :func:`conjugate_gradients` for the stopping rules, ``reference_norm``, ``callback``
-        and ``stop``); returns b and CG info."""
+        :func:`conjugate_gradients` for the stopping rule, ``reference_norm`` and
+        ``callback``); returns b and CG info."""
 
         def preconditioner(vector):
             result = np.empty_like(vector)
@@ -117,21 +117,13 @@ class CGProblem:
         # (OpenBLAS's threads wait on each other; BENCHMARKS.md, "CG and BLAS threads")
         with threadpool_limits(limits=1, user_api="blas"):
             return conjugate_gradients(
-                apply, rhs, preconditioner, tolerance, max_iterations, start, reference_norm, callback, stop
+                apply, rhs, preconditioner, tolerance, max_iterations, start, reference_norm, callback
             )
-
-
-class _Stopped(Exception):
-    """Raised from SciPy's CG callback to end the solve at the iterate it carries."""
-
-    def __init__(self, x: np.ndarray):
-        super().__init__()
-        self.x = x
 
 
 def conjugate_gradients(
     apply, rhs: np.ndarray, preconditioner, tolerance: float, max_iterations: int, start=None,
-    reference_norm=None, callback=None, stop=None,
+    reference_norm=None, callback=None,
 ):  # fmt: skip
     """Preconditioned CG for A x = b (A symmetric positive definite, given as ``apply``; the
     ``preconditioner`` applies M⁻¹): SciPy's ``cg`` on matrix-free operators. From 0 it stops at
@@ -140,10 +132,8 @@ def conjugate_gradients(
     would return the solution of a neighbouring problem (the η scan's previous η) unchanged.
     ``reference_norm``: stop at tolerance·reference_norm instead (a resumed solve keeps the
     stopping point of the interrupted one: its first ‖b − A x₀‖). ``callback(x, reference_norm)``
-    sees every iterate. ``stop(x)``, when given, sees every iterate too and ends the solve at the
-    first one it returns True for (the η scan's held-out error settling, which comes long before
-    its residual tolerance). Returns x and {iterations, relative_residual (‖b − A x‖/‖b‖,
-    recomputed from x), reference_norm, stopped (whether ``stop`` ended it)}."""
+    sees every iterate. Returns x and {iterations, relative_residual (‖b − A x‖/‖b‖, recomputed
+    from x), reference_norm}."""
     import scipy.sparse.linalg as spla
 
     size = rhs.shape[0]
@@ -159,22 +149,15 @@ def conjugate_gradients(
         count[0] += 1
         if callback is not None:
             callback(origin + correction, reference_norm)
-        if stop is not None and stop(origin + correction):
-            raise _Stopped(origin + correction)
 
-    stopped = False
     if target_norm <= tolerance * reference_norm:  # converged already (a finished resume)
         x = origin
     else:
-        try:
-            correction, _ = spla.cg(operator, target, rtol=tolerance * reference_norm / target_norm, atol=0.0,
-                                    maxiter=max_iterations, M=inverse, callback=counted)  # fmt: skip
-            x = origin + correction
-        except _Stopped as ended:
-            x, stopped = ended.x, True
+        correction, _ = spla.cg(operator, target, rtol=tolerance * reference_norm / target_norm, atol=0.0,
+                                maxiter=max_iterations, M=inverse, callback=counted)  # fmt: skip
+        x = origin + correction
     residual = float(np.linalg.norm(rhs - apply(x)) / np.linalg.norm(rhs))
-    info = {"iterations": count[0], "relative_residual": residual, "reference_norm": reference_norm}
-    return x, info | {"stopped": stopped}
+    return x, {"iterations": count[0], "relative_residual": residual, "reference_norm": reference_norm}
 
 
 CHECKPOINT_SECONDS = 120.0  # a CG solve in progress is saved at most this often
