@@ -125,3 +125,23 @@ def test_a_structure_with_an_unseen_element_or_channel_is_refused_by_name(mixed)
     wide[0, 2] = 99  # a radial channel the model does not have
     with pytest.raises(InvalidParameterError, match=r"structures.*radial channels"):
         regression.design_matrices(model, features, [labels[0], labels[1], wide, labels[3]], numbers)
+
+
+def test_the_cg_solve_runs_with_one_blas_thread(monkeypatch):
+    """Catches the CG solve left to OpenBLAS's default threads, which wait on each other when
+    the cores are busy (150× slower preconditioner products beside other work; BENCHMARKS.md)."""
+    import threadpoolctl
+
+    from densitylab.density import cg
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        pools = threadpoolctl.threadpool_info()
+        seen.extend(pool["num_threads"] for pool in pools if pool["user_api"] == "blas")
+        return np.zeros(2), {}
+
+    monkeypatch.setattr(cg, "conjugate_gradients", recording)
+    problem = cg.CGProblem([scipy.sparse.csr_matrix(np.eye(2))], [cg.pack_metric(np.eye(2))], {}, {})
+    problem.solve(np.ones(2), 1.0, 1e-8, 10)
+    assert seen and set(seen) == {1}
