@@ -48,20 +48,12 @@ def main() -> None:
 
     from density_qm9_scale import _joined
     from densitylab.density import cg, regression
-    from densitylab.density.features import FeatureSettings, choose_columns, selected_lambda_soap
+    from densitylab.density.pipeline import training_problem
 
     joined, training = _joined(Path(args.work))
     indices = training[: args.molecules]
-    frames = [joined.atoms(i) for i in indices]
-    labels = [joined.labels[i] for i in indices]
-    numbers = [joined.numbers[i] for i in indices]
-    lambda_max = max(int(label[:, 1].max()) for label in labels)
-    species = sorted({int(z) for n in numbers for z in n})
-    features = FeatureSettings()
-    columns = choose_columns(frames, lambda_max, species, features)
-    selected = selected_lambda_soap(frames, lambda_max, species, features, columns)
-    model = regression.build_model(selected, labels, numbers, regression.RegressionSettings(args.sparse))
-    designs = regression.design_matrices(model, selected, labels, numbers)
+    built = training_problem(joined, indices, settings=regression.RegressionSettings(args.sparse))
+    model, designs, labels, numbers = built.model, built.designs, built.labels, built.numbers
     overlaps = [joined.overlap[i] for i in indices]
     metrics = [cg.pack_metric(overlap, np.float32) for overlap in overlaps]
     layout = regression._weight_layout(model)

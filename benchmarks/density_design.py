@@ -40,22 +40,14 @@ def main() -> None:
     args = parser.parse_args()
 
     from density_qm9_scale import _joined
-    from densitylab.density import regression
     from densitylab.density.cg import metric_times, pack_metric
-    from densitylab.density.features import FeatureSettings, choose_columns, selected_lambda_soap
+    from densitylab.density.pipeline import training_problem
+    from densitylab.density.regression import RegressionSettings
 
     joined, training = _joined(Path(args.work))
     indices = training[: args.molecules]
-    frames = [joined.atoms(i) for i in indices]
-    labels = [joined.labels[i] for i in indices]
-    numbers = [joined.numbers[i] for i in indices]
-    lambda_max = max(int(label[:, 1].max()) for label in labels)
-    species = sorted({int(z) for n in numbers for z in n})
-    features = FeatureSettings()
-    columns = choose_columns(frames, lambda_max, species, features)
-    selected = selected_lambda_soap(frames, lambda_max, species, features, columns)
-    model = regression.build_model(selected, labels, numbers, regression.RegressionSettings(args.sparse))
-    factored = regression.design_matrices(model, selected, labels, numbers)
+    problem = training_problem(joined, indices, settings=RegressionSettings(args.sparse))
+    factored, labels = problem.designs, problem.labels
     sparse = [design.tocsr() for design in factored]
     metrics = {
         precision: [pack_metric(joined.overlap[i], dtype) for i in indices]

@@ -53,20 +53,28 @@ class TrainedModel:
         )
 
 
-def _check_species(model: regression.DensityModel, numbers_list: list) -> None:
-    unknown = sorted({int(z) for numbers in numbers_list for z in numbers} - set(model.species))
-    require(not unknown, "structures", f"only species the model was trained on {model.species}", unknown)
+@dataclass(frozen=True)
+class TrainingProblem:
+    """What a fit needs of its training structures: the model with its sparse environments and
+    projectors (weights not yet fitted), each structure's Φ and labels, the λ of the features,
+    and the seconds the features took."""
+
+    model: regression.DensityModel
+    designs: list
+    labels: list
+    numbers: list
+    lambda_max: int
+    features_seconds: float
 
 
-def train(
+def training_problem(
     reference: ReferenceSet,
     indices: list[int],
     features: FeatureSettings | None = None,
     settings: regression.RegressionSettings | None = None,
-    checkpoint: str | Path | None = None,
-) -> tuple[TrainedModel, dict]:
-    """Fit a model on ``reference`` structures ``indices``; returns it and timings.
-    ``checkpoint``: a .npz path that makes a CG fit resumable (:func:`regression.fit`)."""
+) -> TrainingProblem:
+    """Features, sparse environments and design matrices of ``reference`` structures
+    ``indices`` (:func:`train` fits them; the benchmarks time their products)."""
     features = features or FeatureSettings()
     settings = settings or regression.RegressionSettings()
     require(len(indices) >= 1, "train", "at least one training structure", len(indices))
@@ -83,18 +91,37 @@ def train(
     model = regression.build_model(selected, labels, numbers, settings)
     model.columns = columns
     designs = regression.design_matrices(model, selected, labels, numbers)
+    return TrainingProblem(model, designs, labels, numbers, lambda_max, featurised - started)
+
+
+def train(
+    reference: ReferenceSet,
+    indices: list[int],
+    features: FeatureSettings | None = None,
+    settings: regression.RegressionSettings | None = None,
+    checkpoint: str | Path | None = None,
+) -> tuple[TrainedModel, dict]:
+    """Fit a model on ``reference`` structures ``indices``; returns it and timings.
+    ``checkpoint``: a .npz path that makes a CG fit resumable (:func:`regression.fit`)."""
+    features = features or FeatureSettings()
+    settings = settings or regression.RegressionSettings()
+    started = time.perf_counter()
+    problem = training_problem(reference, indices, features, settings)
     info = regression.fit(
-        model,
-        designs,
+        problem.model,
+        problem.designs,
         [reference.coefficients[i] for i in indices],
         regression.subset(reference.overlap, indices),
-        labels,
-        numbers,
+        problem.labels,
+        problem.numbers,
         settings,
         checkpoint,
     )
-    info.update(features_seconds=featurised - started, total_seconds=time.perf_counter() - started)
-    return TrainedModel(model, features, settings, reference.settings, lambda_max, list(indices)), info
+    info.update(features_seconds=problem.features_seconds, total_seconds=time.perf_counter() - started)
+    trained = TrainedModel(
+        problem.model, features, settings, reference.settings, problem.lambda_max, list(indices)
+    )
+    return trained, info
 
 
 def _auxiliary_basis(settings, frame) -> tuple:
@@ -132,7 +159,7 @@ def predict(trained: TrainedModel, frames: list, conserve_charge: bool = True) -
     require(len(frames) > 0, "structures", "at least one structure", 0)
     check_periodicity(frames, is_periodic(trained.reference))
     numbers = [np.asarray(frame.numbers) for frame in frames]
-    _check_species(trained.model, numbers)
+    regression.check_species(trained.model, numbers)
     labels, auxiliaries = [], []
     for frame in frames:
         auxiliary = _auxiliary_basis(trained.reference, frame)

@@ -204,6 +204,12 @@ def _weight_layout(model: DensityModel) -> dict:
     return layout
 
 
+def check_species(model: DensityModel, numbers_list: list) -> None:
+    """Refuse structures with an element the model was not trained on, naming them."""
+    unknown = sorted({int(z) for numbers in numbers_list for z in numbers} - set(model.species))
+    require(not unknown, "structures", f"only species the model was trained on {model.species}", unknown)
+
+
 def design_matrices(model: DensityModel, features: Features, labels_list: list, numbers_list: list) -> list:
     """Per structure, Φ (naux, P) mapping weights to coefficients (featomic order), factored
     (:class:`~densitylab.density.design.FactoredDesign`: each Ψ row once, not once per radial
@@ -215,30 +221,35 @@ def design_matrices(model: DensityModel, features: Features, labels_list: list, 
     for a, l in model.channels:
         if a in features.atoms:  # species of the model absent from these structures have no rows
             psi_cache[(a, l)] = _psi(model, a, l, features, np.arange(len(features.atoms[a])))
+    check_species(model, numbers_list)
     matrices = []
     for structure, (labels, numbers) in enumerate(zip(labels_list, numbers_list, strict=True)):
         species = np.asarray(numbers)[labels[:, 0]]
-        unknown = sorted(set(species.tolist()) - set(model.species))
-        trained = f"only species the model was trained on {model.species}"
-        require(not unknown, "structures", trained, unknown[0] if unknown else None)
         blocks = []
         for a, l in sorted({(int(a), int(l)) for a, l in zip(species, labels[:, 1], strict=True)}):
             rows = np.flatnonzero((species == a) & (labels[:, 1] == l))
-            atoms = [row_of[a][(structure, int(atom))] for atom in np.unique(labels[rows, 0])]
-            blocks.append(_design_block(model, layout, (a, l), labels, rows, psi_cache.get((a, l)), atoms))
+            present = np.unique(labels[rows, 0])  # this structure's atoms of species a, in order
+            atoms = [row_of[a][(structure, int(atom))] for atom in present]
+            blocks.append(
+                _design_block(model, layout, (a, l), labels, rows, psi_cache.get((a, l)), present, atoms)
+            )
         matrices.append(FactoredDesign(blocks, (len(labels), total)))
     return matrices
 
 
-def _design_block(model: DensityModel, layout: dict, key: tuple, labels, rows, psi, atoms) -> DesignBlock:
+def _design_block(
+    model: DensityModel, layout: dict, key: tuple, labels, rows, psi, present, atoms
+) -> DesignBlock:
     """The (species, λ) = ``key`` block of one structure's Φ: coefficient ``rows`` of its
-    (atom, λ, n, m) ``labels``, fed by rows ``atoms`` of ``psi`` (every atom of the species in
-    the featurised set, 2λ+1, D), one per atom of the species here, in order."""
+    (atom, λ, n, m) ``labels``, whose atoms are ``present`` (sorted, unique), fed by rows
+    ``atoms`` of ``psi`` (every atom of the species in the featurised set, 2λ+1, D), one per
+    present atom, in order."""
     a, l = key
     channels = model.channels.get(key, 0)
     wanted = f"auxiliary functions the model has ({channels} radial channels of λ = {l} on Z = {a})"
-    require(int(labels[rows, 2].max()) < channels, "structures", wanted, int(labels[rows, 2].max()) + 1)
-    position = np.searchsorted(np.unique(labels[rows, 0]), labels[rows, 0])
+    highest = int(labels[rows, 2].max())
+    require(highest < channels, "structures", wanted, highest + 1)
+    position = np.searchsorted(present, labels[rows, 0])
     picked = psi[atoms]
     return DesignBlock(
         offset=layout[(a, l, 0)][0],
@@ -506,9 +517,7 @@ def fit(
         problem = CGProblem(designs, metrics, layout, one_centre)
         final = partial(problem.solve, rhs, eta, settings.cg_tolerance, settings.cg_max_iterations)
         weights, cg_info = saved.solve(f"final-{eta:.0e}", final, start)
-        info.update(
-            {key: value for key, value in cg_info.items() if key not in ("reference_norm", "stopped")}
-        )
+        info.update({key: value for key, value in cg_info.items() if key != "reference_norm"})
     model.weights = {key: weights[offset : offset + width] for key, (offset, width) in layout.items()}
     model.regularisation = float(eta)
     info.update(regularisation=float(eta), seconds=time.perf_counter() - started, parameters=size)
