@@ -289,6 +289,8 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, rollout_optimiser="sgd")
     with pytest.raises(InvalidParameterError, match="truncate"):
         _config(tiny_set, truncate=0)
+    with pytest.raises(InvalidParameterError, match="measure"):
+        _config(tiny_set, measure="wasserstein")
 
 
 def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, tmp_path):
@@ -317,19 +319,24 @@ def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, 
         train_functional(_config(bare))
 
 
-def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set):
+@pytest.mark.parametrize("measure", ["density", "charge"])
+def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set, measure):
     """The untrained network is exchange-only (its v_c is 0), so its relative loss over whole
-    trajectories is 1 per case; training by truncated backpropagation lowers it."""
+    trajectories is 1 per case, in either measure; training by truncated backpropagation
+    lowers it."""
     from densitylab.tdks.functional import exchange_only_losses, load_cases
     from densitylab.tdks.propagation import density_loss
 
-    config = _config(tiny_set, pretrain_epochs=0, horizons=(10,), truncated_iterations=3, gate=False)
+    config = _config(
+        tiny_set, pretrain_epochs=0, horizons=(10,), truncated_iterations=3, gate=False, measure=measure
+    )
     cases = load_cases(config)
-    for case, loss in zip(cases, exchange_only_losses(cases), strict=True):
+    for case, loss in zip(cases, exchange_only_losses(cases, measure), strict=True):
         densities, _ = propagate(
             case.problem, lambda params, window, k: jax.numpy.zeros(window.shape[1]), None
         )
-        assert loss == pytest.approx(float(density_loss(densities, case.target, case.problem.dx)), rel=1e-10)
+        expected = float(density_loss(densities, case.target, case.problem.dx, measure=measure))
+        assert loss == pytest.approx(expected, rel=1e-10)
     losses = train_functional(config).history["horizon-10"]["loss"]
     assert losses[0] == pytest.approx(len(cases), rel=1e-10)
     assert min(losses[1:]) < losses[0]

@@ -241,6 +241,46 @@ def test_accumulated_loss_equals_the_loss_of_the_stored_densities():
     assert accumulated == pytest.approx(float(stored), rel=1e-12)
 
 
+def test_accumulated_charge_loss_equals_the_charge_loss_of_the_stored_densities():
+    from densitylab.tdks.propagation import density_loss, propagate_loss
+
+    problem = _problem(steps=24)
+    target = np.asarray(propagate(problem, _wiggle, None)[0]) * 1.01
+    params, model = free_values(problem.steps, problem.points)
+    densities = np.asarray(propagate(problem, model, params)[0])
+    charge = np.cumsum(densities - target, axis=1) * DX  # Q_KS − Q_exact, by hand
+    by_hand = np.sum(charge[1:] ** 2) * DX
+    stored = float(density_loss(densities, target, DX, measure="charge"))
+    accumulated = float(propagate_loss(problem, model, params, target, block=5, measure="charge"))
+    assert stored == pytest.approx(by_hand, rel=1e-12)
+    assert accumulated == pytest.approx(by_hand, rel=1e-12)
+
+
+@pytest.mark.parametrize("separation", [4.0, 8.0, 16.0])
+def test_charge_loss_grows_with_the_distance_of_a_misplaced_packet(separation):
+    """One electron in a Gaussian packet (σ = 0.1) at 0 against the same packet at
+    ``separation`` s ≫ σ: ΔQ = Φ(x/σ) − Φ((x − s)/σ), so Σ ΔQ² dx = s − 2σ/√π (analytically:
+    the charge in the wrong place times how far it is), where the density loss is 2∫n² dx
+    whatever the separation once the packets no longer overlap."""
+    from densitylab.tdks.propagation import density_loss
+
+    x = np.arange(-20.0, 40.0, 0.01)
+    packet = lambda centre: np.exp(-((x - centre) ** 2) / 0.02) / np.sqrt(0.02 * np.pi)  # noqa: E731
+    ours = np.stack([packet(0.0), packet(separation)])
+    exact = np.stack([packet(0.0), packet(0.0)])
+    charge = float(density_loss(ours, exact, 0.01, measure="charge"))
+    density = float(density_loss(ours, exact, 0.01))
+    assert charge == pytest.approx(separation - 2 * 0.1 / np.sqrt(np.pi), rel=1e-4)  # dx = 0.01
+    assert density == pytest.approx(2 / np.sqrt(2 * np.pi * 0.02), rel=1e-3)  # 2∫n² dx
+
+
+def test_unknown_loss_measure_is_refused():
+    from densitylab.tdks.propagation import density_loss
+
+    with pytest.raises(InvalidParameterError, match=r"^measure"):
+        density_loss(np.zeros((2, 3)), np.zeros((2, 3)), 0.1, measure="wasserstein")
+
+
 def test_shipped_memory_functional_loads_runs_and_refuses_other_grids(tmp_path):
     from densitylab.tdks.evaluate import load_model, run
 

@@ -115,9 +115,7 @@ def tdks_functional(
     output: option(Path, "Folder for the trained functional (an artefact)."),
     case: option(list[str] | None, "Train on this case of the set only (repeat; default: all).") = None,
     preset: option(str | None, "Train on the set's documented 'training' (or 'held-out') cases.") = None,
-    inputs: option(
-        list[str] | None, "Inputs (repeat): density, history, current, rates, velocity, sce, partner."
-    ) = None,
+    inputs: option(list[str] | None, "Repeat: density history current rates velocity sce partner") = None,
     memory: option(int, "Densities seen (present + past).") = 4,
     channels: option(int, "Hidden channels.") = 16,
     depth: option(int, "Convolution layers.") = 3,
@@ -137,6 +135,7 @@ def tdks_functional(
     truncate: option(int, "Longer horizons: adam, gradients cut every TRUNCATE steps (0: never).") = 60,
     truncated_iterations: option(int, "Iterations per truncated horizon.") = 40,
     relative: option(bool, "Weight each case by 1 / its exchange-only loss.") = True,
+    measure: option(str, "Propagation loss: density, or charge (the charge left of each x).") = "density",
     as_json: Json = False,
 ) -> None:
     """Train a v_c functional with memory through the KS propagation; resumable (OUTPUT.checkpoint.npz)."""

@@ -76,6 +76,9 @@ class FunctionalConfig:
             ``rollout_learning_rate`` clipped to ``clip``, for ``truncated_iterations``
             iterations (None: every horizon with exact gradients).
         relative: weight each case by 1 / its exchange-only loss over its whole trajectory.
+        measure: stage 2's loss: "density", Σ (n_KS − n_exact)², or "charge", Σ (Q_KS −
+            Q_exact)² with Q(x) the charge left of x
+            (:func:`~densitylab.tdks.propagation.density_loss`).
         floor: bohr⁻¹ added to the density weights of stage 1, so that v_c is also held
             near the exact one where there is little density (it is free there otherwise,
             and a large v_c there makes the propagation stiff).
@@ -105,6 +108,7 @@ class FunctionalConfig:
     truncate: int | None = 60
     truncated_iterations: int = 40
     relative: bool = True
+    measure: str = "density"
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -120,7 +124,10 @@ class FunctionalConfig:
             "a folder made by 'densitylab tdks dataset' (with set.json)",
             self.dataset,
         )
+        from densitylab.tdks.propagation import check_measure
+
         check_inputs(self.inputs, self.memory)
+        check_measure(self.measure)
         for name in ("stride", "batch_size", "channels", "depth", "memory"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, name, "a positive integer", value)
@@ -346,9 +353,10 @@ def truncated(case: Case, horizon: int):
     return cut, case.target[: steps + 1]
 
 
-def exchange_only_losses(cases: list[Case]) -> list[float]:
-    """Each case's density loss Σ_t Σ_x (n_KS − n_exact)² dx over its whole trajectory with
-    the exchange-only anchor (v_c = 0)."""
+def exchange_only_losses(cases: list[Case], measure: str = "density") -> list[float]:
+    """Each case's loss Σ_t Σ_x (n_KS − n_exact)² dx (or the ``measure`` of
+    :func:`~densitylab.tdks.propagation.density_loss`) over its whole trajectory with the
+    exchange-only anchor (v_c = 0)."""
     jax, _, _ = jax_modules()
     from densitylab.tdks.evaluate import exchange_only
     from densitylab.tdks.propagation import propagate_loss
@@ -356,7 +364,11 @@ def exchange_only_losses(cases: list[Case]) -> list[float]:
     losses = []
     for case in cases:
         anchor = exchange_only(case.problem)
-        loss = jax.jit(lambda params, c=case, a=anchor: propagate_loss(c.problem, a.model, params, c.target))
+        loss = jax.jit(
+            lambda params, c=case, a=anchor: propagate_loss(
+                c.problem, a.model, params, c.target, measure=measure
+            )
+        )
         losses.append(float(loss(anchor.params)))
     return losses
 
@@ -395,6 +407,7 @@ def fine_tune(
         clip=config.clip if optimiser == "adam" else None,
         weights=weights,
         truncate=config.truncate if cut else None,
+        measure=config.measure,
     )
 
 
@@ -419,7 +432,7 @@ def train_functional(
     del features
     relative = None
     if config.relative:
-        relative = [1.0 / loss for loss in exchange_only_losses(cases)]
+        relative = [1.0 / loss for loss in exchange_only_losses(cases, config.measure)]
     stages = ["pretrain"] + [f"horizon-{h}" for h in config.horizons]
     settings = {"config": asdict(config), "net": asdict(net.config)}
     result = FunctionalResult(config, net)

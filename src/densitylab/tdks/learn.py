@@ -104,10 +104,11 @@ def total_loss(
     segments: Sequence[Segments] | None = None,
     weights: Sequence[float] | None = None,
     truncate: int | None = None,
+    measure: str = "density",
 ):
     """``params -> loss`` summed over trajectories (JAX-traceable); with ``segments`` (one
     :class:`Segments` per problem) the trajectories are propagated segment by segment.
-    ``weights``: one factor per trajectory; ``truncate``: see
+    ``weights``: one factor per trajectory; ``truncate``, ``measure``: see
     :func:`~densitylab.tdks.propagation.propagate_loss` (not with segments)."""
     _, jnp, _ = jax_modules()
     targets = [jnp.asarray(target) for target in targets]
@@ -115,9 +116,11 @@ def total_loss(
     if segments is None:
         pairs = zip(problems, targets, strict=True)
         parts = [
-            partial(propagate_loss, p, model, target=t, memory=memory, truncate=truncate) for p, t in pairs
+            partial(propagate_loss, p, model, target=t, memory=memory, truncate=truncate, measure=measure)
+            for p, t in pairs
         ]
     else:
+        require(measure == "density", "measure", "density with segments", measure)
         parts = [segments_loss(p, s, model, memory) for p, s in zip(problems, segments, strict=True)]
 
     def loss(params):
@@ -146,6 +149,7 @@ def train(
     clip: float | None = None,
     weights: Sequence[float] | None = None,
     truncate: int | None = None,
+    measure: str = "density",
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
@@ -173,6 +177,8 @@ def train(
         truncate: adam only: truncated backpropagation, the gradient cut every ``truncate``
             steps (:func:`~densitylab.tdks.propagation.propagate_loss`). It is not the
             gradient of the loss, so L-BFGS's line search cannot use it.
+        measure: "density" or "charge" (the charge left of each point;
+            :func:`~densitylab.tdks.propagation.density_loss`).
 
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
@@ -199,7 +205,9 @@ def train(
         "a window with adam over whole trajectories (not lbfgs or segments)",
         truncate,
     )
-    loss_of_params = total_loss(problems, targets, model, memory, penalty, segments, weights, truncate)
+    loss_of_params = total_loss(
+        problems, targets, model, memory, penalty, segments, weights, truncate, measure
+    )
     require(
         clip is None or (optimiser == "adam" and clip > 0), "clip", "a positive norm, with adam only", clip
     )
@@ -218,6 +226,7 @@ def train(
         "segments": None if segments is None else [fingerprint(s.target, s.orbital0) for s in segments],
         "weights": None if weights is None else [float(w) for w in weights],
         "truncate": truncate,
+        "measure": measure,
     }
 
     def record(iteration, params, losses, norms) -> bool:

@@ -245,10 +245,12 @@ def propagate_loss(
     block: int | None = None,
     history=None,
     truncate: int | None = None,
+    measure: str = "density",
 ):
     """Σ_{t ≥ 1} Σ_x (n_KS − n_exact)² dx, accumulated inside the scan: nothing per step is
     kept, so reverse mode stores only the √T block carries and one block's residuals.
     ``history`` (≥ memory − 1, N): the densities the model sees before t = 0, oldest first.
+    ``measure``: see :func:`density_loss` ("charge" compares the charge left of each point).
 
     ``truncate`` (steps): truncated backpropagation through time. The loss is the same, but
     its gradient stops at the start of every window of ``truncate`` steps (the largest
@@ -264,6 +266,7 @@ def propagate_loss(
         "a positive number of steps",
         truncate,
     )
+    check_measure(measure)
     target = jnp.asarray(target)
     step, carry, inputs = _scan_parts(
         problem, model, params, memory, truncate or block, extra=target[1:], history=history
@@ -273,7 +276,7 @@ def propagate_loss(
     def stepper(state, inputs):
         carry, loss = state
         carry, (density, _) = step(carry, inputs)
-        return (carry, loss + jnp.sum((density - inputs[2]) ** 2) * dx), None
+        return (carry, loss + _measured(density - inputs[2], dx, measure)), None
 
     @jax.checkpoint
     def run_block(state, inputs):
@@ -285,10 +288,35 @@ def propagate_loss(
     return loss
 
 
-def density_loss(densities, target, dx: float, weights=None):
-    """Σ_t Σ_x w_t (n_KS − n_exact)² dx over steps 1…T (both (T + 1, N))."""
+MEASURES = ("density", "charge")
+
+
+def check_measure(measure: str) -> None:
+    require(measure in MEASURES, "measure", f"one of {MEASURES}", measure)
+
+
+def _measured(difference, dx: float, measure: str):
+    """Σ_x d² dx of the last axis: d the density difference, or with ``measure`` "charge"
+    the difference of the charge left of each point, Q(x) = Σ_{x' ≤ x} n(x') dx."""
     _, jnp, _ = jax_modules()
-    squared = jnp.sum((densities[1:] - target[1:]) ** 2, axis=1) * dx
+    if measure == "charge":
+        difference = jnp.cumsum(difference, axis=-1) * dx
+    return jnp.sum(difference**2, axis=-1) * dx
+
+
+def density_loss(densities, target, dx: float, weights=None, measure: str = "density"):
+    """Σ_t Σ_x w_t (n_KS − n_exact)² dx over steps 1…T (both (T + 1, N)).
+
+    ``measure`` "charge": Σ_t Σ_x w_t (Q_KS − Q_exact)² dx with Q(x) the charge left of x
+    (electrons). Two packets that no longer overlap have a density loss that does not depend
+    on how far apart they are, and no gradient that would move one onto the other; the
+    charge loss grows with the charge in the wrong place times how far it is from where it
+    should be (it is the squared L² distance of the cumulative distributions, a relative of
+    the 1D Wasserstein distance), so a wrong split of a packet into reflected and transmitted
+    parts is penalised in proportion to how far the parts have gone."""
+    check_measure(measure)
+    _, jnp, _ = jax_modules()
+    squared = _measured(densities[1:] - target[1:], dx, measure)
     return jnp.sum(squared if weights is None else weights * squared)
 
 
