@@ -57,6 +57,28 @@ def test_current_and_partner_follow_their_definitions():
     assert abs(partner_density[np.argmin(np.abs(X + 5.01))] - peak) < 0.02 * peak
 
 
+def test_charge_counts_the_electrons_left_of_each_point_at_every_step():
+    window = np.stack([_two_packets(0.0), _two_packets(0.5), _two_packets(1.0)])
+    rows = np.asarray(window_features(window, ("charge",), DX, 0.05, None))
+    assert rows.shape == (3, len(X))
+    for row, density in zip(rows, window[::-1], strict=True):  # present first
+        # the trapezoid-free running sum: its last value is the charge, 2
+        np.testing.assert_allclose(np.diff(row) / DX, density[1:], atol=1e-12)
+        assert row[-1] == pytest.approx(2.0, abs=1e-6)
+    # one electron in each packet (at −5 + shift and +5): Q = 1 across the gap between them
+    gap = np.abs(X - 1.0) < 1.0
+    np.testing.assert_allclose(rows[0][gap], 1.0, atol=1e-3)
+    # the left packet (σ = 1/√2) moved right by 1 bohr between the oldest and the present
+    # step: at its old centre −5 the count fell from ½ to the Gaussian tail. The running sum
+    # counts the point itself, so it is the integral up to −5 + dx/2, to O(dx²)
+    from scipy.stats import norm
+
+    old_centre = np.argmin(np.abs(X + 5.0))
+    for row, centre in ((rows[2], -5.0), (rows[0], -4.0)):
+        expected = norm.cdf((-5.0 + DX / 2 - centre) * np.sqrt(2.0))  # ½ + 0.056, 0.102
+        assert row[old_centre] == pytest.approx(expected, abs=2e-3)
+
+
 def test_sce_input_equals_the_sce_anchor():
     from densitylab.tdks.features import sce_parts
     from densitylab.tdks.models import sce_correlation

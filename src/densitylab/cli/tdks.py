@@ -115,7 +115,7 @@ def tdks_functional(
     output: option(Path, "Folder for the trained functional (an artefact)."),
     case: option(list[str] | None, "Train on this case of the set only (repeat; default: all).") = None,
     preset: option(str | None, "Train on the set's documented 'training' (or 'held-out') cases.") = None,
-    inputs: option(list[str] | None, "Repeat: density history current rates velocity sce partner") = None,
+    inputs: option(list[str] | None, "density history current rates velocity sce partner charge") = None,
     memory: option(int, "Densities seen (present + past).") = 4,
     channels: option(int, "Hidden channels.") = 16,
     depth: option(int, "Convolution layers.") = 3,

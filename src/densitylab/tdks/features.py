@@ -16,6 +16,11 @@ A window (memory, N) holds n at steps k − memory + 1 … k on a uniform grid o
 * ``sce``: v_SCE[n] − ½v_H[n], the strictly-correlated-electrons correlation potential (Ha).
 * ``partner``: n and u at the co-motion position f(x) of the SCE construction (two rows):
   where the other electron is when one is at x.
+* ``charge``: Q(x) = ∫_{−∞}^x n dx', the number of electrons left of x, at every step of the
+  window (memory rows, present first). Non-local: between two separated electrons Q ≈ 1 over
+  the whole gap, which is where the exact v_c of separating electrons has its steps (an
+  integer count on either side). A local network of Q can make a plateau as wide as the gap,
+  which one of n alone cannot.
 
 ``sce`` and ``partner`` count electrons with a floor of 1e-4 bohr⁻¹ added to n (the SCE
 anchor uses 1e-10): across a gap in the density f(x) jumps, and its derivative with respect to
@@ -32,7 +37,7 @@ import numpy as np
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
 
-FEATURES = ("density", "history", "current", "rates", "velocity", "sce", "partner")
+FEATURES = ("density", "history", "current", "rates", "velocity", "sce", "partner", "charge")
 VELOCITY_FLOOR = 1e-3
 COUNT_FLOOR = 1e-4
 
@@ -40,7 +45,7 @@ COUNT_FLOOR = 1e-4
 def feature_count(inputs: tuple[str, ...], memory: int) -> int:
     """Rows of the (C, N) feature array."""
     sizes = {"density": 1, "history": memory - 1, "current": 1, "rates": memory - 1, "velocity": 1}
-    sizes.update(sce=1, partner=2)
+    sizes.update(sce=1, partner=2, charge=memory)
     return sum(sizes[name] for name in inputs)
 
 
@@ -97,6 +102,8 @@ def window_features(window, inputs: tuple[str, ...], dx: float, dt: float, parts
             rows.append((density[None] - window[-1 - lags]) / (lags[:, None] * dt))
         elif name == "velocity":
             rows.append(velocity[None])
+        elif name == "charge":
+            rows.append(jnp.cumsum(window[::-1], axis=1) * dx)
         elif name == "sce":
             profile, matrix = parts
             hartree = hartree_operator(matrix, dx)
