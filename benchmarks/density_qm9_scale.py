@@ -212,8 +212,14 @@ def ship(args) -> None:
     trained, info = _trained_point(args, joined, training, count)
     log = RESULTS / "density_qm9_scale.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    accuracy = [r for r in rows if r["train"] == count and r["sparse"] == args.sparse]
+    accuracy = [
+        r
+        for r in rows
+        if (r["train"], r["sparse"], r.get("metric_precision", "double"))
+        == (count, args.sparse, args.metric_precision)
+    ]
     command = f"python benchmarks/density_qm9_scale.py ship --train {count} --sparse {args.sparse}"
+    command += f" --metric-precision {args.metric_precision} --regularisation {args.regularisation}"
     save_model(
         trained,
         SHIPPED,
