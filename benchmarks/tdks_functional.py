@@ -11,7 +11,8 @@ first held-out scattering case with an inverted v_c (a collision), the functiona
 beside the exact one (model (a)), both gauged to zero density-weighted mean at each time.
 
 Run:  python benchmarks/tdks_functional.py --set SET --model scattering-memory [--output STEM]
-Writes benchmarks/results/STEM.{json,md} (STEM: tdks_functional) and the figures.
+Writes benchmarks/results/STEM.{json,md} (STEM: tdks_functional) and the figures in
+benchmarks/results/STEM/.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def main() -> None:
     parser.add_argument("--set", type=Path, required=True)
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--held-out", nargs="*", default=None, help="case names (default: the public ones)")
-    parser.add_argument("--figures", type=Path, default=RESULTS / "tdks_functional")
+    parser.add_argument("--figures", type=Path, default=None, help="default: benchmarks/results/STEM")
     parser.add_argument("--output", default="tdks_functional", help="results file stem in benchmarks/results")
     args = parser.parse_args()
+    # a comparison under another stem must not overwrite the shipped model's figures
+    args.figures = args.figures or RESULTS / args.output
 
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.plots import plot_density_errors, plot_xt_maps
