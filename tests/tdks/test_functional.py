@@ -341,7 +341,7 @@ def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, 
         train_functional(_config(bare))
 
 
-@pytest.mark.parametrize("measure", ["density", "charge"])
+@pytest.mark.parametrize("measure", ["density", "charge", "current"])
 def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set, measure):
     """The untrained network is exchange-only (its v_c is 0), so its relative loss over whole
     trajectories is 1 per case, in either measure; training by truncated backpropagation
@@ -357,7 +357,9 @@ def test_relative_loss_counts_each_case_in_units_of_exchange_only(tiny_set, meas
         densities, _ = propagate(
             case.problem, lambda params, window, k: jax.numpy.zeros(window.shape[1]), None
         )
-        expected = float(density_loss(densities, case.target, case.problem.dx, measure=measure))
+        expected = float(
+            density_loss(densities, case.target, case.problem.dx, measure=measure, dt=case.problem.dt)
+        )
         assert loss == pytest.approx(expected, rel=1e-10)
     losses = train_functional(config).history["horizon-10"]["loss"]
     assert losses[0] == pytest.approx(len(cases), rel=1e-10)

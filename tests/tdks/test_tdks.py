@@ -256,6 +256,41 @@ def test_accumulated_charge_loss_equals_the_charge_loss_of_the_stored_densities(
     assert accumulated == pytest.approx(by_hand, rel=1e-12)
 
 
+def test_accumulated_current_loss_equals_the_current_loss_of_the_stored_densities():
+    from densitylab.tdks.propagation import density_loss, propagate_loss
+
+    problem = _problem(steps=24)
+    target = np.asarray(propagate(problem, _wiggle, None)[0]) * 1.01
+    params, model = free_values(problem.steps, problem.points)
+    densities = np.asarray(propagate(problem, model, params)[0])
+    # continuity by hand: j = −∫^x ∂ₜn, each step's backward difference
+    current = lambda n: -np.cumsum(np.diff(n, axis=0), axis=1) * DX / problem.dt  # noqa: E731
+    by_hand = np.sum((current(densities) - current(target)) ** 2) * DX
+    stored = float(density_loss(densities, target, DX, measure="current", dt=problem.dt))
+    accumulated = float(propagate_loss(problem, model, params, target, block=5, measure="current"))
+    assert stored == pytest.approx(by_hand, rel=1e-12)
+    assert accumulated == pytest.approx(by_hand, rel=1e-10)
+
+
+@pytest.mark.parametrize("velocity", [0.5, 1.0, 2.0])
+def test_current_loss_of_a_moving_packet_against_a_standing_one_is_v_squared_n_squared(velocity):
+    """A Gaussian packet translated rigidly at ``velocity`` v carries j = v n; against the same
+    packet standing still the current loss of one step is v²∫n² dx = v²/(2σ√π) for a unit
+    Gaussian of width σ (here 0.5), whatever the position."""
+    from densitylab.tdks.propagation import density_loss
+
+    x = np.arange(-20.0, 20.0, 0.01)
+    dt = 1e-3
+    packet = lambda centre: np.exp(-((x - centre) ** 2) / 0.5) / np.sqrt(0.5 * np.pi)  # noqa: E731
+    moving = np.stack([packet(0.0), packet(velocity * dt)])
+    standing = np.stack([packet(0.0), packet(0.0)])
+    loss = float(density_loss(moving, standing, 0.01, measure="current", dt=dt))
+    squared = 1.0 / (2 * 0.5 * np.sqrt(np.pi))  # ∫n² dx of a unit Gaussian, σ = 0.5
+    assert loss == pytest.approx(velocity**2 * squared, rel=2e-3)  # dt = 1e-3: O(v dt) error
+    with pytest.raises(InvalidParameterError, match=r"^dt"):
+        density_loss(moving, standing, 0.01, measure="current")
+
+
 @pytest.mark.parametrize("separation", [4.0, 8.0, 16.0])
 def test_charge_loss_grows_with_the_distance_of_a_misplaced_packet(separation):
     """One electron in a Gaussian packet (σ = 0.1) at 0 against the same packet at

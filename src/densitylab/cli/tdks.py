@@ -135,7 +135,7 @@ def tdks_functional(
     truncate: option(int, "Longer horizons: adam, gradients cut every TRUNCATE steps (0: never).") = 60,
     truncated_iterations: option(int, "Iterations per truncated horizon.") = 40,
     relative: option(bool, "Weight each case by 1 / its exchange-only loss.") = True,
-    measure: option(str, "Propagation loss: density, or charge (the charge left of each x).") = "density",
+    measure: option(str, "Propagation loss: density, charge (left of each x) or current.") = "density",
     as_json: Json = False,
 ) -> None:
     """Train a v_c functional with memory through the KS propagation; resumable (OUTPUT.checkpoint.npz)."""

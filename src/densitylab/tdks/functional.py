@@ -76,9 +76,9 @@ class FunctionalConfig:
             ``rollout_learning_rate`` clipped to ``clip``, for ``truncated_iterations``
             iterations (None: every horizon with exact gradients).
         relative: weight each case by 1 / its exchange-only loss over its whole trajectory.
-        measure: stage 2's loss: "density", Σ (n_KS − n_exact)², or "charge", Σ (Q_KS −
-            Q_exact)² with Q(x) the charge left of x
-            (:func:`~densitylab.tdks.propagation.density_loss`).
+        measure: stage 2's loss: "density", Σ (n_KS − n_exact)²; "charge", Σ (Q_KS −
+            Q_exact)² with Q(x) the charge left of x; or "current", Σ (j_KS − j_exact)² with
+            the currents from continuity (:func:`~densitylab.tdks.propagation.density_loss`).
         floor: bohr⁻¹ added to the density weights of stage 1, so that v_c is also held
             near the exact one where there is little density (it is free there otherwise,
             and a large v_c there makes the propagation stiff).

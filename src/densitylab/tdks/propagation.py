@@ -250,7 +250,8 @@ def propagate_loss(
     """Σ_{t ≥ 1} Σ_x (n_KS − n_exact)² dx, accumulated inside the scan: nothing per step is
     kept, so reverse mode stores only the √T block carries and one block's residuals.
     ``history`` (≥ memory − 1, N): the densities the model sees before t = 0, oldest first.
-    ``measure``: see :func:`density_loss` ("charge" compares the charge left of each point).
+    ``measure``: see :func:`density_loss` ("charge" compares the charge left of each point,
+    "current" the current implied by continuity over each step).
 
     ``truncate`` (steps): truncated backpropagation through time. The loss is the same, but
     its gradient stops at the start of every window of ``truncate`` steps (the largest
@@ -271,40 +272,46 @@ def propagate_loss(
     step, carry, inputs = _scan_parts(
         problem, model, params, memory, truncate or block, extra=target[1:], history=history
     )
-    dx = problem.dx
+    dx, dt = problem.dx, problem.dt
 
     def stepper(state, inputs):
-        carry, loss = state
+        carry, loss, previous = state  # previous: n_KS − n_exact one step before
         carry, (density, _) = step(carry, inputs)
-        return (carry, loss + _measured(density - inputs[2], dx, measure)), None
+        difference = density - inputs[2]
+        return (carry, loss + _measured(difference, dx, measure, previous, dt), difference), None
 
     @jax.checkpoint
     def run_block(state, inputs):
         if truncate is not None:
-            state = (jax.lax.stop_gradient(state[0]), state[1])
+            state = (jax.lax.stop_gradient(state[0]), state[1], jax.lax.stop_gradient(state[2]))
         return jax.lax.scan(stepper, state, inputs)[0], None
 
-    (_, loss), _ = jax.lax.scan(run_block, (carry, jnp.zeros(())), inputs)
+    start = (carry, jnp.zeros(()), carry[1][-1] - target[0])
+    (_, loss, _), _ = jax.lax.scan(run_block, start, inputs)
     return loss
 
 
-MEASURES = ("density", "charge")
+MEASURES = ("density", "charge", "current")
 
 
 def check_measure(measure: str) -> None:
     require(measure in MEASURES, "measure", f"one of {MEASURES}", measure)
 
 
-def _measured(difference, dx: float, measure: str):
-    """Σ_x d² dx of the last axis: d the density difference, or with ``measure`` "charge"
-    the difference of the charge left of each point, Q(x) = Σ_{x' ≤ x} n(x') dx."""
+def _measured(difference, dx: float, measure: str, previous=None, dt: float | None = None):
+    """Σ_x d² dx of the last axis: d the density difference; with ``measure`` "charge" the
+    difference of the charge left of each point, Q(x) = Σ_{x' ≤ x} n(x') dx; with "current"
+    the difference of the currents over the last step by continuity, j = −(Q(t) − Q(t − dt))/dt
+    (``previous``: the density difference one step before)."""
     _, jnp, _ = jax_modules()
     if measure == "charge":
         difference = jnp.cumsum(difference, axis=-1) * dx
+    elif measure == "current":
+        difference = -jnp.cumsum(difference - previous, axis=-1) * dx / dt
     return jnp.sum(difference**2, axis=-1) * dx
 
 
-def density_loss(densities, target, dx: float, weights=None, measure: str = "density"):
+def density_loss(densities, target, dx: float, weights=None, measure: str = "density", dt=None):
     """Σ_t Σ_x w_t (n_KS − n_exact)² dx over steps 1…T (both (T + 1, N)).
 
     ``measure`` "charge": Σ_t Σ_x w_t (Q_KS − Q_exact)² dx with Q(x) the charge left of x
@@ -313,10 +320,18 @@ def density_loss(densities, target, dx: float, weights=None, measure: str = "den
     charge loss grows with the charge in the wrong place times how far it is from where it
     should be (it is the squared L² distance of the cumulative distributions, a relative of
     the 1D Wasserstein distance), so a wrong split of a packet into reflected and transmitted
-    parts is penalised in proportion to how far the parts have gone."""
+    parts is penalised in proportion to how far the parts have gone.
+
+    ``measure`` "current" (needs the step ``dt``): Σ_t Σ_x w_t (j_KS − j_exact)² dx with each
+    current from continuity over the step before t (bohr⁻¹ a.u.⁻¹ squared, times bohr). A
+    packet that leaves too fast shows here at once, while its density error builds up only
+    as it goes: the current is the rate of the density error to come, which a gradient cut
+    every few steps (``truncate``) can still see."""
     check_measure(measure)
+    require(measure != "current" or (dt is not None and dt > 0), "dt", "the step (a.u.) for the current", dt)
     _, jnp, _ = jax_modules()
-    squared = _measured(densities[1:] - target[1:], dx, measure)
+    difference = densities - target
+    squared = _measured(difference[1:], dx, measure, difference[:-1], dt)
     return jnp.sum(squared if weights is None else weights * squared)
 
 
