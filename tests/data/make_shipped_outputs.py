@@ -2,7 +2,8 @@
 e540a39 (before the shipped models moved to manifest.json); tests/test_artefacts.py checks the
 migrated models reproduce them bit for bit. Run from the repository root to remake them.
 The ``scattering-memory`` entry was re-recorded on 2026-11-30, when the functional of issue 18
-replaced that model (the window input is unchanged)."""
+replaced that model, and on 2026-12-01, when the current-loss functional replaced that one (the
+window input is unchanged; only that entry was rewritten, with ``load_density_net`` as below)."""
 
 import numpy as np
 
