@@ -112,6 +112,7 @@ class FunctionalConfig:
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
+        from densitylab.tdks.propagation import check_measure
 
         object.__setattr__(self, "dataset", str(self.dataset))
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -124,8 +125,6 @@ class FunctionalConfig:
             "a folder made by 'densitylab tdks dataset' (with set.json)",
             self.dataset,
         )
-        from densitylab.tdks.propagation import check_measure
-
         check_inputs(self.inputs, self.memory)
         check_measure(self.measure)
         for name in ("stride", "batch_size", "channels", "depth", "memory"):

@@ -177,8 +177,8 @@ def train(
         truncate: adam only: truncated backpropagation, the gradient cut every ``truncate``
             steps (:func:`~densitylab.tdks.propagation.propagate_loss`). It is not the
             gradient of the loss, so L-BFGS's line search cannot use it.
-        measure: "density" or "charge" (the charge left of each point;
-            :func:`~densitylab.tdks.propagation.density_loss`).
+        measure: "density", "charge" (the charge left of each point) or "current" (the
+            current from continuity over each step; :func:`~densitylab.tdks.propagation.density_loss`).
 
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
