@@ -65,6 +65,7 @@ def optax_loop(
     on_epoch: Callable[[int, object, list[float], list[float]], bool | None] | None = None,
     linesearch: bool = False,
     resumable: Resumable | None = None,
+    keep_best: bool = False,
 ):
     """Minimise ``loss(params, *batch)`` over the inexact arrays of ``params`` with ``optimiser``.
 
@@ -80,6 +81,10 @@ def optax_loop(
             with its zoom line search); full batch only.
         resumable: checkpoint the loop there and resume from it (:class:`Resumable`), from the
             epoch after the stored one.
+        keep_best: full batch only: return the parameters with the lowest loss seen (each
+            epoch's loss is that of the parameters it starts from; the last epoch's result is
+            evaluated once more), not the last ones: a run whose loss rises late (Adam through
+            a chaotic propagation) keeps its best point. The best point is checkpointed too.
 
     Returns:
         the trained ``params`` (same structure).
@@ -88,6 +93,7 @@ def optax_loop(
     import optax
 
     require(not (linesearch and batches is not None), "batches", "None with a line-search optimiser", batches)
+    require(not (keep_best and batches is not None), "batches", "None when keeping the best point", batches)
     arrays, static = eqx.partition(params, eqx.is_inexact_array)
 
     def objective(arrays, *batch):
@@ -115,13 +121,17 @@ def optax_loop(
 
     state = optimiser.init(arrays)
     first_epoch = 1
+    best = {"loss": math.inf, "arrays": arrays} if keep_best else None
     if resumable is not None:
-        job = _job(resumable, arrays)
-        arrays, state, first_epoch = _resume(resumable, job, arrays, state)
+        job = _job(resumable, arrays, keep_best)
+        arrays, state, first_epoch = _resume(resumable, job, arrays, state, best)
     for epoch in range(first_epoch, epochs + 1):
         losses, norms = [], []
         for batch in batches(epoch) if batches is not None else [()]:
+            start = arrays
             arrays, state, value, norm = step(arrays, state, *batch)
+            if best is not None and float(value) < best["loss"]:
+                best.update(loss=float(value), arrays=start)
             losses.append(float(value))
             norms.append(float(norm))
             if not (math.isfinite(losses[-1]) and math.isfinite(norms[-1])):
@@ -132,29 +142,37 @@ def optax_loop(
         if on_epoch is not None and on_epoch(epoch, eqx.combine(arrays, static), losses, norms):
             break
         if resumable is not None and epoch % resumable.every == 0 and epoch < epochs:
-            _write(resumable, job, arrays, state, epoch)
+            _write(resumable, job, arrays, state, epoch, best)
+    if best is not None and float(jax.jit(objective)(arrays)) >= best["loss"]:
+        arrays = best["arrays"]
     if resumable is not None:
         Path(resumable.path).unlink(missing_ok=True)
     return eqx.combine(arrays, static)
 
 
-def _job(resumable: Resumable, arrays) -> dict:
+def _job(resumable: Resumable, arrays, keep_best: bool = False) -> dict:
     from densitylab.checkpoint import fingerprint, tree_arrays
 
     start = fingerprint(*tree_arrays(arrays).values())
-    return {**resumable.settings, "start": start, "checkpoint_format": "optax_loop-2"}
+    job = {**resumable.settings, "start": start, "checkpoint_format": "optax_loop-2"}
+    return job | {"keep_best": True} if keep_best else job
 
 
-def _write(resumable: Resumable, job: dict, arrays, state, epoch: int) -> None:
+def _write(resumable: Resumable, job: dict, arrays, state, epoch: int, best: dict | None = None) -> None:
     from densitylab.checkpoint import tree_arrays, write_checkpoint
 
     stored = {f"params_{k}": v for k, v in tree_arrays(arrays).items()}
     stored |= {f"state_{k}": v for k, v in tree_arrays(state).items()}
-    write_checkpoint(resumable.path, job, stored, {"epoch": epoch, "caller": resumable.save()})
+    saved = {"epoch": epoch, "caller": resumable.save()}
+    if best is not None:
+        stored |= {f"best_{k}": v for k, v in tree_arrays(best["arrays"]).items()}
+        saved["best_loss"] = best["loss"]
+    write_checkpoint(resumable.path, job, stored, saved)
 
 
-def _resume(resumable: Resumable, job: dict, arrays, state):
-    """(arrays, optimiser state, first epoch) from the checkpoint, or as given if there is none."""
+def _resume(resumable: Resumable, job: dict, arrays, state, best: dict | None = None):
+    """(arrays, optimiser state, first epoch) from the checkpoint, or as given if there is none;
+    ``best`` (the best point so far) is updated in place."""
     from densitylab.checkpoint import read_checkpoint, tree_from_arrays
 
     stored = read_checkpoint(resumable.path, job)
@@ -165,6 +183,8 @@ def _resume(resumable: Resumable, job: dict, arrays, state):
     def part(prefix: str) -> dict:
         return {k[len(prefix) :]: v for k, v in found.items() if k.startswith(prefix)}
 
+    if best is not None:
+        best.update(loss=float(saved["best_loss"]), arrays=tree_from_arrays(part("best_"), arrays))
     arrays = tree_from_arrays(part("params_"), arrays)
     state = tree_from_arrays(part("state_"), state)
     resumable.restore(saved["caller"])

@@ -102,6 +102,29 @@ def test_sce_input_equals_the_sce_anchor():
     assert np.abs(row - reference).max() < 0.05 * np.abs(reference).max()
 
 
+def test_a_functional_based_on_sce_starts_at_the_sce_potential():
+    """Catches a base written to the wrong input row or unscaled: with scaled inputs (scales
+    3, 0.5, 7) and any hidden weights, the SCE-based functional starts at v_SCE − ½v_H
+    evaluated directly from its definition, and the exchange base at v_c = 0."""
+    from densitylab.tdks.features import COUNT_FLOOR
+    from densitylab.tdks.functional import start_from
+    from densitylab.tdks.propagation import hartree_operator
+    from densitylab.tdks.sce import interaction_profile, sce_potential
+
+    config = DensityNetConfig(
+        memory=2, channels=4, depth=2, kernel=5, dx=DX, dt=0.05, inputs=("density", "history", "sce"),
+        scales=(3.0, 0.5, 7.0), integrate=True,
+    )  # fmt: skip
+    net = build_density_net(config)
+    window = np.stack([_two_packets(0.02), _two_packets(0.0)])
+    density = window[-1]
+    expected = sce_potential(density, X, interaction_profile(_soft(X), X), COUNT_FLOOR)
+    expected = np.asarray(expected - 0.5 * hartree_operator(_soft(X), DX)(density))
+    np.testing.assert_allclose(np.asarray(start_from(net, "sce")(window)), expected, atol=1e-12)
+    assert np.abs(np.asarray(start_from(net, "exchange")(window))).max() == 0.0
+    assert np.abs(expected).max() > 0.1
+
+
 def test_gradient_through_the_new_inputs_matches_finite_differences():
     net = _net()
     rng = np.random.default_rng(1)
@@ -313,6 +336,10 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, truncate=0)
     with pytest.raises(InvalidParameterError, match="measure"):
         _config(tiny_set, measure="wasserstein")
+    with pytest.raises(InvalidParameterError, match="base"):
+        _config(tiny_set, base="lda")
+    with pytest.raises(InvalidParameterError, match="base"):
+        _config(tiny_set, base="sce", inputs=("density", "history"))
 
 
 def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, tmp_path):
@@ -415,3 +442,20 @@ def test_integrated_force_output_makes_a_ramp_from_a_constant_force():
     window = np.stack([_two_packets(0.0), _two_packets(0.01)])
     v_c = np.asarray(net(window))
     np.testing.assert_allclose(v_c, -0.3 * DX * np.arange(1, len(X) + 1), atol=1e-12)  # −∫F dx
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_dilated_layers_see_exactly_their_receptive_field(dilation):
+    """Catches taps spaced wrongly or padding that shifts the view: with kernel 5 and depth 2,
+    v_c at a point depends on the density within 2·(1 + dilation) points of it, on both sides
+    up to that edge, and on nothing beyond (the Jacobian's row, by forward differentiation)."""
+    net = _net(inputs=("density", "history"), memory=2, dilation=dilation)
+    rng = np.random.default_rng(1)
+    window = rng.uniform(0.1, 1.0, size=(2, len(X)))
+    centre = len(X) // 2
+
+    row = np.asarray(jax.grad(lambda d: net(jax.numpy.stack([window[0], d]))[centre])(window[-1]))
+    reach = 2 * (1 + dilation)
+    offsets = np.flatnonzero(np.abs(row) > 1e-12) - centre
+    assert offsets.min() == -reach and offsets.max() == reach
+    assert np.all(row[: centre - reach] == 0) and np.all(row[centre + reach + 1 :] == 0)

@@ -109,6 +109,18 @@ def tdks_dataset(
     print_summary({"output": str(output), "cases": summaries}, as_json, "trajectory set")
 
 
+def _functional_config(options: dict):
+    """The FunctionalConfig of ``tdks functional``'s options (some are spelled otherwise there)."""
+    from densitylab.tdks import functional
+
+    horizons = tuple(options["horizon"] or functional.DEFAULT_HORIZONS)
+    chosen = dict(cases=tuple(options["case"]) if options["case"] else None, horizons=horizons)
+    chosen.update(
+        inputs=tuple(options["inputs"] or functional.DEFAULT_INPUTS), dataset=str(options["dataset"])
+    )
+    return config_from(functional.FunctionalConfig, options, truncate=options["truncate"] or None, **chosen)
+
+
 @command(app, "functional", outputs={"output": "artefact"})
 def tdks_functional(
     dataset: option(Path, "A set made by 'densitylab tdks dataset'."),
@@ -120,6 +132,7 @@ def tdks_functional(
     channels: option(int, "Hidden channels.") = 16,
     depth: option(int, "Convolution layers.") = 3,
     kernel: option(int, "Kernel width (odd).") = 9,
+    dilation: option(int, "Layer l spaces its taps DILATION**l points apart (a wider view).") = 1,
     seed: option(int, "Initialisation and shuffling seed.") = 0,
     gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
     integrate: option(bool, "Add a force output, integrated across the box, to the local v_c.") = False,
@@ -136,14 +149,14 @@ def tdks_functional(
     truncated_iterations: option(int, "Iterations per truncated horizon.") = 40,
     relative: option(bool, "Weight each case by 1 / its exchange-only loss.") = True,
     measure: option(str, "Propagation loss: density, charge (left of each x) or current.") = "density",
+    base: option(str, "Start from exchange (v_c = 0) or sce (a correction on top of SCE).") = "exchange",
+    keep_best: option(bool, "Keep each horizon's parameters of lowest training loss, not the last.") = False,
     as_json: Json = False,
 ) -> None:
     """Train a v_c functional with memory through the KS propagation; resumable (OUTPUT.checkpoint.npz)."""
     from densitylab.tdks import functional
 
-    chosen = dict(cases=tuple(case) if case else None, horizons=tuple(horizon or functional.DEFAULT_HORIZONS))
-    chosen.update(inputs=tuple(inputs or functional.DEFAULT_INPUTS), truncate=truncate or None)
-    config = config_from(functional.FunctionalConfig, locals(), dataset=str(dataset), **chosen)
+    config = _functional_config(locals())
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
         result = functional.train_functional(config, report, checkpoint=checkpoint_beside(output))

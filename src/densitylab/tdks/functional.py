@@ -58,7 +58,7 @@ class FunctionalConfig:
         cases: names of the cases to train on (None: every case of the set, or the preset's).
         preset: "training" or "held-out": train on that documented part of the set (its
             cases by :func:`densitylab.tdks.dataset.select_cases`), plus ``cases``.
-        inputs, memory, channels, depth, kernel, seed: the network
+        inputs, memory, channels, depth, kernel, dilation, seed: the network
             (:class:`~densitylab.tdks.models.DensityNetConfig`).
         gate: add the out-of-distribution gate (threshold: the 99.9 % density-weighted
             quantile of the training inputs' Mahalanobis distance).
@@ -82,6 +82,13 @@ class FunctionalConfig:
         floor: bohr⁻¹ added to the density weights of stage 1, so that v_c is also held
             near the exact one where there is little density (it is free there otherwise,
             and a large v_c there makes the propagation stiff).
+        base: where training starts: "exchange" (v_c = 0, exact exchange) or "sce" (the
+            linear term starts as the ``sce`` input itself, v_c = v_SCE − ½v_H: a learned
+            correction on top of SCE, near-exact before a collision; needs the ``sce`` input).
+            The gate still hands back to exact exchange (v_c = 0).
+        keep_best: each horizon of stage 2 keeps the parameters with the lowest training loss
+            it saw, not the last ones (a truncated-gradient run whose loss rises late keeps its
+            best point).
     """
 
     dataset: str
@@ -92,6 +99,7 @@ class FunctionalConfig:
     channels: int = 16
     depth: int = 3
     kernel: int = 9
+    dilation: int = 1
     seed: int = 0
     gate: bool = True
     integrate: bool = False
@@ -109,6 +117,8 @@ class FunctionalConfig:
     truncated_iterations: int = 40
     relative: bool = True
     measure: str = "density"
+    base: str = "exchange"
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -127,7 +137,9 @@ class FunctionalConfig:
         )
         check_inputs(self.inputs, self.memory)
         check_measure(self.measure)
-        for name in ("stride", "batch_size", "channels", "depth", "memory"):
+        require(self.base in ("exchange", "sce"), "base", "exchange or sce", self.base)
+        require(self.base != "sce" or "sce" in self.inputs, "base", "exchange without input sce", self.base)
+        for name in ("stride", "batch_size", "channels", "depth", "memory", "dilation"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, name, "a positive integer", value)
         require(
@@ -269,6 +281,21 @@ def calibrated(net_config, features: list, weights: list, gate: bool, sample: in
     return replace(config, **gate_statistics(points, sampled))
 
 
+def start_from(net, base: str):
+    """``net`` with its linear term set so that it starts at ``base``: "exchange" (as built,
+    v_c = 0) or "sce" (the weight of the ``sce`` input is its scale, so v_c = v_SCE − ½v_H,
+    with the features' counting floor; the first output only, the local part)."""
+    _, _, eqx = jax_modules()
+    from densitylab.tdks.features import feature_count
+
+    if base == "exchange":
+        return net
+    names = net.config.feature_names()
+    row = feature_count(names[: names.index("sce")], net.config.memory)
+    linear = net.linear.at[0, row].set(net.config.scales[row] if net.config.scales else 1.0)
+    return eqx.tree_at(lambda module: module.linear, net, linear)
+
+
 def supervised_loss(net, features, values, weights):
     """Mean over steps of Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n with δ = v_c − v_c^(a) (Ha²)."""
     jax, jnp, _ = jax_modules()
@@ -407,6 +434,7 @@ def fine_tune(
         weights=weights,
         truncate=config.truncate if cut else None,
         measure=config.measure,
+        keep_best=config.keep_best,
     )
 
 
@@ -422,12 +450,14 @@ def train_functional(
 
     cases = load_cases(config)
     problem = cases[0].problem
-    shape = {name: getattr(config, name) for name in ("memory", "channels", "depth", "kernel", "seed")}
+    shape = {
+        name: getattr(config, name) for name in ("memory", "channels", "depth", "kernel", "dilation", "seed")
+    }
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
     )
     features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
-    net = build_density_net(calibrated(net_config, features, weights, config.gate))
+    net = start_from(build_density_net(calibrated(net_config, features, weights, config.gate)), config.base)
     del features
     relative = None
     if config.relative:

@@ -150,6 +150,7 @@ def train(
     weights: Sequence[float] | None = None,
     truncate: int | None = None,
     measure: str = "density",
+    keep_best: bool = False,
 ):
     """Minimise the density loss over ``params`` (an array or an Equinox module).
 
@@ -179,6 +180,8 @@ def train(
             gradient of the loss, so L-BFGS's line search cannot use it.
         measure: "density", "charge" (the charge left of each point) or "current" (the
             current from continuity over each step; :func:`~densitylab.tdks.propagation.density_loss`).
+        keep_best: return the parameters with the lowest loss seen, not the last ones
+            (:func:`densitylab.training.optax_loop`).
 
     Returns:
         the trained params and a history dict (loss and gradient norm per iteration).
@@ -249,7 +252,7 @@ def train(
 
     params = optax_loop(
         loss_of_params, params, solver, iterations, None, record,
-        linesearch=optimiser == "lbfgs", resumable=resumable,
+        linesearch=optimiser == "lbfgs", resumable=resumable, keep_best=keep_best,
     )  # fmt: skip
     return params, history
 

@@ -126,6 +126,10 @@ class DensityNetConfig:
         integrate: the network gives a local part of v_c and a force F, and v_c adds
             −∫_{x₀}^x F dx': a local force makes the steps of the exact v_c between separated
             electrons, which a local v_c cannot (new-style networks only).
+        dilation: layer l (from 0) spaces its kernel's taps ``dilation**l`` points apart, so
+            the receptive field is (kernel − 1)·(1 + dilation + … + dilation^(depth−1)) + 1
+            points at the same cost: with 1 (the default) 25 points (2.5 bohr) for kernel 9
+            and depth 3, with 4 169 points, wide enough to see an atom and a packet leaving it.
     """
 
     memory: int = 4
@@ -142,6 +146,7 @@ class DensityNetConfig:
     gate_whitening: tuple[tuple[float, ...], ...] | None = None
     gate_threshold: float | None = None
     integrate: bool = False
+    dilation: int = 1
 
     def __post_init__(self):
         from densitylab.tdks.features import check_inputs, feature_count
@@ -150,6 +155,12 @@ class DensityNetConfig:
         require(self.depth >= 1, "depth", "a positive integer", self.depth)
         require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
         require(self.channels >= 1, "channels", "a positive integer", self.channels)
+        require(
+            isinstance(self.dilation, int) and self.dilation >= 1,
+            "dilation",
+            "a positive integer",
+            self.dilation,
+        )
         for name in ("inputs", "scales", "gate_center"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -190,12 +201,13 @@ def build_density_net(config: DensityNetConfig):
     jax, jnp, eqx = jax_modules()
     half = config.kernel // 2
 
-    def convolve(weight, bias, features):
-        """'SAME' 1D convolution of features (C_in, N) with weight (kernel·C_in, C_out)."""
+    def convolve(weight, bias, features, spacing=1):
+        """'SAME' 1D convolution of features (C_in, N) with weight (kernel·C_in, C_out), the
+        taps ``spacing`` points apart."""
         points = features.shape[1]
-        padded = jnp.pad(features, ((0, 0), (half, half)))
+        padded = jnp.pad(features, ((0, 0), (half * spacing, half * spacing)))
         patches = jnp.concatenate(
-            [padded[:, shift : shift + points] for shift in range(config.kernel)], axis=0
+            [padded[:, spacing * shift : spacing * shift + points] for shift in range(config.kernel)], axis=0
         )
         return (patches.T @ weight + bias).T
 
@@ -247,8 +259,8 @@ def build_density_net(config: DensityNetConfig):
         def from_features(self, inputs):
             """v_c (N,) from the scaled inputs (C, N) of :meth:`features`."""
             hidden = inputs
-            for weight, bias in self.layers[:-1]:
-                hidden = jax.nn.softplus(convolve(weight, bias, hidden))
+            for layer, (weight, bias) in enumerate(self.layers[:-1]):
+                hidden = jax.nn.softplus(convolve(weight, bias, hidden, config.dilation**layer))
             weight, bias = self.layers[-1]
             output = (hidden.T @ weight + bias).T  # (outputs, N)
             if self.linear is not None:
