@@ -2,8 +2,9 @@
 e540a39 (before the shipped models moved to manifest.json); tests/test_artefacts.py checks the
 migrated models reproduce them bit for bit. Run from the repository root to remake them.
 The ``scattering-memory`` entry was re-recorded on 2026-11-30, when the functional of issue 18
-replaced that model, and on 2026-12-01, when the current-loss functional replaced that one (the
-window input is unchanged; only that entry was rewritten, with ``load_density_net`` as below)."""
+replaced that model, and on 2026-12-01, when the current-loss functional replaced that one, and
+again that day for the SCE-based functional (the window input is unchanged; only that entry was
+rewritten, with ``load_density_net`` as below)."""
 
 import numpy as np
 
