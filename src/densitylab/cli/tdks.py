@@ -160,7 +160,7 @@ def tdks_functional(
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
         result = functional.train_functional(config, report, checkpoint=checkpoint_beside(output))
-    saved = {"output": str(result.save(output)), "seconds": result.seconds}
+    saved = {"output": str(result.save(output)), "seconds": result.seconds, "best": result.best()}
     print_summary(saved, as_json, "trained functional")
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -319,7 +320,34 @@ class FunctionalResult:
         from densitylab.tdks.models import save_density_net
 
         extra = {"training": asdict(self.config), "history": self.history, "seconds": self.seconds}
-        return save_density_net(path, self.net, extra)
+        return save_density_net(path, self.net, extra | {"best": self.best()})
+
+    def best(self) -> dict:
+        """Per stage 2 horizon: the iteration (from 1) of its lowest training loss, that loss and
+        the last one (what ``keep_best`` returns, or passed by)."""
+        return best_points(self.history)
+
+
+def best_points(history: dict) -> dict:
+    """{stage: {"iteration", "loss", "last"}} from the loss histories of stage 2 (:func:`fine_tune`)."""
+    points = {}
+    for stage, record in history.items():
+        losses = record.get("loss") if stage.startswith("horizon-") else None
+        if losses:
+            index = int(np.argmin(losses))
+            points[stage] = {"iteration": index + 1, "loss": float(losses[index]), "last": float(losses[-1])}
+    return points
+
+
+def never_improved(history: dict) -> list[str]:
+    """The stage 2 horizons of more than one iteration whose lowest loss is their first: with
+    ``keep_best`` such a stage returns its starting point, and the run diverged (one seed in three
+    of the SCE-based runs did; docs/tdks.md): train another seed."""
+    return [
+        stage
+        for stage, point in best_points(history).items()
+        if point["iteration"] == 1 and len(history[stage]["loss"]) > 1
+    ]
 
 
 def pretrain(net, cases: list[Case], config: FunctionalConfig, progress=None, checkpoint=None):
@@ -490,6 +518,12 @@ def train_functional(
         else:
             horizon = config.horizons[index - 1]
             net, history = fine_tune(net, cases, config, horizon, report, stage_checkpoint, relative)
+            if never_improved({stage: history}):
+                warnings.warn(
+                    f"{stage}: the training loss never fell below its first value "
+                    f"({history['loss'][0]:.4g}); the run diverged, so train another seed",
+                    stacklevel=2,
+                )
         result.history[stage] = history
         result.seconds[stage] = time.perf_counter() - started
         if checkpoint is not None:
