@@ -52,40 +52,30 @@ def main() -> None:
     result = train_functional(config)
     seconds = time.perf_counter() - started
 
-    # the anchors' loss on the same pairs (the same stride and floor), and the network's on --test
+    # v_c = 0, SCE and the network on the same pairs (the same stride and floor) of each set; the
+    # inputs of a set are built once. As built, the output layer and linear term are zero (v_c = 0);
+    # without the gate the SCE start is SCE itself.
     net_config = result.net.config
     scales = np.asarray(net_config.scales)[None, :, None]
-
-    def mean_loss(net, chosen):
-        features, values, weights = raw_features(net_config, load_cases(chosen), config.stride, config.floor)
-        return float(
-            np.mean(
-                [
-                    supervised_loss(net, jnp.asarray(f / scales), jnp.asarray(v), jnp.asarray(w))
-                    for f, v, w in zip(features, values, weights, strict=True)
-                ]
-            )
-        )
-
-    # as built, the output layer and linear term are zero (v_c = 0); no gate, so SCE is itself
     bare = build_density_net(replace(net_config, gate_center=None, gate_whitening=None, gate_threshold=None))
+    models = {"exchange_only": bare, "sce": start_from(bare, "sce"), "network": result.net}
+
+    def losses_on(chosen) -> dict:
+        features, values, weights = raw_features(net_config, load_cases(chosen), config.stride, config.floor)
+        pairs = [
+            (jnp.asarray(f / scales), jnp.asarray(v), jnp.asarray(w))
+            for f, v, w in zip(features, values, weights, strict=True)
+        ]
+        return {
+            name: float(np.mean([supervised_loss(net, *p) for p in pairs])) for name, net in models.items()
+        }
+
     losses = result.history["pretrain"]["loss"]
-    report = {
-        **shape,
-        "epochs": args.epochs,
-        "exchange_only": mean_loss(bare, config),
-        "sce": mean_loss(start_from(bare, "sce"), config),
-        "network_first_epoch": losses[0],
-        "network_last_epoch": losses[-1],
-        "seconds": seconds,
-    }
+    report = {**shape, "epochs": args.epochs, **losses_on(config)}
+    report.update(network_first_epoch=losses[0], network_last_epoch=losses[-1], seconds=seconds)
     if args.test:
         test = FunctionalConfig(args.test, pretrain_epochs=args.epochs, horizons=(), **shape)
-        report.update(
-            test_exchange_only=mean_loss(bare, test),
-            test_sce=mean_loss(start_from(bare, "sce"), test),
-            test_network=mean_loss(result.net, test),
-        )
+        report.update({f"test_{name}": value for name, value in losses_on(test).items()})
     print(json.dumps(report))
 
 
