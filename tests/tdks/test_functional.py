@@ -239,6 +239,44 @@ def test_trajectory_set_is_kept_on_rerun_and_refuses_a_clash(tiny_set):
     assert sorted(p.name for p in tiny_set.iterdir()) == files
 
 
+def test_an_inversion_that_does_not_reproduce_is_retried_then_refused_for_training(tmp_path, monkeypatch):
+    """A fit that misses the tolerance is refitted with the longer attempts, the best is kept,
+    a rerun tries nothing again, and a supervised functional refuses the case by name."""
+    from densitylab.tdks import dataset, workflow
+
+    fitted = []
+    real_learn = workflow.learn
+
+    def recording_learn(config, **options):
+        result = real_learn(config, **options)
+        fitted.append(
+            (config.iterations, config.gn_window, result.summary["trajectory_0"]["density_error_max"])
+        )
+        return result
+
+    monkeypatch.setattr(workflow, "learn", recording_learn)
+    monkeypatch.setattr(dataset, "REPRODUCTION_TOLERANCE", 0.0)  # no fit can reach it
+    config = TrajectorySetConfig(_tiny_cases()[:1], gn_iterations=1)
+    with pytest.warns(UserWarning, match="laser-F0.100-w0.50"):
+        (summary,) = generate_set(config, tmp_path).values()
+    assert (
+        [(i, w) for i, w, _ in fitted] == list(dataset.inversion_attempts(1)) == [(1, 20), (2, 20), (2, 10)]
+    )
+    assert summary["reproduced"] is False
+    assert summary["density_error_max"] == min(error for _, _, error in fitted)  # the best is kept
+    assert not list(tmp_path.glob("*.checkpoint.npz"))
+    with pytest.warns(UserWarning):
+        generate_set(config, tmp_path)
+    assert len(fitted) == 3  # every attempt was made: nothing is tried again
+    record = json.loads((tmp_path / "laser-F0.100-w0.50-values.attempts.json").read_text())["tried"]
+    assert [entry["density_error_max"] for entry in record] == [error for _, _, error in fitted]
+    with pytest.raises(InvalidParameterError, match=r"^dataset: .*reproduces laser-F0\.100-w0\.50"):
+        train_functional(FunctionalConfig(str(tmp_path), pretrain_epochs=1, horizons=()))
+    monkeypatch.setattr(dataset, "REPRODUCTION_TOLERANCE", 0.05)
+    (summary,) = generate_set(config, tmp_path).values()
+    assert summary["reproduced"] is True and len(fitted) == 3
+
+
 def test_case_names_and_selection():
     assert case_name(ExactConfig(momentum=-1.5)) == "scatter-p-1.50"
     assert case_name(ExactConfig(momentum=1.3, spin="triplet")) == "scatter-p+1.30-triplet"

@@ -195,9 +195,12 @@ class Case:
 
 def load_cases(config: FunctionalConfig) -> list[Case]:
     """The cases of the set. With a supervised stage (``pretrain_epochs`` > 0) each needs its
-    inverted v_c, and a case without it is refused before any training; without one the
+    inverted v_c, and one that is missing or does not reproduce its trajectory
+    (:func:`~densitylab.tdks.dataset.reproduces`) is refused before any training; without one the
     trajectories suffice (``densitylab tdks dataset --no-invert``: half the generation time)."""
+    from densitylab.artefacts import read_manifest
     from densitylab.model1d.propagation import load_trajectory
+    from densitylab.tdks.dataset import REPRODUCTION_TOLERANCE, reproduces
     from densitylab.tdks.evaluate import read_values
     from densitylab.tdks.propagation import problem_from_trajectory
 
@@ -216,6 +219,16 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
         problem, target = problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
         values = None
         if supervised:
+            errors = read_manifest(values_folder, ("tdks-values",))["summary"]["trajectory_0"]
+            anchor = errors["density_error_exchange_only"]
+            require(
+                reproduces(errors),
+                "dataset",
+                f"an inverted v_c that reproduces {name} (max ∫|Δn| dx within "
+                f"{REPRODUCTION_TOLERANCE:.0%} of exchange-only's {anchor:.3g}; "
+                "rerun 'densitylab tdks dataset', which tries longer fits, or leave it out with --case)",
+                f"{errors['density_error_max']:.3g}",
+            )
             values = read_values(values_folder)
             require(values.shape == (problem.steps, problem.points), "dataset", "matching v_c", values.shape)
         cases.append(Case(name, problem, target, values))
