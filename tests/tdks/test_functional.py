@@ -270,11 +270,20 @@ def test_an_inversion_that_does_not_reproduce_is_retried_then_refused_for_traini
     assert len(fitted) == 3  # every attempt was made: nothing is tried again
     record = json.loads((tmp_path / "laser-F0.100-w0.50-values.attempts.json").read_text())["tried"]
     assert [entry["density_error_max"] for entry in record] == [error for _, _, error in fitted]
-    with pytest.raises(InvalidParameterError, match=r"^dataset: .*reproduces laser-F0\.100-w0\.50"):
+    with pytest.raises(InvalidParameterError, match=r"^dataset: .*for at least one case"):
         train_functional(FunctionalConfig(str(tmp_path), pretrain_epochs=1, horizons=()))
     monkeypatch.setattr(dataset, "REPRODUCTION_TOLERANCE", 0.05)
     (summary,) = generate_set(config, tmp_path).values()
     assert summary["reproduced"] is True and len(fitted) == 3
+
+
+def test_the_supervised_stage_leaves_out_a_case_whose_inversion_does_not_reproduce(tiny_set, monkeypatch):
+    from densitylab.tdks import dataset
+
+    monkeypatch.setattr(dataset, "reproduces", lambda errors: "F0.100" not in errors["path"])
+    with pytest.warns(UserWarning, match="laser-F0.100-w0.50 does not reproduce"):
+        result = train_functional(_config(tiny_set, horizons=()))
+    assert result.history["pretrain"]["cases"] == ["laser-F0.300-w0.70"]
 
 
 def test_case_names_and_selection():

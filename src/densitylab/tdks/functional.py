@@ -195,8 +195,9 @@ class Case:
 
 def load_cases(config: FunctionalConfig) -> list[Case]:
     """The cases of the set. With a supervised stage (``pretrain_epochs`` > 0) each needs its
-    inverted v_c, and one that is missing or does not reproduce its trajectory
-    (:func:`~densitylab.tdks.dataset.reproduces`) is refused before any training; without one the
+    inverted v_c (a missing one is refused before any training); one that does not reproduce its
+    trajectory (:func:`~densitylab.tdks.dataset.reproduces`) is left out of that stage with a
+    warning (``values`` None) and still trained on through the propagation; without one the
     trajectories suffice (``densitylab tdks dataset --no-invert``: half the generation time)."""
     from densitylab.artefacts import read_manifest
     from densitylab.model1d.propagation import load_trajectory
@@ -204,7 +205,7 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
     from densitylab.tdks.evaluate import read_values
     from densitylab.tdks.propagation import problem_from_trajectory
 
-    cases = []
+    cases, unsupervised = [], []
     folder = Path(config.dataset)
     supervised = config.pretrain_epochs > 0
     for name in config.case_names():
@@ -218,20 +219,28 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
         )
         problem, target = problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
         values = None
-        if supervised:
-            errors = read_manifest(values_folder, ("tdks-values",))["summary"]["trajectory_0"]
-            anchor = errors["density_error_exchange_only"]
-            require(
-                reproduces(errors),
-                "dataset",
-                f"an inverted v_c that reproduces {name} (max ∫|Δn| dx within "
-                f"{REPRODUCTION_TOLERANCE:.0%} of exchange-only's {anchor:.3g}; "
-                "rerun 'densitylab tdks dataset', which tries longer fits, or leave it out with --case)",
-                f"{errors['density_error_max']:.3g}",
-            )
+        if supervised and reproduces(
+            read_manifest(values_folder, ("tdks-values",))["summary"]["trajectory_0"]
+        ):
             values = read_values(values_folder)
             require(values.shape == (problem.steps, problem.points), "dataset", "matching v_c", values.shape)
+        elif supervised:
+            unsupervised.append(name)
         cases.append(Case(name, problem, target, values))
+    if unsupervised:
+        require(
+            len(unsupervised) < len(cases),
+            "dataset",
+            "an inverted v_c that reproduces its trajectory (max ∫|Δn| dx within "
+            f"{REPRODUCTION_TOLERANCE:.0%} of exchange-only's) for at least one case; rerun "
+            "'densitylab tdks dataset', which tries longer fits",
+            "none",
+        )
+        warnings.warn(
+            f"the inverted v_c of {', '.join(unsupervised)} does not reproduce its trajectory: the "
+            "supervised stage leaves it out, the propagation trains on it",
+            stacklevel=2,
+        )
     dx = {round(case.problem.dx, 12) for case in cases}
     dt = {round(case.problem.dt, 12) for case in cases}
     require(len(dx) == 1 and len(dt) == 1, "dataset", "cases with one grid spacing and KS step", (dx, dt))
@@ -370,10 +379,11 @@ def pretrain(net, cases: list[Case], config: FunctionalConfig, progress=None, ch
     from densitylab.checkpoint import fingerprint
     from densitylab.training import Resumable, optax_loop
 
+    cases = [case for case in cases if case.values is not None]  # those that reproduce (load_cases)
     features, values, weights = raw_features(net.config, cases, config.stride, config.floor)
     scales = np.asarray(net.config.scales)[None, :, None]
     features = [f / scales for f in features]
-    history = {"epoch": [], "loss": []}
+    history = {"epoch": [], "loss": [], "cases": [case.name for case in cases]}
     # each minibatch comes from one case (cases may have different grids)
     slots = [(c, i) for c, f in enumerate(features) for i in range(0, len(f), config.batch_size)]
 
