@@ -12,7 +12,7 @@ from densitylab.errors import InvalidParameterError
 from densitylab.tdks.dataset import TrajectorySetConfig, case_name, generate_set, select_cases
 from densitylab.tdks.evaluate import load_model, run
 from densitylab.tdks.features import FEATURES, feature_count, gate, gate_statistics, window_features
-from densitylab.tdks.functional import FunctionalConfig, train_functional, windows
+from densitylab.tdks.functional import FunctionalConfig, FunctionalResult, train_functional, windows
 from densitylab.tdks.models import DensityNetConfig, build_density_net, density_net_model, interaction_scale
 from densitylab.tdks.propagation import KSProblem, propagate
 from densitylab.tdks.workflow import ExactConfig
@@ -322,6 +322,40 @@ def _config(folder, **changes):
 @pytest.fixture(scope="module")
 def trained(tiny_set):
     return train_functional(_config(tiny_set))
+
+
+def test_training_starts_from_a_saved_functional_of_its_shape(tiny_set, trained, tmp_path):
+    start = trained.save(tmp_path / "start")
+    again = train_functional(_config(tiny_set, init=str(start), pretrain_epochs=0, horizons=()))
+    assert again.net.config == trained.net.config  # its scales and gate too
+    for a, b in zip(
+        jax.tree_util.tree_leaves(trained.net), jax.tree_util.tree_leaves(again.net), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    # refused before any work, naming the parameter
+    with pytest.raises(InvalidParameterError, match=r"^init: .*shape.*'channels': 3"):
+        _config(tiny_set, init=str(start), channels=4)
+    with pytest.raises(InvalidParameterError, match=r"^base: expected exchange"):
+        _config(tiny_set, init=str(start), base="sce")
+    for other in (tiny_set / "laser-F0.100-w0.50-values", tmp_path / "missing"):
+        with pytest.raises(InvalidParameterError, match=r"^init: expected a 'tdks functional' folder"):
+            _config(tiny_set, init=str(other))
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(done, total, stage, **values):
+        if stage == "horizon-4":
+            raise Stop
+
+    config, checkpoint = _config(tiny_set, init=str(start), horizons=(4,)), tmp_path / "job.npz"
+    with pytest.raises(Stop):
+        train_functional(config, interrupt, checkpoint)
+    # the starting functional changed: a resume is refused
+    changed = equinox.tree_at(lambda net: net.linear, trained.net, trained.net.linear + 1.0)
+    FunctionalResult(trained.config, changed).save(start)
+    with pytest.raises(InvalidParameterError, match=r"^checkpoint"):
+        train_functional(config, checkpoint=checkpoint)
 
 
 def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, trained, tmp_path):

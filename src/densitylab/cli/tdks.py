@@ -151,6 +151,7 @@ def tdks_functional(
     measure: option(str, "Propagation loss: density, charge (left of each x) or current.") = "density",
     base: option(str, "Start from exchange (v_c = 0) or sce (a correction on top of SCE).") = "exchange",
     keep_best: option(bool, "Keep each horizon's parameters of lowest training loss, not the last.") = False,
+    init: option(str | None, "Start from this functional (folder or shipped name) of the same shape.") = None,
     as_json: Json = False,
 ) -> None:
     """Train a v_c functional with memory through the KS propagation; resumable (OUTPUT.checkpoint.npz)."""
@@ -160,8 +161,7 @@ def tdks_functional(
     bar, report = rich_progress("training the functional", None, {"stage": "s", "loss": ".3e"})
     with bar:
         result = functional.train_functional(config, report, checkpoint=checkpoint_beside(output))
-    saved = {"output": str(result.save(output)), "seconds": result.seconds, "best": result.best()}
-    print_summary(saved, as_json, "trained functional")
+    print_summary({"output": str(result.save(output)), **result.summary()}, as_json, "trained functional")
 
 
 GnFloor = option(

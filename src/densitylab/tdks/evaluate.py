@@ -81,12 +81,17 @@ def read_values(path: str | Path) -> np.ndarray:
     return read_h5(path / ARRAYS)[0]["v_c"]
 
 
+def shipped_or_path(name: str) -> tuple[list[str], Path]:
+    """(the shipped model names, the folder of shipped model ``name`` or else ``name`` as a path)."""
+    shipped = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
+    return shipped, PRETRAINED / name if name in shipped else Path(name)
+
+
 def load_model(name: str, problem: KSProblem) -> VcModel:
     """'exchange-only', a shipped model name, or a folder written by 'densitylab tdks learn'."""
     if name in ANCHORS:
         return ANCHORS[name](problem)
-    shipped = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
-    path = PRETRAINED / name if name in shipped else Path(name)
+    shipped, path = shipped_or_path(name)
     if not is_artefact(path):
         raise InvalidParameterError(
             "model", f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a 'tdks learn' folder", name

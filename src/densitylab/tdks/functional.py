@@ -90,6 +90,9 @@ class FunctionalConfig:
         keep_best: each horizon of stage 2 keeps the parameters with the lowest training loss
             it saw, not the last ones (a truncated-gradient run whose loss rises late keeps its
             best point).
+        init: start from this functional (a ``tdks functional`` folder or a shipped name), its
+            weights, input scales and gate, not a new network; its shape (inputs, memory,
+            channels, depth, kernel, dilation, integrate) must be the config's, and ``base`` "exchange".
     """
 
     dataset: str
@@ -120,6 +123,7 @@ class FunctionalConfig:
     measure: str = "density"
     base: str = "exchange"
     keep_best: bool = False
+    init: str | None = None
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -164,6 +168,10 @@ class FunctionalConfig:
             value = getattr(self, name)
             require(np.isfinite(value) and value > 0, name, "a positive number", value)
         require(self.preset in (None, "training", "held-out"), "preset", "training or held-out", self.preset)
+        if self.init is not None:
+            object.__setattr__(self, "init", str(self.init))
+            require(self.base == "exchange", "base", "exchange (the default) with init", self.base)
+            initial_net(self)
         available = set(_set_cases(self.dataset))
         for name in self.case_names():
             require(name in available, "cases", f"names from the set: {sorted(available)}", name)
@@ -175,6 +183,24 @@ class FunctionalConfig:
             chosen = tuple(case_name(case) for case in select_cases(self.preset))
             return chosen + tuple(name for name in self.cases or () if name not in chosen)
         return self.cases if self.cases is not None else _set_cases(self.dataset)
+
+
+def initial_net(config: FunctionalConfig):
+    """The network of ``config.init``, refused (naming ``init``) unless it is a functional of
+    the config's shape."""
+    from densitylab.artefacts import is_artefact, read_manifest
+    from densitylab.tdks.evaluate import shipped_or_path
+    from densitylab.tdks.models import load_density_net
+
+    shipped, path = shipped_or_path(config.init)
+    expected = f"a 'tdks functional' folder or a shipped functional {shipped}"
+    kind = read_manifest(path)["kind"] if is_artefact(path) else None
+    require(kind == "tdks-density-net", "init", expected, config.init)
+    net = load_density_net(path)
+    shape = ("inputs", "memory", "channels", "depth", "kernel", "dilation", "integrate")
+    differ = {n: getattr(net.config, n) for n in shape if getattr(net.config, n) != getattr(config, n)}
+    require(not differ, "init", "a functional of the config's shape (set these to its values)", differ)
+    return net
 
 
 def _set_cases(dataset: str) -> tuple[str, ...]:
@@ -344,6 +370,10 @@ class FunctionalResult:
         extra = {"training": asdict(self.config), "history": self.history, "seconds": self.seconds}
         return save_density_net(path, self.net, extra | {"best": self.best()})
 
+    def summary(self) -> dict:
+        """What the CLI prints beside the saved folder: each stage's seconds and :meth:`best`."""
+        return {"seconds": self.seconds, "best": self.best()}
+
     def best(self) -> dict:
         """Per stage 2 horizon: the iteration (from 1) of its lowest training loss, that loss and
         the last one (what ``keep_best`` returns, or passed by)."""
@@ -507,14 +537,25 @@ def train_functional(
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
     )
-    features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
-    net = start_from(build_density_net(calibrated(net_config, features, weights, config.gate)), config.base)
-    del features
+    if config.init is None:
+        features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
+        net = start_from(
+            build_density_net(calibrated(net_config, features, weights, config.gate)), config.base
+        )
+        del features
+    else:
+        net = initial_net(config)
+        same = abs(net.config.dx - problem.dx) < 1e-9 and abs(net.config.dt - problem.dt) < 1e-9
+        require(same, "init", f"a functional of dx={problem.dx:g}, dt={problem.dt:g}", config.init)
     relative = None
     if config.relative:
         relative = [1.0 / loss for loss in exchange_only_losses(cases, config.measure)]
     stages = ["pretrain"] + [f"horizon-{h}" for h in config.horizons]
     settings = {"config": asdict(config), "net": asdict(net.config)}
+    if config.init is not None:  # a resume after the starting functional changed is refused
+        from densitylab.checkpoint import fingerprint
+
+        settings["init_weights"] = fingerprint(*tree_arrays(net).values())
     result = FunctionalResult(config, net)
     finished = -1
     if checkpoint is not None:
