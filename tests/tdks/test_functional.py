@@ -2,6 +2,7 @@
 training stages and the trajectory sets it trains on."""
 
 import json
+from dataclasses import replace
 
 import equinox
 import jax
@@ -337,6 +338,10 @@ def test_training_starts_from_a_saved_functional_of_its_shape(tiny_set, trained,
         _config(tiny_set, init=str(start), channels=4)
     with pytest.raises(InvalidParameterError, match=r"^base: expected exchange"):
         _config(tiny_set, init=str(start), base="sce")
+    other_grid = build_density_net(replace(trained.net.config, dx=trained.net.config.dx / 2))
+    FunctionalResult(trained.config, other_grid).save(tmp_path / "other-grid")
+    with pytest.raises(InvalidParameterError, match=r"^init: expected a network trained with dx="):
+        train_functional(_config(tiny_set, init=str(tmp_path / "other-grid"), horizons=()))
     for other in (tiny_set / "laser-F0.100-w0.50-values", tmp_path / "missing"):
         with pytest.raises(InvalidParameterError, match=r"^init: expected a 'tdks functional' folder"):
             _config(tiny_set, init=str(other))

@@ -296,8 +296,8 @@ def generate_set(
     if failed:
         warnings.warn(
             f"model (a) did not reproduce {', '.join(failed)} within {REPRODUCTION_TOLERANCE:.0%} of "
-            "exchange-only's error after every attempt; 'tdks functional' with a supervised stage "
-            "refuses them (leave them out with --case)",
+            "exchange-only's error after every attempt; the supervised stage of 'tdks functional' "
+            "leaves them out",
             stacklevel=2,
         )
     index = {**asdict(config), "summaries": ordered}

@@ -87,6 +87,17 @@ def shipped_or_path(name: str) -> tuple[list[str], Path]:
     return shipped, PRETRAINED / name if name in shipped else Path(name)
 
 
+def require_grid(net_config, problem: KSProblem, parameter: str, got: str) -> None:
+    """Refuse (naming ``parameter``) a network trained on another grid spacing or KS step."""
+    require(
+        abs(net_config.dx - problem.dx) < 1e-9 and abs(net_config.dt - problem.dt) < 1e-9,
+        parameter,
+        f"a network trained with dx={problem.dx:g}, dt={problem.dt:g} (this one: dx={net_config.dx:g}, "
+        f"dt={net_config.dt:g})",
+        got,
+    )
+
+
 def load_model(name: str, problem: KSProblem) -> VcModel:
     """'exchange-only', a shipped model name, or a folder written by 'densitylab tdks learn'."""
     if name in ANCHORS:
@@ -108,13 +119,7 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         _, model = free_values(problem.steps, problem.points)
         return VcModel(path.name, v_c, model, 1)
     net = load_density_net(path)
-    require(
-        abs(net.config.dx - problem.dx) < 1e-9 and abs(net.config.dt - problem.dt) < 1e-9,
-        "model",
-        f"a network trained with dx={problem.dx:g}, dt={problem.dt:g} (this one: dx={net.config.dx:g}, "
-        f"dt={net.config.dt:g})",
-        str(path),
-    )
+    require_grid(net.config, problem, "model", str(path))
     scale = interaction_scale(net.config, problem.interaction, problem.x)
     params, model = density_net_model(net, scale)
     return VcModel(path.name, params, model, net.config.memory)

@@ -544,9 +544,10 @@ def train_functional(
         )
         del features
     else:
+        from densitylab.tdks.evaluate import require_grid
+
         net = initial_net(config)
-        same = abs(net.config.dx - problem.dx) < 1e-9 and abs(net.config.dt - problem.dt) < 1e-9
-        require(same, "init", f"a functional of dx={problem.dx:g}, dt={problem.dt:g}", config.init)
+        require_grid(net.config, problem, "init", config.init)
     relative = None
     if config.relative:
         relative = [1.0 / loss for loss in exchange_only_losses(cases, config.measure)]
