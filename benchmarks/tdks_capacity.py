@@ -38,15 +38,9 @@ def main() -> None:
     import numpy as np
 
     from densitylab.jaxsetup import jax_modules
-    from densitylab.tdks.functional import (
-        FunctionalConfig,
-        load_cases,
-        raw_features,
-        start_from,
-        supervised_loss,
-        train_functional,
-    )
+    from densitylab.tdks.functional import FunctionalConfig, load_cases, start_from, train_functional
     from densitylab.tdks.models import build_density_net, load_density_net
+    from densitylab.tdks.supervised import raw_features, supervised_loss
 
     _, jnp, _ = jax_modules()
     shape = dict(dilation=args.dilation, channels=args.channels, depth=args.depth)

@@ -83,12 +83,13 @@ def test_no_import_cycles():
 
 
 def test_the_cli_is_thin():
-    """No function in cli/ is over 40 lines (decorators not counted)."""
+    """No function body in cli/ is over 40 lines (its docstring counted; not its signature, where a
+    command declares its options, nor its decorators)."""
     long = []
     for path in (PACKAGE / "cli").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                length = node.end_lineno - node.lineno + 1
+                length = node.end_lineno - node.body[0].lineno + 1
                 if length > 40:
                     long.append(f"{path.name}:{node.name} ({length} lines)")
     assert not long, long

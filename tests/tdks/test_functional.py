@@ -13,9 +13,10 @@ from densitylab.errors import InvalidParameterError
 from densitylab.tdks.dataset import TrajectorySetConfig, case_name, generate_set, select_cases
 from densitylab.tdks.evaluate import load_model, run
 from densitylab.tdks.features import FEATURES, feature_count, gate, gate_statistics, window_features
-from densitylab.tdks.functional import FunctionalConfig, FunctionalResult, train_functional, windows
+from densitylab.tdks.functional import FunctionalConfig, FunctionalResult, train_functional
 from densitylab.tdks.models import DensityNetConfig, build_density_net, density_net_model, interaction_scale
 from densitylab.tdks.propagation import KSProblem, propagate
+from densitylab.tdks.supervised import windows
 from densitylab.tdks.workflow import ExactConfig
 
 X = np.linspace(-12.0, 12.0, 121)
@@ -378,7 +379,8 @@ def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, trained,
     checkpoint = tmp_path / "job.npz"
     with pytest.raises(Stop):
         train_functional(_config(tiny_set), interrupt, checkpoint)
-    assert json.loads(np.load(checkpoint)["__state__"].item())["finished"] == 0  # the supervised stage
+    # the supervised stage and the (empty) stage 1b
+    assert json.loads(np.load(checkpoint)["__state__"].item())["finished"] == 1
     with pytest.raises(InvalidParameterError, match="checkpoint"):
         train_functional(_config(tiny_set, seed=3), checkpoint=checkpoint)
     resumed = train_functional(_config(tiny_set), checkpoint=checkpoint)
@@ -426,6 +428,11 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, base="lda")
     with pytest.raises(InvalidParameterError, match="base"):
         _config(tiny_set, base="sce", inputs=("density", "history"))
+    for name, value in (("dagger_rounds", -1), ("dagger_epochs", 0), ("dagger_learning_rate", float("nan"))):
+        with pytest.raises(InvalidParameterError, match=f"^{name}"):
+            _config(tiny_set, **{name: value})
+    with pytest.raises(InvalidParameterError, match=r"^dagger_rounds: .*GiB"):  # before any work
+        train_functional(_config(tiny_set, dagger_rounds=10**12))
 
 
 def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, tmp_path):
@@ -567,3 +574,94 @@ def test_best_points_and_a_diverged_stage_are_reported():
     assert never_improved(history) == ["horizon-600"]
     assert never_improved({"horizon-600": {"loss": [8.34]}}) == []
     assert FunctionalResult(None, None, history).best() == points
+
+
+def test_supervised_pairs_come_from_the_given_densities(tiny_set):
+    """Stage 1b's pairs: the inputs and weights from the functional's own densities, the v_c
+    from the case at the same steps (from ``offset``, every ``stride``-th)."""
+    from densitylab.tdks.functional import load_cases
+    from densitylab.tdks.supervised import raw_features
+
+    config = _config(tiny_set)
+    cases = load_cases(config)
+    own = [np.roll(case.target, 1, axis=1) for case in cases]  # densities that are not exact
+    net_config = DensityNetConfig(
+        memory=2, dx=cases[0].problem.dx, dt=cases[0].problem.dt, inputs=config.inputs
+    )
+    features, values, weights = raw_features(net_config, cases, 2, 1e-3, densities=own, offset=1)
+    as_exact = [replace(case, target=densities) for case, densities in zip(cases, own, strict=True)]
+    expected, _, _ = raw_features(net_config, as_exact, 2, 1e-3, offset=1)
+    for case, densities, f, g, v, w in zip(cases, own, features, expected, values, weights, strict=True):
+        np.testing.assert_array_equal(f, g)
+        np.testing.assert_array_equal(v, case.values[1::2])
+        np.testing.assert_array_equal(w, densities[1 : case.problem.steps : 2] + 1e-3)
+
+
+def test_rollout_supervision_pulls_a_drifting_functional_back(tiny_set):
+    """DAgger from a functional made to drift (its linear term perturbed): trained on the pairs
+    of its own propagations, labelled with the exact v_c, its propagations come closer to the
+    exact densities (the score, max ∫|Δn| over exchange-only's, falls), measured by propagating
+    the functional, which the stage never differentiates."""
+    from densitylab.tdks.functional import load_cases
+    from densitylab.tdks.supervised import rollout_supervision
+
+    config = _config(
+        tiny_set, gate=False, horizons=(), dagger_rounds=3, dagger_epochs=6, dagger_learning_rate=1e-2
+    )
+    start = train_functional(replace(config, dagger_rounds=0)).net
+    key = jax.random.PRNGKey(1)
+    drifting = equinox.tree_at(
+        lambda net: net.linear, start, start.linear + 0.5 * jax.random.normal(key, start.linear.shape)
+    )
+    _, history = rollout_supervision(drifting, load_cases(config), config)
+    assert len(history["score"]) == 4 and len(history["loss"]) == 3
+    assert history["score"][-1] < 0.5 * history["score"][0]
+    assert history["kept"] == 3  # the last without keep_best
+    assert all(np.isfinite(round_losses).all() for round_losses in history["loss"])
+
+
+def test_rollout_supervision_resumes_and_refuses_other_settings(tiny_set, tmp_path, monkeypatch):
+    """Interrupted after its first round, stage 1b resumes to the uninterrupted result; other
+    settings are refused; with keep_best it keeps the functional of the lowest score; a
+    propagation that is not finite adds no pairs and scores inf."""
+    from densitylab.tdks import supervised
+
+    config = _config(tiny_set, horizons=(), dagger_rounds=2, dagger_epochs=2, keep_best=True)
+    whole = train_functional(config)
+    dagger = whole.history["dagger"]
+    assert dagger["kept"] == int(np.argmin(dagger["score"]))
+    assert whole.summary()["dagger"] == {"score": dagger["score"], "kept": dagger["kept"]}
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(done, total, stage, **values):
+        if stage == "dagger" and done == 1:
+            raise Stop
+
+    checkpoint = tmp_path / "job.npz"
+    with pytest.raises(Stop):
+        train_functional(config, interrupt, checkpoint)
+    with pytest.raises(InvalidParameterError, match="checkpoint"):
+        train_functional(replace(config, dagger_epochs=3), checkpoint=checkpoint)
+    resumed = train_functional(config, checkpoint=checkpoint)
+    assert resumed.history["dagger"] == dagger
+    for a, b in zip(
+        jax.tree_util.tree_leaves(whole.net), jax.tree_util.tree_leaves(resumed.net), strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+    assert not checkpoint.exists() and not (tmp_path / "job.npz.stage.npz").exists()
+
+    runner, made = supervised.rollout_runner, []
+
+    def failing(problem, memory):  # the first case's propagation is not finite
+        made.append(problem)
+        run = runner(problem, memory)
+        return (lambda net: np.full_like(run(net), np.nan)) if len(made) == 1 else run
+
+    monkeypatch.setattr(supervised, "rollout_runner", failing)
+    history = train_functional(replace(config, dagger_rounds=1)).history["dagger"]
+    assert history["errors"][0][history["cases"][0]] is None and history["score"][0] is None
+    assert history["errors"][0][history["cases"][1]] > 0.0
+    assert np.isfinite(history["loss"][0]).all()  # trained on the other case
+    assert history["kept"] == 0  # no score is finite: keep_best keeps the start

@@ -113,7 +113,7 @@ def _functional_config(options: dict):
     """The FunctionalConfig of ``tdks functional``'s options (some are spelled otherwise there)."""
     from densitylab.tdks import functional
 
-    horizons = tuple(options["horizon"] or functional.DEFAULT_HORIZONS)
+    horizons = tuple(h for h in options["horizon"] or functional.DEFAULT_HORIZONS if h != 0)
     chosen = dict(cases=tuple(options["case"]) if options["case"] else None, horizons=horizons)
     chosen.update(
         inputs=tuple(options["inputs"] or functional.DEFAULT_INPUTS), dataset=str(options["dataset"])
@@ -140,7 +140,10 @@ def tdks_functional(
     pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam; 0: none).") = 0,
     batch_size: option(int, "Supervised minibatch (steps).") = 32,
     learning_rate: option(float, "Supervised peak learning rate (cosine decay).") = 3e-3,
-    horizon: option(list[int] | None, "Fine-tuning horizons in KS steps, in order (repeat).") = None,
+    dagger_rounds: option(int, "Rounds of supervision on its own propagations (DAgger; 0: none).") = 0,
+    dagger_epochs: option(int, "Supervised epochs per DAgger round.") = 4,
+    dagger_learning_rate: option(float, "DAgger rounds' peak learning rate (cosine decay).") = 1e-3,
+    horizon: option(list[int] | None, "Fine-tuning horizons in KS steps, in order (repeat; 0: none).") = None,
     rollout_iterations: option(int, "Iterations per horizon up to TRUNCATE steps.") = 6,
     rollout_optimiser: option(str, "Those horizons' optimiser: lbfgs, or adam (clipped to CLIP).") = "lbfgs",
     rollout_learning_rate: option(float, "adam: learning rate through the propagation.") = 1e-3,

@@ -6,13 +6,19 @@ potential and the co-motion partner), scaled by their density-weighted RMS on th
 set, with a linear term beside the convolutions and, optionally, a gate that hands back to
 exact exchange (v_c → 0) where the inputs leave the training distribution.
 
-Training has two stages, both on a set made by :func:`densitylab.tdks.dataset.generate_set`:
+Training has three stages, each optional, all on a set made by
+:func:`densitylab.tdks.dataset.generate_set`:
 
 1. **Supervised** on the exact v_c of each trajectory (model (a)), with the KS densities
    replaced by the exact ones (teacher forcing). The loss is gauge-free and weighted by the
    density: Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n per step, δ = v_c − v_c^(a), since a constant in x
    moves no density and v_c^(a) is undetermined where n vanishes (a small ``floor`` added to
-   the weights holds v_c near it there too). Minibatch Adam.
+   the weights holds v_c near it there too). Minibatch Adam (:mod:`densitylab.tdks.supervised`).
+
+   1b. **Supervised on its own propagations** (DAgger; ``dagger_rounds``): the functional's
+   own KS densities of each training case, labelled with the exact v_c of the same step, join
+   the pairs, round after round (:func:`~densitylab.tdks.supervised.rollout_supervision`).
+   This is what made a functional generalise (docs/tdks.md).
 2. **Through the propagation** (:func:`densitylab.tdks.learn.train`), on the density loss of
    the functional's own KS dynamics over horizons that grow (``horizons``, in KS steps), so
    that it learns to keep its own trajectory near the exact one. A horizon up to
@@ -34,13 +40,14 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
+from densitylab.tdks.supervised import calibrated, pretrain, raw_features, rollout_supervision
 
 # The defaults are the measured choices of docs/tdks.md: past densities as they are (time
 # derivatives as inputs made the gradients through the propagation explode, 1e9 after one
@@ -89,7 +96,11 @@ class FunctionalConfig:
             The gate still hands back to exact exchange (v_c = 0).
         keep_best: each horizon of stage 2 keeps the parameters with the lowest training loss
             it saw, not the last ones (a truncated-gradient run whose loss rises late keeps its
-            best point).
+            best point); stage 1b keeps its functional of the lowest score.
+        dagger_rounds, dagger_epochs, dagger_learning_rate: stage 1b
+            (:func:`~densitylab.tdks.supervised.rollout_supervision`): rounds of supervision on
+            the functional's own propagations (0: none), Adam epochs per round and its peak
+            learning rate.
         init: start from this functional (a ``tdks functional`` folder or a shipped name), its
             weights, input scales and gate, not a new network; its shape (inputs, memory,
             channels, depth, kernel, dilation, integrate) must be the config's, and ``base`` "exchange".
@@ -124,6 +135,9 @@ class FunctionalConfig:
     base: str = "exchange"
     keep_best: bool = False
     init: str | None = None
+    dagger_rounds: int = 0
+    dagger_epochs: int = 4
+    dagger_learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -144,7 +158,7 @@ class FunctionalConfig:
         check_measure(self.measure)
         require(self.base in ("exchange", "sce"), "base", "exchange or sce", self.base)
         require(self.base != "sce" or "sce" in self.inputs, "base", "exchange without input sce", self.base)
-        for name in ("stride", "batch_size", "channels", "depth", "memory", "dilation"):
+        for name in ("stride", "batch_size", "channels", "depth", "memory", "dilation", "dagger_epochs"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, name, "a positive integer", value)
         require(
@@ -153,7 +167,7 @@ class FunctionalConfig:
             "a positive number of steps, or None",
             self.truncate,
         )
-        for name in ("pretrain_epochs", "rollout_iterations", "truncated_iterations"):
+        for name in ("pretrain_epochs", "rollout_iterations", "truncated_iterations", "dagger_rounds"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 0, name, "a non-negative integer", value)
         require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
@@ -164,7 +178,7 @@ class FunctionalConfig:
             "adam or lbfgs",
             self.rollout_optimiser,
         )
-        for name in ("learning_rate", "rollout_learning_rate", "clip", "floor"):
+        for name in ("learning_rate", "rollout_learning_rate", "clip", "floor", "dagger_learning_rate"):
             value = getattr(self, name)
             require(np.isfinite(value) and value > 0, name, "a positive number", value)
         require(self.preset in (None, "training", "held-out"), "preset", "training or held-out", self.preset)
@@ -220,11 +234,12 @@ class Case:
 
 
 def load_cases(config: FunctionalConfig) -> list[Case]:
-    """The cases of the set. With a supervised stage (``pretrain_epochs`` > 0) each needs its
-    inverted v_c (a missing one is refused before any training); one that does not reproduce its
-    trajectory (:func:`~densitylab.tdks.dataset.reproduces`) is left out of that stage with a
-    warning (``values`` None) and still trained on through the propagation; without one the
-    trajectories suffice (``densitylab tdks dataset --no-invert``: half the generation time)."""
+    """The cases of the set. With a supervised stage (``pretrain_epochs`` or ``dagger_rounds``
+    > 0) each needs its inverted v_c (a missing one is refused before any training); one that
+    does not reproduce its trajectory (:func:`~densitylab.tdks.dataset.reproduces`) is left out
+    of those stages with a warning (``values`` None) and still trained on through the
+    propagation; without one the trajectories suffice (``densitylab tdks dataset
+    --no-invert``: half the generation time)."""
     from densitylab.artefacts import read_manifest
     from densitylab.model1d.propagation import load_trajectory
     from densitylab.tdks.dataset import REPRODUCTION_TOLERANCE, reproduces
@@ -233,13 +248,13 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
 
     cases, unsupervised = [], []
     folder = Path(config.dataset)
-    supervised = config.pretrain_epochs > 0
+    supervised = config.pretrain_epochs > 0 or config.dagger_rounds > 0
     for name in config.case_names():
         values_folder = folder / f"{name}-values"
         require(
             not supervised or (values_folder / "manifest.json").is_file(),
             "dataset",
-            f"the inverted v_c of {name} for pretrain_epochs > 0 (run 'densitylab tdks dataset' with "
+            f"the inverted v_c of {name} for a supervised stage (run 'densitylab tdks dataset' with "
             "inversion)",
             str(values_folder),
         )
@@ -264,7 +279,7 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
         )
         warnings.warn(
             f"the inverted v_c of {', '.join(unsupervised)} does not reproduce its trajectory: the "
-            "supervised stage leaves it out, the propagation trains on it",
+            "supervised stages leave it out, the propagation trains on it",
             stacklevel=2,
         )
     dx = {round(case.problem.dx, 12) for case in cases}
@@ -280,56 +295,6 @@ def load_cases(config: FunctionalConfig) -> list[Case]:
     return cases
 
 
-def windows(target: np.ndarray, memory: int, steps: np.ndarray) -> np.ndarray:
-    """The density windows (len(steps), memory, N) the propagation shows the model at
-    ``steps``, built from exact densities (the oldest rows repeat n(0) at the start)."""
-    lags = np.arange(memory) - (memory - 1)
-    return target[np.clip(steps[:, None] + lags[None, :], 0, None)]
-
-
-def raw_features(net_config, cases: list[Case], stride: int, floor: float = 0.0, chunk: int = 64):
-    """Per case: unscaled inputs (P, C, N), exact v_c (P, N) and weights n + ``floor``
-    (P, N) of every ``stride``-th step (three lists; N may differ between cases)."""
-    jax, jnp, _ = jax_modules()
-    from densitylab.tdks.models import build_density_net
-
-    bare = replace(net_config, scales=None, gate_center=None, gate_whitening=None, gate_threshold=None)
-    net = build_density_net(bare)
-    features = jax.jit(jax.vmap(net.features))
-    rows, values, weights = [], [], []
-    for case in cases:
-        steps = np.arange(0, case.problem.steps, stride)
-        parts = [
-            np.asarray(features(jnp.asarray(windows(case.target, net_config.memory, steps[i : i + chunk]))))
-            for i in range(0, len(steps), chunk)
-        ]
-        rows.append(np.concatenate(parts))
-        values.append(None if case.values is None else case.values[steps])
-        weights.append(case.target[steps] + floor)
-    return rows, values, weights
-
-
-def calibrated(net_config, features: list, weights: list, gate: bool, sample: int = 7):
-    """``net_config`` with the inputs' scales (density-weighted RMS over every case) and, with
-    ``gate``, the gate statistics of the scaled inputs at every ``sample``-th point."""
-    from densitylab.tdks.features import gate_statistics
-
-    total = sum(np.sum(w) for w in weights)
-    squares = sum(np.einsum("pcn,pn->c", f**2, w) for f, w in zip(features, weights, strict=True))
-    scales = np.maximum(np.sqrt(squares / total), 1e-8)
-    config = replace(net_config, scales=tuple(float(s) for s in scales))
-    if not gate:
-        return config
-    points = np.concatenate(
-        [
-            (f[:, :, ::sample] / scales[None, :, None]).transpose(0, 2, 1).reshape(-1, len(scales))
-            for f in features
-        ]
-    )
-    sampled = np.concatenate([w[:, ::sample].reshape(-1) for w in weights])
-    return replace(config, **gate_statistics(points, sampled))
-
-
 def start_from(net, base: str):
     """``net`` with its linear term set so that it starts at ``base``: "exchange" (as built,
     v_c = 0) or "sce" (the weight of the ``sce`` input is its scale, so v_c = v_SCE − ½v_H,
@@ -343,15 +308,6 @@ def start_from(net, base: str):
     row = feature_count(names[: names.index("sce")], net.config.memory)
     linear = net.linear.at[0, row].set(net.config.scales[row] if net.config.scales else 1.0)
     return eqx.tree_at(lambda module: module.linear, net, linear)
-
-
-def supervised_loss(net, features, values, weights):
-    """Mean over steps of Σ_x n (δ − ⟨δ⟩_n)² / Σ_x n with δ = v_c − v_c^(a) (Ha²)."""
-    jax, jnp, _ = jax_modules()
-    delta = jax.vmap(net.from_features)(features) - values
-    norm = jnp.sum(weights, axis=1)
-    mean = jnp.sum(weights * delta, axis=1) / norm
-    return jnp.mean(jnp.sum(weights * (delta - mean[:, None]) ** 2, axis=1) / norm)
 
 
 @dataclass(eq=False)
@@ -371,8 +327,11 @@ class FunctionalResult:
         return save_density_net(path, self.net, extra | {"best": self.best()})
 
     def summary(self) -> dict:
-        """What the CLI prints beside the saved folder: each stage's seconds and :meth:`best`."""
-        return {"seconds": self.seconds, "best": self.best()}
+        """What the CLI prints beside the saved folder: each stage's seconds, :meth:`best`, and
+        stage 1b's score of each functional and the one kept."""
+        dagger = self.history.get("dagger") or {}
+        rounds = {"dagger": {"score": dagger["score"], "kept": dagger["kept"]}} if dagger else {}
+        return {"seconds": self.seconds, "best": self.best(), **rounds}
 
     def best(self) -> dict:
         """Per stage 2 horizon: the iteration (from 1) of its lowest training loss, that loss and
@@ -400,54 +359,6 @@ def never_improved(history: dict) -> list[str]:
         for stage, point in best_points(history).items()
         if point["iteration"] == 1 and len(history[stage]["loss"]) > 1
     ]
-
-
-def pretrain(net, cases: list[Case], config: FunctionalConfig, progress=None, checkpoint=None):
-    """Stage 1; returns (net, history)."""
-    import optax
-
-    from densitylab.checkpoint import fingerprint
-    from densitylab.training import Resumable, optax_loop
-
-    cases = [case for case in cases if case.values is not None]  # those that reproduce (load_cases)
-    features, values, weights = raw_features(net.config, cases, config.stride, config.floor)
-    scales = np.asarray(net.config.scales)[None, :, None]
-    features = [f / scales for f in features]
-    history = {"epoch": [], "loss": [], "cases": [case.name for case in cases]}
-    # each minibatch comes from one case (cases may have different grids)
-    slots = [(c, i) for c, f in enumerate(features) for i in range(0, len(f), config.batch_size)]
-
-    def batches(epoch):
-        rng = np.random.default_rng([config.seed, epoch])
-        orders = [rng.permutation(len(f)) for f in features]
-        for slot in rng.permutation(len(slots)):
-            case, start = slots[slot]
-            chosen = orders[case][start : start + config.batch_size]
-            yield features[case][chosen], values[case][chosen], weights[case][chosen]
-
-    def on_epoch(epoch, params, losses, norms):
-        history["epoch"].append(epoch)
-        history["loss"].append(float(np.mean(losses)))
-        if progress:
-            progress(epoch, config.pretrain_epochs, loss=history["loss"][-1])
-
-    resumable = None
-    if checkpoint is not None:
-        settings = {"stage": "pretrain", "config": asdict(config), "data": fingerprint(*values, *weights)}
-        resumable = Resumable(
-            checkpoint, settings, 5, lambda: {"history": history}, lambda s: history.update(s["history"])
-        )
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.pretrain_epochs * len(slots))
-    net = optax_loop(
-        supervised_loss,
-        net,
-        optax.adam(schedule),
-        config.pretrain_epochs,
-        batches,
-        on_epoch,
-        resumable=resumable,
-    )
-    return net, history
 
 
 def truncated(case: Case, horizon: int):
@@ -551,7 +462,7 @@ def train_functional(
     relative = None
     if config.relative:
         relative = [1.0 / loss for loss in exchange_only_losses(cases, config.measure)]
-    stages = ["pretrain"] + [f"horizon-{h}" for h in config.horizons]
+    stages = ["pretrain", "dagger"] + [f"horizon-{h}" for h in config.horizons]
     settings = {"config": asdict(config), "net": asdict(net.config)}
     if config.init is not None:  # a resume after the starting functional changed is refused
         from densitylab.checkpoint import fingerprint
@@ -580,8 +491,12 @@ def train_functional(
                 net, history = pretrain(net, cases, config, report, stage_checkpoint)
             else:
                 history = {}
+        elif stage == "dagger":
+            history = {}
+            if config.dagger_rounds:
+                net, history = rollout_supervision(net, cases, config, report, stage_checkpoint)
         else:
-            horizon = config.horizons[index - 1]
+            horizon = config.horizons[index - 2]
             net, history = fine_tune(net, cases, config, horizon, report, stage_checkpoint, relative)
             if never_improved({stage: history}):
                 warnings.warn(
