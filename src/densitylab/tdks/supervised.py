@@ -13,6 +13,10 @@ each training trajectory (model (a)), on the exact densities and on the function
   docs/tdks.md). Trained on its own drifted histories, it learns to give the exact v_c from
   near-exact ones. No gradient goes through the propagation, so none explodes.
 
+The cases are :class:`~densitylab.tdks.functional.Case` (a trajectory, its exact densities and
+v_c) and the config a :class:`~densitylab.tdks.functional.FunctionalConfig`; this module
+imports neither, so that the functional module can import it.
+
 Both use the gauge-free, density-weighted loss of :func:`supervised_loss` and minibatch Adam
 (:func:`densitylab.training.optax_loop`). Written here rather than taken from a library: no
 kept package trains a functional of a density history along a KS propagation.
@@ -22,14 +26,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from densitylab.jaxsetup import jax_modules
-
-if TYPE_CHECKING:
-    from densitylab.tdks.functional import Case, FunctionalConfig
 
 
 def windows(densities: np.ndarray, memory: int, steps: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def windows(densities: np.ndarray, memory: int, steps: np.ndarray) -> np.ndarray
 
 def raw_features(
     net_config,
-    cases: list[Case],
+    cases: list,
     stride: int,
     floor: float = 0.0,
     chunk: int = 64,
@@ -131,7 +131,7 @@ def fit_pairs(
     )
 
 
-def scaled_pairs(net, cases: list[Case], stride: int, floor: float, densities=None, offset: int = 0):
+def scaled_pairs(net, cases: list, stride: int, floor: float, densities=None, offset: int = 0):
     """:func:`raw_features` with the inputs divided by the net's scales (what it is trained on)."""
     features, values, weights = raw_features(
         net.config, cases, stride, floor, densities=densities, offset=offset
@@ -140,7 +140,7 @@ def scaled_pairs(net, cases: list[Case], stride: int, floor: float, densities=No
     return [f / scales for f in features], values, weights
 
 
-def pretrain(net, cases: list[Case], config: FunctionalConfig, progress=None, checkpoint=None):
+def pretrain(net, cases: list, config, progress=None, checkpoint=None):
     """Stage 1 (teacher forcing); returns (net, history)."""
     from densitylab.checkpoint import fingerprint
     from densitylab.training import Resumable
@@ -189,7 +189,7 @@ def rollout_runner(problem, memory: int):
     return lambda net: np.asarray(compiled(net))
 
 
-def rollout_errors(densities: list, cases: list[Case]) -> list[float]:
+def rollout_errors(densities: list, cases: list) -> list[float]:
     """max_t ∫|n − n_exact| dx of each case's densities (inf where they are not finite)."""
     from densitylab.tdks.propagation import density_errors
 
@@ -204,7 +204,7 @@ def _number(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def pairs_bytes(net_config, cases: list[Case], stride: int) -> float:
+def pairs_bytes(net_config, cases: list, stride: int) -> float:
     """Bytes of one set of supervised pairs (inputs, v_c and weights at every ``stride``-th step)."""
     from densitylab.tdks.features import feature_count
 
@@ -212,7 +212,7 @@ def pairs_bytes(net_config, cases: list[Case], stride: int) -> float:
     return sum(8.0 * -(-case.problem.steps // stride) * channels * case.problem.points for case in cases)
 
 
-def rollout_supervision(net, cases: list[Case], config: FunctionalConfig, progress=None, checkpoint=None):
+def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None):
     """Stage 1b (the module's DAgger): ``config.dagger_rounds`` rounds; returns (net, history).
 
     Round r propagates the functional of round r − 1 on every case with an exact v_c, adds the
