@@ -72,10 +72,12 @@ def test_shipped_models_give_bit_identical_outputs():
     for name in ("gamma-n", "gamma-n-pca-denoised"):
         output = densitylab.load(name)(recorded["rdm_density"])
         np.testing.assert_allclose(output, recorded[name], rtol=1e-12, atol=0)
-    network = densitylab.load("scattering-memory")
-    output = np.asarray(network(jnp.asarray(recorded["tdks_window"])))
-    np.testing.assert_allclose(output, recorded["scattering-memory"], rtol=1e-12, atol=0)
-    for name, kind in (("gamma-n", "rdm-gamma-n"), ("scattering-memory", "tdks-density-net")):
+    for name in ("scattering-memory", "scattering-dagger"):
+        network = densitylab.load(name)
+        output = np.asarray(network(jnp.asarray(recorded["tdks_window"])))
+        np.testing.assert_allclose(output, recorded[name], rtol=1e-12, atol=0)
+    kinds = {"gamma-n": "rdm-gamma-n", "scattering-memory": "tdks-density-net"}
+    for name, kind in (kinds | {"scattering-dagger": "tdks-density-net"}).items():
         assert kind_of(name) == kind
 
 

@@ -36,6 +36,7 @@ SHIPPED = {
     "gamma-n": ("densitylab.rdm", "densitylab.rdm.models", "pretrained"),
     "gamma-n-pca-denoised": ("densitylab.rdm", "densitylab.rdm.models", "pretrained"),
     "scattering-memory": ("densitylab.tdks", None, None),
+    "scattering-dagger": ("densitylab.tdks", None, None),
     "qm9-pbe": ("densitylab.density", "densitylab.density.pipeline", "load_model"),
     "water-pbe": ("densitylab.density", "densitylab.density.pipeline", "load_model"),
 }
@@ -82,7 +83,7 @@ def load(path_or_name: str | Path, kind: str | None = None):
         path_or_name: an artefact folder (``manifest.json``, or a pre-manifest model folder), a
             densitylab HDF5 file (rdm dataset, exact trajectory, density reference), or the name
             of a shipped model (``gamma-n``, ``gamma-n-pca-denoised``, ``scattering-memory``,
-            ``qm9-pbe``, ``water-pbe``).
+            ``scattering-dagger``, ``qm9-pbe``, ``water-pbe``).
         kind: if given, anything else is refused, naming both kinds.
 
     Returns:

@@ -4,7 +4,8 @@ migrated models reproduce them bit for bit. Run from the repository root to rema
 The ``scattering-memory`` entry was re-recorded on 2026-11-30, when the functional of issue 18
 replaced that model, and on 2026-12-01, when the current-loss functional replaced that one, and
 again that day for the SCE-based functional (the window input is unchanged; only that entry was
-rewritten, with ``load_density_net`` as below)."""
+rewritten, with ``load_density_net`` as below). The ``scattering-dagger`` entry was added on
+2026-12-01 (seventh session) the same way, on the same window, the others kept."""
 
 import numpy as np
 
@@ -32,5 +33,7 @@ window = np.stack([np.exp(-((xs + 10 - s) ** 2)) for s in range(net.config.memor
 window = 2 * window / (window.sum(axis=1, keepdims=True) * 0.1)
 out["tdks_window"] = window
 out["scattering-memory"] = np.asarray(net(jnp.asarray(window)))
+dagger = load_density_net(PRETRAINED / "scattering-dagger")
+out["scattering-dagger"] = np.asarray(dagger(jnp.asarray(window)))
 np.savez_compressed("tests/data/shipped_outputs.npz", **out)
 print({k: v.shape for k, v in out.items()})

@@ -316,20 +316,21 @@ def test_unknown_loss_measure_is_refused():
         density_loss(np.zeros((2, 3)), np.zeros((2, 3)), 0.1, measure="wasserstein")
 
 
-def test_shipped_memory_functional_loads_runs_and_refuses_other_grids(tmp_path):
+@pytest.mark.parametrize("name", ["scattering-memory", "scattering-dagger"])
+def test_shipped_memory_functional_loads_runs_and_refuses_other_grids(tmp_path, name):
     from densitylab.tdks.evaluate import load_model, run
 
     scenario = laser_scenario(amplitude=0.1, duration=0.5, dx=0.1, x_min=-8.0, x_max=8.0, stencil=3)
     trajectory = exact_propagate(scenario, 0.01, 50, store_every=5)
     problem, _ = problem_from_trajectory(trajectory)
-    shipped = load_model("scattering-memory", problem)
+    shipped = load_model(name, problem)
     assert shipped.memory == 4
     densities, v_c = run(problem, shipped)
     assert v_c.shape == (10, problem.points) and np.all(np.isfinite(v_c)) and np.abs(v_c).max() > 0
     np.testing.assert_allclose(np.sum(densities, axis=1) * problem.dx, 2.0, atol=1e-10)
     coarse, _ = problem_from_trajectory(trajectory, coarsen=2)
     with pytest.raises(InvalidParameterError, match="dx"):
-        load_model("scattering-memory", coarse)
+        load_model(name, coarse)
 
 
 def test_gauss_newton_windows_fit_a_known_potential_closely():
