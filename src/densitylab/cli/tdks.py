@@ -153,7 +153,7 @@ def tdks_functional(
     relative: option(bool, "Weight each case by 1 / its exchange-only loss.") = True,
     measure: option(str, "Propagation loss: density, charge (left of each x) or current.") = "density",
     base: option(str, "Start from exchange (v_c = 0) or sce (a correction on top of SCE).") = "exchange",
-    keep_best: option(bool, "Keep each horizon's parameters of lowest training loss, not the last.") = False,
+    keep_best: option(bool, "Keep each horizon's (DAgger's) best loss (score), not the last.") = False,
     init: option(str | None, "Start from this functional (folder or shipped name) of the same shape.") = None,
     as_json: Json = False,
 ) -> None:
