@@ -431,8 +431,12 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
     for name, value in (("dagger_rounds", -1), ("dagger_epochs", 0), ("dagger_learning_rate", float("nan"))):
         with pytest.raises(InvalidParameterError, match=f"^{name}"):
             _config(tiny_set, **{name: value})
-    with pytest.raises(InvalidParameterError, match=r"^dagger_rounds: .*GiB"):  # before any work
-        train_functional(_config(tiny_set, dagger_rounds=10**12))
+
+    def no_work(*args, **values):
+        raise AssertionError("a stage ran before the refusal")
+
+    with pytest.raises(InvalidParameterError, match=r"^dagger_rounds: .*GiB"):  # before any stage
+        train_functional(_config(tiny_set, dagger_rounds=10**12), no_work)
 
 
 def test_a_set_without_inversions_trains_without_the_supervised_stage(tiny_set, tmp_path):

@@ -47,7 +47,13 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
-from densitylab.tdks.supervised import calibrated, pretrain, raw_features, rollout_supervision
+from densitylab.tdks.supervised import (
+    calibrated,
+    pretrain,
+    raw_features,
+    require_rollout_memory,
+    rollout_supervision,
+)
 
 # The defaults are the measured choices of docs/tdks.md: past densities as they are (time
 # derivatives as inputs made the gradients through the propagation explode, 1e9 after one
@@ -448,6 +454,8 @@ def train_functional(
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
     )
+    if config.dagger_rounds:  # before any stage: an impossible stage 1b is refused at once
+        require_rollout_memory(net_config, cases, config)
     if config.init is None:
         features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
         net = start_from(

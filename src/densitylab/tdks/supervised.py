@@ -212,6 +212,21 @@ def pairs_bytes(net_config, cases: list, stride: int) -> float:
     return sum(8.0 * -(-case.problem.steps // stride) * channels * case.problem.points for case in cases)
 
 
+def require_rollout_memory(net_config, cases: list, config) -> None:
+    """Refuse (naming ``dagger_rounds``) a stage 1b whose pairs, the exact ones and one set per
+    round for the cases with an exact v_c, would not fit in memory. :func:`train_functional
+    <densitylab.tdks.functional.train_functional>` calls it before any stage runs."""
+    from densitylab.limits import require_memory
+
+    supervised = [case for case in cases if case.values is not None]
+    require_memory(
+        (config.dagger_rounds + 1) * pairs_bytes(net_config, supervised, config.stride),
+        "dagger_rounds",
+        f"the supervised pairs of {config.dagger_rounds} rounds at stride {config.stride}",
+        config.dagger_rounds,
+    )
+
+
 def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None):
     """Stage 1b (the module's DAgger): ``config.dagger_rounds`` rounds; returns (net, history).
 
@@ -237,16 +252,10 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
         tree_from_arrays,
         write_checkpoint,
     )
-    from densitylab.limits import require_memory
     from densitylab.tdks.evaluate import exchange_only, run
 
+    require_rollout_memory(net.config, cases, config)
     cases = [case for case in cases if case.values is not None]  # those that reproduce (load_cases)
-    require_memory(
-        (config.dagger_rounds + 1) * pairs_bytes(net.config, cases, config.stride),
-        "dagger_rounds",
-        f"the supervised pairs of {config.dagger_rounds} rounds at stride {config.stride}",
-        config.dagger_rounds,
-    )
     pairs = [list(part) for part in scaled_pairs(net, cases, config.stride, config.floor)]
     anchors = rollout_errors([run(c.problem, exchange_only(c.problem))[0] for c in cases], cases)
     runners = [rollout_runner(case.problem, net.config.memory) for case in cases]
