@@ -179,6 +179,10 @@ def test_check_output_kinds(tmp_path):
             "learning_rate",
         ),
         (["tdks", "learn", "--trajectory", "t.h5", "--output", "m", "--gn-floor", "nan"], "gn_floor"),
+        (  # 0 means no fine-tuning; beside another horizon it was silently dropped
+            ["tdks", "functional", "--dataset", "d", "--output", "f", "--horizon", "0", "--horizon", "60"],
+            "horizon",
+        ),
         (
             ["density", "train", "--reference", "r.h5", "--output", "m", "--metric-precision", "half"],
             "metric_precision",

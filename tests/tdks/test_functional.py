@@ -625,12 +625,12 @@ def test_rollout_supervision_pulls_a_drifting_functional_back(tiny_set):
 
 
 def test_rollout_supervision_resumes_and_refuses_other_settings(tiny_set, tmp_path, monkeypatch):
-    """Interrupted after its first round, stage 1b resumes to the uninterrupted result; other
+    """Interrupted within its first round, stage 1b resumes to the uninterrupted result; other
     settings are refused; with keep_best it keeps the functional of the lowest score; a
     propagation that is not finite adds no pairs and scores inf."""
     from densitylab.tdks import supervised
 
-    config = _config(tiny_set, horizons=(), dagger_rounds=2, dagger_epochs=2, keep_best=True)
+    config = _config(tiny_set, horizons=(), dagger_rounds=2, dagger_epochs=3, keep_best=True)
     whole = train_functional(config)
     dagger = whole.history["dagger"]
     assert dagger["kept"] == int(np.argmin(dagger["score"]))
@@ -640,21 +640,22 @@ def test_rollout_supervision_resumes_and_refuses_other_settings(tiny_set, tmp_pa
         pass
 
     def interrupt(done, total, stage, **values):
-        if stage == "dagger" and done == 1:
+        if stage == "dagger" and done == 2:  # in round 1's second epoch, its first one stored
             raise Stop
 
     checkpoint = tmp_path / "job.npz"
     with pytest.raises(Stop):
         train_functional(config, interrupt, checkpoint)
+    assert (tmp_path / "job.npz.stage.npz.round.npz").exists()  # the running round's checkpoint
     with pytest.raises(InvalidParameterError, match="checkpoint"):
-        train_functional(replace(config, dagger_epochs=3), checkpoint=checkpoint)
+        train_functional(replace(config, dagger_epochs=4), checkpoint=checkpoint)
     resumed = train_functional(config, checkpoint=checkpoint)
     assert resumed.history["dagger"] == dagger
     for a, b in zip(
         jax.tree_util.tree_leaves(whole.net), jax.tree_util.tree_leaves(resumed.net), strict=True
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
-    assert not checkpoint.exists() and not (tmp_path / "job.npz.stage.npz").exists()
+    assert not any(tmp_path.iterdir())
 
     runner, made = supervised.rollout_runner, []
 
@@ -669,3 +670,87 @@ def test_rollout_supervision_resumes_and_refuses_other_settings(tiny_set, tmp_pa
     assert history["errors"][0][history["cases"][1]] > 0.0
     assert np.isfinite(history["loss"][0]).all()  # trained on the other case
     assert history["kept"] == 0  # no score is finite: keep_best keeps the start
+
+
+def test_the_sce_potential_counted_from_the_centre_is_the_same_potential():
+    """Counting electrons from the density's centre (the ``wall_free`` inputs) changes v_SCE by a
+    constant only, which moves no density: against the count from the left wall, at the anchor's
+    negligible floor, on two overlapping electrons (no gap below the floor, where f and so v_SCE
+    are set by the floor; no grid point on f's jump, which either count may put on either side)."""
+    from densitylab.tdks.sce import interaction_profile, sce_potential
+
+    density = _two_packets(0.13, centre=2.5)
+    profile = interaction_profile(_soft(X), X)
+    wall = np.asarray(sce_potential(density, X, profile))
+    difference = np.asarray(sce_potential(density, X, profile, centred=True)) - wall
+    assert np.ptp(difference) < 1e-7 * np.abs(wall).max()
+    assert abs(difference.mean()) > 1e-3 * np.abs(wall).max()  # another gauge
+
+
+def _on_a_wider_box(window, left: int, right: int):
+    """The same densities (memory, N) with ``left`` and ``right`` empty points added."""
+    return np.pad(window, ((0, 0), (left, right)))
+
+
+@pytest.mark.parametrize("wall_free", [False, True])
+def test_a_wall_free_functional_does_not_see_where_the_walls_are(wall_free):
+    """v_c[n] of a density far from the walls must not depend on where the walls are. The same
+    two-electron window on its box and on a box 40 points wider on the left and 25 on the
+    right: a ``wall_free`` network (every input, every weight non-zero) gives the same v_c to
+    1e-10 everywhere beyond its receptive field from the smaller box's walls; the original
+    networks differ there, through zero padding and the floor of the electron count measured
+    from the wall."""
+    net = _net(memory=3, wall_free=wall_free)
+    window = np.stack([_two_packets(shift) for shift in (0.0, 0.02, 0.05)])
+    narrow = np.asarray(net(jax.numpy.asarray(window)))
+    wide = np.asarray(net(jax.numpy.asarray(_on_a_wider_box(window, 40, 25))))[40 : 40 + len(X)]
+    reach = 2 * (5 // 2)  # depth 2, kernel 5
+    inside = slice(reach, len(X) - reach)
+    difference = np.abs(wide - narrow)[inside].max()
+    if wall_free:
+        assert difference < 1e-10 * np.abs(narrow).max()
+    else:
+        assert difference > 1e-4 * np.abs(narrow).max()
+
+
+def test_mean_weights_averages_the_weights_and_keeps_the_rest():
+    """The mean of two functionals that differ only in their linear term is the functional of
+    the mean linear term: v_c, linear in that term, is the mean of their v_c (an independent
+    check of the combination); scales and gate are the first's; the mean of one is itself."""
+    from densitylab.tdks.supervised import mean_weights
+
+    first = _net(inputs=("density", "history"), memory=2)
+    second = equinox.tree_at(lambda net: net.linear, first, first.linear * -3.0 + 0.7)
+    window = jax.numpy.asarray(np.stack([_two_packets(), _two_packets(0.1)]))
+    mean = mean_weights([first, second])
+    np.testing.assert_allclose(
+        np.asarray(mean(window)), 0.5 * (np.asarray(first(window)) + np.asarray(second(window))), atol=1e-12
+    )
+    assert mean.config == first.config
+    for a, b in zip(
+        jax.tree_util.tree_leaves(mean_weights([first])), jax.tree_util.tree_leaves(first), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rollout_supervision_scores_and_returns_the_mean_of_its_last_rounds(tiny_set):
+    """With ``dagger_average`` the mean weights of the last rounds are scored after them and
+    returned (without keep_best); the recorded errors are those of propagating the returned
+    functional afresh, and a count beyond the rounds is refused before any work."""
+    from densitylab.tdks.evaluate import VcModel
+    from densitylab.tdks.functional import load_cases
+    from densitylab.tdks.propagation import density_errors
+
+    config = _config(tiny_set, horizons=(), dagger_rounds=2, dagger_epochs=2, dagger_average=2)
+    result = train_functional(config)
+    history = result.history["dagger"]
+    assert len(history["score"]) == 4 and history["kept"] == 3 and history["averaged"] == 2
+    assert result.summary()["dagger"]["averaged"] == 2
+    for case in load_cases(config):
+        params, model = density_net_model(result.net)
+        densities, _ = run(case.problem, VcModel("mean", params, model, result.net.config.memory))
+        error = np.max(density_errors(densities, case.target, case.problem.dx))
+        assert error == pytest.approx(history["errors"][-1][case.name], rel=1e-9)
+    for value in (1, 3, -1):
+        with pytest.raises(InvalidParameterError, match=r"^dagger_average"):
+            _config(tiny_set, dagger_rounds=2, dagger_average=value)

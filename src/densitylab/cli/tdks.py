@@ -111,9 +111,12 @@ def tdks_dataset(
 
 def _functional_config(options: dict):
     """The FunctionalConfig of ``tdks functional``'s options (some are spelled otherwise there)."""
+    from densitylab.errors import require
     from densitylab.tdks import functional
 
-    horizons = tuple(h for h in options["horizon"] or functional.DEFAULT_HORIZONS if h != 0)
+    given = options["horizon"] or functional.DEFAULT_HORIZONS
+    require(0 not in given or len(given) == 1, "horizon", "0 alone (no fine-tuning), or step counts", given)
+    horizons = tuple(h for h in given if h != 0)
     chosen = dict(cases=tuple(options["case"]) if options["case"] else None, horizons=horizons)
     chosen.update(
         inputs=tuple(options["inputs"] or functional.DEFAULT_INPUTS), dataset=str(options["dataset"])
@@ -136,6 +139,7 @@ def tdks_functional(
     seed: option(int, "Initialisation and shuffling seed.") = 0,
     gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
     integrate: option(bool, "Add a force output, integrated across the box, to the local v_c.") = False,
+    wall_free: option(bool, "A network blind to the box's walls (edge padding, centred SCE count).") = False,
     stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,
     pretrain_epochs: option(int, "Supervised epochs on the exact v_c (Adam; 0: none).") = 0,
     batch_size: option(int, "Supervised minibatch (steps).") = 32,
@@ -143,6 +147,7 @@ def tdks_functional(
     dagger_rounds: option(int, "Rounds of supervision on its own propagations (DAgger; 0: none).") = 0,
     dagger_epochs: option(int, "Supervised epochs per DAgger round.") = 4,
     dagger_learning_rate: option(float, "DAgger rounds' peak learning rate (cosine decay).") = 1e-3,
+    dagger_average: option(int, "Also score the mean weights of the last K rounds (0: none).") = 0,
     horizon: option(list[int] | None, "Fine-tuning horizons in KS steps, in order (repeat; 0: none).") = None,
     rollout_iterations: option(int, "Iterations per horizon up to TRUNCATE steps.") = 6,
     rollout_optimiser: option(str, "Those horizons' optimiser: lbfgs, or adam (clipped to CLIP).") = "lbfgs",

@@ -24,7 +24,9 @@ A window (memory, N) holds n at steps k − memory + 1 … k on a uniform grid o
 
 ``sce`` and ``partner`` count electrons with a floor of 1e-4 bohr⁻¹ added to n (the SCE
 anchor uses 1e-10): across a gap in the density f(x) jumps, and its derivative with respect to
-n grows as 1/floor; a gradient through the propagation needs it bounded.
+n grows as 1/floor; a gradient through the propagation needs it bounded. Counted from the left
+wall (the original networks), the floor makes both depend on the box's length; ``wall_free``
+networks count it from the density's centre.
 
 All are translation-covariant (x enters only through differences), so a model built on them
 works on any box with the same dx.
@@ -74,10 +76,15 @@ def sce_parts(points: int, dx: float, interaction: str) -> tuple:
     return interaction_profile(matrix, x), matrix
 
 
-def window_features(window, inputs: tuple[str, ...], dx: float, dt: float, parts=None):
+def window_features(
+    window, inputs: tuple[str, ...], dx: float, dt: float, parts=None, wall_free: bool = False
+):
     """The (C, N) inputs of ``window`` (memory, N), in the order of ``inputs``.
 
     ``parts`` is :func:`sce_parts` for the window's length (needed for ``sce`` and ``partner``).
+    ``wall_free``: ``sce`` and ``partner`` count electrons from the density's centre, not from
+    the left wall (:func:`densitylab.tdks.sce._electron_count`), so that they do not depend on
+    where the walls are while the density is far from them.
     """
     _, jnp, _ = jax_modules()
     from densitylab.tdks.propagation import hartree_operator
@@ -107,9 +114,11 @@ def window_features(window, inputs: tuple[str, ...], dx: float, dt: float, parts
         elif name == "sce":
             profile, matrix = parts
             hartree = hartree_operator(matrix, dx)
-            rows.append((sce_potential(density, x, profile, COUNT_FLOOR) - 0.5 * hartree(density))[None])
+            rows.append(
+                (sce_potential(density, x, profile, COUNT_FLOOR, wall_free) - 0.5 * hartree(density))[None]
+            )
         else:  # partner
-            partner = comotion_function(density, x, COUNT_FLOOR)
+            partner = comotion_function(density, x, COUNT_FLOOR, wall_free)
             rows.append(jnp.stack([jnp.interp(partner, x, density), jnp.interp(partner, x, velocity)]))
     return jnp.concatenate(rows, axis=0)
 

@@ -77,6 +77,8 @@ class FunctionalConfig:
         gate: add the out-of-distribution gate (threshold: the 99.9 % density-weighted
             quantile of the training inputs' Mahalanobis distance).
         integrate: the network gives the force −∂ₓv_c, integrated from the left edge.
+        wall_free: a network that does not see the box's walls
+            (:class:`~densitylab.tdks.models.DensityNetConfig`).
         stride: supervised pairs every ``stride`` KS steps.
         pretrain_epochs, batch_size, learning_rate: stage 1 (Adam).
         horizons: stage 2's horizons in KS steps, in order (empty: no stage 2); each is cut
@@ -107,9 +109,13 @@ class FunctionalConfig:
             (:func:`~densitylab.tdks.supervised.rollout_supervision`): rounds of supervision on
             the functional's own propagations (0: none), Adam epochs per round and its peak
             learning rate.
+        dagger_average: with K ≥ 2, the mean of the weights of the last K rounds' functionals
+            (Izmailov et al., UAI 2018: the rounds move by ±0.2 in a case's error) is scored too,
+            and is the result unless ``keep_best`` keeps a round of a lower score (0: none).
         init: start from this functional (a ``tdks functional`` folder or a shipped name), its
-            weights, input scales and gate, not a new network; its shape (inputs, memory,
-            channels, depth, kernel, dilation, integrate) must be the config's, and ``base`` "exchange".
+            weights, input scales and gate, not a new network; its shape (inputs, memory, channels,
+            depth, kernel, dilation, integrate, wall_free) must be the config's, and ``base``
+            "exchange".
     """
 
     dataset: str
@@ -124,6 +130,7 @@ class FunctionalConfig:
     seed: int = 0
     gate: bool = True
     integrate: bool = False
+    wall_free: bool = False
     stride: int = 2
     pretrain_epochs: int = 0
     batch_size: int = 32
@@ -144,6 +151,7 @@ class FunctionalConfig:
     dagger_rounds: int = 0
     dagger_epochs: int = 4
     dagger_learning_rate: float = 1e-3
+    dagger_average: int = 0
 
     def __post_init__(self) -> None:
         from densitylab.tdks.features import check_inputs
@@ -176,6 +184,18 @@ class FunctionalConfig:
         for name in ("pretrain_epochs", "rollout_iterations", "truncated_iterations", "dagger_rounds"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 0, name, "a non-negative integer", value)
+        require(
+            isinstance(self.dagger_average, int) and (self.dagger_average == 0 or 2 <= self.dagger_average),
+            "dagger_average",
+            "0, or a number of rounds from 2",
+            self.dagger_average,
+        )
+        require(
+            self.dagger_average <= self.dagger_rounds,
+            "dagger_average",
+            f"at most dagger_rounds ({self.dagger_rounds}) rounds",
+            self.dagger_average,
+        )
         require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", "an odd positive integer", self.kernel)
         require(all(h >= 1 for h in self.horizons), "horizons", "positive step counts", self.horizons)
         require(
@@ -217,7 +237,7 @@ def initial_net(config: FunctionalConfig):
     kind = read_manifest(path)["kind"] if is_artefact(path) else None
     require(kind == "tdks-density-net", "init", expected, config.init)
     net = load_density_net(path)
-    shape = ("inputs", "memory", "channels", "depth", "kernel", "dilation", "integrate")
+    shape = ("inputs", "memory", "channels", "depth", "kernel", "dilation", "integrate", "wall_free")
     differ = {n: getattr(net.config, n) for n in shape if getattr(net.config, n) != getattr(config, n)}
     require(not differ, "init", "a functional of the config's shape (set these to its values)", differ)
     return net
@@ -336,7 +356,8 @@ class FunctionalResult:
         """What the CLI prints beside the saved folder: each stage's seconds, :meth:`best`, and
         stage 1b's score of each functional and the one kept."""
         dagger = self.history.get("dagger") or {}
-        rounds = {"dagger": {"score": dagger["score"], "kept": dagger["kept"]}} if dagger else {}
+        keys = ("score", "kept", "averaged")
+        rounds = {"dagger": {k: dagger[k] for k in keys if k in dagger}} if dagger else {}
         return {"seconds": self.seconds, "best": self.best(), **rounds}
 
     def best(self) -> dict:
@@ -449,7 +470,8 @@ def train_functional(
     cases = load_cases(config)
     problem = cases[0].problem
     shape = {
-        name: getattr(config, name) for name in ("memory", "channels", "depth", "kernel", "dilation", "seed")
+        name: getattr(config, name)
+        for name in ("memory", "channels", "depth", "kernel", "dilation", "seed", "wall_free")
     }
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate

@@ -130,6 +130,11 @@ class DensityNetConfig:
             the receptive field is (kernel − 1)·(1 + dilation + … + dilation^(depth−1)) + 1
             points at the same cost: with 1 (the default) 25 points (2.5 bohr) for kernel 9
             and depth 3, with 4 169 points, wide enough to see an atom and a packet leaving it.
+        wall_free: v_c does not depend on where the box's walls are while the density is far
+            from them: the ``sce`` and ``partner`` inputs count electrons from the density's
+            centre, and each convolution pads by its edge values, not by zeros (a zero beside a
+            hidden layer's softplus(bias) is a step the next layer sees; the original networks,
+            False, see the walls within their receptive field).
     """
 
     memory: int = 4
@@ -147,6 +152,7 @@ class DensityNetConfig:
     gate_threshold: float | None = None
     integrate: bool = False
     dilation: int = 1
+    wall_free: bool = False
 
     def __post_init__(self):
         from densitylab.tdks.features import check_inputs, feature_count
@@ -200,12 +206,13 @@ def build_density_net(config: DensityNetConfig):
     """
     jax, jnp, eqx = jax_modules()
     half = config.kernel // 2
+    padding = "edge" if config.wall_free else "constant"
 
     def convolve(weight, bias, features, spacing=1):
         """'SAME' 1D convolution of features (C_in, N) with weight (kernel·C_in, C_out), the
         taps ``spacing`` points apart."""
         points = features.shape[1]
-        padded = jnp.pad(features, ((0, 0), (half * spacing, half * spacing)))
+        padded = jnp.pad(features, ((0, 0), (half * spacing, half * spacing)), mode=padding)
         patches = jnp.concatenate(
             [padded[:, spacing * shift : spacing * shift + points] for shift in range(config.kernel)], axis=0
         )
@@ -249,7 +256,7 @@ def build_density_net(config: DensityNetConfig):
             """The scaled inputs (C, N) of a window (memory, N)."""
             points = window.shape[1]
             rows = window_features(
-                window, names, config.dx, config.dt, parts(points) if needs_parts else None
+                window, names, config.dx, config.dt, parts(points) if needs_parts else None, config.wall_free
             )
             return rows / jnp.asarray(scales)[:, None]
 

@@ -32,7 +32,7 @@ def interaction_profile(interaction: np.ndarray, x: np.ndarray) -> tuple[np.ndar
     return separations, kernel, np.gradient(kernel, dx)
 
 
-def comotion_function(density, x, floor: float = 1e-10):
+def comotion_function(density, x, floor: float = 1e-10, centred: bool = False):
     """The co-motion function f of two strictly correlated electrons (Seidl, PRA 60, 4387 (1999)).
 
     With N(x) the number of electrons left of x, the second electron sits at f(x), where
@@ -40,47 +40,65 @@ def comotion_function(density, x, floor: float = 1e-10):
 
     Args:
         density: n (N,), 1/bohr, integrating to 2 on the uniform grid x (N,), bohr.
+        floor, centred: the count's floor and where it is measured from
+            (:func:`_electron_count`).
 
     Returns:
         f (N,), bohr, piecewise linear in the cell-centred electron count.
     """
     _, jnp, _ = jax_modules()
-    count, half = _electron_count(density, x[1] - x[0], floor)
+    count, half = _electron_count(density, x[1] - x[0], floor, centred)
     return jnp.interp(jnp.where(count < half, count + half, count - half), count, jnp.asarray(x))
 
 
-def _electron_count(density, dx, floor: float = 1e-10):
-    """The cell-centred number of electrons left of each point, (N,), and half the total.
+def _electron_count(density, dx, floor: float = 1e-10, centred: bool = False):
+    """The cell-centred number of electrons left of each point, (N,), and the partner's share.
 
     A ``floor`` added to n keeps the count strictly increasing (finite gradients where n = 0);
-    the derivatives of f grow as 1/floor across a gap in the density.
+    the derivatives of f grow as 1/floor across a gap in the density. The floor adds
+    floor·(x − x₀) to the count. By default x₀ is the left wall and the share is half the
+    floored total, so f depends on where the walls are by floor × the box's length (a shift
+    of f across a gap of the density, where n is below the floor). With ``centred`` x₀ is
+    the density's centre ⟨x⟩ and the share is half the density's charge: the count is
+    N(x) + floor·(x − ⟨x⟩), the same on any box that holds the density.
     """
     _, jnp, _ = jax_modules()
     filled = jnp.maximum(density, 0.0) + floor
     count = dx * (jnp.cumsum(filled) - 0.5 * filled)
-    return count, 0.5 * (count[-1] + 0.5 * dx * filled[-1])
+    if not centred:
+        return count, 0.5 * (count[-1] + 0.5 * dx * filled[-1])
+    charge = jnp.sum(jnp.maximum(density, 0.0))
+    centre = jnp.sum(jnp.maximum(density, 0.0) * jnp.arange(density.shape[0])) / charge
+    return count - floor * dx * (centre + 0.5), 0.5 * dx * charge
 
 
-def sce_potential(density, x, profile, floor: float = 1e-10):
+def sce_potential(density, x, profile, floor: float = 1e-10, centred: bool = False):
     """The strictly-correlated-electrons potential of two electrons, (N,), Ha.
 
     ∂ₓv_SCE(x) = w'(x − f(x)), the force of the partner at the co-motion position f(x)
     (Seidl, Gori-Giorgi and Savin, PRA 75, 042511 (2007)), integrated from the left edge x₀
     with the trapezoidal rule, and gauged by v_SCE(x₀) = w(x₀ − f(x₀)) so that it vanishes far
-    from the density as in an unbounded system. v_SCE is the functional derivative of
+    from the density as in an unbounded system (with ``centred``, by ∫n (v_SCE − w(x − f(x)))
+    dx = 0, the same on any box that holds the density). v_SCE is the functional derivative of
     W_SCE[n] = ½∫n(x) w(x − f(x)) dx.
 
     Args:
         density: n (N,), integrating to 2; x: the uniform grid (N,), bohr;
         profile: (separations, w, w') from :func:`interaction_profile`.
+        floor, centred: the electron count's (:func:`_electron_count`).
     """
     _, jnp, _ = jax_modules()
     separations, potential, force = (jnp.asarray(part) for part in profile)
     dx = x[1] - x[0]
-    distance = jnp.asarray(x) - comotion_function(density, x, floor)
+    distance = jnp.asarray(x) - comotion_function(density, x, floor, centred)
     slope = jnp.interp(distance, separations, force)
     integral = dx * (jnp.cumsum(slope) - 0.5 * slope - 0.5 * slope[0])
-    return integral + jnp.interp(distance[0], separations, potential)
+    if not centred:
+        return integral + jnp.interp(distance[0], separations, potential)
+    # the same intent, gauged where the density is: ∫n (v_SCE − w(x − f(x))) dx = 0
+    weights = jnp.maximum(density, 0.0)
+    partner_potential = jnp.interp(distance, separations, potential)
+    return integral - jnp.sum(weights * (integral - partner_potential)) / jnp.sum(weights)
 
 
 def sce_energy(density, x, profile, samples: int | None = None):

@@ -204,6 +204,16 @@ def _number(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+def mean_weights(nets: list):
+    """The functional whose weights are the mean of ``nets``' (functionals of one shape, e.g.
+    consecutive rounds of one training, which lie in one basin of the loss); the rest
+    (config, scales, gate) is the first's."""
+    jax, _, eqx = jax_modules()
+    arrays = [eqx.filter(net, eqx.is_inexact_array) for net in nets]
+    mean = jax.tree_util.tree_map(lambda *leaves: sum(leaves[1:], leaves[0]) / len(leaves), *arrays)
+    return eqx.combine(mean, eqx.partition(nets[0], eqx.is_inexact_array)[1])
+
+
 def pairs_bytes(net_config, cases: list, stride: int) -> float:
     """Bytes of one set of supervised pairs (inputs, v_c and weights at every ``stride``-th step)."""
     from densitylab.tdks.features import feature_count
@@ -239,11 +249,16 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
     divided by exchange-only's (None where a propagation is not finite); with ``keep_best``
     the functional of the lowest score is kept (the start included), otherwise the last.
     With ``checkpoint`` (a .npz path) every finished round is kept there (a resume rebuilds
-    the pairs from the stored functionals); a resume under other settings, or from another
-    starting functional, is refused.
+    the pairs from the stored functionals), and the running round every epoch in
+    ``<checkpoint>.round.npz``; a resume under other settings, or from another starting
+    functional, is refused. ``progress(done, total, loss=…)`` after every epoch of every round.
 
-    history: "cases", "score" and "errors" (per case) of each functional from the start,
-    "loss" (per round, each epoch's mean), "kept" (the kept functional: 0 the start).
+    With ``dagger_average`` K ≥ 2 the mean of the last K rounds' weights (:func:`mean_weights`)
+    is scored after the last round, and is the result unless ``keep_best`` keeps a lower score.
+
+    history: "cases", "score" and "errors" (per case) of each functional from the start (the
+    average last), "loss" (per round, each epoch's mean), "kept" (the kept functional: 0 the
+    start, R + 1 the average) and "averaged" (K, with an average).
     """
     from densitylab.checkpoint import (
         fingerprint,
@@ -253,6 +268,7 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
         write_checkpoint,
     )
     from densitylab.tdks.evaluate import exchange_only, run
+    from densitylab.training import Resumable
 
     require_rollout_memory(net.config, cases, config)
     cases = [case for case in cases if case.values is not None]  # those that reproduce (load_cases)
@@ -298,6 +314,21 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
         if index + 1 < len(nets):  # trained before a resume
             continue
         losses = []
+
+        def on_epoch(epoch, params, batch, norms, record=losses, start=index * config.dagger_epochs):
+            record.append(float(np.mean(batch)))
+            if progress:
+                progress(start + epoch, config.dagger_rounds * config.dagger_epochs, loss=record[-1])
+
+        resumable = None
+        if checkpoint is not None:  # the running round, every epoch (the loop removes it at its end)
+            resumable = Resumable(
+                f"{checkpoint}.round.npz",
+                settings | {"round": index + 1},
+                1,
+                lambda record=losses: {"loss": record},
+                lambda state, record=losses: record.extend(state["loss"]),
+            )
         nets.append(
             fit_pairs(
                 nets[index],
@@ -306,12 +337,11 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
                 config.dagger_learning_rate,
                 config.batch_size,
                 [config.seed, index + 1],
-                lambda epoch, params, batch, norms, record=losses: record.append(float(np.mean(batch))),
+                on_epoch,
+                resumable,
             )
         )
         history["loss"].append(losses)
-        if progress:
-            progress(index + 1, config.dagger_rounds, loss=losses[-1])
         if checkpoint is not None:
             arrays = {
                 f"round{done:03d}/{name}": array
@@ -319,6 +349,12 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
                 for name, array in tree_arrays(trained).items()
             }
             write_checkpoint(checkpoint, settings, arrays, {"rounds": len(nets) - 1, "history": history})
+    if config.dagger_average:
+        nets.append(mean_weights(nets[-config.dagger_average :]))
+        errors = rollout_errors([runner(nets[-1]) for runner in runners], cases)
+        history["errors"].append({name: _number(e) for name, e in zip(history["cases"], errors, strict=True)})
+        history["score"].append(_number(float(np.mean(np.divide(errors, anchors)))))
+        history["averaged"] = config.dagger_average
     scores = [np.inf if score is None else score for score in history["score"]]
     history["kept"] = int(np.argmin(scores)) if config.keep_best else len(nets) - 1
     if checkpoint is not None:
