@@ -63,12 +63,13 @@ def _electron_count(density, dx, floor: float = 1e-10, centred: bool = False):
     N(x) + floor·(x − ⟨x⟩), the same on any box that holds the density.
     """
     _, jnp, _ = jax_modules()
-    filled = jnp.maximum(density, 0.0) + floor
+    positive = jnp.maximum(density, 0.0)
+    filled = positive + floor
     count = dx * (jnp.cumsum(filled) - 0.5 * filled)
     if not centred:
         return count, 0.5 * (count[-1] + 0.5 * dx * filled[-1])
-    charge = jnp.sum(jnp.maximum(density, 0.0))
-    centre = jnp.sum(jnp.maximum(density, 0.0) * jnp.arange(density.shape[0])) / charge
+    charge = jnp.sum(positive)
+    centre = jnp.sum(positive * jnp.arange(density.shape[0])) / charge  # in grid points
     return count - floor * dx * (centre + 0.5), 0.5 * dx * charge
 
 

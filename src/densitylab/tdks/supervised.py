@@ -289,15 +289,17 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
                     {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}, net
                 )
             )
+
+    def record(densities):
+        """Each case's error and the score of one functional's propagations, into history."""
+        errors = rollout_errors(densities, cases)
+        history["errors"].append({name: _number(e) for name, e in zip(history["cases"], errors, strict=True)})
+        history["score"].append(_number(float(np.mean(np.divide(errors, anchors)))))
+
     for index in range(config.dagger_rounds + 1):
         densities = [runner(nets[index]) for runner in runners]
         if index == len(history["score"]):  # not measured before a resume
-            errors = rollout_errors(densities, cases)
-            score = float(np.mean(np.divide(errors, anchors)))
-            history["errors"].append(
-                {name: _number(e) for name, e in zip(history["cases"], errors, strict=True)}
-            )
-            history["score"].append(_number(score))
+            record(densities)
         if index == config.dagger_rounds:
             break
         finite = [i for i, d in enumerate(densities) if np.all(np.isfinite(d))]
@@ -351,9 +353,7 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
             write_checkpoint(checkpoint, settings, arrays, {"rounds": len(nets) - 1, "history": history})
     if config.dagger_average:
         nets.append(mean_weights(nets[-config.dagger_average :]))
-        errors = rollout_errors([runner(nets[-1]) for runner in runners], cases)
-        history["errors"].append({name: _number(e) for name, e in zip(history["cases"], errors, strict=True)})
-        history["score"].append(_number(float(np.mean(np.divide(errors, anchors)))))
+        record([runner(nets[-1]) for runner in runners])
         history["averaged"] = config.dagger_average
     scores = [np.inf if score is None else score for score in history["score"]]
     history["kept"] = int(np.argmin(scores)) if config.keep_best else len(nets) - 1
