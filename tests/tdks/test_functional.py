@@ -733,6 +733,34 @@ def test_mean_weights_averages_the_weights_and_keeps_the_rest():
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_weight_average_is_of_the_last_rounds_only(tiny_set, monkeypatch):
+    """With 3 rounds and ``dagger_average`` 2 the result is the mean of rounds 2 and 3, not of
+    every round or of the start: each round here scales the weights by a known factor (a
+    stand-in for the fit), so the mean is a known multiple of the start's weights."""
+    from densitylab.tdks import supervised
+
+    factors = {1: 1.1, 2: 1.2, 3: 1.3}
+
+    def scaled(net, pairs, epochs, learning_rate, batch_size, seed, on_epoch, resumable=None):
+        params, static = equinox.partition(net, equinox.is_inexact_array)
+        factor = factors[seed[1]]
+        return equinox.combine(jax.tree_util.tree_map(lambda leaf: factor * leaf, params), static)
+
+    start = train_functional(_config(tiny_set, pretrain_epochs=0, horizons=())).net
+    monkeypatch.setattr(supervised, "fit_pairs", scaled)
+    config = _config(tiny_set, pretrain_epochs=0, horizons=(), dagger_rounds=3, dagger_average=2)
+    result = train_functional(config)
+    expected = 0.5 * (1.1 * 1.2 + 1.1 * 1.2 * 1.3)
+    assert result.history["dagger"]["kept"] == 4
+    pairs = zip(
+        jax.tree_util.tree_leaves(equinox.filter(result.net, equinox.is_inexact_array)),
+        jax.tree_util.tree_leaves(equinox.filter(start, equinox.is_inexact_array)),
+        strict=True,
+    )
+    for averaged, first in pairs:
+        np.testing.assert_allclose(np.asarray(averaged), expected * np.asarray(first), rtol=1e-12)
+
+
 def test_rollout_supervision_scores_and_returns_the_mean_of_its_last_rounds(tiny_set):
     """With ``dagger_average`` the mean weights of the last rounds are scored after them and
     returned (without keep_best); the recorded errors are those of propagating the returned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,13 +126,23 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
     return VcModel(path.name, params, model, net.config.memory)
 
 
-def run(problem: KSProblem, vc_model: VcModel) -> tuple[np.ndarray, np.ndarray]:
-    """KS densities (T + 1, N) and v_c (T, N) of a model on a problem."""
+def runner(problem: KSProblem, model: Callable, memory: int) -> Callable:
+    """params → (KS densities (T + 1, N), v_c (T, N)) of ``model`` on ``problem``, NumPy,
+    compiled once for every params of one structure (e.g. the networks of one shape)."""
     import equinox as eqx
 
-    run_jit = eqx.filter_jit(lambda params: propagate(problem, vc_model.model, params, vc_model.memory))
-    densities, v_c = run_jit(vc_model.params)
-    return np.asarray(densities), np.asarray(v_c)
+    compiled = eqx.filter_jit(lambda params: propagate(problem, model, params, memory))
+
+    def propagated(params):
+        densities, v_c = compiled(params)
+        return np.asarray(densities), np.asarray(v_c)
+
+    return propagated
+
+
+def run(problem: KSProblem, vc_model: VcModel) -> tuple[np.ndarray, np.ndarray]:
+    """KS densities (T + 1, N) and v_c (T, N) of a model on a problem."""
+    return runner(problem, vc_model.model, vc_model.memory)(vc_model.params)
 
 
 def evaluate(problem: KSProblem, target: np.ndarray, models: list[VcModel]) -> dict:

@@ -177,16 +177,12 @@ def pretrain(net, cases: list, config, progress=None, checkpoint=None):
 def rollout_runner(problem, memory: int):
     """net → the KS densities (T + 1, N) of the functional's own propagation of ``problem``
     (compiled once, for every net of one shape)."""
-    _, _, eqx = jax_modules()
+    from densitylab.tdks.evaluate import runner
     from densitylab.tdks.models import density_net_model
-    from densitylab.tdks.propagation import propagate
 
-    def densities(net):
-        _, model = density_net_model(net)
-        return propagate(problem, model, net, memory)[0]
-
-    compiled = eqx.filter_jit(densities)
-    return lambda net: np.asarray(compiled(net))
+    _, model = density_net_model(None)  # the model calls its params: the net itself
+    propagated = runner(problem, model, memory)
+    return lambda net: propagated(net)[0]
 
 
 def rollout_errors(densities: list, cases: list) -> list[float]:
