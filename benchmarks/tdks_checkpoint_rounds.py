@@ -12,29 +12,22 @@ Run:  python benchmarks/tdks_checkpoint_rounds.py CHECKPOINT OUT
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 
 def main() -> None:
     checkpoint, out = Path(sys.argv[1]), Path(sys.argv[2])
-    from densitylab.checkpoint import tree_from_arrays
+    from densitylab.checkpoint import inspect_checkpoint
     from densitylab.tdks.models import DensityNetConfig, build_density_net, save_density_net
+    from densitylab.tdks.supervised import stored_rounds
 
-    with np.load(checkpoint) as stored:
-        settings = json.loads(str(stored["__settings__"]))
+    settings, _, _ = inspect_checkpoint(checkpoint)
     like = build_density_net(DensityNetConfig(**settings["net"]))
-    with np.load(f"{checkpoint}.stage.npz") as stored:
-        state = json.loads(str(stored["__state__"]))
-        arrays = {name: stored[name] for name in stored.files if not name.startswith("__")}
+    _, arrays, state = inspect_checkpoint(f"{checkpoint}.stage.npz")
     history = state["history"]
     out.mkdir(parents=True, exist_ok=True)
-    for done in range(1, state["rounds"] + 1):
-        prefix = f"round{done:03d}/"
-        net = tree_from_arrays({k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}, like)
+    for done, net in enumerate(stored_rounds(arrays, state["rounds"], like), 1):
         scored = done < len(history["score"])  # a round is scored when the next one starts
         extra = {
             "checkpoint": str(checkpoint),

@@ -60,6 +60,25 @@ def write_checkpoint(
     return path
 
 
+def inspect_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray], dict]:
+    """(settings, arrays, state) of the checkpoint at ``path``, its settings not compared: to
+    look into a running or interrupted job (:func:`read_checkpoint` resumes one).
+
+    Raises:
+        InvalidParameterError: naming ``checkpoint``, if there is no densitylab checkpoint there.
+    """
+    try:
+        with np.load(path) as stored:
+            found = json.loads(str(stored[_SETTINGS]))
+            state = json.loads(str(stored[_STATE]))
+            arrays = {name: stored[name] for name in stored.files if name not in (_SETTINGS, _STATE)}
+    except (OSError, KeyError, ValueError):
+        raise InvalidParameterError(
+            "checkpoint", "a densitylab checkpoint (delete it to start over)", str(path)
+        ) from None
+    return found, arrays, state
+
+
 def read_checkpoint(
     path: str | Path, settings: Mapping[str, object]
 ) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -72,15 +91,7 @@ def read_checkpoint(
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        with np.load(path) as stored:
-            found = json.loads(str(stored[_SETTINGS]))
-            state = json.loads(str(stored[_STATE]))
-            arrays = {name: stored[name] for name in stored.files if name not in (_SETTINGS, _STATE)}
-    except (OSError, KeyError, ValueError):
-        raise InvalidParameterError(
-            "checkpoint", "a densitylab checkpoint (delete it to start over)", str(path)
-        ) from None
+    found, arrays, state = inspect_checkpoint(path)
     refuse_mismatch(found, _canonical(settings), path, parameter="checkpoint")
     return arrays, state
 

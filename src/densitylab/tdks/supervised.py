@@ -210,6 +210,24 @@ def mean_weights(nets: list):
     return eqx.combine(mean, eqx.partition(nets[0], eqx.is_inexact_array)[1])
 
 
+def _round_prefix(done: int) -> str:
+    return f"round{done:03d}/"
+
+
+def stored_rounds(arrays: dict, rounds: int, like) -> list:
+    """The functionals of rounds 1 … ``rounds`` kept in a stage-1b checkpoint's ``arrays``
+    (:func:`rollout_supervision`), each with the structure of ``like`` (a net of their shape)."""
+    from densitylab.checkpoint import tree_from_arrays
+
+    nets = []
+    for done in range(1, rounds + 1):
+        prefix = _round_prefix(done)
+        nets.append(
+            tree_from_arrays({k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}, like)
+        )
+    return nets
+
+
 def pairs_bytes(net_config, cases: list, stride: int) -> float:
     """Bytes of one set of supervised pairs (inputs, v_c and weights at every ``stride``-th step)."""
     from densitylab.tdks.features import feature_count
@@ -256,13 +274,7 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
     average last), "loss" (per round, each epoch's mean), "kept" (the kept functional: 0 the
     start, R + 1 the average) and "averaged" (K, with an average).
     """
-    from densitylab.checkpoint import (
-        fingerprint,
-        read_checkpoint,
-        tree_arrays,
-        tree_from_arrays,
-        write_checkpoint,
-    )
+    from densitylab.checkpoint import fingerprint, read_checkpoint, tree_arrays, write_checkpoint
     from densitylab.tdks.evaluate import exchange_only, run
     from densitylab.training import Resumable
 
@@ -278,13 +290,7 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
     if stored is not None:
         arrays, state = stored
         history = state["history"]
-        for done in range(1, state["rounds"] + 1):
-            prefix = f"round{done:03d}/"
-            nets.append(
-                tree_from_arrays(
-                    {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}, net
-                )
-            )
+        nets.extend(stored_rounds(arrays, state["rounds"], net))
 
     def record(densities):
         """Each case's error and the score of one functional's propagations, into history."""
@@ -313,10 +319,10 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
             continue
         losses = []
 
-        def on_epoch(epoch, params, batch, norms, record=losses, start=index * config.dagger_epochs):
-            record.append(float(np.mean(batch)))
+        def on_epoch(epoch, params, batch, norms, losses=losses, start=index * config.dagger_epochs):
+            losses.append(float(np.mean(batch)))
             if progress:
-                progress(start + epoch, config.dagger_rounds * config.dagger_epochs, loss=record[-1])
+                progress(start + epoch, config.dagger_rounds * config.dagger_epochs, loss=losses[-1])
 
         resumable = None
         if checkpoint is not None:  # the running round, every epoch (the loop removes it at its end)
@@ -324,8 +330,8 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
                 f"{checkpoint}.round.npz",
                 settings | {"round": index + 1},
                 1,
-                lambda record=losses: {"loss": record},
-                lambda state, record=losses: record.extend(state["loss"]),
+                lambda losses=losses: {"loss": losses},
+                lambda state, losses=losses: losses.extend(state["loss"]),
             )
         nets.append(
             fit_pairs(
@@ -342,7 +348,7 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
         history["loss"].append(losses)
         if checkpoint is not None:
             arrays = {
-                f"round{done:03d}/{name}": array
+                f"{_round_prefix(done)}{name}": array
                 for done, trained in enumerate(nets[1:], 1)
                 for name, array in tree_arrays(trained).items()
             }
