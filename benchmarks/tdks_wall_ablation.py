@@ -16,6 +16,10 @@ edge. This script runs the CLI with ``--wall-free`` (so edge padding) and patche
   (share exactly one) puts it at the near edge of the gap. This keeps the walls' choice and
   depends on no wall. Left of the density v_SCE(x) = w(x − f(x)) whatever the box.
 
+* ``masked``: as ``padding``, and the supervised loss leaves out every point within the
+  network's view (half-width) of a wall, so that the fit is not asked for v_c where the network
+  could only tell it from the zero padding.
+
 Usage: python benchmarks/tdks_wall_ablation.py VARIANT densitylab-tdks-functional-arguments...
 (the arguments must include --wall-free; the output is an ordinary functional folder whose
 manifest holds the pretraining history, but its inputs are the patched ones, so evaluate it
@@ -36,12 +40,14 @@ def patch(variant: str) -> None:
     original_features = features.window_features
     original_sce = sce.sce_potential
 
-    if variant == "padding":
+    if variant in ("padding", "masked"):
 
         def window_features(window, inputs, dx, dt, parts=None, wall_free=False):
             return original_features(window, inputs, dx, dt, parts, False)
 
         features.window_features = window_features
+        if variant == "masked":
+            mask_walls()
     elif variant == "virtual":
         original_count = sce._electron_count
 
@@ -65,7 +71,26 @@ def patch(variant: str) -> None:
         sce._electron_count = electron_count
         sce.sce_potential = sce_potential
     else:
-        raise SystemExit(f"variant: expected 'padding' or 'virtual', got {variant!r}")
+        raise SystemExit(f"variant: expected 'padding', 'masked' or 'virtual', got {variant!r}")
+
+
+def mask_walls() -> None:
+    """Zero the supervised weights within the network's half-width view of either wall."""
+    from densitylab.tdks import supervised
+
+    original = supervised.raw_features
+
+    def raw_features(net_config, *args, **kwargs):
+        rows, values, weights = original(net_config, *args, **kwargs)
+        reach = (net_config.kernel // 2) * sum(
+            net_config.dilation**layer for layer in range(net_config.depth)
+        )
+        for case in weights:
+            case[:, :reach] = 0.0
+            case[:, -reach:] = 0.0
+        return rows, values, weights
+
+    supervised.raw_features = raw_features
 
 
 def main() -> None:
