@@ -22,15 +22,27 @@ edge. This script runs the CLI with ``--wall-free`` (so edge padding) and patche
 
 Usage: python benchmarks/tdks_wall_ablation.py VARIANT densitylab-tdks-functional-arguments...
 (the arguments must include --wall-free; the output is an ordinary functional folder whose
-manifest holds the pretraining history, but its inputs are the patched ones, so evaluate it
-through this script's patches only).
+manifest holds the pretraining history, but its inputs are the patched ones), and
+python benchmarks/tdks_wall_ablation.py VARIANT errors NET... -- SET... to propagate such
+networks under the same patch (``benchmarks/tdks_rollout_errors.py``'s output).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 VIRTUAL_HALF_BOX = 60.0  # bohr
+
+
+def walls_inputs(original):
+    """``window_features`` that computes every input as the walls' networks do, whatever the
+    network's ``wall_free``."""
+
+    def window_features(window, inputs, dx, dt, parts=None, wall_free=False):
+        return original(window, inputs, dx, dt, parts, False)
+
+    return window_features
 
 
 def patch(variant: str) -> None:
@@ -41,11 +53,7 @@ def patch(variant: str) -> None:
     original_sce = sce.sce_potential
 
     if variant in ("padding", "masked"):
-
-        def window_features(window, inputs, dx, dt, parts=None, wall_free=False):
-            return original_features(window, inputs, dx, dt, parts, False)
-
-        features.window_features = window_features
+        features.window_features = walls_inputs(original_features)
         if variant == "masked":
             mask_walls()
     elif variant == "virtual":
@@ -95,6 +103,14 @@ def mask_walls() -> None:
 
 def main() -> None:
     variant, arguments = sys.argv[1], sys.argv[2:]
+    if arguments[:1] == ["errors"]:
+        patch(variant)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import tdks_rollout_errors
+
+        sys.argv = [sys.argv[0], *arguments[1:]]
+        tdks_rollout_errors.main()
+        return
     if "--wall-free" not in arguments:
         raise SystemExit("the arguments must include --wall-free (the variants patch a wall-free run)")
     patch(variant)
