@@ -11,7 +11,6 @@ Prints one line per case: max ∫|n_KS − n_exact| dx of the net and its twins.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,19 +20,16 @@ from tdks_wall_ablation import walls_inputs
 
 
 def main() -> None:
-    import equinox as eqx
-
     from densitylab.tdks import features
     from densitylab.tdks.evaluate import shipped_or_path
-    from densitylab.tdks.models import build_density_net, load_density_net
+    from densitylab.tdks.models import load_density_net, with_config
 
     name, folders = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
     net = load_density_net(shipped_or_path(name)[1])
     original_features = features.window_features
 
     def twin():  # the network binds window_features when it is built
-        free = build_density_net(replace(net.config, wall_free=True))
-        return eqx.tree_at(lambda m: (m.layers, m.linear), free, (net.layers, net.linear))
+        return with_config(net, wall_free=True)
 
     features.window_features = walls_inputs(original_features)
     padding_twin = twin()

@@ -14,7 +14,6 @@ Prints one line per functional and box: max |Δv_c| (Ha), gauge removed.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import numpy as np
 
@@ -33,11 +32,10 @@ def v_c_on(net, box):
 
 
 def main() -> None:
-    import equinox as eqx
 
     from densitylab.jaxsetup import jax_modules
     from densitylab.tdks.evaluate import shipped_or_path
-    from densitylab.tdks.models import build_density_net, load_density_net
+    from densitylab.tdks.models import load_density_net, with_config
 
     jax_modules()
     names = sys.argv[1:] or ["scattering-memory", "scattering-dagger"]
@@ -45,10 +43,7 @@ def main() -> None:
         net = load_density_net(shipped_or_path(name)[1])
         twins = {"as trained": net}
         if not net.config.wall_free:
-            free = build_density_net(replace(net.config, wall_free=True))
-            twins["wall_free twin"] = eqx.tree_at(
-                lambda m: (m.layers, m.linear), free, (net.layers, net.linear)
-            )
+            twins["wall_free twin"] = with_config(net, wall_free=True)
         for label, model in twins.items():
             x0, n0, v0 = v_c_on(model, BOXES[0])
             for box in BOXES[1:]:

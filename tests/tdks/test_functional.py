@@ -12,9 +12,22 @@ import pytest
 from densitylab.errors import InvalidParameterError
 from densitylab.tdks.dataset import TrajectorySetConfig, case_name, generate_set, select_cases
 from densitylab.tdks.evaluate import load_model, run
-from densitylab.tdks.features import FEATURES, feature_count, gate, gate_statistics, window_features
+from densitylab.tdks.features import (
+    FEATURES,
+    feature_count,
+    gate,
+    gate_statistics,
+    window_features,
+    window_gate,
+)
 from densitylab.tdks.functional import FunctionalConfig, FunctionalResult, train_functional
-from densitylab.tdks.models import DensityNetConfig, build_density_net, density_net_model, interaction_scale
+from densitylab.tdks.models import (
+    DensityNetConfig,
+    build_density_net,
+    density_net_model,
+    interaction_scale,
+    with_config,
+)
 from densitylab.tdks.propagation import KSProblem, propagate
 from densitylab.tdks.supervised import windows
 from densitylab.tdks.workflow import ExactConfig
@@ -200,6 +213,53 @@ def test_gate_keeps_the_training_inputs_and_falls_back_outside():
     assert np.abs(np.asarray(gated(window))).max() < 1e-12
 
 
+def test_window_gate_hands_all_of_v_c_back_when_an_occupied_point_leaves():
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(3, 50))  # (C, N), every point inside a threshold of 10
+    center, whitening, threshold = (0.0, 0.0, 0.0), np.eye(3).tolist(), 10.0
+    density = np.full(50, 0.1)
+    density[:5] = 1e-5  # unoccupied points do not count
+    np.testing.assert_array_equal(np.asarray(window_gate(points, density, center, whitening, threshold)), 1.0)
+    outside = points.copy()
+    outside[:, 2] = 30.0  # far outside at an unoccupied point: the window stays open
+    outside[:, 30] = [0.0, 0.0, 12.0]  # just outside at an occupied one
+    pointwise = np.asarray(gate(outside, center, whitening, threshold))
+    whole = np.asarray(window_gate(outside, density, center, whitening, threshold))
+    assert pointwise[2] < 1e-8 and 0.0 < pointwise[30] < 1.0 and pointwise[10] == 1.0
+    np.testing.assert_allclose(whole, pointwise[30])  # the least occupied value, everywhere
+    # a network with it: the window's inputs inside, v_c is the ungated one; one occupied
+    # point driven outside scales all of v_c by that point's gate, where the pointwise gate
+    # changes v_c at that point only
+    memory, inputs = 2, ("density", "history", "sce")
+    window = np.stack([_two_packets(0.0), _two_packets(0.01)])
+    plain = _net(inputs, memory)
+    features = np.asarray(plain.features(window))
+    stats = gate_statistics(features.T, window[-1], quantile=1.0)  # threshold: the window's farthest
+    nets = {scope: with_config(plain, gate_scope=scope, **stats) for scope in ("point", "window")}
+    for net in nets.values():
+        np.testing.assert_allclose(np.asarray(net(window)), np.asarray(plain(window)), atol=1e-14)
+    moved = features.copy()
+    occupied = np.argmin(np.abs(X - 5.0))  # the right packet's centre
+    outward = np.zeros(len(features))
+    outward[0] = 1.25 * stats["gate_threshold"]  # 1.25 thresholds out in whitened inputs
+    moved[:, occupied] = stats["gate_center"] + np.linalg.solve(stats["gate_whitening"], outward)
+    by_point, by_window = (np.asarray(nets[s].from_features(moved)) for s in ("point", "window"))
+    ungated = np.asarray(plain.from_features(moved))
+    stats_args = (stats["gate_center"], stats["gate_whitening"], stats["gate_threshold"])
+    factor = float(gate(moved[:, occupied : occupied + 1], *stats_args)[0])
+    assert 0.0 < factor < 0.5  # exp(−1)
+    np.testing.assert_allclose(by_window, factor * ungated, rtol=1e-12, atol=1e-15)
+    away = np.abs(X - 5.0) > 1.0
+    np.testing.assert_allclose(by_point[away], ungated[away], atol=1e-14)
+    # refused before any work: a window gate needs a gate and the density input
+    with pytest.raises(InvalidParameterError, match=r"^gate_scope: expected point for a functional without"):
+        DensityNetConfig(memory=2, inputs=inputs, gate_scope="window")
+    with pytest.raises(InvalidParameterError, match=r"^gate_scope: expected point without the density"):
+        DensityNetConfig(memory=2, inputs=("history", "sce"), gate_scope="window", **stats)
+    with pytest.raises(InvalidParameterError, match=r"^gate_scope: expected point or window"):
+        DensityNetConfig(memory=2, inputs=inputs, gate_scope="all", **stats)
+
+
 def test_windows_repeat_the_first_density_like_the_propagation():
     target = np.arange(5)[:, None] * np.ones((5, 3))
     built = windows(target, 3, np.array([0, 1, 4]))
@@ -334,6 +394,26 @@ def test_training_starts_from_a_saved_functional_of_its_shape(tiny_set, trained,
         jax.tree_util.tree_leaves(trained.net), jax.tree_util.tree_leaves(again.net), strict=True
     ):
         np.testing.assert_array_equal(a, b)
+    # no stage with another gate scope: the same weights and gate, gated over the whole window
+    scoped = train_functional(
+        _config(tiny_set, init=str(start), pretrain_epochs=0, horizons=(), gate_scope="window")
+    )
+    assert scoped.net.config == replace(trained.net.config, gate_scope="window")
+    for a, b in zip(
+        jax.tree_util.tree_leaves(trained.net), jax.tree_util.tree_leaves(scoped.net), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    kept = scoped.save(tmp_path / "scoped")  # and an init keeps its scope unless told
+    assert train_functional(_config(tiny_set, init=str(kept), pretrain_epochs=0, horizons=())).net.config == (
+        scoped.net.config
+    )
+    for bad, match in (
+        (dict(gate_scope="all"), r"^gate_scope: expected point, window or None"),
+        (dict(gate_scope="window", gate=False), r"^gate_scope: expected point \(or None\) without the gate"),
+        (dict(gate_scope="window", inputs=("history", "sce")), r"^gate_scope: .*without the density input"),
+    ):
+        with pytest.raises(InvalidParameterError, match=match):
+            _config(tiny_set, **bad)
     # refused before any work, naming the parameter
     with pytest.raises(InvalidParameterError, match=r"^init: .*shape.*'channels': 3"):
         _config(tiny_set, init=str(start), channels=4)

@@ -138,6 +138,9 @@ def tdks_functional(
     dilation: option(int, "Layer l spaces its taps DILATION**l points apart (a wider view).") = 1,
     seed: option(int, "Initialisation and shuffling seed.") = 0,
     gate: option(bool, "Fall back to exact exchange outside the training inputs.") = True,
+    gate_scope: option(
+        str | None, "point, or window: all of v_c falls back (default: point, or INIT's)."
+    ) = None,
     integrate: option(bool, "Add a force output, integrated across the box, to the local v_c.") = False,
     wall_free: option(bool, "A network blind to the box's walls (edge padding, centred SCE count).") = False,
     stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,

@@ -160,3 +160,14 @@ def gate(features, center, whitening, threshold: float):
     distance = jnp.sqrt(jnp.sum(whitened**2, axis=0) + 1e-30)
     excess = jnp.maximum(distance - threshold, 0.0) / (0.25 * threshold)
     return jnp.exp(-(excess**2))
+
+
+def window_gate(features, density, center, whitening, threshold: float, occupied: float = 1e-3):
+    """The whole window's gate (N,): at every point the smallest value of the pointwise
+    :func:`gate` over the points where ``density`` (N,) exceeds ``occupied`` (bohr⁻¹). A
+    functional whose own state has left its training inputs anywhere hands back to exact
+    exchange everywhere; the pointwise gate switches v_c off only there, and the hole it leaves
+    is a step in v_c the KS dynamics sees."""
+    _, jnp, _ = jax_modules()
+    pointwise = gate(features, center, whitening, threshold)
+    return jnp.full_like(pointwise, jnp.min(jnp.where(density > occupied, pointwise, 1.0)))

@@ -40,7 +40,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,10 @@ class FunctionalConfig:
             (:class:`~densitylab.tdks.models.DensityNetConfig`).
         gate: add the out-of-distribution gate (threshold: the 99.9 % density-weighted
             quantile of the training inputs' Mahalanobis distance).
+        gate_scope: "point" or "window" (:class:`~densitylab.tdks.models.DensityNetConfig`);
+            None: "point", or with ``init`` the starting functional's. With ``init`` and no
+            stage (``pretrain_epochs`` and ``dagger_rounds`` 0, no ``horizons``) the result is
+            the starting functional with this gate.
         integrate: the network gives the force −∂ₓv_c, integrated from the left edge.
         wall_free: a network that does not see the box's walls
             (:class:`~densitylab.tdks.models.DensityNetConfig`).
@@ -129,6 +133,7 @@ class FunctionalConfig:
     dilation: int = 1
     seed: int = 0
     gate: bool = True
+    gate_scope: str | None = None
     integrate: bool = False
     wall_free: bool = False
     stride: int = 2
@@ -208,6 +213,24 @@ class FunctionalConfig:
             value = getattr(self, name)
             require(np.isfinite(value) and value > 0, name, "a positive number", value)
         require(self.preset in (None, "training", "held-out"), "preset", "training or held-out", self.preset)
+        require(
+            self.gate_scope in (None, "point", "window"),
+            "gate_scope",
+            "point, window or None",
+            self.gate_scope,
+        )
+        require(
+            self.gate or self.init is not None or self.gate_scope in (None, "point"),
+            "gate_scope",
+            "point (or None) without the gate",
+            self.gate_scope,
+        )
+        require(
+            self.gate_scope != "window" or "density" in self.inputs,
+            "gate_scope",
+            "point (or None) without the density input",
+            self.gate_scope,
+        )
         if self.init is not None:
             object.__setattr__(self, "init", str(self.init))
             require(self.base == "exchange", "base", "exchange (the default) with init", self.base)
@@ -230,7 +253,7 @@ def initial_net(config: FunctionalConfig):
     the config's shape."""
     from densitylab.artefacts import is_artefact, read_manifest
     from densitylab.tdks.evaluate import shipped_or_path
-    from densitylab.tdks.models import load_density_net
+    from densitylab.tdks.models import load_density_net, with_config
 
     shipped, path = shipped_or_path(config.init)
     expected = f"a 'tdks functional' folder or a shipped functional {shipped}"
@@ -240,6 +263,8 @@ def initial_net(config: FunctionalConfig):
     shape = ("inputs", "memory", "channels", "depth", "kernel", "dilation", "integrate", "wall_free")
     differ = {n: getattr(net.config, n) for n in shape if getattr(net.config, n) != getattr(config, n)}
     require(not differ, "init", "a functional of the config's shape (set these to its values)", differ)
+    if config.gate_scope is not None and config.gate_scope != net.config.gate_scope:
+        net = with_config(net, gate_scope=config.gate_scope)
     return net
 
 
@@ -476,13 +501,13 @@ def train_functional(
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
     )
+    scope = "point" if config.gate_scope is None else config.gate_scope
     if config.dagger_rounds:  # before any stage: an impossible stage 1b is refused at once
         require_rollout_memory(net_config, cases, config)
     if config.init is None:
         features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
-        net = start_from(
-            build_density_net(calibrated(net_config, features, weights, config.gate)), config.base
-        )
+        net_config = replace(calibrated(net_config, features, weights, config.gate), gate_scope=scope)
+        net = start_from(build_density_net(net_config), config.base)
         del features
     else:
         from densitylab.tdks.evaluate import require_grid
@@ -490,7 +515,7 @@ def train_functional(
         net = initial_net(config)
         require_grid(net.config, problem, "init", config.init)
     relative = None
-    if config.relative:
+    if config.relative and config.horizons:  # only the propagation stages weight cases
         relative = [1.0 / loss for loss in exchange_only_losses(cases, config.measure)]
     stages = ["pretrain", "dagger"] + [f"horizon-{h}" for h in config.horizons]
     settings = {"config": asdict(config), "net": asdict(net.config)}

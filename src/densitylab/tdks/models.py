@@ -23,7 +23,7 @@ initialised output layer so that training starts from v_c = 0 (exact exchange on
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +123,9 @@ class DensityNetConfig:
         scales: each input row is divided by its scale (None: 1).
         gate_center, gate_whitening, gate_threshold: the out-of-distribution gate
             (:func:`densitylab.tdks.features.gate`); None: no gate.
+        gate_scope: "point", each point's v_c gated by its own inputs, or "window", all of v_c
+            by the least value over the occupied points (:func:`densitylab.tdks.features.window_gate`,
+            which reads the ``density`` input).
         integrate: the network gives a local part of v_c and a force F, and v_c adds
             −∫_{x₀}^x F dx': a local force makes the steps of the exact v_c between separated
             electrons, which a local v_c cannot (new-style networks only).
@@ -153,6 +156,7 @@ class DensityNetConfig:
     integrate: bool = False
     dilation: int = 1
     wall_free: bool = False
+    gate_scope: str = "point"
 
     def __post_init__(self):
         from densitylab.tdks.features import check_inputs, feature_count
@@ -190,6 +194,17 @@ class DensityNetConfig:
             "all of gate_center, gate_whitening and gate_threshold, or none",
             self.gate_threshold,
         )
+        require(self.gate_scope in ("point", "window"), "gate_scope", "point or window", self.gate_scope)
+        if self.gate_scope == "window":
+            require(
+                self.gate_threshold is not None,
+                "gate_scope",
+                "point for a functional without a gate",
+                "window",
+            )
+            require(
+                "density" in self.feature_names(), "gate_scope", "point without the density input", "window"
+            )
 
     def feature_names(self) -> tuple[str, ...]:
         if self.inputs is not None:
@@ -218,11 +233,13 @@ def build_density_net(config: DensityNetConfig):
         )
         return (patches.T @ weight + bias).T
 
-    from densitylab.tdks.features import feature_count, gate, sce_parts, window_features
+    from densitylab.tdks.features import feature_count, gate, sce_parts, window_features, window_gate
 
     names = config.feature_names()
     count = feature_count(names, config.memory)
     scales = np.ones(count) if config.scales is None else np.asarray(config.scales)
+    if config.gate_scope == "window":  # the row of the density input, and its scale
+        density_row = feature_count(names[: names.index("density")], config.memory)
     needs_parts = bool({"sce", "partner"} & set(names))
     parts_cache: dict = {}
 
@@ -272,10 +289,12 @@ def build_density_net(config: DensityNetConfig):
             output = (hidden.T @ weight + bias).T  # (outputs, N)
             if self.linear is not None:
                 output = output + self.linear @ inputs
-            if config.gate_threshold is not None:
-                output = output * gate(
-                    inputs, config.gate_center, config.gate_whitening, config.gate_threshold
-                )
+            statistics = (config.gate_center, config.gate_whitening, config.gate_threshold)
+            if config.gate_scope == "window":
+                density = inputs[density_row] * scales[density_row]
+                output = output * window_gate(inputs, density, *statistics)
+            elif config.gate_threshold is not None:
+                output = output * gate(inputs, *statistics)
             if config.integrate:  # a local part and a force, integrated from the left edge
                 return output[0] - jnp.cumsum(output[1]) * config.dx
             return output[0]
@@ -325,6 +344,14 @@ def save_density_net(path: str | Path, net, extra: dict | None = None, extra_fil
     """An artefact folder (kind ``tdks-density-net``): the network's config, ``extra`` (how it
     was trained) in the manifest, and ``weights.eqx``."""
     return save_module(path, "tdks-density-net", asdict(net.config), net, extra_files, **(extra or {}))
+
+
+def with_config(net, **changes):
+    """The same weights under a config with ``changes`` (e.g. another gate scope or threshold,
+    or ``wall_free``): a twin of a trained network, built by :func:`build_density_net`."""
+    _, _, eqx = jax_modules()
+    twin = build_density_net(replace(net.config, **changes))
+    return eqx.tree_at(lambda m: (m.layers, m.linear), twin, (net.layers, net.linear))
 
 
 def load_density_net(path: str | Path):
