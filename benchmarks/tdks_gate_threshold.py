@@ -12,7 +12,10 @@ gate value over the points where the density exceeds 1e-3, so a functional whose
 left the training inputs anywhere hands back to exact exchange everywhere instead of leaving
 holes in its v_c.
 
-Run:  python benchmarks/tdks_gate_threshold.py [--global] NET FACTOR [FACTOR ...] -- SET [SET ...]
+With ``--sce`` the gate hands back to adiabatic SCE, not to exact exchange
+(``gate_fallback="sce"``).
+
+Run:  python benchmarks/tdks_gate_threshold.py [--global] [--sce] NET FACTOR [FACTOR ...] -- SET [SET ...]
 Prints one line per case: max ∫|n_KS − n_exact| dx of each twin, labelled by its factor.
 """
 
@@ -26,12 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tdks_rollout_errors import print_errors
 
 
-def threshold_twin(net, factor: float, scope: str = "point"):
-    """The net with its gate threshold times ``factor`` and the gate ``scope`` (the weights
-    shared)."""
+def threshold_twin(net, factor: float, scope: str = "point", fallback: str = "exchange"):
+    """The net with its gate threshold times ``factor``, the gate ``scope`` and ``fallback``
+    (the weights shared)."""
     from densitylab.tdks.models import with_config
 
-    return with_config(net, gate_threshold=net.config.gate_threshold * factor, gate_scope=scope)
+    threshold = net.config.gate_threshold * factor
+    return with_config(net, gate_threshold=threshold, gate_scope=scope, gate_fallback=fallback)
 
 
 def main() -> None:
@@ -39,17 +43,15 @@ def main() -> None:
     from densitylab.tdks.models import load_density_net
 
     arguments = sys.argv[1:]
-    whole_window = arguments[0] == "--global"
-    arguments = arguments[1:] if whole_window else arguments
+    flags = {flag: flag in arguments for flag in ("--global", "--sce")}
+    arguments = [a for a in arguments if a not in flags]
+    scope, fallback = "window" if flags["--global"] else "point", "sce" if flags["--sce"] else "exchange"
     split = arguments.index("--")
     net = load_density_net(shipped_or_path(arguments[0])[1])
     if net.config.gate_threshold is None:
         raise SystemExit(f"NET: {arguments[0]} has no gate")
     factors = [float(f) for f in arguments[1:split]]
-    nets = {
-        f"x{factor:g}": threshold_twin(net, factor, "window" if whole_window else "point")
-        for factor in factors
-    }
+    nets = {f"x{factor:g}": threshold_twin(net, factor, scope, fallback) for factor in factors}
     print_errors(nets, arguments[split + 1 :])
 
 

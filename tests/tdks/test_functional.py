@@ -213,6 +213,37 @@ def test_gate_keeps_the_training_inputs_and_falls_back_outside():
     assert np.abs(np.asarray(gated(window))).max() < 1e-12
 
 
+def test_a_closed_gate_hands_back_to_its_fallback_whatever_the_weights():
+    """Inputs far outside the gate's statistics: with fallback "sce" v_c is v_SCE − ½v_H from
+    its definition (the scaled ``sce`` row unscaled, for either scope), with "exchange" zero;
+    refused without a gate or without the ``sce`` input."""
+    from densitylab.tdks.features import COUNT_FLOOR
+    from densitylab.tdks.propagation import hartree_operator
+    from densitylab.tdks.sce import interaction_profile, sce_potential
+
+    inputs, scales = ("density", "history", "sce"), (3.0, 0.5, 7.0)
+    shut = dict(gate_center=(50.0, 50.0, 50.0), gate_whitening=np.eye(3).tolist(), gate_threshold=1.0)
+    window = np.stack([_two_packets(0.02), _two_packets(0.0)])
+    density = window[-1]
+    expected = sce_potential(density, X, interaction_profile(_soft(X), X), COUNT_FLOOR)
+    expected = np.asarray(expected - 0.5 * hartree_operator(_soft(X), DX)(density))
+    assert np.abs(expected).max() > 0.1
+    for scope in ("point", "window"):
+        for integrate in (False, True):
+            common = dict(scales=scales, gate_scope=scope, integrate=integrate, **shut)
+            to_sce = _net(inputs, 2, gate_fallback="sce", **common)
+            np.testing.assert_allclose(np.asarray(to_sce(window)), expected, atol=1e-12)
+            assert np.abs(np.asarray(_net(inputs, 2, **common)(window))).max() < 1e-12
+            open_twin = with_config(to_sce, gate_threshold=1e3)  # open: the network's own v_c
+            assert np.abs(np.asarray(open_twin(window)) - expected).max() > 1e-3
+    with pytest.raises(InvalidParameterError, match=r"^gate_fallback: expected exchange without a gate"):
+        DensityNetConfig(memory=2, inputs=inputs, gate_fallback="sce")
+    with pytest.raises(InvalidParameterError, match=r"^gate_fallback: expected exchange without the sce"):
+        DensityNetConfig(memory=2, inputs=("density", "history"), gate_fallback="sce", **shut)
+    with pytest.raises(InvalidParameterError, match=r"^gate_fallback: expected exchange or sce"):
+        DensityNetConfig(memory=2, inputs=inputs, gate_fallback="lda", **shut)
+
+
 def test_window_gate_hands_all_of_v_c_back_when_an_occupied_point_leaves():
     rng = np.random.default_rng(1)
     points = rng.normal(size=(3, 50))  # (C, N), every point inside a threshold of 10

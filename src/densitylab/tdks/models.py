@@ -126,6 +126,9 @@ class DensityNetConfig:
         gate_scope: "point", each point's v_c gated by its own inputs, or "window", all of v_c
             by the least value over the occupied points (:func:`densitylab.tdks.features.window_gate`,
             which reads the ``density`` input).
+        gate_fallback: what the gate hands back to where it closes: "exchange", v_c = 0 (exact
+            exchange), or "sce", the ``sce`` input (adiabatic SCE correlation, v_SCE − ½v_H):
+            v_c = g·v_net + (1 − g)·v_SCE.
         integrate: the network gives a local part of v_c and a force F, and v_c adds
             −∫_{x₀}^x F dx': a local force makes the steps of the exact v_c between separated
             electrons, which a local v_c cannot (new-style networks only).
@@ -157,6 +160,7 @@ class DensityNetConfig:
     dilation: int = 1
     wall_free: bool = False
     gate_scope: str = "point"
+    gate_fallback: str = "exchange"
 
     def __post_init__(self):
         from densitylab.tdks.features import check_inputs, feature_count
@@ -195,6 +199,12 @@ class DensityNetConfig:
             self.gate_threshold,
         )
         require(self.gate_scope in ("point", "window"), "gate_scope", "point or window", self.gate_scope)
+        require(
+            self.gate_fallback in ("exchange", "sce"), "gate_fallback", "exchange or sce", self.gate_fallback
+        )
+        if self.gate_fallback == "sce":
+            require(self.gate_threshold is not None, "gate_fallback", "exchange without a gate", "sce")
+            require("sce" in self.feature_names(), "gate_fallback", "exchange without the sce input", "sce")
         if self.gate_scope == "window":
             require(
                 self.gate_threshold is not None,
@@ -240,6 +250,8 @@ def build_density_net(config: DensityNetConfig):
     scales = np.ones(count) if config.scales is None else np.asarray(config.scales)
     if config.gate_scope == "window":  # the row of the density input, and its scale
         density_row = feature_count(names[: names.index("density")], config.memory)
+    if config.gate_fallback == "sce":
+        sce_row = feature_count(names[: names.index("sce")], config.memory)
     needs_parts = bool({"sce", "partner"} & set(names))
     parts_cache: dict = {}
 
@@ -290,11 +302,14 @@ def build_density_net(config: DensityNetConfig):
             if self.linear is not None:
                 output = output + self.linear @ inputs
             statistics = (config.gate_center, config.gate_whitening, config.gate_threshold)
-            if config.gate_scope == "window":
-                density = inputs[density_row] * scales[density_row]
-                output = output * window_gate(inputs, density, *statistics)
-            elif config.gate_threshold is not None:
-                output = output * gate(inputs, *statistics)
+            if config.gate_threshold is not None:
+                if config.gate_scope == "window":
+                    opened = window_gate(inputs, inputs[density_row] * scales[density_row], *statistics)
+                else:
+                    opened = gate(inputs, *statistics)
+                output = output * opened
+                if config.gate_fallback == "sce":  # the local part falls back to adiabatic SCE
+                    output = output.at[0].add((1.0 - opened) * inputs[sce_row] * scales[sce_row])
             if config.integrate:  # a local part and a force, integrated from the left edge
                 return output[0] - jnp.cumsum(output[1]) * config.dx
             return output[0]
