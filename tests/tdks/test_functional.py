@@ -426,10 +426,9 @@ def test_training_starts_from_a_saved_functional_of_its_shape(tiny_set, trained,
     ):
         np.testing.assert_array_equal(a, b)
     # no stage with another gate scope: the same weights and gate, gated over the whole window
-    scoped = train_functional(
-        _config(tiny_set, init=str(start), pretrain_epochs=0, horizons=(), gate_scope="window")
-    )
-    assert scoped.net.config == replace(trained.net.config, gate_scope="window")
+    regate = dict(init=str(start), pretrain_epochs=0, horizons=(), gate_scope="window", gate_fallback="sce")
+    scoped = train_functional(_config(tiny_set, **regate))
+    assert scoped.net.config == replace(trained.net.config, gate_scope="window", gate_fallback="sce")
     for a, b in zip(
         jax.tree_util.tree_leaves(trained.net), jax.tree_util.tree_leaves(scoped.net), strict=True
     ):
@@ -442,6 +441,15 @@ def test_training_starts_from_a_saved_functional_of_its_shape(tiny_set, trained,
         (dict(gate_scope="all"), r"^gate_scope: expected point, window or None"),
         (dict(gate_scope="window", gate=False), r"^gate_scope: expected point \(or None\) without the gate"),
         (dict(gate_scope="window", inputs=("history", "sce")), r"^gate_scope: .*without the density input"),
+        (dict(gate_fallback="lda"), r"^gate_fallback: expected exchange, sce or None"),
+        (
+            dict(gate_fallback="sce", gate=False),
+            r"^gate_fallback: expected exchange \(or None\) without the gate",
+        ),
+        (
+            dict(gate_fallback="sce", inputs=("density", "history")),
+            r"^gate_fallback: .*without the sce input",
+        ),
     ):
         with pytest.raises(InvalidParameterError, match=match):
             _config(tiny_set, **bad)

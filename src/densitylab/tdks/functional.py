@@ -80,6 +80,9 @@ class FunctionalConfig:
             None: "point", or with ``init`` the starting functional's. With ``init`` and no
             stage (``pretrain_epochs`` and ``dagger_rounds`` 0, no ``horizons``) the result is
             the starting functional with this gate.
+        gate_fallback: "exchange" or "sce", what the gate hands back to
+            (:class:`~densitylab.tdks.models.DensityNetConfig`); None: "exchange", or with
+            ``init`` the starting functional's.
         integrate: the network gives the force −∂ₓv_c, integrated from the left edge.
         wall_free: a network that does not see the box's walls
             (:class:`~densitylab.tdks.models.DensityNetConfig`).
@@ -134,6 +137,7 @@ class FunctionalConfig:
     seed: int = 0
     gate: bool = True
     gate_scope: str | None = None
+    gate_fallback: str | None = None
     integrate: bool = False
     wall_free: bool = False
     stride: int = 2
@@ -226,6 +230,24 @@ class FunctionalConfig:
             self.gate_scope,
         )
         require(
+            self.gate_fallback in (None, "exchange", "sce"),
+            "gate_fallback",
+            "exchange, sce or None",
+            self.gate_fallback,
+        )
+        require(
+            self.gate or self.init is not None or self.gate_fallback in (None, "exchange"),
+            "gate_fallback",
+            "exchange (or None) without the gate",
+            self.gate_fallback,
+        )
+        require(
+            self.gate_fallback != "sce" or "sce" in self.inputs,
+            "gate_fallback",
+            "exchange (or None) without the sce input",
+            self.gate_fallback,
+        )
+        require(
             self.gate_scope != "window" or "density" in self.inputs,
             "gate_scope",
             "point (or None) without the density input",
@@ -263,9 +285,11 @@ def initial_net(config: FunctionalConfig):
     shape = ("inputs", "memory", "channels", "depth", "kernel", "dilation", "integrate", "wall_free")
     differ = {n: getattr(net.config, n) for n in shape if getattr(net.config, n) != getattr(config, n)}
     require(not differ, "init", "a functional of the config's shape (set these to its values)", differ)
-    if config.gate_scope is not None and config.gate_scope != net.config.gate_scope:
-        net = with_config(net, gate_scope=config.gate_scope)
-    return net
+    gating = {"gate_scope": config.gate_scope, "gate_fallback": config.gate_fallback}
+    changes = {
+        name: value for name, value in gating.items() if value not in (None, getattr(net.config, name))
+    }
+    return with_config(net, **changes) if changes else net
 
 
 def _set_cases(dataset: str) -> tuple[str, ...]:
@@ -501,12 +525,13 @@ def train_functional(
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
     )
-    scope = "point" if config.gate_scope is None else config.gate_scope
+    gating = {"gate_scope": config.gate_scope or "point", "gate_fallback": config.gate_fallback or "exchange"}
     if config.dagger_rounds:  # before any stage: an impossible stage 1b is refused at once
         require_rollout_memory(net_config, cases, config)
     if config.init is None:
         features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
-        net_config = replace(calibrated(net_config, features, weights, config.gate), gate_scope=scope)
+        net_config = calibrated(net_config, features, weights, config.gate)
+        net_config = replace(net_config, **gating) if config.gate else net_config
         net = start_from(build_density_net(net_config), config.base)
         del features
     else:
