@@ -1,9 +1,11 @@
 """One checkpoint format: a resume under other settings is refused, naming what differs."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
-from densitylab.checkpoint import fingerprint, read_checkpoint, write_checkpoint
+from densitylab.checkpoint import config_settings, fingerprint, read_checkpoint, write_checkpoint
 from densitylab.errors import InvalidParameterError
 
 
@@ -23,6 +25,26 @@ def test_other_settings_are_refused_naming_each_difference(tmp_path):
     with pytest.raises(InvalidParameterError, match=r"checkpoint: .*dt: 0\.01 there, 0\.02 now") as caught:
         read_checkpoint(tmp_path / "c.npz", {"dt": 0.02, "method": "split-operator"})
     assert "method" not in str(caught.value)
+
+
+def test_a_field_added_to_a_config_keeps_older_jobs_resumable_and_refuses_other_values(tmp_path):
+    @dataclass(frozen=True)
+    class Before:
+        rate: float = 0.1
+
+    @dataclass(frozen=True)
+    class After:
+        rate: float = 0.1
+        scope: str = "point"
+
+    added = {"scope": "point"}
+    write_checkpoint(tmp_path / "c.npz", {"config": config_settings(Before(), {})}, {"w": np.ones(2)})
+    assert read_checkpoint(tmp_path / "c.npz", {"config": config_settings(After(), added)}) is not None
+    with pytest.raises(InvalidParameterError, match=r"^checkpoint: .*config"):
+        read_checkpoint(tmp_path / "c.npz", {"config": config_settings(After(scope="window"), added)})
+    with pytest.raises(InvalidParameterError, match=r"^checkpoint: .*config"):
+        read_checkpoint(tmp_path / "c.npz", {"config": config_settings(After(rate=0.2), added)})
+    assert config_settings(After(scope="window"), added) == {"rate": 0.1, "scope": "window"}
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):

@@ -38,6 +38,20 @@ def fingerprint(*arrays) -> str:
     return digest.hexdigest()[:16]
 
 
+def config_settings(config, added: Mapping[str, object]) -> dict:
+    """``asdict(config)`` (a dataclass) as checkpoint settings, without each field of ``added``
+    while it holds the value given there (the behaviour before the field existed): a field added
+    to a config enters the settings only when set otherwise, so that jobs begun before it was
+    added still resume, and a resume under another value of it is still refused."""
+    from dataclasses import asdict
+
+    settings = asdict(config)
+    for name, before in added.items():
+        if settings.get(name) == before:
+            del settings[name]
+    return settings
+
+
 def _canonical(settings: Mapping[str, object]) -> dict:
     return json.loads(json.dumps(dict(settings), default=str, sort_keys=True))
 

@@ -229,12 +229,8 @@ class FunctionalConfig:
             "point (or None) without the gate",
             self.gate_scope,
         )
-        require(
-            self.gate_fallback in (None, "exchange", "sce"),
-            "gate_fallback",
-            "exchange, sce or None",
-            self.gate_fallback,
-        )
+        fallbacks = (None, "exchange", "sce")
+        require(self.gate_fallback in fallbacks, "gate_fallback", "exchange, sce or None", self.gate_fallback)
         require(
             self.gate or self.init is not None or self.gate_fallback in (None, "exchange"),
             "gate_fallback",
@@ -260,6 +256,12 @@ class FunctionalConfig:
         available = set(_set_cases(self.dataset))
         for name in self.case_names():
             require(name in available, "cases", f"names from the set: {sorted(available)}", name)
+
+    def settings(self) -> dict:
+        """Checkpoint settings (:func:`~densitylab.checkpoint.config_settings`; gate options when set)."""
+        from densitylab.checkpoint import config_settings
+
+        return config_settings(self, {"gate_scope": None, "gate_fallback": None})
 
     def case_names(self) -> tuple[str, ...]:
         if self.preset is not None:
@@ -483,7 +485,7 @@ def fine_tune(
 
     problems, targets = zip(*(truncated(case, horizon) for case in cases), strict=True)
     _, model = density_net_model(net)
-    settings = {"stage": f"horizon-{horizon}", "config": asdict(config)}
+    settings = {"stage": f"horizon-{horizon}", "config": config.settings()}
     cut = config.truncate is not None and max(p.steps for p in problems) > config.truncate
     optimiser = "adam" if cut else config.rollout_optimiser
     return train(
@@ -543,7 +545,7 @@ def train_functional(
     if config.relative and config.horizons:  # only the propagation stages weight cases
         relative = [1.0 / loss for loss in exchange_only_losses(cases, config.measure)]
     stages = ["pretrain", "dagger"] + [f"horizon-{h}" for h in config.horizons]
-    settings = {"config": asdict(config), "net": asdict(net.config)}
+    settings = {"config": config.settings(), "net": net.config.settings()}
     if config.init is not None:  # a resume after the starting functional changed is refused
         from densitylab.checkpoint import fingerprint
 

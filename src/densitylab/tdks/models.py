@@ -216,6 +216,13 @@ class DensityNetConfig:
                 "density" in self.feature_names(), "gate_scope", "point without the density input", "window"
             )
 
+    def settings(self) -> dict:
+        """The config as checkpoint settings (:func:`densitylab.checkpoint.config_settings`;
+        the gate's scope and fallback, added later, only when not the original ones)."""
+        from densitylab.checkpoint import config_settings
+
+        return config_settings(self, {"gate_scope": "point", "gate_fallback": "exchange"})
+
     def feature_names(self) -> tuple[str, ...]:
         if self.inputs is not None:
             return self.inputs

@@ -24,7 +24,7 @@ kept package trains a functional of a density history along a KS propagation.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +157,11 @@ def pretrain(net, cases: list, config, progress=None, checkpoint=None):
 
     resumable = None
     if checkpoint is not None:
-        settings = {"stage": "pretrain", "config": asdict(config), "data": fingerprint(*pairs[1], *pairs[2])}
+        settings = {
+            "stage": "pretrain",
+            "config": config.settings(),
+            "data": fingerprint(*pairs[1], *pairs[2]),
+        }
         resumable = Resumable(
             checkpoint, settings, 5, lambda: {"history": history}, lambda s: history.update(s["history"])
         )
@@ -283,7 +287,11 @@ def rollout_supervision(net, cases: list, config, progress=None, checkpoint=None
     pairs = [list(part) for part in scaled_pairs(net, cases, config.stride, config.floor)]
     anchors = rollout_errors([run(c.problem, exchange_only(c.problem))[0] for c in cases], cases)
     runners = [rollout_runner(case.problem, net.config.memory) for case in cases]
-    settings = {"stage": "dagger", "config": asdict(config), "start": fingerprint(*tree_arrays(net).values())}
+    settings = {
+        "stage": "dagger",
+        "config": config.settings(),
+        "start": fingerprint(*tree_arrays(net).values()),
+    }
     history = {"cases": [case.name for case in cases], "score": [], "errors": [], "loss": []}
     nets = [net]
     stored = None if checkpoint is None else read_checkpoint(checkpoint, settings)
