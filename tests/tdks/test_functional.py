@@ -429,6 +429,8 @@ def test_training_starts_from_a_saved_functional_of_its_shape(tiny_set, trained,
     regate = dict(init=str(start), pretrain_epochs=0, horizons=(), gate_scope="window", gate_fallback="sce")
     scoped = train_functional(_config(tiny_set, **regate))
     assert scoped.net.config == replace(trained.net.config, gate_scope="window", gate_fallback="sce")
+    threshold = trained.net.config.gate_threshold
+    assert scoped.summary()["gate"] == {"threshold": threshold, "scope": "window", "fallback": "sce"}
     for a, b in zip(
         jax.tree_util.tree_leaves(trained.net), jax.tree_util.tree_leaves(scoped.net), strict=True
     ):

@@ -404,12 +404,14 @@ class FunctionalResult:
         return save_density_net(path, self.net, extra | {"best": self.best()})
 
     def summary(self) -> dict:
-        """What the CLI prints beside the saved folder: each stage's seconds, :meth:`best`, and
-        stage 1b's score of each functional and the one kept."""
+        """What the CLI prints beside the saved folder: each stage's seconds, :meth:`best`,
+        stage 1b's score of each functional and the one kept, and the gate."""
         dagger = self.history.get("dagger") or {}
         keys = ("score", "kept", "averaged")
         rounds = {"dagger": {k: dagger[k] for k in keys if k in dagger}} if dagger else {}
-        return {"seconds": self.seconds, "best": self.best(), **rounds}
+        net = self.net.config
+        gate = {"threshold": net.gate_threshold, "scope": net.gate_scope, "fallback": net.gate_fallback}
+        return {"seconds": self.seconds, "best": self.best(), **rounds, "gate": gate}
 
     def best(self) -> dict:
         """Per stage 2 horizon: the iteration (from 1) of its lowest training loss, that loss and
