@@ -291,6 +291,15 @@ def test_window_gate_hands_all_of_v_c_back_when_an_occupied_point_leaves():
         DensityNetConfig(memory=2, inputs=inputs, gate_scope="all", **stats)
 
 
+def test_a_twin_keeps_the_weights_of_new_and_original_networks():
+    window = np.stack([_two_packets(0.0), _two_packets(0.01)])
+    for net in (_net(("density", "history", "sce"), 2), _net(None, 2)):  # None: an original network
+        twin = with_config(net, seed=net.config.seed + 1)  # another initialisation, same weights
+        assert twin.config.seed == net.config.seed + 1
+        np.testing.assert_array_equal(np.asarray(twin(window)), np.asarray(net(window)))
+        assert np.abs(np.asarray(build_density_net(twin.config)(window)) - np.asarray(net(window))).max() > 0
+
+
 def test_windows_repeat_the_first_density_like_the_propagation():
     target = np.arange(5)[:, None] * np.ones((5, 3))
     built = windows(target, 3, np.array([0, 1, 4]))

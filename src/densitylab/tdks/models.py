@@ -373,6 +373,8 @@ def with_config(net, **changes):
     or ``wall_free``): a twin of a trained network, built by :func:`build_density_net`."""
     _, _, eqx = jax_modules()
     twin = build_density_net(replace(net.config, **changes))
+    if net.linear is None:  # an original network: no linear term
+        return eqx.tree_at(lambda m: m.layers, twin, net.layers)
     return eqx.tree_at(lambda m: (m.layers, m.linear), twin, (net.layers, net.linear))
 
 
