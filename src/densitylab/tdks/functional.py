@@ -263,6 +263,11 @@ class FunctionalConfig:
 
         return config_settings(self, {"gate_scope": None, "gate_fallback": None})
 
+    def gating(self) -> dict:
+        """The gate options that are set, as :class:`~densitylab.tdks.models.DensityNetConfig` fields."""
+        options = {"gate_scope": self.gate_scope, "gate_fallback": self.gate_fallback}
+        return {name: value for name, value in options.items() if value is not None}
+
     def case_names(self) -> tuple[str, ...]:
         if self.preset is not None:
             from densitylab.tdks.dataset import case_name, select_cases
@@ -287,10 +292,7 @@ def initial_net(config: FunctionalConfig):
     shape = ("inputs", "memory", "channels", "depth", "kernel", "dilation", "integrate", "wall_free")
     differ = {n: getattr(net.config, n) for n in shape if getattr(net.config, n) != getattr(config, n)}
     require(not differ, "init", "a functional of the config's shape (set these to its values)", differ)
-    gating = {"gate_scope": config.gate_scope, "gate_fallback": config.gate_fallback}
-    changes = {
-        name: value for name, value in gating.items() if value not in (None, getattr(net.config, name))
-    }
+    changes = {name: value for name, value in config.gating().items() if value != getattr(net.config, name)}
     return with_config(net, **changes) if changes else net
 
 
@@ -529,13 +531,11 @@ def train_functional(
     net_config = DensityNetConfig(
         **shape, dx=problem.dx, dt=problem.dt, inputs=config.inputs, integrate=config.integrate
     )
-    gating = {"gate_scope": config.gate_scope or "point", "gate_fallback": config.gate_fallback or "exchange"}
     if config.dagger_rounds:  # before any stage: an impossible stage 1b is refused at once
         require_rollout_memory(net_config, cases, config)
     if config.init is None:
         features, _, weights = raw_features(net_config, cases, max(config.stride, 4))
-        net_config = calibrated(net_config, features, weights, config.gate)
-        net_config = replace(net_config, **gating) if config.gate else net_config
+        net_config = replace(calibrated(net_config, features, weights, config.gate), **config.gating())
         net = start_from(build_density_net(net_config), config.base)
         del features
     else:

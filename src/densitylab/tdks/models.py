@@ -308,8 +308,8 @@ def build_density_net(config: DensityNetConfig):
             output = (hidden.T @ weight + bias).T  # (outputs, N)
             if self.linear is not None:
                 output = output + self.linear @ inputs
-            statistics = (config.gate_center, config.gate_whitening, config.gate_threshold)
             if config.gate_threshold is not None:
+                statistics = (config.gate_center, config.gate_whitening, config.gate_threshold)
                 if config.gate_scope == "window":
                     opened = window_gate(inputs, inputs[density_row] * scales[density_row], *statistics)
                 else:
