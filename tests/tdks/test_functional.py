@@ -215,8 +215,7 @@ def test_gate_keeps_the_training_inputs_and_falls_back_outside():
 
 def test_a_closed_gate_hands_back_to_its_fallback_whatever_the_weights():
     """Inputs far outside the gate's statistics: with fallback "sce" v_c is v_SCE − ½v_H from
-    its definition (the scaled ``sce`` row unscaled, for either scope), with "exchange" zero;
-    refused without a gate or without the ``sce`` input."""
+    its definition (the scaled ``sce`` row unscaled, for either scope), with "exchange" zero."""
     from densitylab.tdks.features import COUNT_FLOOR
     from densitylab.tdks.propagation import hartree_operator
     from densitylab.tdks.sce import interaction_profile, sce_potential
@@ -236,12 +235,6 @@ def test_a_closed_gate_hands_back_to_its_fallback_whatever_the_weights():
             assert np.abs(np.asarray(_net(inputs, 2, **common)(window))).max() < 1e-12
             open_twin = with_config(to_sce, gate_threshold=1e3)  # open: the network's own v_c
             assert np.abs(np.asarray(open_twin(window)) - expected).max() > 1e-3
-    with pytest.raises(InvalidParameterError, match=r"^gate_fallback: expected exchange without a gate"):
-        DensityNetConfig(memory=2, inputs=inputs, gate_fallback="sce")
-    with pytest.raises(InvalidParameterError, match=r"^gate_fallback: expected exchange without the sce"):
-        DensityNetConfig(memory=2, inputs=("density", "history"), gate_fallback="sce", **shut)
-    with pytest.raises(InvalidParameterError, match=r"^gate_fallback: expected exchange or sce"):
-        DensityNetConfig(memory=2, inputs=inputs, gate_fallback="lda", **shut)
 
 
 def test_window_gate_hands_all_of_v_c_back_when_an_occupied_point_leaves():
@@ -282,13 +275,25 @@ def test_window_gate_hands_all_of_v_c_back_when_an_occupied_point_leaves():
     np.testing.assert_allclose(by_window, factor * ungated, rtol=1e-12, atol=1e-15)
     away = np.abs(X - 5.0) > 1.0
     np.testing.assert_allclose(by_point[away], ungated[away], atol=1e-14)
-    # refused before any work: a window gate needs a gate and the density input
-    with pytest.raises(InvalidParameterError, match=r"^gate_scope: expected point for a functional without"):
-        DensityNetConfig(memory=2, inputs=inputs, gate_scope="window")
-    with pytest.raises(InvalidParameterError, match=r"^gate_scope: expected point without the density"):
-        DensityNetConfig(memory=2, inputs=("history", "sce"), gate_scope="window", **stats)
-    with pytest.raises(InvalidParameterError, match=r"^gate_scope: expected point or window"):
-        DensityNetConfig(memory=2, inputs=inputs, gate_scope="all", **stats)
+
+
+def test_gate_options_without_what_they_need_are_refused_before_any_work():
+    """A window gate needs a gate and the density input, the SCE fallback a gate and the sce
+    input; unknown values are refused; each naming its parameter."""
+    inputs = ("density", "history", "sce")
+    gated = dict(gate_center=(0.0,) * 3, gate_whitening=np.eye(3).tolist(), gate_threshold=1.0)
+    for options, match in (
+        (dict(gate_scope="window"), r"^gate_scope: expected point for a functional without"),
+        (dict(gate_scope="window", inputs=("history", "sce"), **gated),
+         r"^gate_scope: expected point without the density"),
+        (dict(gate_scope="all", **gated), r"^gate_scope: expected point or window"),
+        (dict(gate_fallback="sce"), r"^gate_fallback: expected exchange without a gate"),
+        (dict(gate_fallback="sce", inputs=("density", "history"), **gated),
+         r"^gate_fallback: expected exchange without the sce"),
+        (dict(gate_fallback="lda", **gated), r"^gate_fallback: expected exchange or sce"),
+    ):  # fmt: skip
+        with pytest.raises(InvalidParameterError, match=match):
+            DensityNetConfig(memory=2, **{"inputs": inputs, **options})
 
 
 def test_a_twin_keeps_the_weights_of_new_and_original_networks():
@@ -634,11 +639,12 @@ def test_dataset_and_functional_commands_equal_the_library(tiny_set, trained, tm
     )  # fmt: skip
     # the CLI's laser cases use the default grid: same names as the tiny set's, other settings
     assert result.exit_code == 2 and "cases" in result.output
-    options = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2", "--pretrain-epochs", "3"]
+    shape = ["--channels", "3", "--depth", "1", "--kernel", "3", "--memory", "2"]
+    shape += ["--inputs", "density", "--inputs", "history", "--inputs", "velocity", "--inputs", "sce"]
+    shape += ["--inputs", "partner"]
+    options = [*shape, "--pretrain-epochs", "3"]
     options += ["--horizon", "4", "--horizon", "10", "--truncate", "4", "--truncated-iterations", "2"]
     options += ["--rollout-iterations", "2", "--rollout-optimiser", "adam"]
-    options += ["--inputs", "density", "--inputs", "history", "--inputs", "velocity", "--inputs", "sce"]
-    options += ["--inputs", "partner"]
     output = tmp_path / "functional"
     result = runner.invoke(
         app, ["tdks", "functional", "--dataset", str(tiny_set), "--output", str(output), *options]
@@ -649,6 +655,17 @@ def test_dataset_and_functional_commands_equal_the_library(tiny_set, trained, tm
         jax.tree_util.tree_leaves(library), jax.tree_util.tree_leaves(load_density_net(output)), strict=True
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-14)
+    # re-gating through the CLI gives the library's config
+    regated = tmp_path / "regated"
+    result = runner.invoke(
+        app,
+        ["tdks", "functional", "--dataset", str(tiny_set), "--output", str(regated), *shape, "--init",
+         str(output), "--pretrain-epochs", "0", "--horizon", "0", "--gate-scope", "window", "--gate-fallback",
+         "sce"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = replace(load_density_net(output).config, gate_scope="window", gate_fallback="sce")
+    assert load_density_net(regated).config == expected
 
 
 def test_integrated_force_output_makes_a_ramp_from_a_constant_force():

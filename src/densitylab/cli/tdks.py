@@ -141,6 +141,9 @@ def tdks_functional(
     gate_scope: option(
         str | None, "point, or window: all of v_c falls back (default: point, or INIT's)."
     ) = None,
+    gate_fallback: option(
+        str | None, "The gate hands back to exchange or sce (default: exchange, or INIT's)."
+    ) = None,
     integrate: option(bool, "Add a force output, integrated across the box, to the local v_c.") = False,
     wall_free: option(bool, "A network blind to the box's walls (edge padding, centred SCE count).") = False,
     stride: option(int, "Supervised pairs every STRIDE KS steps.") = 2,
