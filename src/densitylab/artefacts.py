@@ -44,6 +44,7 @@ ARTEFACT_KINDS = {
     "rdm-denoiser": "a denoising autoencoder (densitylab rdm train --model denoiser)",
     "tdks-values": "learned free values of v_c (densitylab tdks learn --model values)",
     "tdks-density-net": "a learned v_c functional (densitylab tdks learn --model adiabatic/memory)",
+    "tdks-ensemble": "a committee of learned v_c functionals (densitylab tdks ensemble)",
     "dft-result": "a direct-minimisation DFT result (densitylab dft --output)",
     "dft-orbitals": "orbitals beyond the fixed basis (densitylab dft --orbitals ... --output)",
     "density-model": "a density-learning model (densitylab density train)",

@@ -23,6 +23,7 @@ LOADERS = {
     "rdm-denoiser": ("densitylab.rdm.autoencoders", "load_autoencoder"),
     "tdks-values": ("densitylab.tdks.evaluate", "read_values"),
     "tdks-density-net": ("densitylab.tdks.models", "load_density_net"),
+    "tdks-ensemble": ("densitylab.tdks.models", "load_density_net"),
     "dft-result": ("densitylab.dft.run", "load_result"),
     "dft-orbitals": ("densitylab.dft.orbitals", "load_orbitals"),
     "density-model": ("densitylab.density.pipeline", "load_model"),

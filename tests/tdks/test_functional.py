@@ -11,7 +11,7 @@ import pytest
 
 from densitylab.errors import InvalidParameterError
 from densitylab.tdks.dataset import TrajectorySetConfig, case_name, generate_set, select_cases
-from densitylab.tdks.evaluate import load_model, run
+from densitylab.tdks.evaluate import load_model, make_ensemble, run
 from densitylab.tdks.features import (
     FEATURES,
     feature_count,
@@ -26,6 +26,8 @@ from densitylab.tdks.models import (
     build_density_net,
     density_net_model,
     interaction_scale,
+    load_density_net,
+    save_density_net,
     with_config,
 )
 from densitylab.tdks.propagation import KSProblem, propagate
@@ -303,6 +305,57 @@ def test_a_twin_keeps_the_weights_of_new_and_original_networks():
         assert twin.config.seed == net.config.seed + 1
         np.testing.assert_array_equal(np.asarray(twin(window)), np.asarray(net(window)))
         assert np.abs(np.asarray(build_density_net(twin.config)(window)) - np.asarray(net(window))).max() > 0
+
+
+def test_an_ensemble_is_its_members_mean_and_saves_loads_and_propagates_as_one(tmp_path):
+    first = _net(("density", "history", "sce"), 3)
+    second = _net(("density", "history", "current"), 3, seed=1)
+    for name, net in (("first", first), ("second", second)):
+        save_density_net(tmp_path / name, net)
+    folder = tmp_path / "ensemble"
+    make_ensemble([str(tmp_path / "first"), str(tmp_path / "second")], folder)
+    ensemble = load_density_net(folder)
+    window = np.stack([_two_packets(0.0), _two_packets(0.01), _two_packets(0.03)])
+    v_first, v_second = np.asarray(first(window)), np.asarray(second(window))
+    assert np.abs(v_first - v_second).max() > 1e-3
+    mean = 0.5 * (v_first + v_second)
+    np.testing.assert_allclose(np.asarray(ensemble(window)), mean, rtol=1e-12, atol=1e-14)
+    # propagated by name like any functional: v_c = 0 without interaction, the mean with it
+    v_ext = np.tile(-2.0 / np.sqrt(X**2 + 1.0), (12, 1))
+    orbital = np.exp(-(X**2) / 4 + 0.3j * X).astype(complex)
+    orbital /= np.sqrt(np.sum(np.abs(orbital) ** 2) * DX)
+    free = KSProblem(X, v_ext, 0.0 * _soft(X), orbital, 0.05)
+    assert np.all(run(free, load_model(str(folder), free))[1] == 0.0)
+    problem = KSProblem(X, v_ext, _soft(X), orbital, 0.05)
+    densities, v_c = run(problem, load_model(str(folder), problem))
+    steps = windows(densities, 3, np.arange(12))
+    np.testing.assert_allclose(
+        v_c[5], 0.5 * (np.asarray(first(steps[5])) + np.asarray(second(steps[5]))), rtol=1e-10, atol=1e-12
+    )
+    # the command builds the same functional
+    from typer.testing import CliRunner
+
+    from densitylab.cli import app
+
+    command = ["tdks", "ensemble", "--member", str(tmp_path / "first"), "--member", str(tmp_path / "second")]
+    result = CliRunner().invoke(app, [*command, "--output", str(tmp_path / "cli"), "--json"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.asarray(load_density_net(tmp_path / "cli")(window)), ensemble(window))
+
+
+def test_an_ensemble_of_what_cannot_be_averaged_is_refused_before_anything_is_written(tmp_path):
+    save_density_net(tmp_path / "a", _net(("density", "history", "sce"), 3))
+    save_density_net(tmp_path / "b", _net(("density", "history", "sce"), 2))
+    make_ensemble([str(tmp_path / "a"), str(tmp_path / "a")], tmp_path / "pair")
+    for members in (
+        [str(tmp_path / "a")],  # one member
+        [str(tmp_path / "a"), str(tmp_path / "b")],  # another memory
+        [str(tmp_path / "a"), str(tmp_path / "pair")],  # an ensemble as a member
+        [str(tmp_path / "a"), str(tmp_path / "missing")],
+    ):
+        with pytest.raises(InvalidParameterError, match=r"^members"):
+            make_ensemble(members, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
 
 
 def test_windows_repeat_the_first_density_like_the_propagation():

@@ -223,6 +223,19 @@ def tdks_learn(
     print_summary({"output": str(output), **result.summary}, as_json, f"learned v_c ({model})")
 
 
+@command(app, "ensemble", outputs={"output": "artefact"})
+def tdks_ensemble(
+    member: option(list[str], "A trained functional: a shipped name or a folder (repeat: two or more)."),
+    output: option(Path, "Folder for the ensemble (an artefact; evaluate it as any functional)."),
+    as_json: Json = False,
+) -> None:
+    """A committee of trained functionals as one: v_c is the mean of the members' v_c, each
+    with its own inputs and gate (a deep ensemble: members trained with other seeds or data)."""
+    from densitylab.tdks.evaluate import make_ensemble
+
+    print_summary(make_ensemble(member, output), as_json, "ensemble of functionals")
+
+
 @command(app, "evaluate")
 def tdks_evaluate(
     trajectory: option(Path, "Exact trajectory (densitylab tdks exact)."),

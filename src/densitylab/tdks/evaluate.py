@@ -13,11 +13,13 @@ from densitylab.data import read_h5, write_h5
 from densitylab.errors import InvalidParameterError, require
 from densitylab.tdks.models import (
     alda_correlation,
+    build_ensemble,
     density_net_model,
     free_values,
     interaction_scale,
     load_density_net,
     save_density_net,
+    save_ensemble,
     sce_correlation,
 )
 from densitylab.tdks.propagation import KSProblem, density_errors, propagate
@@ -108,7 +110,7 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         raise InvalidParameterError(
             "model", f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a 'tdks learn' folder", name
         )
-    kind = read_manifest(path, ("tdks-values", "tdks-density-net"))["kind"]
+    kind = read_manifest(path, ("tdks-values", "tdks-density-net", "tdks-ensemble"))["kind"]
     if kind == "tdks-values":
         v_c = read_values(path)
         require(
@@ -124,6 +126,30 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
     scale = interaction_scale(net.config, problem.interaction, problem.x)
     params, model = density_net_model(net, scale)
     return VcModel(path.name, params, model, net.config.memory)
+
+
+def make_ensemble(members: list[str], output: str | Path) -> dict:
+    """Save the committee of trained functionals ``members`` (shipped names or
+    ``tdks functional`` folders; :func:`densitylab.tdks.models.build_ensemble`) as one
+    functional at ``output`` (kind ``tdks-ensemble``: load and evaluate it as any other);
+    returns its summary.
+
+    Raises:
+        InvalidParameterError: naming ``members``: fewer than two, one that is not a trained
+            network, or members that do not share memory, grid, step and interaction; all
+            before anything is written.
+    """
+    require(len(members) >= 2, "members", "at least two functionals", len(members))
+    paths = []
+    for name in members:
+        shipped, path = shipped_or_path(name)
+        expected = f"a shipped functional {shipped} or a 'tdks functional' folder"
+        require(is_artefact(path), "members", expected, name)
+        read_manifest(path, ("tdks-density-net",), parameter="members")
+        paths.append(path)
+    ensemble = build_ensemble([load_density_net(path) for path in paths])
+    save_ensemble(output, ensemble, {"members_from": list(members)})
+    return {"output": str(output), "members": list(members), "memory": ensemble.config.memory}
 
 
 def runner(problem: KSProblem, model: Callable, memory: int) -> Callable:

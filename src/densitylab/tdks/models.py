@@ -378,7 +378,72 @@ def with_config(net, **changes):
     return eqx.tree_at(lambda m: (m.layers, m.linear), twin, (net.layers, net.linear))
 
 
+def build_ensemble(members: list):
+    """An Equinox module window (memory, N) → the mean of its members' v_c (N,): a committee
+    of independently trained functionals (a deep ensemble), each with its own inputs, scales
+    and gate. Its ``config`` is the first member's, whose memory, grid, step, interaction and
+    style (new or original, which decides the λ² interaction scaling) every member shares.
+
+    Raises:
+        InvalidParameterError: naming ``members``: fewer than two, or members that differ in
+            what the propagation and the interaction scaling read from ``config``.
+    """
+    _, _, eqx = jax_modules()
+    require(len(members) >= 2, "members", "at least two functionals", len(members))
+    require(
+        all(hasattr(member, "layers") for member in members),
+        "members",
+        "networks (an ensemble's members are not ensembles)",
+        "an ensemble",
+    )
+    first = members[0].config
+
+    def shared(config):
+        return (config.memory, round(config.dx, 12), round(config.dt, 12), config.interaction,
+                config.inputs is None)  # fmt: skip
+
+    for index, member in enumerate(members[1:], start=1):
+        require(
+            shared(member.config) == shared(first),
+            "members",
+            "functionals of one memory, grid spacing, KS step, interaction and style "
+            f"(memory, dx, dt, interaction, original) = {shared(first)}",
+            f"member {index} with {shared(member.config)}",
+        )
+
+    class DensityNetEnsemble(eqx.Module):
+        members: tuple
+        config: DensityNetConfig = eqx.field(static=True)
+
+        def __call__(self, window):
+            return sum(member(window) for member in self.members) / len(self.members)
+
+    return DensityNetEnsemble(tuple(members), first)
+
+
+def save_ensemble(path: str | Path, ensemble, extra: dict | None = None) -> Path:
+    """An artefact folder (kind ``tdks-ensemble``): each member a ``tdks-density-net`` folder
+    ``member-K`` inside it, and ``extra`` (e.g. where the members came from) in the manifest.
+    The folder appears whole or not at all."""
+    from densitylab.artefacts import artefact_folder, write_manifest
+
+    with artefact_folder(path) as folder:
+        for index, member in enumerate(ensemble.members):
+            save_density_net(folder / f"member-{index}", member)
+        config = {"members": len(ensemble.members), "memory": ensemble.config.memory}
+        write_manifest(folder, "tdks-ensemble", config, **(extra or {}))
+    return Path(path)
+
+
 def load_density_net(path: str | Path):
+    """A ``tdks-density-net`` folder as its network, or a ``tdks-ensemble`` folder as its
+    committee (:func:`build_ensemble`)."""
+    from densitylab.artefacts import read_manifest
+
+    manifest = read_manifest(path, ("tdks-density-net", "tdks-ensemble"))
+    if manifest["kind"] == "tdks-ensemble":
+        count = int(manifest["config"]["members"])
+        return build_ensemble([load_density_net(Path(path) / f"member-{k}") for k in range(count)])
     fields = DensityNetConfig.__dataclass_fields__
     config = DensityNetConfig(**read_module_config(path, ("tdks-density-net",), fields))
     return load_weights(path, build_density_net(config))
