@@ -571,6 +571,14 @@ def test_functional_trains_resumes_and_refuses_other_settings(tiny_set, trained,
     assert json.loads(np.load(checkpoint)["__state__"].item())["finished"] == 1
     with pytest.raises(InvalidParameterError, match="checkpoint"):
         train_functional(_config(tiny_set, seed=3), checkpoint=checkpoint)
+
+    def interrupt_fine_tuning(done, total, stage, **values):
+        if stage == "horizon-10" and done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):  # within a fine-tuning stage: each iteration is kept (minutes each)
+        train_functional(_config(tiny_set), interrupt_fine_tuning, checkpoint)
+    assert json.loads(np.load(f"{checkpoint}.stage.npz")["__state__"].item())["epoch"] == 1
     resumed = train_functional(_config(tiny_set), checkpoint=checkpoint)
     for a, b in zip(
         jax.tree_util.tree_leaves(whole.net), jax.tree_util.tree_leaves(resumed.net), strict=True

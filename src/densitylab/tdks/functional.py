@@ -503,6 +503,7 @@ def fine_tune(
         config.rollout_learning_rate,
         progress=progress,
         checkpoint=checkpoint,
+        checkpoint_every=1,  # an iteration propagates every case: minutes each
         settings=settings,
         clip=config.clip if optimiser == "adam" else None,
         weights=weights,
