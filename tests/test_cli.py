@@ -167,3 +167,21 @@ def test_exact1d_unrestricted_hartree_fock_breaks_symmetry_in_a_double_well():
     restricted = json.loads(runner.invoke(app, [*common, "--restricted"]).stdout)["energy"]
     unrestricted = json.loads(runner.invoke(app, [*common, "--unrestricted"]).stdout)["energy"]
     assert unrestricted < restricted - 1e-4
+
+
+def test_a_batch_job_logs_its_progress_as_plain_lines_at_most_every_interval(monkeypatch, capsys):
+    from densitylab.cli import common
+
+    clock = [0.0]
+    monkeypatch.setattr(common.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(common, "LOG_EVERY", 60.0)
+    _bar, callback = common.rich_progress("training", 8, {"stage": "s", "loss": ".2e"})
+    for step, now in enumerate((10.0, 59.0, 61.0, 90.0, 125.0), start=1):
+        clock[0] = now
+        callback(step, 8, stage="horizon-600", loss=0.5 / step)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training:")]
+    # captured stderr is no terminal: one line after 60 s, none within the next 60 s, one at 125 s
+    assert lines == [
+        "training: 3/8 stage horizon-600  loss 1.67e-01 (61 s)",
+        "training: 5/8 stage horizon-600  loss 1.00e-01 (125 s)",
+    ]

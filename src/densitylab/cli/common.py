@@ -52,17 +52,43 @@ def progress_bar(fields: str = ""):
     )
 
 
+#: Seconds between the plain progress lines of a job whose stderr is no terminal.
+LOG_EVERY = 60.0
+
+
+def batch_log(description: str) -> Callable[..., None]:
+    """``log(done, total, text)``: where stderr is no terminal (a batch job's log file, where
+    Rich draws no bar), a plain line ``DESCRIPTION: done/total text (elapsed s)`` at most every
+    :data:`LOG_EVERY` seconds, none before, so a job of hours shows its progress in its log
+    and a short one stays silent; on a terminal, nothing (the bar shows it)."""
+    started = time.perf_counter()
+    last = [started]
+
+    def log(done: int, total: int | None, text: str = "") -> None:
+        now = time.perf_counter()
+        if err.is_terminal or now - last[0] < LOG_EVERY:
+            return
+        last[0] = now
+        count = f"{done}/{'?' if total is None else total}"
+        err.print(f"{description}: {count} {text} ({now - started:.0f} s)", markup=False, soft_wrap=True)
+
+    return log
+
+
 def rich_progress(description: str, total: int | None = None, fields: Mapping[str, str] | None = None):
     """One Rich bar for the progress protocol of :mod:`densitylab.progress`; returns
     (bar, callback). ``fields`` maps a field the library reports to its format, e.g.
-    ``{"loss": ".3e"}``; the bar shows each after the count."""
+    ``{"loss": ".3e"}``; the bar shows each after the count (and a batch job's log, where
+    there is no bar, gets them as plain lines: :func:`batch_log`)."""
     fields = dict(fields or {})
     bar = progress_bar("  ".join(f"{name} {{task.fields[{name}]}}" for name in fields))
     task = bar.add_task(description, total=total, **{name: "—" for name in fields})
+    log = batch_log(description)
 
     def callback(done: int, total: int | None = None, /, **values: float) -> None:
         shown = {name: format(value, fields[name]) for name, value in values.items() if name in fields}
         bar.update(task, completed=done, total=total, **shown)
+        log(done, total, "  ".join(f"{name} {value}" for name, value in shown.items()))
 
     return bar, callback
 
@@ -72,6 +98,7 @@ def systems_progress(description: str):
     progress = progress_bar("{task.fields[rate]} systems/s")
     task = progress.add_task(description, total=None, rate="—")
     started: dict[str, float] = {}
+    log = batch_log(description)
 
     def update(done: int, total: int) -> None:
         now = time.perf_counter()
@@ -80,6 +107,7 @@ def systems_progress(description: str):
         elapsed = now - started["time"]
         rate = f"{(done - started['done']) / elapsed:.0f}" if elapsed > 0 and done > started["done"] else "—"
         progress.update(task, completed=done, total=total, rate=rate)
+        log(done, total, f"{rate} systems/s")
 
     return progress, update
 
