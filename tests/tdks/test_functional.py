@@ -399,6 +399,26 @@ def test_trajectory_set_is_kept_on_rerun_and_refuses_a_clash(tiny_set):
     assert sorted(p.name for p in tiny_set.iterdir()) == files
 
 
+def test_a_run_adding_cases_completes_the_set(tiny_set, tmp_path):
+    import shutil
+
+    folder = tmp_path / "set"
+    shutil.copytree(tiny_set, folder)
+    before = json.loads((folder / "set.json").read_text())
+    added = ExactConfig(scenario="laser", amplitude=0.2, frequency=0.6, time=0.5, dx=0.5)
+    summaries = generate_set(TrajectorySetConfig((added,), invert=False), folder)
+    assert list(summaries) == ["laser-F0.200-w0.60"]  # this run's cases
+    index = json.loads((folder / "set.json").read_text())
+    assert list(index["summaries"]) == [*before["summaries"], "laser-F0.200-w0.60"]
+    assert index["cases"][: len(before["cases"])] == before["cases"]
+    assert {name: index["summaries"][name] for name in before["summaries"]} == before["summaries"]
+    # a rerun of an earlier case replaces its entry, in the earlier cases' order
+    generate_set(TrajectorySetConfig(_tiny_cases()[:1], gn_iterations=1), folder)
+    index = json.loads((folder / "set.json").read_text())
+    assert sorted(index["summaries"]) == sorted([*before["summaries"], "laser-F0.200-w0.60"])
+    assert len(index["cases"]) == len(index["summaries"])
+
+
 def test_an_inversion_that_does_not_reproduce_is_retried_then_refused_for_training(tmp_path, monkeypatch):
     """A fit that misses the tolerance is refitted with the longer attempts, the best is kept,
     a rerun tries nothing again, and a supervised functional refuses the case by name."""

@@ -268,7 +268,9 @@ def generate_set(
 
     Existing files made with the same settings are kept; a case file made with other settings
     stops the run before any work. ``progress(done, total)`` counts cases. Returns
-    {name: summary}, also written to ``folder/set.json`` (atomically)."""
+    {name: summary} of this run's cases; ``folder/set.json`` (written atomically) lists them
+    after the cases of earlier runs into the same folder, so that a run adding cases completes
+    the set."""
     from densitylab.data import atomic_write_bytes, check_output
     from densitylab.parallel import check_workers, run_tasks
 
@@ -301,5 +303,12 @@ def generate_set(
             stacklevel=2,
         )
     index = {**asdict(config), "summaries": ordered}
-    atomic_write_bytes(folder / "set.json", json.dumps(index, indent=1).encode())
+    index_path = folder / "set.json"
+    if index_path.is_file():  # the set is completed: the cases of earlier runs stay listed
+        earlier = json.loads(index_path.read_text())
+        listed = zip(earlier["cases"], earlier["summaries"], strict=True)
+        kept = [(case, name) for case, name in listed if name not in ordered]
+        index["cases"] = [case for case, _ in kept] + list(index["cases"])
+        index["summaries"] = {name: earlier["summaries"][name] for _, name in kept} | ordered
+    atomic_write_bytes(index_path, json.dumps(index, indent=1).encode())
     return ordered
