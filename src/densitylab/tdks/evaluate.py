@@ -139,7 +139,6 @@ def make_ensemble(members: list[str], output: str | Path) -> dict:
             network, or members that do not share memory, grid, step and interaction; all
             before anything is written.
     """
-    require(len(members) >= 2, "members", "at least two functionals", len(members))
     paths = []
     for name in members:
         shipped, path = shipped_or_path(name)
