@@ -399,6 +399,39 @@ def test_trajectory_set_is_kept_on_rerun_and_refuses_a_clash(tiny_set):
     assert sorted(p.name for p in tiny_set.iterdir()) == files
 
 
+def test_a_momentum_the_grid_cannot_carry_is_refused_before_the_folder_is_made(tmp_path):
+    with pytest.raises(InvalidParameterError, match=r"^momentum: .*π/dx = 31.42"):
+        ExactConfig(momentum=-40.0)
+    assert ExactConfig(scenario="laser", momentum=-40.0).momentum == -40.0  # a laser has no packet
+    with pytest.raises(InvalidParameterError, match=r"^dx"):
+        ExactConfig(dx=0.0)
+    with pytest.raises(InvalidParameterError, match="momentum"):
+        generate_set(TrajectorySetConfig(select_cases("none", [-40.0])), tmp_path / "set")
+    assert not (tmp_path / "set").exists()
+
+
+def test_charge_at_the_walls_is_warned_about_naming_the_cases(tiny_set, tmp_path, monkeypatch):
+    """The set and a single exact run warn with each crowded case's edge charge; a set whose
+    charge stays inside (the tiny lasers: far below the limit) does not."""
+    import shutil
+    import warnings as warning_filters
+
+    from densitylab.model1d import propagation
+    from densitylab.tdks import workflow
+
+    folder = tmp_path / "set"
+    shutil.copytree(tiny_set, folder)
+    with warning_filters.catch_warnings():
+        warning_filters.simplefilter("error")  # no warning at all for a set inside its box
+        summaries = generate_set(TrajectorySetConfig(_tiny_cases(), gn_iterations=1), folder)
+    assert all(summary["edge_charge"] < workflow.EDGE_CHARGE_LIMIT for summary in summaries.values())
+    monkeypatch.setattr(propagation, "edge_charge", lambda trajectory, width=5.0: 0.25)
+    with pytest.warns(UserWarning, match=r"walls.*laser-F0.100-w0.50 \(0.25\), laser-F0.300-w0.70 \(0.25\)"):
+        generate_set(TrajectorySetConfig(_tiny_cases(), gn_iterations=1), folder)
+    with pytest.warns(UserWarning, match=r"walls.*laser \(0.25\)"):
+        workflow.exact(_tiny_cases()[0])
+
+
 def test_a_run_adding_cases_completes_the_set(tiny_set, tmp_path):
     import shutil
 

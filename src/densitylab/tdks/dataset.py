@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from densitylab.errors import require
-from densitylab.tdks.workflow import ExactConfig
+from densitylab.tdks.workflow import ExactConfig, warn_edge_charge
 
 
 def case_name(case: ExactConfig) -> str:
@@ -241,14 +241,14 @@ def generate_case(
     anchors and, when inverted, of model (a), and whether it ``reproduced`` the trajectory:
     :func:`invert_case`). Safe to call again after an interrupt."""
     from densitylab.model1d.propagation import save_trajectory
-    from densitylab.tdks.workflow import exact, trajectory_summary
+    from densitylab.tdks.workflow import propagate_case, trajectory_summary
 
     folder = Path(folder)
     name = case_name(case)
     path = folder / f"{name}.h5"
     trajectory = _existing_trajectory(case, path)
     if trajectory is None:
-        trajectory = exact(case, checkpoint=folder / f"{name}.h5.partial.npz")  # as the CLI
+        trajectory = propagate_case(case, checkpoint=folder / f"{name}.h5.partial.npz")  # as the CLI
         save_trajectory(trajectory, path)
     summary = {"name": name, "trajectory": str(path), **trajectory_summary(trajectory)}
     if invert:
@@ -302,6 +302,7 @@ def generate_set(
             "leaves them out",
             stacklevel=2,
         )
+    warn_edge_charge({name: summary["edge_charge"] for name, summary in ordered.items()})
     index = {**asdict(config), "summaries": ordered}
     index_path = folder / "set.json"
     if index_path.is_file():  # the set is completed: the cases of earlier runs stay listed

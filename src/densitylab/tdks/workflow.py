@@ -13,6 +13,7 @@ SCE): ``result.summary`` holds the largest density errors ∫|n_KS − n_exact| 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -339,6 +340,13 @@ class ExactConfig:
             interaction_strength=self.interaction_strength, dx=self.dx,
         )  # fmt: skip
         require(self.method in PROPAGATORS, "method", f"one of {PROPAGATORS}", self.method)
+        require(self.dx > 0, "dx", "a positive grid spacing (bohr)", self.dx)
+        require(
+            self.scenario != "scattering" or abs(self.momentum) < np.pi / self.dx,
+            "momentum",
+            f"|p| below the largest momentum the grid carries, π/dx = {np.pi / self.dx:.4g} a.u.",
+            self.momentum,
+        )  # the scenario checks it too; here it stops a set before its folder is made
         steps = step_count(self.time, self.dt)
         require(
             isinstance(self.store_every, int) and self.store_every >= 1 and steps % self.store_every == 0,
@@ -377,14 +385,41 @@ def exact(
 ):
     """Propagate ``config`` exactly; returns the :class:`~densitylab.model1d.propagation.Trajectory`
     (save it with :func:`~densitylab.model1d.propagation.save_trajectory`). Resumable with a
-    ``checkpoint`` path; ``progress`` counts steps."""
+    ``checkpoint`` path; ``progress`` counts steps. Warns when charge reached the box's walls
+    (:func:`warn_edge_charge`)."""
+    from densitylab.model1d.propagation import edge_charge
+
+    trajectory = propagate_case(config, progress, checkpoint)
+    warn_edge_charge({config.scenario: edge_charge(trajectory)})
+    return trajectory
+
+
+def propagate_case(config: ExactConfig, progress=None, checkpoint=None):
+    """:func:`exact` without its warning (a set warns once for all its cases)."""
     from densitylab.model1d.propagation import propagate
 
-    scenario = config.build()
     return propagate(
-        scenario, config.dt, config.steps(), config.store_every, config.method, progress=progress,
-        checkpoint=checkpoint,
+        config.build(), config.dt, config.steps(), config.store_every, config.method,
+        progress=progress, checkpoint=checkpoint,
     )  # fmt: skip
+
+
+EDGE_CHARGE_LIMIT = 0.01
+"""Electrons within 5 bohr of a wall above which a run is warned about (the training set's
+strongest laser, F = 0.15, puts 4.6e-4 there)."""
+
+
+def warn_edge_charge(charges: dict[str, float]) -> None:
+    """Warn, naming them, about the runs of ``{name: edge_charge}`` over :data:`EDGE_CHARGE_LIMIT`:
+    the walls reflect that charge, so the run is not the open-space dynamics it stands for."""
+    crowded = {name: charge for name, charge in charges.items() if charge > EDGE_CHARGE_LIMIT}
+    if crowded:
+        listed = ", ".join(f"{name} ({charge:.3g})" for name, charge in crowded.items())
+        warnings.warn(
+            f"charge reached the box's walls (electrons within 5 bohr of one): {listed}; the walls "
+            "reflect it, so weaken the field or slow the packet",
+            stacklevel=2,
+        )
 
 
 def trajectory_summary(trajectory) -> dict:
