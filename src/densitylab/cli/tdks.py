@@ -239,7 +239,9 @@ def tdks_ensemble(
 @command(app, "evaluate")
 def tdks_evaluate(
     trajectory: option(Path, "Exact trajectory (densitylab tdks exact)."),
-    model: option(str, "A shipped model, a 'tdks learn' folder, or an anchor: exchange-only, alda, sce."),
+    model: option(
+        str, "A shipped model, a folder of tdks learn/functional/ensemble, or exchange-only, alda, sce."
+    ),
     coarsen: option(int, "KS grid takes every COARSEN-th exact point.") = 1,
     plot: Plot = None,
     as_json: Json = False,

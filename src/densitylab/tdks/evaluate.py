@@ -102,13 +102,17 @@ def require_grid(net_config, problem: KSProblem, parameter: str, got: str) -> No
 
 
 def load_model(name: str, problem: KSProblem) -> VcModel:
-    """'exchange-only', a shipped model name, or a folder written by 'densitylab tdks learn'."""
+    """An anchor, a shipped model name, or a folder written by 'densitylab tdks learn',
+    'tdks functional' or 'tdks ensemble'."""
     if name in ANCHORS:
         return ANCHORS[name](problem)
     shipped, path = shipped_or_path(name)
     if not is_artefact(path):
         raise InvalidParameterError(
-            "model", f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a 'tdks learn' folder", name
+            "model",
+            f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a folder of 'tdks learn', 'tdks "
+            "functional' or 'tdks ensemble'",
+            name,
         )
     kind = read_manifest(path, ("tdks-values", "tdks-density-net", "tdks-ensemble"))["kind"]
     if kind == "tdks-values":
