@@ -8,9 +8,9 @@
 # Run:  bash benchmarks/tdks_chain.sh DATA [STEP]
 #   DATA  a folder for the sets and functionals (about 6 GB)
 #   STEP  stop after this step: data, pretrain, rounds, strong, window, evaluate (default: all)
-# Cost on the 2-core machine of BENCHMARKS.md: data about 2.5 h (2 workers), pretraining 40 min,
-# DAgger rounds and fine-tuning 2.6 h, the strong-laser fine-tuning 27 min, re-gating seconds,
-# the evaluation 2 min. `densitylab` must be on PATH (make's .venv/bin).
+# Cost on the 2-core machine of BENCHMARKS.md: the training data about 2 h (2 workers); then the
+# evaluation sets (about 1 h on one core) beside pretraining 40 min, DAgger rounds and
+# fine-tuning 2.6 h, the strong-laser fine-tuning 27 min, re-gating seconds; the evaluation 2 min. `densitylab` must be on PATH (make's .venv/bin).
 set -euo pipefail
 DATA=$(realpath -m "${1:?usage: tdks_chain.sh DATA [STEP]}")
 LAST=${2:-evaluate}
@@ -23,9 +23,15 @@ cd "$DATA"
 SHAPE=(--channels 32 --depth 4 --dilation 3)
 DONE=()
 
-finish() {  # finish STEP: stop here when STEP is the last one asked for
+EVALUATION_SETS=""
+
+finish() {  # finish STEP: stop here (once the evaluation sets are made) when STEP is the last asked for
     DONE+=("$1")
-    if [ "$1" = "$LAST" ]; then echo "chain: stopped after $1 (${DONE[*]})"; exit 0; fi
+    if [ "$1" = "$LAST" ]; then
+        if [ -n "$EVALUATION_SETS" ]; then wait "$EVALUATION_SETS"; fi
+        echo "chain: stopped after $1 (${DONE[*]})"
+        exit 0
+    fi
 }
 
 train() {  # train OUTPUT ARGS...: the functional OUTPUT, unless it is already finished
@@ -38,13 +44,17 @@ train() {  # train OUTPUT ARGS...: the functional OUTPUT, unless it is already f
     fi
 }
 
-# 1. The data: the 12 training cases, the strong lasers and the two faster momenta (inverted),
-#    then the held-out and unseen cases (trajectories only).
+# 1. The training data: the 12 training cases, the strong lasers and the two faster momenta
+#    (trajectories and their exact v_c).
 densitylab tdks dataset --output all --preset training --laser 0.12:0.5 --laser 0.15:0.5 \
     --momentum -1.9 --momentum -2.2 --workers 2
-densitylab tdks dataset --output held --preset held-out --no-invert --workers 2
-densitylab tdks dataset --output extra --preset none --momentum -1.3 --momentum -1.7 \
-    --momentum -2.4 --laser 0.10:0.5 --no-invert --workers 2
+# The held-out and unseen cases (trajectories only) on the second core, beside the training.
+(
+    densitylab tdks dataset --output held --preset held-out --no-invert --workers 1
+    densitylab tdks dataset --output extra --preset none --momentum -1.3 --momentum -1.7 \
+        --momentum -2.4 --laser 0.10:0.5 --no-invert --workers 1
+) > evaluation-sets.log 2>&1 &
+EVALUATION_SETS=$!
 finish data
 
 # 2. Supervised pretraining on the exact v_c of the 12 training cases.
@@ -68,5 +78,6 @@ train avg-strongft-window --init avg-strongft --gate-scope window --horizon 0
 finish window
 
 # 6. Max ∫|n_KS − n_exact| dx of each on the held-out and unseen cases.
+wait "$EVALUATION_SETS" || { echo "chain: the evaluation sets failed (evaluation-sets.log)" >&2; exit 1; }
 python "$HERE/tdks_rollout_errors.py" avg-seed1 avg-strongft avg-strongft-window -- held extra
 finish evaluate
