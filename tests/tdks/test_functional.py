@@ -410,6 +410,28 @@ def test_a_momentum_the_grid_cannot_carry_is_refused_before_the_folder_is_made(t
     assert not (tmp_path / "set").exists()
 
 
+def test_padding_widens_the_box_and_leaves_the_dynamics_inside_it(tiny_set):
+    """A driven atom far from its walls moves the same in a box 5 bohr wider at each end; the
+    set refuses the padded case where the narrow one is stored (another box), before any work."""
+    from densitylab.tdks.workflow import exact
+
+    case = _tiny_cases()[1]
+    padded = replace(case, padding=5.0)
+    narrow, wide = exact(case), exact(padded)
+    assert wide.x[0] == pytest.approx(narrow.x[0] - 5.0) and wide.x[-1] == pytest.approx(narrow.x[-1] + 5.0)
+    inside = slice(10, 10 + len(narrow.x))  # 5 bohr at dx = 0.5
+    assert np.max(np.abs(narrow.density[-1] - narrow.density[0])) > 1e-4  # the field moved it
+    np.testing.assert_allclose(wide.density[:, inside], narrow.density, rtol=0, atol=1e-9)
+    assert np.allclose(wide.density[:, :10], 0.0, atol=1e-12)
+    files = sorted(p.name for p in tiny_set.iterdir())
+    with pytest.raises(InvalidParameterError, match="cases"):
+        generate_set(TrajectorySetConfig((padded,), invert=False), tiny_set)
+    assert sorted(p.name for p in tiny_set.iterdir()) == files
+    with pytest.raises(InvalidParameterError, match=r"^padding"):
+        replace(case, padding=-1.0)
+    assert {c.padding for c in select_cases("held-out", padding=2.5)} == {2.5}
+
+
 def test_charge_at_the_walls_is_warned_about_naming_the_cases(tiny_set, tmp_path, monkeypatch):
     """The set and a single exact run warn with each crowded case's edge charge; a set whose
     charge stays inside (the tiny lasers: far below the limit) does not."""

@@ -34,6 +34,7 @@ StoreEvery = option(int, "Store (and KS step) every this many steps.")
 Dx = option(float, "Grid spacing (bohr).")
 Stencil = option(int, "Kinetic stencil points (3 = the KS stencil).")
 Method = option(str, "split-operator or crank-nicolson (small grids).")
+Padding = option(float, "Bohr added at both ends of the box (scattering [-80, 40], laser [-30, 30]).")
 Boundary = option(
     str | None,
     "split-operator: hard-wall (3-point stencil; its default, like the KS propagation) or periodic "
@@ -57,6 +58,7 @@ def tdks_exact(
     stencil: Stencil = 3,
     method: Method = "split-operator",
     boundary: Boundary = None,
+    padding: Padding = 0.0,
     plot: Plot = None,
     as_json: Json = False,
 ) -> None:
@@ -90,6 +92,7 @@ def tdks_dataset(
     momentum: option(list[float] | None, "Add a singlet scattering case at this momentum (repeat).") = None,
     laser: option(list[str] | None, "Add a laser case 'F:ω', e.g. 0.05:0.5 (repeat).") = None,
     time: Time = 30.0,
+    padding: Padding = 0.0,
     invert: option(bool, "Also fit each case's exact v_c (model (a)).") = True,
     gn_iterations: option(int, "Gauss–Newton iterations per window of the inversion.") = 4,
     gn_floor: option(float, "The inversion's preconditioner floor.") = 1e-6,
@@ -101,7 +104,7 @@ def tdks_dataset(
     command: finished cases are kept, interrupted ones continue from their checkpoints)."""
     from densitylab.tdks.dataset import TrajectorySetConfig, generate_set, select_cases
 
-    cases = select_cases(preset, momentum or (), laser or (), time)
+    cases = select_cases(preset, momentum or (), laser or (), time, padding)
     config = TrajectorySetConfig(cases, invert, gn_iterations, gn_floor)
     bar, report = rich_progress("exact trajectories and v_c", len(cases))
     with bar:

@@ -76,10 +76,11 @@ def parse_laser(text: str) -> tuple[float, float]:
 
 
 def select_cases(
-    preset: str = "training", momenta=(), lasers=(), time: float = 30.0
+    preset: str = "training", momenta=(), lasers=(), time: float = 30.0, padding: float = 0.0
 ) -> tuple[ExactConfig, ...]:
     """A preset's cases ("training", "held-out", "all" or "none") plus scattering cases at
-    ``momenta`` and laser cases at ``lasers`` ('F:ω' strings), each over ``time`` (a.u.)."""
+    ``momenta`` and laser cases at ``lasers`` ('F:ω' strings), each over ``time`` (a.u.), in
+    its scenario's box widened by ``padding`` bohr at both ends."""
     from dataclasses import replace
 
     require(preset in PRESETS, "preset", f"one of {PRESETS}", preset)
@@ -91,7 +92,7 @@ def select_cases(
     }[preset]
     extra = [ExactConfig(momentum=float(p)) for p in momenta]
     extra += [ExactConfig(scenario="laser", amplitude=f, frequency=w) for f, w in map(parse_laser, lasers)]
-    cases = tuple(replace(case, time=time) for case in chosen + tuple(extra))
+    cases = tuple(replace(case, time=time, padding=padding) for case in chosen + tuple(extra))
     require(len(cases) >= 1, "preset", "a preset or at least one --momentum/--laser", preset)
     return cases
 

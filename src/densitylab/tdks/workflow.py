@@ -315,6 +315,9 @@ class ExactConfig:
         time, dt, store_every: propagation time, exact step, and steps per stored sample.
         dx, stencil, method, boundary: grid spacing, kinetic stencil, "split-operator" or
             "crank-nicolson", and "hard-wall"/"periodic" (None: the stencil's default).
+        padding: bohr added at both ends of the scenario's box ([−80, 40] for scattering,
+            [−30, 30] for the laser) for dynamics that reach its walls (``edge_charge``). The
+            cost grows as the square of the points.
     """
 
     scenario: str = "scattering"
@@ -330,6 +333,7 @@ class ExactConfig:
     stencil: int = 3
     method: str = "split-operator"
     boundary: str | None = None
+    padding: float = 0.0
 
     def __post_init__(self) -> None:
         from densitylab.model1d.propagation import PROPAGATORS, step_count
@@ -337,8 +341,11 @@ class ExactConfig:
         require(self.scenario in SCENARIOS, "scenario", "'scattering' or 'laser'", self.scenario)
         require_finite(
             momentum=self.momentum, amplitude=self.amplitude, frequency=self.frequency,
-            interaction_strength=self.interaction_strength, dx=self.dx,
+            interaction_strength=self.interaction_strength, dx=self.dx, padding=self.padding,
         )  # fmt: skip
+        require(
+            self.padding >= 0, "padding", "a length ≥ 0 added at both ends of the box (bohr)", self.padding
+        )
         require(self.method in PROPAGATORS, "method", f"one of {PROPAGATORS}", self.method)
         require(self.dx > 0, "dx", "a positive grid spacing (bohr)", self.dx)
         require(
@@ -362,19 +369,24 @@ class ExactConfig:
 
     def build(self):
         """The :class:`~densitylab.model1d.propagation.Scenario` (grid, initial state, field)."""
+        import inspect
+
         from densitylab.model1d.propagation import laser_scenario, scattering_scenario
 
+        builder = scattering_scenario if self.scenario == "scattering" else laser_scenario
+        defaults = inspect.signature(builder).parameters
+        box = {
+            "x_min": defaults["x_min"].default - self.padding,
+            "x_max": defaults["x_max"].default + self.padding,
+        }
         if self.scenario == "scattering":
             return scattering_scenario(
-                momentum=self.momentum,
-                spin=self.spin,
-                dx=self.dx,
-                stencil=self.stencil,
-                boundary=self.boundary,
-            )
+                momentum=self.momentum, spin=self.spin, dx=self.dx, stencil=self.stencil,
+                boundary=self.boundary, **box,
+            )  # fmt: skip
         return laser_scenario(
             amplitude=self.amplitude, frequency=self.frequency, duration=self.time, dx=self.dx,
-            stencil=self.stencil, interaction=self.interaction_strength, boundary=self.boundary,
+            stencil=self.stencil, interaction=self.interaction_strength, boundary=self.boundary, **box,
         )  # fmt: skip
 
 
@@ -417,7 +429,7 @@ def warn_edge_charge(charges: dict[str, float]) -> None:
         listed = ", ".join(f"{name} ({charge:.3g})" for name, charge in crowded.items())
         warnings.warn(
             f"charge reached the box's walls (electrons within 5 bohr of one): {listed}; the walls "
-            "reflect it, so weaken the field or slow the packet",
+            "reflect it: widen the box (padding) or weaken the drive",
             stacklevel=2,
         )
 
