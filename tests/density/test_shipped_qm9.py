@@ -89,3 +89,29 @@ def test_cli_predicts_a_molecule_file_given_as_the_argument_without_writing(ship
     summary = json.loads(result.stdout)
     np.testing.assert_allclose(summary["electron_counts"], [26.0, 24.0], atol=1e-8)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two.xyz"]
+
+
+def test_a_cube_size_that_cannot_be_written_is_refused_before_anything_is(tmp_path):
+    """Fewer than 2 points per axis, or cubes larger than memory or the disk, are refused naming
+    cube_points before the folder is made (0 points raised a bare ValueError after it was)."""
+    from typer.testing import CliRunner
+
+    from densitylab import limits
+    from densitylab.cli import app
+    from densitylab.density.structures import write_structures
+    from densitylab.density.workflow import predict as predict_structures
+
+    structures = write_structures([molecule("H2O")], tmp_path / "water.extxyz")
+    arguments = ["density", "predict", "--structures", str(structures), "--output", str(tmp_path / "out")]
+    for points, message in (("0", "an integer ≥ 2"), ("100000", "a size that fits in memory")):
+        result = CliRunner().invoke(app, [*arguments, "--cube-points", points])
+        assert result.exit_code != 0 and f"cube_points: expected {message}" in result.output
+        assert not (tmp_path / "out").exists()
+    prediction = predict_structures("qm9-pbe", structures)
+    with pytest.raises(InvalidParameterError, match=r"^cube_points: .*fits on disk"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(limits.shutil, "disk_usage", lambda folder: type("Usage", (), {"free": 1000})())
+            prediction.save(tmp_path / "out", cube_points=10)
+    assert not (tmp_path / "out").exists()
+    assert prediction.save(tmp_path / "out", cube_points=10)["structures"] == 1
+    assert (tmp_path / "out" / "density-0000.cube").stat().st_size > 10**3 * 12  # 14 bytes a point

@@ -156,8 +156,10 @@ def density_predict(
     """Predict coefficients, electron counts and densities (cube files, with --output) for new
     structures."""
     from densitylab.density.workflow import predict
+    from densitylab.dft.cube import check_cube_points
 
     structures = one_input(structures_file, structures, "structures")
+    check_cube_points(cube_points)  # before the prediction; the disk once the structures are known
     with err.status("predicting"):
         prediction = predict(model, structures)
     summary = prediction.summary() if output is None else prediction.save(output, cube_points)

@@ -319,8 +319,10 @@ class Prediction:
         density-NNNN.cube per structure, in ``folder``; returns the summary."""
         from densitylab.data import write_h5
         from densitylab.density.pipeline import write_density_cube
+        from densitylab.dft.cube import check_cube_points
 
         folder = Path(folder)
+        check_cube_points(cube_points, len(self.frames), folder)  # before the folder is made
         folder.mkdir(exist_ok=True)
         arrays, counts = {}, []
         for index, (frame, c, label) in enumerate(

@@ -14,6 +14,20 @@ from densitylab.data import atomic_output
 BLOCK = 8192  # grid points per evaluation block (values (BLOCK, nao) stay a few MB)
 
 
+def check_cube_points(points: int, files: int = 0, folder: str | Path | None = None) -> None:
+    """Refuse, naming ``cube_points``, a count per axis below 2 or cubes that would not fit: the
+    coordinates and values take 32 bytes a point in memory, and ``files`` cube files about 14
+    bytes a point on the disk of ``folder``."""
+    from densitylab.errors import require
+    from densitylab.limits import require_disk, require_memory
+
+    require(isinstance(points, int | np.integer) and points >= 2, "cube_points", "an integer ≥ 2", points)
+    require_memory(32.0 * float(points) ** 3, "cube_points", f"a cube of {points}³ points", points)
+    if files and folder is not None:
+        estimate = 14.0 * float(points) ** 3 * files
+        require_disk(estimate, folder, "cube_points", f"{files} cube files of {points}³ points", points)
+
+
 def write_cube(
     mol,
     path: str | Path,
@@ -25,6 +39,7 @@ def write_cube(
     around ``mol`` with ``points`` per axis, atomically; the values are computed in blocks."""
     from pyscf.tools import cubegen
 
+    check_cube_points(points)
     cube = cubegen.Cube(mol, points, points, points)
     coords = cube.get_coords()
     values = np.concatenate([density_at(coords[i : i + BLOCK]) for i in range(0, len(coords), BLOCK)])
