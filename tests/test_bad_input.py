@@ -111,6 +111,16 @@ def test_huge_rdm_datasets_are_refused_and_leave_nothing(workdir, systems):
     assert list(workdir.iterdir()) == []
 
 
+def test_a_negative_confinement_is_refused_before_any_solve(workdir):
+    """D·x^10 with D < 0 pulls the electrons onto the walls; the solves then failed to converge
+    after the work, with an error that named no parameter."""
+    line = refused(
+        ["rdm", "generate", "--systems", "10", "--confinement", "-1", "--output", "r.h5"], "confinement"
+    )
+    assert "D ≥ 0" in line
+    assert list(workdir.iterdir()) == []
+
+
 def test_a_first_run_that_fails_leaves_no_parts_folder(workdir, monkeypatch):
     from densitylab.rdm import dataset
 

@@ -108,6 +108,12 @@ class DatasetSpec:
         )
         require(self.length > 0, "length", "a positive box length L", self.length)
         require(
+            self.confinement >= 0,
+            "confinement",
+            "D ≥ 0 (D·x^10 confines; a negative D pulls the electrons onto the walls)",
+            self.confinement,
+        )
+        require(
             1e-14 <= self.tolerance <= 1e-4,
             "tolerance",
             "a residual tolerance in [1e-14, 1e-4]",
