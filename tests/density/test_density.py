@@ -468,6 +468,11 @@ def test_bad_structures(tmp_path):
         ],
     )
     assert result.exit_code == 2 and "model: expected" in result.output
+    from densitylab.density.workflow import ReferenceConfig
+
+    with pytest.raises(InvalidParameterError, match=r"^chunk_size"):  # 0 fell back to the default
+        ReferenceConfig(water=2, chunk_size=0)
+    assert ReferenceConfig(water=2, chunk_size=None).settings().chunk_size == 10
 
 
 def test_qm9_rows_are_parsed_and_selected_by_heavy_atoms(tmp_path):
@@ -486,8 +491,10 @@ def test_qm9_rows_are_parsed_and_selected_by_heavy_atoms(tmp_path):
     assert frames[0].get_chemical_formula() == "CO" and frames[0].info["name"] == "m3.xyz"
     np.testing.assert_allclose(frames[0].get_distance(0, 1), 1.13)
     assert sorted(f.get_chemical_formula() for f in qm9_structures(1, 2, path=tmp_path)) == ["CH4", "H2O"]
-    with pytest.raises(InvalidParameterError, match="count"):
+    with pytest.raises(InvalidParameterError, match=r"^count: expected at most 2 molecules"):
         qm9_structures(1, 3, path=tmp_path)
+    with pytest.raises(InvalidParameterError, match=r"^heavy_atoms: .*none has 5 heavy atoms"):
+        qm9_structures(5, 1, path=tmp_path)
 
 
 def test_normal_mode_sampler_keeps_the_molecule_rigid_in_rotation_only():

@@ -182,10 +182,12 @@ def qm9_structures(
                     candidates.append((name, symbols, positions))
         if not up_to and len(candidates) >= 20 * count:
             break
+    size = f"{'up to ' if up_to else ''}{heavy_atoms} heavy atoms"
+    require(candidates, "heavy_atoms", f"a size of the files' molecules (none has {size}; QM9's have 1 to 9)")
     require(
         len(candidates) >= count,
         "count",
-        f"at most {len(candidates)} molecules with {heavy_atoms} heavy atoms in the files read",
+        f"at most {len(candidates)} molecules with {size} in the files read",
         count,
     )
     chosen = np.random.default_rng(seed).choice(len(candidates), size=count, replace=False)

@@ -63,6 +63,8 @@ class ReferenceConfig:
         for name in ("water", "qm9"):
             count = getattr(self, name)
             require(count is None or count >= 1, name, "a positive number of structures", count)
+        chunk = self.chunk_size
+        require(chunk is None or chunk >= 1, "chunk_size", "a positive integer (None: the default)", chunk)
         self.settings()
         self.settings(periodic=True)
 
