@@ -475,6 +475,22 @@ def test_bad_structures(tmp_path):
     assert ReferenceConfig(water=2, chunk_size=None).settings().chunk_size == 10
 
 
+def test_a_cutoff_featomic_cannot_expand_is_refused_naming_it():
+    """Beyond about 37 Gaussian widths featomic's radial integral panics (a FeatomicError with a
+    Rust backtrace, after the training had started); the settings refuse it, and the largest
+    cutoff they allow is one featomic expands."""
+    from ase.build import molecule
+
+    from densitylab.density.features import MAX_CUTOFF_OVER_WIDTH, lambda_soap
+
+    with pytest.raises(InvalidParameterError, match=r"^cutoff: expected at most 35 × the Gaussian width"):
+        FeatureSettings(cutoff=100.0)
+    for width in (0.3, 0.5):
+        largest = FeatureSettings(cutoff=MAX_CUTOFF_OVER_WIDTH * width, width=width, columns=None)
+        features = lambda_soap([molecule("H2O")], 1, [1, 8], largest)
+        assert all(np.all(np.isfinite(block)) for block in features.blocks.values())
+
+
 def test_qm9_rows_are_parsed_and_selected_by_heavy_atoms(tmp_path):
     """The qm9pack CSV format (Elements as a quoted list, XYZ_Ang as a nested list)."""
     header = "XYZ_file,Index,SMILES,Elements,XYZ_Ang\n"
