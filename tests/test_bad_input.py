@@ -121,6 +121,21 @@ def test_a_negative_confinement_is_refused_before_any_solve(workdir):
     assert list(workdir.iterdir()) == []
 
 
+def test_more_denoiser_input_components_than_the_inputs_have_are_refused(workdir):
+    """The input γ of 38 training systems has 38 principal axes; asking for more crashed inside
+    JAX (a dot_general shape error) after the training had started."""
+    from densitylab.rdm import dataset
+
+    spec = dataset.DatasetSpec(systems=40, points=16, stencil=3, chunk_size=40)
+    dataset.generate_dataset(spec, workdir / "r.h5")
+    arguments = ["rdm", "train", "--dataset", "r.h5", "--output", "m", "--model", "denoiser", "--epochs", "1"]
+    line = refused([*arguments, "--input-components", "39"], "input_components")
+    assert "at most 38" in line
+    assert sorted(p.name for p in workdir.iterdir()) == ["r.h5"]
+    result = runner.invoke(app, [*arguments, "--input-components", "38"])
+    assert result.exit_code == 0, result.output
+
+
 def test_a_first_run_that_fails_leaves_no_parts_folder(workdir, monkeypatch):
     from densitylab.rdm import dataset
 

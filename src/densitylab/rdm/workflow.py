@@ -173,6 +173,15 @@ def train(
 
     data = load_dataset(config.dataset)
     train_index, test_index = split(len(data), config.test_fraction)
+    if config.model == "denoiser":  # the input γ has no more principal axes than this
+        points = data.parameters["points"]
+        axes = min(len(train_index), points * (points + 1) // 2)
+        require(
+            config.input_components <= axes,
+            "input_components",
+            f"at most {axes}, the principal axes of the training inputs (min(training systems, N(N+1)/2))",
+            config.input_components,
+        )
     functional, history = _fit(config, data, train_index, test_index, progress, checkpoint)
     predicted = functional(model_inputs(functional, data, test_index))
     density, rdm1 = data.arrays["density"], data.rdm1()
