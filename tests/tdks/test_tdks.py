@@ -150,6 +150,12 @@ def test_bad_configurations_are_refused():
         DensityNetConfig(kernel=4)
     with pytest.raises(InvalidParameterError, match="v_ext"):
         KSProblem(X, np.zeros((3, 5)), np.zeros((80, 80)), np.ones(80, complex), 0.1)
+    from densitylab.tdks.workflow import LearnConfig
+
+    # a zero step left v_c = 0 and a negative penalty rewarded roughness; both ran to the end
+    for field, value in (("learning_rate", 0.0), ("smoothness", -1.0)):
+        with pytest.raises(InvalidParameterError, match=f"^{field}"):
+            LearnConfig(("trajectory.h5",), **{field: value})
 
 
 def _exact_laser_command(runner, trajectory, *options):

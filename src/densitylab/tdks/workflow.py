@@ -73,6 +73,8 @@ class LearnConfig:
         require_finite(
             learning_rate=self.learning_rate, smoothness=self.smoothness, gn_floor=self.gn_floor or ()
         )
+        require(self.learning_rate > 0, "learning_rate", "a positive step size", self.learning_rate)
+        require(self.smoothness >= 0, "smoothness", "a penalty weight ≥ 0", self.smoothness)
         require(
             self.model != "values" or len(self.trajectories) == 1,
             "trajectory",
