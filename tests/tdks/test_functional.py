@@ -693,6 +693,11 @@ def test_functional_config_refuses_bad_input(tiny_set, tmp_path):
         _config(tiny_set, rollout_optimiser="sgd")
     with pytest.raises(InvalidParameterError, match="truncate"):
         _config(tiny_set, truncate=0)
+    # zero iterations at a horizon failed after the pretraining, naming no option of the command
+    for name in ("rollout_iterations", "truncated_iterations"):
+        with pytest.raises(InvalidParameterError, match=f"^{name}: expected an integer ≥ 1"):
+            _config(tiny_set, **{name: 0})
+        assert getattr(_config(tiny_set, horizons=(), **{name: 0}), name) == 0  # unused without horizons
     with pytest.raises(InvalidParameterError, match="measure"):
         _config(tiny_set, measure="wasserstein")
     with pytest.raises(InvalidParameterError, match="base"):

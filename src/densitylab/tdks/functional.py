@@ -191,8 +191,8 @@ class FunctionalConfig:
             self.truncate,
         )
         for name in ("pretrain_epochs", "rollout_iterations", "truncated_iterations", "dagger_rounds"):
-            value = getattr(self, name)
-            require(isinstance(value, int) and value >= 0, name, "a non-negative integer", value)
+            value, least = getattr(self, name), int(bool(self.horizons) and "iterations" in name)
+            require(isinstance(value, int) and value >= least, name, f"an integer ≥ {least}", value)
         require(
             isinstance(self.dagger_average, int) and (self.dagger_average == 0 or 2 <= self.dagger_average),
             "dagger_average",
