@@ -10,7 +10,10 @@
 #   STEP  stop after this step: data, pretrain, rounds, strong, window, evaluate (default: all)
 # Cost on the 2-core machine of BENCHMARKS.md: the training data about 2 h (2 workers); then the
 # evaluation sets (about 1 h on one core) beside pretraining 40 min, DAgger rounds and
-# fine-tuning 2.6 h, the strong-laser fine-tuning 27 min, re-gating seconds; the evaluation 2 min. `densitylab` must be on PATH (make's .venv/bin).
+# fine-tuning 2.6 h, the strong-laser fine-tuning 27 min, re-gating seconds; the evaluation 2 min.
+# `densitylab` must be on PATH (make's .venv/bin). With TDKS_CHAIN_KEEP=DIR each finished
+# functional is also copied into DIR (e.g. benchmarks/results/tdks_chain of the checkout, to be
+# committed: the weights are about 250 kB, and a lost machine took them once).
 set -euo pipefail
 DATA=$(realpath -m "${1:?usage: tdks_chain.sh DATA [STEP]}")
 LAST=${2:-evaluate}
@@ -42,6 +45,7 @@ train() {  # train OUTPUT ARGS...: the functional OUTPUT, unless it is already f
     else
         densitylab tdks functional --dataset "$DATA/all" --preset training "${SHAPE[@]}" --output "$output" "$@"
     fi
+    if [ -n "${TDKS_CHAIN_KEEP:-}" ]; then mkdir -p "$TDKS_CHAIN_KEEP" && cp -r "$output" "$TDKS_CHAIN_KEEP/"; fi
 }
 
 # 1. The training data: the 12 training cases, the strong lasers and the two faster momenta
