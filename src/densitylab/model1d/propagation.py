@@ -377,6 +377,16 @@ def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str 
     return Grid(points, first, first + (points - 1) * dx, stencil, boundary)
 
 
+def check_momentum(momentum: float, dx: float) -> None:
+    """Refuse a packet momentum the grid of spacing ``dx`` cannot carry (|p| ≥ π/dx)."""
+    require(
+        abs(momentum) < np.pi / dx,
+        "momentum",
+        f"|p| below the largest momentum the grid carries, π/dx = {np.pi / dx:.4g} a.u.",
+        momentum,
+    )
+
+
 def scattering_scenario(
     momentum: float = -1.0,
     x0: float = 10.0,
@@ -404,12 +414,7 @@ def scattering_scenario(
     require(spin in ("singlet", "triplet"), "spin", "'singlet' or 'triplet'", spin)
     require(alpha > 0, "alpha", "a positive Gaussian exponent (bohr⁻²)", alpha)
     grid = box_grid(x_min, x_max, dx, stencil, boundary)
-    require(
-        abs(momentum) < np.pi / dx,
-        "momentum",
-        f"|p| below the largest momentum the grid carries, π/dx = {np.pi / dx:.4g} a.u.",
-        momentum,
-    )
+    check_momentum(momentum, dx)
     require(x_min < x0 < x_max and x_min < atom_center < x_max, "x0/atom_center", "positions inside the box")
     v_ext = -1.0 / np.sqrt((grid.x - atom_center) ** 2 + 1.0)
     bound = _ground_orbital(grid, v_ext)
