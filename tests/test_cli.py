@@ -185,3 +185,21 @@ def test_a_batch_job_logs_its_progress_as_plain_lines_at_most_every_interval(mon
         "training: 3/8 stage horizon-600  loss 1.67e-01 (61 s)",
         "training: 5/8 stage horizon-600  loss 1.00e-01 (125 s)",
     ]
+
+
+def test_warnings_print_as_one_line_and_the_default_display_comes_back(tmp_path, monkeypatch):
+    """A library warning reaches a command's user as 'Warning: …' on stderr, not as Python's
+    path, line number and source line; after the command Python's display is back."""
+    import warnings
+
+    from densitylab.model1d import propagation
+
+    monkeypatch.setattr(propagation, "edge_charge", lambda trajectory, width=5.0: 0.25)
+    before = warnings.showwarning
+    arguments = ["tdks", "exact", "--scenario", "laser", "--time", "0.5", "--dx", "0.5"]
+    result = runner.invoke(app, [*arguments, "--output", str(tmp_path / "t.h5")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "walls" in line]
+    assert len(lines) == 1 and lines[0].startswith("Warning: charge reached the box's walls"), result.stderr
+    assert "UserWarning" not in result.stderr and "workflow.py" not in result.stderr
+    assert warnings.showwarning is before

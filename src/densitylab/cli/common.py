@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
@@ -167,6 +168,11 @@ def _finite_floats(arguments: Mapping[str, object]) -> None:
                 raise InvalidParameterError(name, "a finite number", item)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, ``Warning: …`` (not Python's path, line and source)."""
+    err.print(f"Warning: {message}", markup=False, style="yellow", soft_wrap=True)
+
+
 def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = None) -> Callable:
     """Register ``function`` as command ``name`` of ``app`` behind the CLI's guard.
 
@@ -189,7 +195,9 @@ def command(app: typer.Typer, name: str, outputs: Mapping[str, str] | None = Non
                         check_output(kwargs[option], option, "folder" if kind == "artefact" else kind)
                         if kind == "artefact":
                             check_replaceable(kwargs[option], option)
-                return function(*args, **kwargs)
+                with warnings.catch_warnings():  # restores the default display afterwards
+                    warnings.showwarning = _show_warning
+                    return function(*args, **kwargs)
             except DensitylabError as exc:
                 err.print("Error: " + str(exc), markup=False, style="bold red", soft_wrap=True)
                 raise typer.Exit(code=2) from None
