@@ -136,6 +136,27 @@ def test_more_denoiser_input_components_than_the_inputs_have_are_refused(workdir
     assert result.exit_code == 0, result.output
 
 
+def test_a_test_fraction_that_leaves_nothing_to_train_on_is_refused_naming_it(workdir):
+    """rdm pca named 'features' (an (S, F) array with S = 0); rdm train failed inside the fit.
+    An evaluation needs no training part, so it takes every system."""
+    from densitylab.rdm import dataset
+    from densitylab.rdm.pca import split
+
+    dataset.generate_dataset(
+        dataset.DatasetSpec(systems=8, points=16, stencil=3, chunk_size=8), workdir / "r.h5"
+    )
+    for command, least in ((["rdm", "pca", "--output", "pc"], 2), (["rdm", "train", "--output", "m"], 1)):
+        line = refused([*command, "--dataset", "r.h5", "--test-fraction", "0.95"], "test_fraction")
+        assert f"at least {least} of the 8 systems" in line
+    assert sorted(p.name for p in workdir.iterdir()) == ["r.h5"]
+    result = runner.invoke(
+        app, ["rdm", "evaluate", "--dataset", "r.h5", "--model", "sqrt", "--test-fraction", "0.95"]
+    )
+    assert result.exit_code == 0, result.output
+    train, test = split(8, 0.95, least_training=0)
+    assert len(train) == 0 and sorted(test) == list(range(8))
+
+
 def test_a_first_run_that_fails_leaves_no_parts_folder(workdir, monkeypatch):
     from densitylab.rdm import dataset
 

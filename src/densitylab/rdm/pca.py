@@ -132,17 +132,25 @@ def upper_triangle(rdm1: np.ndarray) -> np.ndarray:
     return rdm1[:, rows, cols]
 
 
-def split(count: int, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic train/test indices."""
+def split(
+    count: int, test_fraction: float, seed: int = 0, least_training: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train/test indices; at least one held out and ``least_training`` trained on."""
     require(0 < test_fraction < 1, "test_fraction", "a number between 0 and 1", test_fraction)
     order = np.random.default_rng(seed).permutation(count)
     test_count = max(1, round(test_fraction * count))
+    require(
+        count - test_count >= least_training,
+        "test_fraction",
+        f"a fraction that leaves at least {least_training} of the {count} systems for training",
+        test_fraction,
+    )
     return np.sort(order[test_count:]), np.sort(order[:test_count])
 
 
 def analyse_dataset(density: np.ndarray, rdm1: np.ndarray, test_fraction: float = 0.04, seed: int = 0):
     """Compression curves of the densities and 1-RDMs of one dataset (held-out split)."""
-    train, test = split(density.shape[0], test_fraction, seed)
+    train, test = split(density.shape[0], test_fraction, seed, least_training=2)  # a PCA needs two
     return [
         compression_curve("density", density[train], density[test]),
         compression_curve("rdm1", upper_triangle(rdm1[train]), upper_triangle(rdm1[test])),

@@ -253,7 +253,7 @@ def evaluate(dataset: str | Path, model: str = "sqrt", test_fraction: float = 0.
     require(0 < test_fraction < 1, "test_fraction", "a fraction in (0, 1)", test_fraction)
     data = load_dataset(dataset)
     functional = load_model(model, data.parameters["points"], data.dx)
-    _, test = split(len(data), test_fraction)
+    _, test = split(len(data), test_fraction, least_training=0)  # the held-out part only
     density, exact = data.arrays["density"][test], data.rdm1()[test]
     kinetic, w = data.kinetic(), data.interaction_matrix()
     inputs = model_inputs(functional, data, test)
