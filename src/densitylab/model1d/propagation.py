@@ -286,7 +286,11 @@ def propagate(
     )
 
 
-def edge_charge(trajectory: Trajectory, width: float = 5.0) -> float:
+EDGE_WIDTH = 5.0
+"""Bohr from either end of the box within which :func:`edge_charge` counts charge."""
+
+
+def edge_charge(trajectory: Trajectory, width: float = EDGE_WIDTH) -> float:
     """The largest charge (electrons) within ``width`` bohr of either end of the box, over
     the stored times: a box that holds the dynamics keeps it small."""
     x = trajectory.x

@@ -422,12 +422,14 @@ strongest laser, F = 0.15, puts 4.6e-4 there)."""
 def warn_edge_charge(charges: dict[str, float]) -> None:
     """Warn, naming them, about the runs of ``{name: edge_charge}`` over :data:`EDGE_CHARGE_LIMIT`:
     the walls reflect that charge, so the run is not the open-space dynamics it stands for."""
+    from densitylab.model1d.propagation import EDGE_WIDTH
+
     crowded = {name: charge for name, charge in charges.items() if charge > EDGE_CHARGE_LIMIT}
     if crowded:
         listed = ", ".join(f"{name} ({charge:.3g})" for name, charge in crowded.items())
         warnings.warn(
-            f"charge reached the box's walls (electrons within 5 bohr of one): {listed}; the walls "
-            "reflect it: widen the box (padding) or weaken the drive",
+            f"charge reached the box's walls (electrons within {EDGE_WIDTH:g} bohr of one): {listed}; "
+            "the walls reflect it: widen the box (padding) or weaken the drive",
             stacklevel=2,
         )
 
