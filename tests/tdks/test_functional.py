@@ -410,6 +410,23 @@ def test_a_momentum_the_grid_cannot_carry_is_refused_before_the_folder_is_made(t
     assert not (tmp_path / "set").exists()
 
 
+def test_a_box_too_large_for_memory_is_refused_naming_the_option_that_made_it(tmp_path, monkeypatch):
+    """A padding (or a fine dx) whose two-electron box cannot fit is refused by the config,
+    naming that option, before a set makes its folder: 1 GiB allows boxes of ~2,300 points,
+    the default scattering box (1,199 points) fits and 200 bohr of padding (5,199) does not."""
+    from densitylab import limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 2.0**30)
+    ExactConfig()  # fits
+    with pytest.raises(InvalidParameterError, match=r"^padding: .*5199 points on \[-280, 240\]"):
+        ExactConfig(padding=200.0)
+    with pytest.raises(InvalidParameterError, match=r"^dx: .*points"):
+        ExactConfig(dx=0.02)
+    with pytest.raises(InvalidParameterError, match=r"^padding"):
+        generate_set(TrajectorySetConfig(select_cases("held-out", padding=200.0)), tmp_path / "set")
+    assert not (tmp_path / "set").exists()
+
+
 def test_padding_widens_the_box_and_leaves_the_dynamics_inside_it(tiny_set):
     """A driven atom far from its walls moves the same in a box 5 bohr wider at each end; the
     set refuses the padded case where the narrow one is stored (another box), before any work."""

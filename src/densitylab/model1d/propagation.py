@@ -356,8 +356,16 @@ def default_boundary(stencil: int) -> str:
     return "hard-wall" if stencil == 3 else "periodic"
 
 
-def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str | None = None) -> Grid:
-    """The grid of a box of spacing dx.
+def box_grid(
+    x_min: float,
+    x_max: float,
+    dx: float,
+    stencil: int,
+    boundary: str | None = None,
+    size_parameter: str = "dx",
+) -> Grid:
+    """The grid of a box of spacing dx; a box too large for memory is refused naming
+    ``size_parameter`` (the option that made it so: the spacing, or a caller's padding).
 
     boundary "hard-wall" (the default for the 3-point stencil, which it requires): walls at
     x_min and x_max (ψ = 0 there), so the points are x_min + dx … x_max − dx; for the usual boxes
@@ -376,7 +384,12 @@ def box_grid(x_min: float, x_max: float, dx: float, stencil: int, boundary: str 
     points = intervals - 1 if hard else intervals
     require(points >= 8, "dx", f"a spacing that gives at least 8 points on [{x_min}, {x_max}]", dx)
     # two-electron propagation: ψ, its transform, phases and the interaction, ~12 N² complex
-    require_memory(16.0 * 12 * float(points) ** 2, "dx", f"a two-electron box of {points} points", dx)
+    require_memory(
+        16.0 * 12 * float(points) ** 2,
+        size_parameter,
+        f"a two-electron box of {points} points on [{x_min:g}, {x_max:g}] with dx = {dx:g}",
+        dx if size_parameter == "dx" else ...,
+    )
     first = x_min + dx if hard else x_min
     return Grid(points, first, first + (points - 1) * dx, stencil, boundary)
 

@@ -338,7 +338,7 @@ class ExactConfig:
     padding: float = 0.0
 
     def __post_init__(self) -> None:
-        from densitylab.model1d.propagation import PROPAGATORS, check_momentum, step_count
+        from densitylab.model1d.propagation import PROPAGATORS, box_grid, check_momentum, step_count
 
         require(self.scenario in SCENARIOS, "scenario", "'scattering' or 'laser'", self.scenario)
         require_finite(
@@ -352,6 +352,9 @@ class ExactConfig:
         require(self.dx > 0, "dx", "a positive grid spacing (bohr)", self.dx)
         if self.scenario == "scattering":  # here too, so that a set stops before its folder is made
             check_momentum(self.momentum, self.dx)
+        box = self.box()  # and the box's size (a large padding or a fine dx), for the same reason
+        sized_by = "padding" if self.padding else "dx"
+        box_grid(box["x_min"], box["x_max"], self.dx, self.stencil, self.boundary, sized_by)
         steps = step_count(self.time, self.dt)
         require(
             isinstance(self.store_every, int) and self.store_every >= 1 and steps % self.store_every == 0,
@@ -365,18 +368,24 @@ class ExactConfig:
 
         return step_count(self.time, self.dt)
 
-    def build(self):
-        """The :class:`~densitylab.model1d.propagation.Scenario` (grid, initial state, field)."""
+    def box(self) -> dict[str, float]:
+        """``{"x_min", "x_max"}`` (bohr): the scenario's box widened by ``padding`` at both ends."""
         import inspect
 
         from densitylab.model1d.propagation import laser_scenario, scattering_scenario
 
         builder = scattering_scenario if self.scenario == "scattering" else laser_scenario
         defaults = inspect.signature(builder).parameters
-        box = {
+        return {
             "x_min": defaults["x_min"].default - self.padding,
             "x_max": defaults["x_max"].default + self.padding,
         }
+
+    def build(self):
+        """The :class:`~densitylab.model1d.propagation.Scenario` (grid, initial state, field)."""
+        from densitylab.model1d.propagation import laser_scenario, scattering_scenario
+
+        box = self.box()
         if self.scenario == "scattering":
             return scattering_scenario(
                 momentum=self.momentum, spin=self.spin, dx=self.dx, stencil=self.stencil,
