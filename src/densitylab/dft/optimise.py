@@ -10,7 +10,9 @@ Two optimisers:
   4 (RKS) or 2 (UKS) — the diagonal of the exact Hessian in the pseudo-canonical basis. A
   backtracking Armijo line search accepts each step; the chart is re-centred (U ← current
   orbitals, pseudo-canonicalised in the current Fock matrix) when κ grows large or a line search
-  fails. Converged when max|∂E/∂κ| ≤ ``gradient_tolerance``.
+  fails. Converged when max|∂E/∂κ| ≤ ``gradient_tolerance``. Near a minimum, where the energy's
+  changes fall below its rounding and no line search succeeds, diagonal-Newton steps finish
+  the job on the gradient alone (:func:`_newton_steps`).
 - ``adam``: the D4FT setting, Adam on W directly, optionally with grid minibatches.
 
 Energies in hartree; orbital gradients in hartree per unit rotation.
@@ -320,11 +322,47 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
         kappa, converged = _lbfgs_chart(
             evaluator, bases, hessian_diagonal, settings, counter, history, progress, started, snapshot
         )
+        if not converged and float(np.max(np.abs(kappa), initial=0.0)) < STALLED_ROTATION:
+            # the line search found no lower energy: the energy is flat to rounding here
+            kappa, converged = _newton_steps(evaluator, bases, hessian_diagonal, settings, counter, history,
+                                             progress, started)  # fmt: skip
+            if not converged and float(np.max(np.abs(kappa), initial=0.0)) < STALLED_ROTATION:
+                break  # no step lowers the gradient either: as converged as rounding allows
         if not converged and counter["evaluations"] < settings.max_iterations:
             bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
             kappa = np.zeros(size)
     occupied = _chart_occupied(bases, evaluator.counts, kappa)
     return occupied, history, converged, counter["evaluations"]
+
+
+STALLED_ROTATION = 1e-9
+"""A chart whose L-BFGS ends within this max|κ| of its centre has stalled: its line search
+found no lower energy. That happens near a minimum where the energy's changes, of order
+|∂E/∂κ|², fall below its rounding (|E|·1e-16, ~1e-14 Ha): about |∂E/∂κ| ≲ 3e-7 (NH3 B3LYP
+stalled at 2.9e-7 with one BLAS thread and converged with two)."""
+
+
+def _newton_steps(evaluator, bases, hessian_diagonal, settings, counter, history, progress, started):
+    """Diagonal-Newton steps κ ← κ − (∂E/∂κ)/D, taken while they lower max|∂E/∂κ|, for a chart
+    whose L-BFGS stalled (:data:`STALLED_ROTATION`): below the energy's rounding only the
+    gradient still points the way, and D is the Hessian's diagonal (an SCF step's model).
+    Returns (κ reached, converged); κ = 0 when no step lowered the gradient."""
+    kappa = np.zeros(hessian_diagonal.size)
+    _, gradient = evaluator.chart(kappa, bases)
+    counter["evaluations"] += 1
+    largest = float(np.max(np.abs(gradient)))
+    while counter["evaluations"] < settings.max_iterations:
+        trial = kappa - np.asarray(gradient) / hessian_diagonal
+        energy, trial_gradient = evaluator.chart(trial, bases)
+        counter["evaluations"] += 1
+        if not float(np.max(np.abs(trial_gradient))) < largest:
+            break
+        step = float(np.max(np.abs(trial - kappa)))
+        kappa, gradient, largest = trial, trial_gradient, float(np.max(np.abs(trial_gradient)))
+        _record(history, progress, started, energy, largest, step)
+        if largest <= settings.gradient_tolerance:
+            return kappa, True
+    return kappa, False
 
 
 def _lbfgs_chart(evaluator, bases, hessian_diagonal, settings, counter, history, progress, started, snapshot):
