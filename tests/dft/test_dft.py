@@ -343,8 +343,8 @@ def test_a_chart_stalled_below_the_energys_rounding_is_finished_by_gradient_step
     """Catches the L-BFGS looping to its budget at the noise floor (an NH3 B3LYP force test sat
     at max|g| = 2.9e-7 for 300 evaluations against a 1e-7 tolerance): where the energy is flat
     to rounding the line search finds nothing and the chart ends at κ = 0, and diagonal-Newton
-    steps then bring the gradient under the tolerance; where no step lowers the gradient, none
-    is taken."""
+    steps then bring the gradient under the tolerance; where no step lowers the gradient, or a
+    step would raise the energy beyond rounding, none is taken."""
     from densitylab.dft.optimise import STALLED_ROTATION, _lbfgs_chart, _newton_steps
 
     settings = OptimiserSettings(gradient_tolerance=1e-9)
@@ -360,4 +360,13 @@ def test_a_chart_stalled_below_the_energys_rounding_is_finished_by_gradient_step
     hopeless = _FlatEnergy(coupling=0.1, drift=True)  # steps away from 0 only raise the gradient
     kappa, converged = _newton_steps(hopeless, None, hopeless.diagonal, settings, {"evaluations": 0}, [],
                                      None, 0.0)  # fmt: skip
+    assert not converged and not np.any(kappa)
+    uphill = _FlatEnergy(coupling=0.1)  # the same gradient, but steps that raise the energy
+    uphill.chart = lambda kappa, bases: (
+        -56.5 + 1e-2 * np.abs(kappa).sum(),
+        uphill.matrix @ kappa - uphill.target,
+    )
+    kappa, converged = _newton_steps(
+        uphill, None, uphill.diagonal, settings, {"evaluations": 0}, [], None, 0.0
+    )
     assert not converged and not np.any(kappa)

@@ -342,20 +342,27 @@ found no lower energy. That happens near a minimum where the energy's changes, o
 stalled at 2.9e-7 with one BLAS thread and converged with two)."""
 
 
+FLAT_ENERGY = 1e-12
+"""Relative rise of the energy a gradient step may make (:func:`_newton_steps`): rounding's
+size, so that no step goes uphill in earnest (the NH3 step rose 1.4e-15 relative)."""
+
+
 def _newton_steps(evaluator, bases, hessian_diagonal, settings, counter, history, progress, started):
     """Diagonal-Newton steps κ ← κ − (∂E/∂κ)/D, taken while they lower max|∂E/∂κ|, for a chart
     whose L-BFGS stalled (:data:`STALLED_ROTATION`): below the energy's rounding only the
-    gradient still points the way, and D is the Hessian's diagonal (an SCF step's model).
+    gradient still points the way, and D is the Hessian's diagonal (an SCF step's model). A step
+    that raises the energy beyond rounding (:data:`FLAT_ENERGY`) is not taken.
     Returns (κ reached, converged); κ = 0 when no step lowered the gradient."""
     kappa = np.zeros(hessian_diagonal.size)
-    _, gradient = evaluator.chart(kappa, bases)
+    start, gradient = evaluator.chart(kappa, bases)
     counter["evaluations"] += 1
     largest = float(np.max(np.abs(gradient)))
+    ceiling = float(start) + FLAT_ENERGY * max(1.0, abs(float(start)))  # flat to rounding, not uphill
     while counter["evaluations"] < settings.max_iterations:
         trial = kappa - np.asarray(gradient) / hessian_diagonal
         energy, trial_gradient = evaluator.chart(trial, bases)
         counter["evaluations"] += 1
-        if not float(np.max(np.abs(trial_gradient))) < largest:
+        if not (float(np.max(np.abs(trial_gradient))) < largest and float(energy) <= ceiling):
             break
         step = float(np.max(np.abs(trial - kappa)))
         kappa, gradient, largest = trial, trial_gradient, float(np.max(np.abs(trial_gradient)))
