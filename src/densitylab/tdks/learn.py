@@ -323,12 +323,15 @@ def fit_values_gauss_newton(
         densities, _, orbital = propagate(local, model, values, final_state=True, rematerialise=False)
         return (densities[1:] - local_target[1:]).ravel() * np.sqrt(problem.dx), orbital
 
-    @partial(jax.jit, static_argnames="floor")
-    def direction(values, orbital0, v_ext, local_target, floor):
-        """The Gauss–Newton step δ and the loss Σ r² at ``values``."""
+    @partial(jax.jit, static_argnames="preconditioned")
+    def direction(values, orbital0, v_ext, local_target, floor, preconditioned):
+        """The Gauss–Newton step δ and the loss Σ r² at ``values``. ``floor`` is traced, so that a
+        continuation over floors compiles once per window shape (each floor compiled anew: 5 s)."""
         r, jvp = jax.linearize(lambda v: residual(v, orbital0, v_ext, local_target)[0], values)
         vjp = jax.linear_transpose(jvp, values)
-        inverse = None if floor is None else gauss_newton_preconditioner(local_target[:-1], problem.dx, floor)
+        inverse = None
+        if preconditioned:
+            inverse = gauss_newton_preconditioner(local_target[:-1], problem.dx, floor)
         delta, _ = jax.scipy.sparse.linalg.cg(
             lambda d: vjp(jvp(d))[0] + damping * d, -vjp(r)[0], maxiter=cg_iterations, M=inverse
         )
@@ -344,7 +347,7 @@ def fit_values_gauss_newton(
         ``GN_HALVINGS`` times; if it never does, the fit stops where it is)."""
         for iteration in range(iterations):
             floor = floors[iteration * len(floors) // iterations]
-            delta, loss = direction(values, orbital0, v_ext, local_target, floor)
+            delta, loss = direction(values, orbital0, v_ext, local_target, floor or 0.0, floor is not None)
             for halving in range(GN_HALVINGS + 1):
                 trial = values + delta / 2**halving
                 if evaluate(trial, orbital0, v_ext, local_target)[0] < loss:
