@@ -370,3 +370,31 @@ def test_a_chart_stalled_below_the_energys_rounding_is_finished_by_gradient_step
         uphill, None, uphill.diagonal, settings, {"evaluations": 0}, [], None, 0.0
     )
     assert not converged and not np.any(kappa)
+
+
+def test_a_run_stalled_at_the_energys_rounding_says_so_rather_than_asking_for_more_iterations(tmp_path):
+    """Catches the warning that sent users to --max-iterations when more would not help: water
+    LDA/STO-3G asked for max|g| ≤ 1e-15 stops with evaluations left at ~1e-14 (every energy
+    change below rounding), and says that the tolerance is out of reach; a run out of
+    evaluations still asks for more."""
+    xyz = tmp_path / "water.xyz"
+    xyz.write_text("3\nwater\nO 0.000 0.000 0.117\nH 0.000 0.757 -0.467\nH 0.000 -0.757 -0.467\n")
+    common = [
+        "dft",
+        "--molecule",
+        str(xyz),
+        "--xc",
+        "lda,vwn",
+        "--basis",
+        "sto-3g",
+        "--grid-level",
+        "1",
+        "--json",
+    ]
+    stalled = runner.invoke(app, [*common, "--gradient-tolerance", "1e-15"])
+    assert stalled.exit_code == 0, stalled.output
+    summary = json.loads(stalled.stdout)
+    assert not summary["converged"] and summary["iterations"] < 300 and summary["gradient_max"] < 1e-12
+    assert "stalled at max|gradient|" in stalled.stderr and "--max-iterations" not in stalled.stderr
+    short = runner.invoke(app, [*common, "--max-iterations", "3"])
+    assert short.exit_code == 0 and "raise --max-iterations" in short.stderr

@@ -86,7 +86,18 @@ def _fixed(arguments: dict) -> None:
     shown = summary if arguments["as_json"] else {k: summary[k] for k in SHOWN if k in summary}
     print_summary(shown, arguments["as_json"], "dft")
     if not result.result.converged:
-        err.print("Warning: not converged; raise --max-iterations (with --output it resumes).", markup=False)
+        err.print(_unconverged(summary, config.max_iterations), markup=False)
+
+
+def _unconverged(summary: dict, max_iterations: int) -> str:
+    """The warning for an unconverged run: out of evaluations, or stalled with some left
+    (no step lowers the energy or the gradient: the tolerance is below the energy's rounding)."""
+    if summary.get("optimiser") == "lbfgs" and summary["iterations"] < max_iterations:
+        return (
+            f"Warning: not converged: stalled at max|gradient| = {summary['gradient_max']:.2g} Ha, where "
+            "no step lowers the energy or the gradient (rounding): --gradient-tolerance is out of reach."
+        )
+    return "Warning: not converged; raise --max-iterations (with --output it resumes)."
 
 
 def _orbitals(arguments: dict) -> None:
