@@ -148,14 +148,12 @@ def test_buckets_outside_the_device_path_are_refused_by_name(changes):
         DFTSettings(xc="pbe", shape_buckets=True, **changes)
 
 
-def test_the_cli_runs_bucketed_and_reports_the_compiled_size(tmp_path):
-    xyz = tmp_path / "water.xyz"
-    xyz.write_text("3\nwater\nO 0.000 0.000 0.117\nH 0.000 0.757 -0.467\nH 0.000 -0.757 -0.467\n")
+def test_the_cli_runs_bucketed_and_reports_the_compiled_size(water_xyz):
     result = CliRunner().invoke(
         app,
         [
             "dft",
-            str(xyz),
+            str(water_xyz),
             "--xc",
             "lda,vwn",
             "--basis",
@@ -168,7 +166,7 @@ def test_the_cli_runs_bucketed_and_reports_the_compiled_size(tmp_path):
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    plain = run_dft(xyz, basis="sto-3g", xc="lda,vwn", settings=DFTSettings(xc="lda,vwn", grid_level=0))
+    plain = run_dft(water_xyz, basis="sto-3g", xc="lda,vwn", settings=DFTSettings(xc="lda,vwn", grid_level=0))
     assert summary["nao"] == 7 and summary["compiled_nao"] == 8
     assert summary["energy"] == pytest.approx(plain.result.energy, abs=1e-10)
 

@@ -220,16 +220,14 @@ def test_minibatch_energy_and_gradient_are_unbiased():
 runner = CliRunner()
 
 
-def test_cli_json_and_outputs(tmp_path):
-    xyz = tmp_path / "water.xyz"
-    xyz.write_text("3\nwater\nO 0.000 0.000 0.117\nH 0.000 0.757 -0.467\nH 0.000 -0.757 -0.467\n")
+def test_cli_json_and_outputs(tmp_path, water_xyz):
     out = tmp_path / "run"
     result = runner.invoke(
         app,
         [
             "dft",
             "--molecule",
-            str(xyz),
+            str(water_xyz),
             "--xc",
             "pbe",
             "--grid-level",
@@ -276,10 +274,8 @@ def test_cli_json_and_outputs(tmp_path):
         (["--df-storage", "disk", "--xc-grid", "stored"], "df_storage"),
     ],
 )
-def test_cli_bad_input_names_the_parameter(tmp_path, arguments, message):
-    xyz = tmp_path / "water.xyz"
-    xyz.write_text("3\nwater\nO 0.000 0.000 0.117\nH 0.000 0.757 -0.467\nH 0.000 -0.757 -0.467\n")
-    result = runner.invoke(app, ["dft", "--molecule", str(xyz), *arguments])
+def test_cli_bad_input_names_the_parameter(water_xyz, arguments, message):
+    result = runner.invoke(app, ["dft", "--molecule", str(water_xyz), *arguments])
     assert result.exit_code == 2
     assert f"{message}: expected" in result.output
 
@@ -372,17 +368,15 @@ def test_a_chart_stalled_below_the_energys_rounding_is_finished_by_gradient_step
     assert not converged and not np.any(kappa)
 
 
-def test_a_run_stalled_at_the_energys_rounding_says_so_rather_than_asking_for_more_iterations(tmp_path):
+def test_a_run_stalled_at_the_energys_rounding_says_so_rather_than_asking_for_more_iterations(water_xyz):
     """Catches the warning that sent users to --max-iterations when more would not help: water
     LDA/STO-3G asked for max|g| ≤ 1e-15 stops with evaluations left at ~1e-14 (every energy
     change below rounding), and says that the tolerance is out of reach; a run out of
     evaluations still asks for more."""
-    xyz = tmp_path / "water.xyz"
-    xyz.write_text("3\nwater\nO 0.000 0.000 0.117\nH 0.000 0.757 -0.467\nH 0.000 -0.757 -0.467\n")
     common = [
         "dft",
         "--molecule",
-        str(xyz),
+        str(water_xyz),
         "--xc",
         "lda,vwn",
         "--basis",
