@@ -322,11 +322,10 @@ def _minimise_lbfgs(system, evaluator, bases, energies, settings, progress, star
         kappa, converged = _lbfgs_chart(
             evaluator, bases, hessian_diagonal, settings, counter, history, progress, started, snapshot
         )
-        if not converged and float(np.max(np.abs(kappa), initial=0.0)) < STALLED_ROTATION:
-            # the line search found no lower energy: the energy is flat to rounding here
+        if not converged and _stalled(kappa):  # the energy is flat to rounding here
             kappa, converged = _newton_steps(evaluator, bases, hessian_diagonal, settings, counter, history,
                                              progress, started)  # fmt: skip
-            if not converged and float(np.max(np.abs(kappa), initial=0.0)) < STALLED_ROTATION:
+            if not converged and _stalled(kappa):
                 break  # no step lowers the gradient either: as converged as rounding allows
         if not converged and counter["evaluations"] < settings.max_iterations:
             bases, hessian_diagonal = _recentre(system, evaluator, bases, kappa, settings.shift)
@@ -340,6 +339,11 @@ STALLED_ROTATION = 1e-9
 found no lower energy. That happens near a minimum where the energy's changes, of order
 |∂E/∂κ|², fall below its rounding (|E|·1e-16, ~1e-14 Ha): about |∂E/∂κ| ≲ 3e-7 (NH3 B3LYP
 stalled at 2.9e-7 with one BLAS thread and converged with two)."""
+
+
+def _stalled(kappa: np.ndarray) -> bool:
+    """Whether a chart ended within :data:`STALLED_ROTATION` of its centre."""
+    return float(np.max(np.abs(kappa), initial=0.0)) < STALLED_ROTATION
 
 
 FLAT_ENERGY = 1e-12
