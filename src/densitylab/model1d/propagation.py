@@ -363,9 +363,11 @@ def box_grid(
     stencil: int,
     boundary: str | None = None,
     size_parameter: str = "dx",
+    size_value: float | None = None,
 ) -> Grid:
     """The grid of a box of spacing dx; a box too large for memory is refused naming
-    ``size_parameter`` (the option that made it so: the spacing, or a caller's padding).
+    ``size_parameter`` (the option that made it so: the spacing, or a caller's padding) and
+    echoing ``size_value`` (its value; dx when not given).
 
     boundary "hard-wall" (the default for the 3-point stencil, which it requires): walls at
     x_min and x_max (ψ = 0 there), so the points are x_min + dx … x_max − dx; for the usual boxes
@@ -388,7 +390,7 @@ def box_grid(
         16.0 * 12 * float(points) ** 2,
         size_parameter,
         f"a two-electron box of {points} points on [{x_min:g}, {x_max:g}] with dx = {dx:g}",
-        dx if size_parameter == "dx" else ...,
+        dx if size_value is None else size_value,
     )
     first = x_min + dx if hard else x_min
     return Grid(points, first, first + (points - 1) * dx, stencil, boundary)

@@ -353,8 +353,8 @@ class ExactConfig:
         if self.scenario == "scattering":  # here too, so that a set stops before its folder is made
             check_momentum(self.momentum, self.dx)
         box = self.box()  # and the box's size (a large padding or a fine dx), for the same reason
-        sized_by = "padding" if self.padding else "dx"
-        box_grid(box["x_min"], box["x_max"], self.dx, self.stencil, self.boundary, sized_by)
+        sized_by = ("padding", self.padding) if self.padding else ("dx", self.dx)
+        box_grid(box["x_min"], box["x_max"], self.dx, self.stencil, self.boundary, *sized_by)
         steps = step_count(self.time, self.dt)
         require(
             isinstance(self.store_every, int) and self.store_every >= 1 and steps % self.store_every == 0,
