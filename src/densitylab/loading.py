@@ -24,6 +24,7 @@ LOADERS = {
     "tdks-values": ("densitylab.tdks.evaluate", "read_values"),
     "tdks-density-net": ("densitylab.tdks.models", "load_density_net"),
     "tdks-ensemble": ("densitylab.tdks.models", "load_density_net"),
+    "tdks-switch": ("densitylab.tdks.evaluate", "load_switch"),
     "dft-result": ("densitylab.dft.run", "load_result"),
     "dft-orbitals": ("densitylab.dft.orbitals", "load_orbitals"),
     "density-model": ("densitylab.density.pipeline", "load_model"),

@@ -239,6 +239,21 @@ def tdks_ensemble(
     print_summary(make_ensemble(member, output), as_json, "ensemble of functionals")
 
 
+@command(app, "switch", outputs={"output": "artefact"})
+def tdks_switch(
+    moving: option(str, "The functional for moving starts: a shipped name, or a functional/ensemble folder."),
+    output: option(Path, "Folder for the switch (an artefact; evaluate it as any functional)."),
+    at_rest: option(str, "The anchor for starts at rest: alda or exchange-only.") = "alda",
+    speed: option(float, "Mean initial speed ∫|j|/∫n (a.u.) below which a start is at rest.") = 0.01,
+    as_json: Json = False,
+) -> None:
+    """A functional of the density and the initial state: a trained one where the initial KS
+    state moves (collisions, packets), an anchor where it starts at rest (a driven ground state)."""
+    from densitylab.tdks.evaluate import make_switch
+
+    print_summary(make_switch(moving, output, at_rest, speed), as_json, "switched functional")
+
+
 @command(app, "evaluate")
 def tdks_evaluate(
     trajectory: option(Path, "Exact trajectory (densitylab tdks exact)."),

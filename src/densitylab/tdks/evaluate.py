@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from densitylab.artefacts import ARRAYS, artefact_folder, is_artefact, read_manifest, write_manifest
 from densitylab.data import read_h5, write_h5
-from densitylab.errors import InvalidParameterError, require
+from densitylab.errors import InvalidParameterError, require, require_finite
 from densitylab.tdks.models import (
     alda_correlation,
     build_ensemble,
@@ -114,7 +116,15 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
             "functional' or 'tdks ensemble'",
             name,
         )
-    kind = read_manifest(path, ("tdks-values", "tdks-density-net", "tdks-ensemble"))["kind"]
+    kind = read_manifest(path, ("tdks-values", "tdks-density-net", "tdks-ensemble", "tdks-switch"))["kind"]
+    if kind == "tdks-switch":
+        switch = load_switch(path)
+        if switch.at_rest_for(problem):
+            anchor = ANCHORS[switch.at_rest](problem)
+            factor = interaction_scale(switch.moving.config, problem.interaction, problem.x) ** 2
+            label = f"{path.name} [{anchor.label}: at rest]"
+            return replace(anchor, label=label, model=_times(anchor.model, factor))
+        return _network_model(switch.moving, problem, path.name, str(path))
     if kind == "tdks-values":
         v_c = read_values(path)
         require(
@@ -125,11 +135,89 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         )
         _, model = free_values(problem.steps, problem.points)
         return VcModel(path.name, v_c, model, 1)
-    net = load_density_net(path)
-    require_grid(net.config, problem, "model", str(path))
+    return _network_model(load_density_net(path), problem, path.name, str(path))
+
+
+def _network_model(net, problem: KSProblem, label: str, got: str) -> VcModel:
+    require_grid(net.config, problem, "model", got)
     scale = interaction_scale(net.config, problem.interaction, problem.x)
     params, model = density_net_model(net, scale)
-    return VcModel(path.name, params, model, net.config.memory)
+    return VcModel(label, params, model, net.config.memory)
+
+
+def _times(model, factor: float):
+    """The propagation model ``model`` with its v_c multiplied by ``factor``."""
+    if factor == 1.0:
+        return model
+    return lambda params, window, k: factor * model(params, window, k)
+
+
+#: The anchors a switch can hand a start at rest to (SCE is worse than exchange-only on the
+#: held-out laser, and scales with the interaction by itself).
+AT_REST_ANCHORS = ("alda", "exchange-only")
+
+#: The mean speed (a.u.) of the initial KS state below which a switch takes a start as at rest:
+#: a ground state's is 0 to rounding; a packet of momentum p carries about |p|/2 (one of two
+#: electrons moves), 0.5 at the slowest training collision.
+AT_REST_SPEED = 1e-2
+
+
+def initial_speed(problem: KSProblem) -> float:
+    """The initial KS state's mean speed ∫|j| dx / ∫n dx (a.u.), with n = 2|φ|² and
+    j = 2 Im(φ* ∂ₓφ) of the doubly occupied orbital φ (central differences): 0 for a real
+    orbital (a ground state), k for √(n/2) e^{ikx}."""
+    orbital = np.asarray(problem.orbital0)
+    current = 2.0 * np.imag(np.conj(orbital) * np.gradient(orbital, problem.dx))
+    return float(np.sum(np.abs(current)) / np.sum(2.0 * np.abs(orbital) ** 2))
+
+
+@dataclass(frozen=True, eq=False)
+class Switch:
+    """A v_c functional of the density and of the initial state (kind ``tdks-switch``): the
+    network or committee ``moving`` where the initial KS state moves (collisions, packets), the
+    anchor ``at_rest`` (one of :data:`AT_REST_ANCHORS`) where it starts at rest, i.e. with a
+    mean speed (:func:`initial_speed`) below ``speed`` a.u. (a ground state driven by a field).
+    Both parts take v_c times λ² for an interaction λ times the network's (0 without one)."""
+
+    moving: object
+    at_rest: str
+    speed: float
+
+    def at_rest_for(self, problem: KSProblem) -> bool:
+        return initial_speed(problem) < self.speed
+
+
+def make_switch(moving: str, output: str | Path, at_rest: str = "alda", speed: float = AT_REST_SPEED) -> dict:
+    """Save a :class:`Switch` at ``output``: the functional ``moving`` (a shipped name, or a
+    ``tdks functional``/``tdks ensemble`` folder, copied into ``output/moving`` with its
+    manifest) for moving starts, the anchor ``at_rest`` for starts at rest; returns its summary.
+
+    Raises:
+        InvalidParameterError: naming ``at_rest`` (not an anchor), ``speed`` (not a finite
+            positive speed) or ``moving`` (not a trained network or committee), before
+            anything is written.
+    """
+    require(at_rest in AT_REST_ANCHORS, "at_rest", f"one of {AT_REST_ANCHORS}", at_rest)
+    require_finite(speed=speed)
+    require(speed > 0, "speed", "a positive mean speed (a.u.)", speed)
+    shipped, path = shipped_or_path(moving)
+    expected = f"a shipped functional {shipped}, or a 'tdks functional' or 'tdks ensemble' folder"
+    require(is_artefact(path), "moving", expected, moving)
+    read_manifest(path, ("tdks-density-net", "tdks-ensemble"), parameter="moving")
+    with artefact_folder(output) as folder:
+        shutil.copytree(path, folder / "moving")
+        write_manifest(folder, "tdks-switch", {"at_rest": at_rest, "speed": speed}, moving_from=moving)
+    return {"output": str(output), "moving": moving, "at_rest": at_rest, "speed": speed}
+
+
+def load_switch(path: str | Path) -> Switch:
+    """A ``tdks-switch`` folder (:func:`make_switch`) as its :class:`Switch`."""
+    config = read_manifest(path, ("tdks-switch",))["config"]
+    speed = float(config["speed"])
+    require(math.isfinite(speed) and speed > 0, "model", "a switch with a positive speed", speed)
+    at_rest = config["at_rest"]
+    require(at_rest in AT_REST_ANCHORS, "model", f"a switch to one of {AT_REST_ANCHORS}", at_rest)
+    return Switch(load_density_net(Path(path) / "moving"), at_rest, speed)
 
 
 def make_ensemble(members: list[str], output: str | Path) -> dict:

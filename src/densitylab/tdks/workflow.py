@@ -495,6 +495,7 @@ def evaluate_model(trajectory: str | Path, model: str, coarsen: int = 1) -> Eval
     errors = results[candidate.label]["errors"]
     summary = {
         "model": model,
+        "propagated": candidate.label,
         "trajectory": str(trajectory),
         "density_error_max": float(errors.max()),
         "density_error_mean": float(errors.mean()),
