@@ -68,6 +68,8 @@ def test_shipped_models_give_bit_identical_outputs():
     on other CPUs (5e-15 relative on an AMD EPYC), while a loader fault is of order one."""
     import jax.numpy as jnp
 
+    from densitylab.tdks.models import with_config
+
     recorded = np.load(DATA / "shipped_outputs.npz")
     for name in ("gamma-n", "gamma-n-pca-denoised"):
         output = densitylab.load(name)(recorded["rdm_density"])
@@ -76,8 +78,14 @@ def test_shipped_models_give_bit_identical_outputs():
         network = densitylab.load(name)
         output = np.asarray(network(jnp.asarray(recorded["tdks_window"])))
         np.testing.assert_allclose(output, recorded[name], rtol=1e-12, atol=0)
+    switch = densitylab.load("memory-switch")  # its network, with the gate off (closed on this window)
+    ungated = dict(gate_threshold=None, gate_center=None, gate_whitening=None, gate_scope="point")
+    output = np.asarray(with_config(switch.network, **ungated)(jnp.asarray(recorded["tdks_window"])))
+    np.testing.assert_allclose(output, recorded["memory-switch"], rtol=1e-12, atol=0)
     kinds = {"gamma-n": "rdm-gamma-n", "scattering-memory": "tdks-density-net"}
-    for name, kind in (kinds | {"scattering-dagger": "tdks-density-net"}).items():
+    for name, kind in (
+        kinds | {"scattering-dagger": "tdks-density-net", "memory-switch": "tdks-switch"}
+    ).items():
         assert kind_of(name) == kind
 
 

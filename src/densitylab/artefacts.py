@@ -45,7 +45,7 @@ ARTEFACT_KINDS = {
     "tdks-values": "learned free values of v_c (densitylab tdks learn --model values)",
     "tdks-density-net": "a learned v_c functional (densitylab tdks learn --model adiabatic/memory)",
     "tdks-ensemble": "a committee of learned v_c functionals (densitylab tdks ensemble)",
-    "tdks-switch": "a v_c functional switched by the initial state (densitylab tdks switch)",
+    "tdks-switch": "a v_c functional switched among experts by the initial state (densitylab tdks switch)",
     "dft-result": "a direct-minimisation DFT result (densitylab dft --output)",
     "dft-orbitals": "orbitals beyond the fixed basis (densitylab dft --orbitals ... --output)",
     "density-model": "a density-learning model (densitylab density train)",

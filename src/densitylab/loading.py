@@ -24,7 +24,7 @@ LOADERS = {
     "tdks-values": ("densitylab.tdks.evaluate", "read_values"),
     "tdks-density-net": ("densitylab.tdks.models", "load_density_net"),
     "tdks-ensemble": ("densitylab.tdks.models", "load_density_net"),
-    "tdks-switch": ("densitylab.tdks.evaluate", "load_switch"),
+    "tdks-switch": ("densitylab.tdks.switch", "load_switch"),
     "dft-result": ("densitylab.dft.run", "load_result"),
     "dft-orbitals": ("densitylab.dft.orbitals", "load_orbitals"),
     "density-model": ("densitylab.density.pipeline", "load_model"),
@@ -39,6 +39,7 @@ SHIPPED = {
     "gamma-n-pca-denoised": ("densitylab.rdm", "densitylab.rdm.models", "pretrained"),
     "scattering-memory": ("densitylab.tdks", None, None),
     "scattering-dagger": ("densitylab.tdks", None, None),
+    "memory-switch": ("densitylab.tdks", None, None),
     "qm9-pbe": ("densitylab.density", "densitylab.density.pipeline", "load_model"),
     "water-pbe": ("densitylab.density", "densitylab.density.pipeline", "load_model"),
 }
@@ -84,8 +85,8 @@ def load(path_or_name: str | Path, kind: str | None = None):
     Args:
         path_or_name: an artefact folder (``manifest.json``, or a pre-manifest model folder), a
             densitylab HDF5 file (rdm dataset, exact trajectory, density reference), or the name
-            of a shipped model (``gamma-n``, ``gamma-n-pca-denoised``, ``scattering-memory``,
-            ``scattering-dagger``, ``qm9-pbe``, ``water-pbe``).
+            of a shipped model (``gamma-n``, ``gamma-n-pca-denoised``, ``memory-switch``,
+            ``scattering-memory``, ``scattering-dagger``, ``qm9-pbe``, ``water-pbe``).
         kind: if given, anything else is refused, naming both kinds.
 
     Returns:

@@ -1,5 +1,5 @@
-"""A functional switched by the initial state (``tdks switch``): a trained network for starts
-that move, an anchor for starts at rest."""
+"""A functional switched among a trained network and the anchors by the initial state
+(``tdks switch``, :mod:`densitylab.tdks.switch`)."""
 
 import json
 
@@ -12,147 +12,193 @@ from hypothesis import strategies as st
 
 import densitylab
 from densitylab.errors import InvalidParameterError
-from densitylab.tdks.evaluate import (
-    AT_REST_SPEED,
-    Switch,
-    alda,
-    initial_speed,
-    load_model,
-    make_switch,
-    run,
-)
+from densitylab.tdks.dataset import TrajectorySetConfig, generate_set
+from densitylab.tdks.evaluate import ANCHORS, load_model, make_switch, run
 from densitylab.tdks.models import DensityNetConfig, build_density_net, save_density_net
 from densitylab.tdks.propagation import KSProblem
+from densitylab.tdks.switch import EXPERTS, Switch, SwitchCase, choose, inward_speed, save_switch
+from densitylab.tdks.workflow import ExactConfig, evaluate_model
 
 X = np.linspace(-12.0, 12.0, 121)
 DX = X[1] - X[0]
 
 
-def _soft(strength=1.0):
-    return strength / np.sqrt((X[:, None] - X[None, :]) ** 2 + 1.0)
-
-
-def _orbital(momentum: float) -> np.ndarray:
-    orbital = np.exp(-(X**2) / 4 + 1j * momentum * X)
+def _packets(momentum: float) -> np.ndarray:
+    """A real Gaussian at −5 and one at +5 with momentum ``momentum``, half an electron pair each."""
+    orbital = np.exp(-((X + 5.0) ** 2)) + np.exp(-((X - 5.0) ** 2) + 1j * momentum * X)
     return orbital / np.sqrt(np.sum(np.abs(orbital) ** 2) * DX)
 
 
-def _problem(momentum: float, strength: float = 1.0, field: float = 0.05) -> KSProblem:
-    """Two electrons in a soft-Coulomb well, in a field that rises over 12 steps of 0.05 a.u."""
-    ramp = field * np.linspace(0.0, 1.0, 12)
-    v_ext = -2.0 / np.sqrt(X**2 + 1.0) + ramp[:, None] * X[None, :]
-    return KSProblem(X, v_ext, _soft(strength), _orbital(momentum), 0.05)
-
-
-@pytest.fixture(scope="module")
-def network(tmp_path_factory):
-    """A small memory network of the new style (v_c scales as λ²) with every weight non-zero."""
-    config = DensityNetConfig(
-        memory=3, channels=4, depth=2, kernel=5, dx=DX, dt=0.05, inputs=("density", "history", "sce")
-    )
-    net = build_density_net(config)
-    net = jax.tree_util.tree_map(lambda leaf: leaf + 0.05 if equinox.is_inexact_array(leaf) else leaf, net)
-    folder = tmp_path_factory.mktemp("switch") / "net"
-    save_density_net(folder, net)
-    return folder
-
-
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.floats(-2.5, 2.5))
-def test_the_initial_speed_is_a_plane_waves_momentum(momentum):
-    """∫|j|/∫n of √n e^{ikx} is |k|: central differences give sin(|k|dx)/dx, times 1 + O(dx²)
-    from the amplitude's curvature (0.5 % for this Gaussian on this grid); a real orbital (a
-    ground state) has none."""
-    problem = _problem(momentum)
-    np.testing.assert_allclose(initial_speed(problem), np.sin(abs(momentum) * DX) / DX, rtol=1e-2, atol=1e-12)
-    assert initial_speed(_problem(0.0)) == 0.0
+def test_the_inward_speed_is_the_moving_packets_momentum_times_its_share(momentum):
+    """The packet at +5 carries half the density; moving left (towards the centre) it counts
+    +|k|/2, moving right −|k|/2: central differences give sin(|k|dx)/dx times 1 + O(dx²) from
+    the amplitude's curvature. Reflection and translation leave the number as it is."""
+    orbital = _packets(momentum)
+    expected = -np.sign(momentum) * 0.5 * np.sin(abs(momentum) * DX) / DX
+    np.testing.assert_allclose(inward_speed(orbital, X), expected, rtol=2e-2, atol=1e-12)
+    np.testing.assert_allclose(
+        inward_speed(orbital[::-1], X), inward_speed(orbital, X), rtol=1e-9, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        inward_speed(orbital, X + 3.7), inward_speed(orbital, X), rtol=1e-9, atol=1e-14
+    )
+    assert inward_speed(np.abs(orbital), X) == 0.0  # a real orbital: a ground state
 
 
-def test_a_switch_propagates_its_anchor_from_rest_and_its_network_when_moving(network, tmp_path):
-    folder = tmp_path / "switch"
-    summary = make_switch(str(network), folder)
-    assert summary["at_rest"] == "alda" and summary["speed"] == AT_REST_SPEED
-    at_rest, moving = _problem(0.0), _problem(0.5)
-    # at rest (a real orbital in a rising field): the ALDA anchor's propagation
-    switched = load_model(str(folder), at_rest)
-    assert switched.label == "switch [alda: at rest]"
-    np.testing.assert_array_equal(run(at_rest, switched)[0], run(at_rest, alda(at_rest))[0])
-    # moving: the network's, which differs from ALDA's
-    switched = load_model(str(folder), moving)
-    assert switched.label == "switch"
-    densities, v_c = run(moving, switched)
-    np.testing.assert_array_equal(densities, run(moving, load_model(str(network), moving))[0])
-    assert np.abs(v_c - run(moving, alda(moving))[1]).max() > 1e-3
-    # the switch opens as its parts, and the network inside it is the one it was made from
-    opened = densitylab.load(str(folder))
-    assert isinstance(opened, Switch) and opened.at_rest_for(at_rest) and not opened.at_rest_for(moving)
-    window = np.abs(np.stack([_orbital(0.5)] * 3)) ** 2 * 2.0
-    np.testing.assert_array_equal(opened.moving(window), densitylab.load(str(network))(window))
+def _case(name, speed, network, sce=1.2, alda=1.1):
+    """A synthetic training case: errors relative to exchange-only's 1."""
+    return SwitchCase(name, speed, {"network": network, "sce": sce, "alda": alda, "exchange-only": 1.0})
 
 
-def test_a_switch_gives_no_correlation_to_non_interacting_electrons_on_either_branch(network, tmp_path):
-    """v_c vanishes without interaction (both parts scale as λ²), and at λ = 1/2 the at-rest
-    part is a quarter of ALDA's on the same densities."""
-    make_switch(str(network), tmp_path / "switch")
-    for momentum in (0.0, 0.5):
-        free = _problem(momentum, strength=0.0)
+def test_the_expert_is_the_least_worst_ratio_over_the_nearest_cases():
+    lasers = [_case(f"laser{k}", 0.0, network, alda=0.5) for k, network in enumerate((0.3, 0.4, 3.0))]
+    collisions = [_case("slow", 0.7, 0.4), _case("mid", 0.8, 0.5, sce=0.9), _case("fast", 0.9, 1.3, sce=0.95)]
+    leaving = [_case("away", -0.6, 0.3, sce=0.02)]
+    cases = tuple(lasers + collisions + leaving)
+    # a start at rest: all three lasers tie, and ALDA's worst (0.5) beats the network's (3.0),
+    # though the network is best on two of them
+    assert choose(cases, 0.0, 2) == ("alda", ("laser0", "laser1", "laser2"))
+    assert choose(cases, 0.75, 2) == ("network", ("slow", "mid"))
+    assert choose(cases, 0.86, 2) == ("sce", ("mid", "fast"))  # the network is 1.3 on "fast"
+    assert choose(cases, 0.86, 1)[0] == "sce"
+    assert choose(cases, 0.76, 1) == ("network", ("mid",))
+    assert choose(cases, -0.5, 1) == ("sce", ("away",))
+    # the second nearest of −0.9 are the lasers, where SCE is above exchange-only
+    assert choose(cases, -0.9, 2) == ("exchange-only", ("laser0", "laser1", "laser2", "away"))
+    # exchange-only wins where every other expert is above it on one of the nearest cases
+    bad = (_case("a", 1.0, 1.2, sce=1.1, alda=0.5), _case("b", 1.1, 0.9, sce=1.05, alda=1.3))
+    assert choose(bad, 1.05, 2)[0] == "exchange-only"
+
+
+def _network(dx: float, inputs=("density", "history", "sce")):
+    config = DensityNetConfig(memory=3, channels=4, depth=2, kernel=5, dx=dx, dt=0.05, inputs=inputs)
+    net = build_density_net(config)
+    return jax.tree_util.tree_map(lambda leaf: leaf + 0.05 if equinox.is_inexact_array(leaf) else leaf, net)
+
+
+def _problem(orbital: np.ndarray, strength: float = 1.0) -> KSProblem:
+    """Two electrons in a soft-Coulomb well in a field rising over 12 steps of 0.05 a.u."""
+    ramp = 0.05 * np.linspace(0.0, 1.0, 12)
+    v_ext = -2.0 / np.sqrt(X**2 + 1.0) + ramp[:, None] * X[None, :]
+    return KSProblem(X, v_ext, strength / np.sqrt((X[:, None] - X[None, :]) ** 2 + 1.0), orbital, 0.05)
+
+
+def test_each_expert_propagates_as_itself_and_none_correlates_non_interacting_electrons(tmp_path):
+    """A switch whose table sends starts at rest to ALDA, moving ones to the network (and, by
+    another table, to SCE): the chosen expert's propagation, labelled; v_c = 0 without
+    interaction on every branch; ALDA's v_c scales as λ² like the network's."""
+    save_density_net(tmp_path / "net", _network(DX))
+    table = [_case("laser", 0.0, 2.0, alda=0.5), _case("packet", 0.5, 0.3)]
+    save_switch(tmp_path / "switch", tmp_path / "net", table, 1)
+    at_rest, moving = _problem(np.abs(_packets(0.0)).astype(complex)), _problem(_packets(-1.0))
+    switched = load_model(str(tmp_path / "switch"), at_rest)
+    assert switched.label == "switch [alda]"
+    np.testing.assert_array_equal(run(at_rest, switched)[0], run(at_rest, ANCHORS["alda"](at_rest))[0])
+    switched = load_model(str(tmp_path / "switch"), moving)
+    assert switched.label == "switch [network]"
+    np.testing.assert_array_equal(
+        run(moving, switched)[0], run(moving, load_model(str(tmp_path / "net"), moving))[0]
+    )
+    for orbital in (np.abs(_packets(0.0)).astype(complex), _packets(-1.0)):
+        free = _problem(orbital, strength=0.0)
         assert np.all(run(free, load_model(str(tmp_path / "switch"), free))[1] == 0.0)
-    half = _problem(0.0, strength=0.5)
+    half = _problem(np.abs(_packets(0.0)).astype(complex), strength=0.5)
     densities, v_c = run(half, load_model(str(tmp_path / "switch"), half))
     from densitylab.tdks.models import lda_correlation_potential
 
-    # v_c of step k acts on the density at its start (memory 1: the window is n_k)
     np.testing.assert_allclose(v_c[4], 0.25 * np.asarray(lda_correlation_potential(densities[4])), rtol=1e-10)
+    save_switch(tmp_path / "to-sce", tmp_path / "net", [_case("packet", 0.5, 2.0, sce=0.5)], 1)
+    switched = load_model(str(tmp_path / "to-sce"), moving)
+    assert switched.label == "to-sce [sce]"
+    np.testing.assert_array_equal(run(moving, switched)[1], run(moving, ANCHORS["sce"](moving))[1])
+    opened = densitylab.load(str(tmp_path / "switch"))
+    assert isinstance(opened, Switch) and opened.choose(moving.orbital0, X)[0] == "network"
 
 
-def test_a_switch_to_exchange_only_returns_no_correlation_at_rest(network, tmp_path):
-    make_switch(str(network), tmp_path / "switch", at_rest="exchange-only", speed=0.2)
-    slow = _problem(0.1)  # below this switch's speed: at rest
-    assert initial_speed(slow) < 0.2
-    switched = load_model(str(tmp_path / "switch"), slow)
-    assert switched.label == "switch [exchange-only: at rest]"
-    assert np.all(run(slow, switched)[1] == 0.0)
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    """A laser-driven ground state and a collision, 0.5 a.u. each on a 0.5-bohr grid."""
+    folder = tmp_path_factory.mktemp("switch") / "set"
+    cases = (
+        ExactConfig(scenario="laser", amplitude=0.2, frequency=0.5, time=0.5, dx=0.5),
+        ExactConfig(scenario="scattering", momentum=-1.5, time=0.5, dx=0.5),
+    )
+    generate_set(TrajectorySetConfig(cases, invert=False), folder)
+    save_density_net(folder.parent / "net", _network(0.5))
+    return folder
 
 
-def test_a_switch_of_what_it_cannot_switch_is_refused_before_anything_is_written(network, tmp_path):
-    make_switch(str(network), tmp_path / "switch")
+def test_a_fitted_switch_is_never_above_exchange_only_on_the_cases_it_was_fitted_on(small_set, tmp_path):
+    """With one neighbour each training case chooses its own best expert: propagated through
+    ``tdks evaluate``'s path, the switch's error is the least of the four, at most
+    exchange-only's; the summary's left-out choice is the other case's."""
+    network = str(small_set.parent / "net")
+    summary = make_switch(network, small_set, tmp_path / "switch", neighbours=1)
+    assert set(summary["cases"]) == {"laser-F0.200-w0.50", "scatter-p-1.50"}
+    laser, collision = summary["cases"]["laser-F0.200-w0.50"], summary["cases"]["scatter-p-1.50"]
+    assert abs(laser["speed"]) < 1e-12  # a ground state
+    assert collision["speed"] == pytest.approx(0.5 * np.sin(1.5 * 0.5) / 0.5, rel=3e-2)  # |p|/2 on this grid
+    for name, case in summary["cases"].items():
+        evaluated = evaluate_model(small_set / f"{name}.h5", str(tmp_path / "switch")).summary
+        best = min(EXPERTS, key=lambda expert: case[expert])
+        assert evaluated["propagated"] == f"switch [{best}]"
+        assert evaluated["density_error_max"] == pytest.approx(case[best], rel=1e-12)
+        assert evaluated["density_error_max"] <= evaluated["density_error_exchange_only"]
+        other = collision if case is laser else laser  # left out, its one neighbour is the other case
+        ratios = {expert: other[expert] / other["exchange-only"] for expert in EXPERTS}
+        assert case["left_out"] == min(EXPERTS, key=lambda expert: (ratios[expert], EXPERTS.index(expert)))
+
+
+def test_a_switch_of_what_it_cannot_fit_is_refused_before_any_propagation(small_set, tmp_path):
+    network = str(small_set.parent / "net")
+    save_density_net(tmp_path / "fine", _network(0.1))
+    make_switch(network, small_set, tmp_path / "switch", neighbours=2)
     for options, match in (
         (dict(moving=str(tmp_path / "missing")), r"^moving: expected a shipped functional"),
         (dict(moving=str(tmp_path / "switch")), r"^moving: expected a learned v_c functional"),
-        (dict(at_rest="sce"), r"^at_rest: expected one of \('alda', 'exchange-only'\)"),
-        (dict(speed=0.0), r"^speed: expected a positive"),
-        (dict(speed=float("nan")), r"^speed"),
+        (dict(moving=str(tmp_path / "fine")), r"^moving: expected a network trained with dx=0.5"),
+        (dict(dataset=tmp_path), r"^dataset: expected a folder made by"),
+        (dict(neighbours=0), r"^neighbours: expected a positive integer"),
+        (dict(neighbours=True), r"^neighbours"),
     ):
-        arguments = {"moving": str(network), **options}
+        arguments = {"moving": network, "dataset": small_set, **options}
         with pytest.raises(InvalidParameterError, match=match):
             make_switch(output=tmp_path / "out", **arguments)
         assert not (tmp_path / "out").exists()
 
 
-def test_the_command_makes_the_same_switch_and_evaluate_reports_the_branch(network, tmp_path):
-    """``tdks switch`` with its defaults makes the library's default switch; ``tdks evaluate``
-    of it on a laser-driven ground state propagates ALDA and says so."""
+def test_the_command_fits_the_same_switch_and_evaluate_reports_the_expert(small_set, tmp_path):
     from typer.testing import CliRunner
 
     from densitylab.cli import app
 
     runner = CliRunner()
-    command = ["tdks", "switch", "--moving", str(network), "--output", str(tmp_path / "cli"), "--json"]
-    result = runner.invoke(app, command)
+    network = str(small_set.parent / "net")
+    command = [
+        "tdks",
+        "switch",
+        "--moving",
+        network,
+        "--dataset",
+        str(small_set),
+        "--output",
+        str(tmp_path / "cli"),
+    ]
+    result = runner.invoke(app, [*command, "--json"])
     assert result.exit_code == 0, result.output
-    opened = densitylab.load(str(tmp_path / "cli"))
-    assert (opened.at_rest, opened.speed) == ("alda", AT_REST_SPEED)  # the CLI's defaults are the library's
-    refused = runner.invoke(app, ["tdks", "switch", "--moving", "sce", "--output", str(tmp_path / "no")])
-    assert refused.exit_code == 2 and "moving" in refused.output and not (tmp_path / "no").exists()
-    trajectory = tmp_path / "laser.h5"
-    exact = ["tdks", "exact", "--scenario", "laser", "--time", "0.5", "--dt", "0.01", "--store-every", "5",
-             "--dx", "0.5", "--amplitude", "0.1", "--output", str(trajectory)]  # fmt: skip
-    assert runner.invoke(app, exact).exit_code == 0
+    summary = json.loads(result.stdout)
+    library = make_switch(network, small_set, tmp_path / "library")  # the CLI's default neighbours
+    assert summary["neighbours"] == library["neighbours"] == 2
+    for name, case in library["cases"].items():
+        for expert in EXPERTS:
+            assert summary["cases"][name][expert] == pytest.approx(case[expert], rel=1e-12)
+    trajectory = small_set / "laser-F0.200-w0.50.h5"
     result = runner.invoke(
         app, ["tdks", "evaluate", "--trajectory", str(trajectory), "--model", str(tmp_path / "cli"), "--json"]
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert summary["propagated"] == "cli [alda: at rest]"
-    assert summary["density_error_max"] == summary["density_error_alda"]
-    assert summary["density_error_max"] != summary["density_error_exchange_only"]
+    assert json.loads(result.stdout)["propagated"].startswith("cli [")
+    refused = runner.invoke(app, [*command[:3], "sce", *command[4:-1], str(tmp_path / "no")])
+    assert refused.exit_code == 2 and "moving" in refused.output and not (tmp_path / "no").exists()

@@ -339,6 +339,23 @@ def test_shipped_memory_functional_loads_runs_and_refuses_other_grids(tmp_path, 
         load_model(name, coarse)
 
 
+def test_the_shipped_switch_hands_a_driven_ground_state_to_alda_and_refuses_other_grids():
+    """``memory-switch`` on a laser-driven atom (a start at rest, like its training lasers):
+    ALDA's propagation, labelled so; a grid other than its network's is refused though ALDA
+    would run there (its choice was measured on the training grid)."""
+    from densitylab.tdks.evaluate import ANCHORS, load_model, run
+
+    scenario = laser_scenario(amplitude=0.1, duration=0.5, dx=0.1, x_min=-8.0, x_max=8.0, stencil=3)
+    trajectory = exact_propagate(scenario, 0.01, 50, store_every=5)
+    problem, _ = problem_from_trajectory(trajectory)
+    shipped = load_model("memory-switch", problem)
+    assert shipped.label == "memory-switch [alda]"
+    np.testing.assert_array_equal(run(problem, shipped)[0], run(problem, ANCHORS["alda"](problem))[0])
+    coarse, _ = problem_from_trajectory(trajectory, coarsen=2)
+    with pytest.raises(InvalidParameterError, match="dx"):
+        load_model("memory-switch", coarse)
+
+
 def test_gauss_newton_windows_fit_a_known_potential_closely():
     from densitylab.tdks.learn import fit_values_gauss_newton
 

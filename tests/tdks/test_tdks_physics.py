@@ -113,8 +113,9 @@ def test_the_shipped_memory_functionals_keep_their_documented_short_horizon_accu
     window read backwards, a wrong dx or dt scaling): on the exact p = −1.0 scattering
     trajectory over 3 a.u., the max of ∫|n_KS − n_exact| dx is 0.041 for ``scattering-memory``
     (measured 2026-12-01 when the SCE-based functional of issue 18 was shipped; exchange-only
-    0.250, SCE 0.004 on the same run) and 0.124 for ``scattering-dagger`` (measured when it was
-    shipped, the same day).
+    0.250, SCE 0.004 on the same run), 0.124 for ``scattering-dagger`` (measured when it was
+    shipped, the same day) and 0.129 for ``memory-switch``, which chooses its network here
+    (measured 2026-12-02 when it was shipped; a 32-bohr view like ``scattering-dagger``'s).
     The box is cut to [−30, 25] bohr at the shipped dx = 0.1, which leaves the 2.5-bohr
     ``scattering-memory`` unchanged to 1e-4 (the whole box gave 0.15996 for the functional
     shipped before it, the cut one 0.160). ``scattering-dagger`` sees 32 bohr, so the cut
@@ -126,8 +127,13 @@ def test_the_shipped_memory_functionals_keep_their_documented_short_horizon_accu
 
     scenario = scattering_scenario(momentum=-1.0, dx=0.1, x_min=-30.0, x_max=25.0, stencil=3)
     save_trajectory(exact_propagate(scenario, 0.01, 300, 5), tmp_path / "short.h5")
-    for name, expected in (("scattering-memory", 0.041), ("scattering-dagger", 0.124)):
+    for name, expected in (
+        ("scattering-memory", 0.041),
+        ("scattering-dagger", 0.124),
+        ("memory-switch", 0.129),
+    ):
         summary = evaluate_model(tmp_path / "short.h5", name).summary
+        assert summary["propagated"] in (name, f"{name} [network]")
         assert summary["density_error_max"] == pytest.approx(expected, abs=0.005), name
         assert summary["density_error_exchange_only"] == pytest.approx(0.250, abs=0.01)
         assert summary["density_error_sce"] < 0.01

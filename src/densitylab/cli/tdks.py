@@ -241,17 +241,21 @@ def tdks_ensemble(
 
 @command(app, "switch", outputs={"output": "artefact"})
 def tdks_switch(
-    moving: option(str, "The functional for moving starts: a shipped name, or a functional/ensemble folder."),
+    moving: option(str, "The trained functional: a shipped name, or a functional/ensemble folder."),
+    dataset: option(Path, "Training trajectory set (densitylab tdks dataset) to fit the choice on."),
     output: option(Path, "Folder for the switch (an artefact; evaluate it as any functional)."),
-    at_rest: option(str, "The anchor for starts at rest: alda or exchange-only.") = "alda",
-    speed: option(float, "Mean initial speed ∫|j|/∫n (a.u.) below which a start is at rest.") = 0.01,
+    neighbours: option(int, "Training cases, nearest in initial inward speed, that choose the expert.") = 2,
     as_json: Json = False,
 ) -> None:
-    """A functional of the density and the initial state: a trained one where the initial KS
-    state moves (collisions, packets), an anchor where it starts at rest (a driven ground state)."""
+    """A functional of the density and the initial state: per trajectory, the trained functional
+    or an anchor (SCE, ALDA, exchange only), whichever did best, relative to exchange only, on
+    the training cases whose initial states are nearest."""
     from densitylab.tdks.evaluate import make_switch
 
-    print_summary(make_switch(moving, output, at_rest, speed), as_json, "switched functional")
+    bar, report = rich_progress("propagating the experts on the set", None, {"case": ""})
+    with bar:
+        summary = make_switch(moving, dataset, output, neighbours, progress=report)
+    print_summary(summary, as_json, "switched functional")
 
 
 @command(app, "evaluate")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import shutil
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from densitylab.artefacts import ARRAYS, artefact_folder, is_artefact, read_manifest, write_manifest
 from densitylab.data import read_h5, write_h5
-from densitylab.errors import InvalidParameterError, require, require_finite
+from densitylab.errors import InvalidParameterError, require
 from densitylab.tdks.models import (
     alda_correlation,
     build_ensemble,
@@ -25,6 +24,7 @@ from densitylab.tdks.models import (
     sce_correlation,
 )
 from densitylab.tdks.propagation import KSProblem, density_errors, propagate
+from densitylab.tdks.switch import load_switch
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 
@@ -118,13 +118,7 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         )
     kind = read_manifest(path, ("tdks-values", "tdks-density-net", "tdks-ensemble", "tdks-switch"))["kind"]
     if kind == "tdks-switch":
-        switch = load_switch(path)
-        if switch.at_rest_for(problem):
-            anchor = ANCHORS[switch.at_rest](problem)
-            factor = interaction_scale(switch.moving.config, problem.interaction, problem.x) ** 2
-            label = f"{path.name} [{anchor.label}: at rest]"
-            return replace(anchor, label=label, model=_times(anchor.model, factor))
-        return _network_model(switch.moving, problem, path.name, str(path))
+        return _switched_model(path, problem)
     if kind == "tdks-values":
         v_c = read_values(path)
         require(
@@ -152,72 +146,92 @@ def _times(model, factor: float):
     return lambda params, window, k: factor * model(params, window, k)
 
 
-#: The anchors a switch can hand a start at rest to (SCE is worse than exchange-only on the
-#: held-out laser, and scales with the interaction by itself).
-AT_REST_ANCHORS = ("alda", "exchange-only")
-
-#: The mean speed (a.u.) of the initial KS state below which a switch takes a start as at rest:
-#: a ground state's is 0 to rounding; a packet of momentum p carries about |p|/2 (one of two
-#: electrons moves), 0.5 at the slowest training collision.
-AT_REST_SPEED = 1e-2
-
-
-def initial_speed(problem: KSProblem) -> float:
-    """The initial KS state's mean speed ∫|j| dx / ∫n dx (a.u.), with n = 2|φ|² and
-    j = 2 Im(φ* ∂ₓφ) of the doubly occupied orbital φ (central differences): 0 for a real
-    orbital (a ground state), k for √(n/2) e^{ikx}."""
-    orbital = np.asarray(problem.orbital0)
-    current = 2.0 * np.imag(np.conj(orbital) * np.gradient(orbital, problem.dx))
-    return float(np.sum(np.abs(current)) / np.sum(2.0 * np.abs(orbital) ** 2))
+def _switched_model(path: Path, problem: KSProblem) -> VcModel:
+    """The expert a ``tdks-switch`` folder chooses for ``problem``, labelled ``NAME [expert]``;
+    a grid other than the network's is refused whatever the expert (the choice was measured on
+    it). ALDA's v_c is scaled by λ² like the network's (SCE scales with the interaction itself)."""
+    switch = load_switch(path)
+    require_grid(switch.network.config, problem, "model", str(path))  # its table was measured there too
+    expert, _ = switch.choose(problem.orbital0, problem.x)
+    label = f"{path.name} [{expert}]"
+    if expert == "network":
+        return _network_model(switch.network, problem, label, str(path))
+    anchor = ANCHORS[expert](problem)
+    factor = interaction_scale(switch.network.config, problem.interaction, problem.x) ** 2
+    return replace(anchor, label=label, model=_times(anchor.model, factor if expert == "alda" else 1.0))
 
 
-@dataclass(frozen=True, eq=False)
-class Switch:
-    """A v_c functional of the density and of the initial state (kind ``tdks-switch``): the
-    network or committee ``moving`` where the initial KS state moves (collisions, packets), the
-    anchor ``at_rest`` (one of :data:`AT_REST_ANCHORS`) where it starts at rest, i.e. with a
-    mean speed (:func:`initial_speed`) below ``speed`` a.u. (a ground state driven by a field).
-    Both parts take v_c times λ² for an interaction λ times the network's (0 without one)."""
-
-    moving: object
-    at_rest: str
-    speed: float
-
-    def at_rest_for(self, problem: KSProblem) -> bool:
-        return initial_speed(problem) < self.speed
-
-
-def make_switch(moving: str, output: str | Path, at_rest: str = "alda", speed: float = AT_REST_SPEED) -> dict:
-    """Save a :class:`Switch` at ``output``: the functional ``moving`` (a shipped name, or a
-    ``tdks functional``/``tdks ensemble`` folder, copied into ``output/moving`` with its
-    manifest) for moving starts, the anchor ``at_rest`` for starts at rest; returns its summary.
+def make_switch(
+    moving: str, dataset: str | Path, output: str | Path, neighbours: int = 2, progress=None
+) -> dict:
+    """Fit and save a switched functional (:mod:`densitylab.tdks.switch`): the trained
+    functional ``moving`` (a shipped name, or a ``tdks functional``/``tdks ensemble`` folder,
+    copied into ``output/network``) and the anchors, each propagated on every case of the
+    trajectory set ``dataset`` (``tdks dataset``; keep held-out cases out of it), with the
+    ``neighbours`` rule. ``progress(done, total, case=...)`` after each case. Returns a summary
+    with each case's inward speed, the expert it would choose for itself and the errors.
 
     Raises:
-        InvalidParameterError: naming ``at_rest`` (not an anchor), ``speed`` (not a finite
-            positive speed) or ``moving`` (not a trained network or committee), before
-            anything is written.
+        InvalidParameterError: naming ``moving`` (not a trained network or committee, or one
+            of another grid), ``dataset`` (no set, or a case missing) or ``neighbours``, before
+            any propagation; nothing is written then.
     """
-    require(at_rest in AT_REST_ANCHORS, "at_rest", f"one of {AT_REST_ANCHORS}", at_rest)
-    require_finite(speed=speed)
-    require(speed > 0, "speed", "a positive mean speed (a.u.)", speed)
+    from densitylab.artefacts import check_replaceable
+    from densitylab.model1d.propagation import load_trajectory
+    from densitylab.tdks.propagation import problem_from_trajectory
+    from densitylab.tdks.switch import (
+        EXPERTS,
+        SwitchCase,
+        check_neighbours,
+        choose,
+        inward_speed,
+        save_switch,
+    )
+
+    check_neighbours(neighbours)
+    check_replaceable(output)
     shipped, path = shipped_or_path(moving)
     expected = f"a shipped functional {shipped}, or a 'tdks functional' or 'tdks ensemble' folder"
     require(is_artefact(path), "moving", expected, moving)
     read_manifest(path, ("tdks-density-net", "tdks-ensemble"), parameter="moving")
-    with artefact_folder(output) as folder:
-        shutil.copytree(path, folder / "moving")
-        write_manifest(folder, "tdks-switch", {"at_rest": at_rest, "speed": speed}, moving_from=moving)
-    return {"output": str(output), "moving": moving, "at_rest": at_rest, "speed": speed}
-
-
-def load_switch(path: str | Path) -> Switch:
-    """A ``tdks-switch`` folder (:func:`make_switch`) as its :class:`Switch`."""
-    config = read_manifest(path, ("tdks-switch",))["config"]
-    speed = float(config["speed"])
-    require(math.isfinite(speed) and speed > 0, "model", "a switch with a positive speed", speed)
-    at_rest = config["at_rest"]
-    require(at_rest in AT_REST_ANCHORS, "model", f"a switch to one of {AT_REST_ANCHORS}", at_rest)
-    return Switch(load_density_net(Path(path) / "moving"), at_rest, speed)
+    folder = Path(dataset)
+    require(
+        (folder / "set.json").is_file(), "dataset", "a folder made by 'densitylab tdks dataset'", str(dataset)
+    )
+    names = sorted(json.loads((folder / "set.json").read_text())["summaries"])
+    missing = [name for name in names if not (folder / f"{name}.h5").is_file()]
+    require(names and not missing, "dataset", "a set with every case's trajectory", missing or "no cases")
+    problems = {name: problem_from_trajectory(load_trajectory(folder / f"{name}.h5")) for name in names}
+    network = load_density_net(path)
+    for problem, _ in problems.values():
+        require_grid(network.config, problem, "moving", moving)
+        interaction_scale(network.config, problem.interaction, problem.x)
+    cases = []
+    for done, (name, (problem, target)) in enumerate(problems.items(), start=1):
+        models = [_network_model(network, problem, "network", moving)] + [
+            ANCHORS[e](problem) for e in EXPERTS[1:]
+        ]
+        results = evaluate(problem, target, models)
+        errors = {expert: float(results[expert]["errors"].max()) for expert in EXPERTS}
+        cases.append(SwitchCase(name, inward_speed(problem.orbital0, problem.x), errors))
+        if progress is not None:
+            progress(done, len(problems), case=name)
+    save_switch(output, path, cases, neighbours, moving_from=moving, dataset=str(dataset))
+    others = [choose(tuple(c for c in cases if c is not case), case.speed, neighbours)[0] for case in cases]
+    return {
+        "output": str(output),
+        "moving": moving,
+        "neighbours": neighbours,
+        "cases": {
+            case.name: {
+                "speed": case.speed,
+                "left_out": other,
+                "left_out_error": case.errors[other],
+                **case.errors,
+            }
+            for case, other in zip(cases, others, strict=True)
+        },
+    }
 
 
 def make_ensemble(members: list[str], output: str | Path) -> dict:
