@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# The whole chain of the best issue-18 functional so far, `avg-strongft-window` (BENCHMARKS.md,
-# "Fine-tuning avg-seed1 with the strong lasers"), from nothing: the data, the four training
-# commands, and the evaluation. Each step is the documented command; every one is resumable, so
+# The whole chain of the shipped issue-18 functional `memory-switch` (docs/tdks.md), from
+# nothing: the data, the four training commands of its network `avg-strongft-window`, the
+# switch fitted on the training set, and the evaluation. Each step is the documented command; every one is resumable, so
 # after an interruption (or on a machine that lost some of DATA) run the script again and it
 # goes on where it stopped. Finished functionals are kept (a folder with manifest.json).
 #
 # Run:  bash benchmarks/tdks_chain.sh DATA [STEP]
 #   DATA  a folder for the sets and functionals (about 6 GB)
-#   STEP  stop after this step: data, pretrain, rounds, strong, window, evaluate (default: all)
+#   STEP  stop after this step: data, pretrain, rounds, strong, window, switch, evaluate (default: all)
 # Cost on the 2-core machine of BENCHMARKS.md: the training data about 2 h (2 workers); then the
 # evaluation sets (about 1 h on one core) beside pretraining 40 min, DAgger rounds and
-# fine-tuning 2.6 h, the strong-laser fine-tuning 27 min, re-gating seconds; the evaluation 2 min.
+# fine-tuning 2.6 h, the strong-laser fine-tuning 27 min, re-gating seconds, the switch 1 min;
+# the evaluation 3 min.
 # `densitylab` must be on PATH (make's .venv/bin). With TDKS_CHAIN_KEEP=DIR each finished
 # functional is also copied into DIR (e.g. benchmarks/results/tdks_chain of the checkout, to be
 # committed: the weights are about 250 kB, and a lost machine took them once).
 set -euo pipefail
 DATA=$(realpath -m "${1:?usage: tdks_chain.sh DATA [STEP]}")
 LAST=${2:-evaluate}
-case "$LAST" in data | pretrain | rounds | strong | window | evaluate) ;;
-*) echo "STEP: expected data, pretrain, rounds, strong, window or evaluate, got '$LAST'" >&2; exit 2 ;;
+case "$LAST" in data | pretrain | rounds | strong | window | switch | evaluate) ;;
+*) echo "STEP: expected data, pretrain, rounds, strong, window, switch or evaluate, got '$LAST'" >&2; exit 2 ;;
 esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$DATA"
@@ -81,7 +82,19 @@ finish strong
 train avg-strongft-window --init avg-strongft --gate-scope window --horizon 0
 finish window
 
-# 6. Max ∫|n_KS − n_exact| dx of each on the held-out and unseen cases.
+# 6. The switch: the network or an anchor per trajectory, chosen by the training cases nearest
+#    in initial state (seconds per case).
+if [ -f memory-switch/manifest.json ]; then
+    echo "chain: memory-switch is finished"
+else
+    densitylab tdks switch --moving avg-strongft-window --dataset "$DATA/all" --output memory-switch
+fi
+if [ -n "${TDKS_CHAIN_KEEP:-}" ]; then mkdir -p "$TDKS_CHAIN_KEEP" && cp -r memory-switch "$TDKS_CHAIN_KEEP/"; fi
+finish switch
+
+# 7. Max ∫|n_KS − n_exact| dx of each on the held-out and unseen cases, and the switch beside
+#    the anchors.
 wait "$EVALUATION_SETS" || { echo "chain: the evaluation sets failed (evaluation-sets.log)" >&2; exit 1; }
 python "$HERE/tdks_rollout_errors.py" avg-seed1 avg-strongft avg-strongft-window -- held extra
+python "$HERE/tdks_switch.py" memory-switch -- held extra
 finish evaluate

@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "tdks_chain.sh"
 
 STUB = """#!/bin/bash
 echo "$(basename "$0") $*" >> "$CALLS"
-if [ "$2" = functional ]; then
+if [ "$2" = functional ] || [ "$2" = switch ]; then
     while [ $# -gt 0 ]; do [ "$1" = --output ] && out=$2; shift; done
     mkdir -p "$out" && echo '{}' > "$out/manifest.json"
 fi
@@ -52,18 +52,28 @@ def test_the_chain_runs_its_steps_in_order_and_resumes_without_training_again(st
     assert done.returncode == 0, done.stderr
     assert _outputs(lines) == ["walls-pre-seed1", "avg-seed1", "avg-strongft", "avg-strongft-window"]
     assert sum(" dataset " in line for line in lines) == 3  # the training set, held, extra
-    assert lines[-1].startswith("python ") and lines[-1].endswith("-- held extra")
+    switch = [line for line in lines if " switch " in line]
+    assert (
+        len(switch) == 1
+        and "--moving avg-strongft-window" in switch[0]
+        and "--output memory-switch" in switch[0]
+    )
+    assert lines.index(switch[0]) > max(i for i, line in enumerate(lines) if " functional " in line)
+    assert lines[-2].startswith("python ") and lines[-2].endswith("-- held extra")
+    assert "tdks_switch.py memory-switch -- held extra" in lines[-1]
     starts = {line.split("--init ")[1].split()[0] for line in lines if "--init " in line}
     assert starts == {"walls-pre-seed1", "avg-seed1", "avg-strongft"}  # each from the one before
     done, lines = stubbed()  # run again: every functional is finished, only the data commands
-    assert done.returncode == 0 and _outputs(lines) == []
-    assert done.stdout.count("is finished") == 4
+    assert done.returncode == 0 and _outputs(lines) == [] and not any(" switch " in line for line in lines)
+    assert done.stdout.count("is finished") == 5
 
 
 def test_step_stops_the_chain_and_a_bad_one_is_refused(stubbed, tmp_path):
     done, lines = stubbed("pretrain")
     assert done.returncode == 0 and _outputs(lines) == ["walls-pre-seed1"]
     assert sum(" dataset " in line for line in lines) == 3  # the evaluation sets were waited for
+    done, lines = stubbed("switch")
+    assert done.returncode == 0 and not any(line.startswith("python ") for line in lines)
     done, lines = stubbed("everything")
     assert done.returncode == 2 and "STEP: expected" in done.stderr and lines == []
 
