@@ -70,6 +70,12 @@ def test_the_expert_is_the_least_worst_ratio_over_the_nearest_cases():
     # exchange-only wins where every other expert is above it on one of the nearest cases
     bad = (_case("a", 1.0, 1.2, sce=1.1, alda=0.5), _case("b", 1.1, 0.9, sce=1.05, alda=1.3))
     assert choose(bad, 1.05, 2)[0] == "exchange-only"
+    # a diverged expert (error inf) is never chosen; a case exchange-only reproduces exactly
+    # leaves only the experts that do too
+    diverged = (_case("d", 0.5, np.inf, sce=0.9), _case("e", 0.6, 0.5, sce=0.95))
+    assert choose(diverged, 0.55, 2)[0] == "sce"
+    exact = (SwitchCase("x", 0.0, {"network": 0.0, "sce": 0.1, "alda": 0.0, "exchange-only": 0.0}),)
+    assert choose(exact, 0.0, 1)[0] == "network"
 
 
 def _network(dx: float, inputs=("density", "history", "sce")):
@@ -149,6 +155,21 @@ def test_a_fitted_switch_is_never_above_exchange_only_on_the_cases_it_was_fitted
         other = collision if case is laser else laser  # left out, its one neighbour is the other case
         ratios = {expert: other[expert] / other["exchange-only"] for expert in EXPERTS}
         assert case["left_out"] == min(EXPERTS, key=lambda expert: (ratios[expert], EXPERTS.index(expert)))
+
+
+def test_a_switch_fitted_on_one_case_chooses_its_best_expert_everywhere(small_set, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "laser-F0.200-w0.50.h5").symlink_to(small_set / "laser-F0.200-w0.50.h5")
+    summary = json.loads((small_set / "set.json").read_text())
+    summary["summaries"] = {"laser-F0.200-w0.50": summary["summaries"]["laser-F0.200-w0.50"]}
+    (one / "set.json").write_text(json.dumps(summary))
+    fitted = make_switch(str(small_set.parent / "net"), one, tmp_path / "switch")
+    case = fitted["cases"]["laser-F0.200-w0.50"]
+    assert case["left_out"] is None and case["left_out_error"] is None  # nothing left to choose
+    best = min(EXPERTS, key=lambda expert: (case[expert] / case["exchange-only"], EXPERTS.index(expert)))
+    switch = densitylab.load(str(tmp_path / "switch"))
+    assert switch.choose(_packets(-1.0), X)[0] == switch.choose(_packets(0.0), X)[0] == best
 
 
 def test_a_switch_of_what_it_cannot_fit_is_refused_before_any_propagation(small_set, tmp_path):

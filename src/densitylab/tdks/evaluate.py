@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -105,7 +106,7 @@ def require_grid(net_config, problem: KSProblem, parameter: str, got: str) -> No
 
 def load_model(name: str, problem: KSProblem) -> VcModel:
     """An anchor, a shipped model name, or a folder written by 'densitylab tdks learn',
-    'tdks functional' or 'tdks ensemble'."""
+    'tdks functional', 'tdks ensemble' or 'tdks switch'."""
     if name in ANCHORS:
         return ANCHORS[name](problem)
     shipped, path = shipped_or_path(name)
@@ -113,7 +114,7 @@ def load_model(name: str, problem: KSProblem) -> VcModel:
         raise InvalidParameterError(
             "model",
             f"one of {sorted(ANCHORS)}, a shipped model {shipped}, or a folder of 'tdks learn', 'tdks "
-            "functional' or 'tdks ensemble'",
+            "functional', 'tdks ensemble' or 'tdks switch'",
             name,
         )
     kind = read_manifest(path, ("tdks-values", "tdks-density-net", "tdks-ensemble", "tdks-switch"))["kind"]
@@ -201,23 +202,32 @@ def make_switch(
     names = sorted(json.loads((folder / "set.json").read_text())["summaries"])
     missing = [name for name in names if not (folder / f"{name}.h5").is_file()]
     require(names and not missing, "dataset", "a set with every case's trajectory", missing or "no cases")
-    problems = {name: problem_from_trajectory(load_trajectory(folder / f"{name}.h5")) for name in names}
     network = load_density_net(path)
-    for problem, _ in problems.values():
+
+    def case_problem(name: str):
+        return problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
+
+    for name in names:  # every case's grid and interaction first, one case in memory at a time
+        problem, _ = case_problem(name)
         require_grid(network.config, problem, "moving", moving)
         interaction_scale(network.config, problem.interaction, problem.x)
     cases = []
-    for done, (name, (problem, target)) in enumerate(problems.items(), start=1):
-        models = [_network_model(network, problem, "network", moving)] + [
-            ANCHORS[e](problem) for e in EXPERTS[1:]
-        ]
-        results = evaluate(problem, target, models)
+    for done, name in enumerate(names, start=1):
+        problem, target = case_problem(name)
+        experts = [_network_model(network, problem, "network", moving)]
+        results = evaluate(problem, target, experts + [ANCHORS[e](problem) for e in EXPERTS[1:]])
         errors = {expert: float(results[expert]["errors"].max()) for expert in EXPERTS}
+        errors = {expert: error if np.isfinite(error) else math.inf for expert, error in errors.items()}
         cases.append(SwitchCase(name, inward_speed(problem.orbital0, problem.x), errors))
         if progress is not None:
-            progress(done, len(problems), case=name)
+            progress(done, len(names), case=name)
     save_switch(output, path, cases, neighbours, moving_from=moving, dataset=str(dataset))
-    others = [choose(tuple(c for c in cases if c is not case), case.speed, neighbours)[0] for case in cases]
+    others = [
+        choose(tuple(c for c in cases if c is not case), case.speed, neighbours)[0]
+        if len(cases) > 1
+        else None
+        for case in cases
+    ]
     return {
         "output": str(output),
         "moving": moving,
@@ -226,7 +236,7 @@ def make_switch(
             case.name: {
                 "speed": case.speed,
                 "left_out": other,
-                "left_out_error": case.errors[other],
+                "left_out_error": None if other is None else case.errors[other],
                 **case.errors,
             }
             for case, other in zip(cases, others, strict=True)

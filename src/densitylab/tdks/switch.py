@@ -15,6 +15,7 @@ models by a table of measured errors.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,11 @@ class SwitchCase:
     errors: dict
 
     def ratio(self, expert: str) -> float:
-        return self.errors[expert] / self.errors["exchange-only"]
+        """The expert's error over exchange-only's (a diverged propagation's error is inf)."""
+        error, reference = self.errors[expert], self.errors["exchange-only"]
+        if reference > 0:
+            return error / reference
+        return 1.0 if error <= 0 else math.inf
 
 
 def choose(cases: tuple[SwitchCase, ...], speed: float, neighbours: int) -> tuple[str, tuple[str, ...]]:
