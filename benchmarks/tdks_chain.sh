@@ -87,7 +87,7 @@ finish window
 if [ -f memory-switch/manifest.json ]; then
     echo "chain: memory-switch is finished"
 else
-    densitylab tdks switch --moving avg-strongft-window --dataset "$DATA/all" --output memory-switch
+    densitylab tdks switch --network avg-strongft-window --dataset "$DATA/all" --output memory-switch
 fi
 if [ -n "${TDKS_CHAIN_KEEP:-}" ]; then mkdir -p "$TDKS_CHAIN_KEEP" && cp -r memory-switch "$TDKS_CHAIN_KEEP/"; fi
 finish switch

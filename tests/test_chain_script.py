@@ -55,7 +55,7 @@ def test_the_chain_runs_its_steps_in_order_and_resumes_without_training_again(st
     switch = [line for line in lines if " switch " in line]
     assert (
         len(switch) == 1
-        and "--moving avg-strongft-window" in switch[0]
+        and "--network avg-strongft-window" in switch[0]
         and "--output memory-switch" in switch[0]
     )
     assert lines.index(switch[0]) > max(i for i, line in enumerate(lines) if " functional " in line)

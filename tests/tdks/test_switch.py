@@ -177,14 +177,14 @@ def test_a_switch_of_what_it_cannot_fit_is_refused_before_any_propagation(small_
     save_density_net(tmp_path / "fine", _network(0.1))
     make_switch(network, small_set, tmp_path / "switch", neighbours=2)
     for options, match in (
-        (dict(moving=str(tmp_path / "missing")), r"^moving: expected a shipped functional"),
-        (dict(moving=str(tmp_path / "switch")), r"^moving: expected a learned v_c functional"),
-        (dict(moving=str(tmp_path / "fine")), r"^moving: expected a network trained with dx=0.5"),
+        (dict(network=str(tmp_path / "missing")), r"^network: expected a shipped functional"),
+        (dict(network=str(tmp_path / "switch")), r"^network: expected a learned v_c functional"),
+        (dict(network=str(tmp_path / "fine")), r"^network: expected a network trained with dx=0.5"),
         (dict(dataset=tmp_path), r"^dataset: expected a folder made by"),
         (dict(neighbours=0), r"^neighbours: expected a positive integer"),
         (dict(neighbours=True), r"^neighbours"),
     ):
-        arguments = {"moving": network, "dataset": small_set, **options}
+        arguments = {"network": network, "dataset": small_set, **options}
         with pytest.raises(InvalidParameterError, match=match):
             make_switch(output=tmp_path / "out", **arguments)
         assert not (tmp_path / "out").exists()
@@ -200,7 +200,7 @@ def test_the_command_fits_the_same_switch_and_evaluate_reports_the_expert(small_
     command = [
         "tdks",
         "switch",
-        "--moving",
+        "--network",
         network,
         "--dataset",
         str(small_set),
@@ -222,4 +222,4 @@ def test_the_command_fits_the_same_switch_and_evaluate_reports_the_expert(small_
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["propagated"].startswith("cli [")
     refused = runner.invoke(app, [*command[:3], "sce", *command[4:-1], str(tmp_path / "no")])
-    assert refused.exit_code == 2 and "moving" in refused.output and not (tmp_path / "no").exists()
+    assert refused.exit_code == 2 and "network" in refused.output and not (tmp_path / "no").exists()

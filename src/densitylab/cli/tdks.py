@@ -241,7 +241,7 @@ def tdks_ensemble(
 
 @command(app, "switch", outputs={"output": "artefact"})
 def tdks_switch(
-    moving: option(str, "The trained functional: a shipped name, or a functional/ensemble folder."),
+    network: option(str, "The trained functional: a shipped name, or a functional/ensemble folder."),
     dataset: option(Path, "Training trajectory set (densitylab tdks dataset) to fit the choice on."),
     output: option(Path, "Folder for the switch (an artefact; evaluate it as any functional)."),
     neighbours: option(int, "Training cases, nearest in initial inward speed, that choose the expert.") = 2,
@@ -254,7 +254,7 @@ def tdks_switch(
 
     bar, report = rich_progress("propagating the experts on the set", None, {"case": ""})
     with bar:
-        summary = make_switch(moving, dataset, output, neighbours, progress=report)
+        summary = make_switch(network, dataset, output, neighbours, progress=report)
     print_summary(summary, as_json, "switched functional")
 
 

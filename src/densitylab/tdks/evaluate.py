@@ -163,17 +163,17 @@ def _switched_model(path: Path, problem: KSProblem) -> VcModel:
 
 
 def make_switch(
-    moving: str, dataset: str | Path, output: str | Path, neighbours: int = 2, progress=None
+    network: str, dataset: str | Path, output: str | Path, neighbours: int = 2, progress=None
 ) -> dict:
     """Fit and save a switched functional (:mod:`densitylab.tdks.switch`): the trained
-    functional ``moving`` (a shipped name, or a ``tdks functional``/``tdks ensemble`` folder,
+    functional ``network`` (a shipped name, or a ``tdks functional``/``tdks ensemble`` folder,
     copied into ``output/network``) and the anchors, each propagated on every case of the
     trajectory set ``dataset`` (``tdks dataset``; keep held-out cases out of it), with the
     ``neighbours`` rule. ``progress(done, total, case=...)`` after each case. Returns a summary
     with each case's inward speed, the expert it would choose for itself and the errors.
 
     Raises:
-        InvalidParameterError: naming ``moving`` (not a trained network or committee, or one
+        InvalidParameterError: naming ``network`` (not a trained network or committee, or one
             of another grid), ``dataset`` (no set, or a case missing) or ``neighbours``, before
             any propagation; nothing is written then.
     """
@@ -191,10 +191,10 @@ def make_switch(
 
     check_neighbours(neighbours)
     check_replaceable(output)
-    shipped, path = shipped_or_path(moving)
+    shipped, path = shipped_or_path(network)
     expected = f"a shipped functional {shipped}, or a 'tdks functional' or 'tdks ensemble' folder"
-    require(is_artefact(path), "moving", expected, moving)
-    read_manifest(path, ("tdks-density-net", "tdks-ensemble"), parameter="moving")
+    require(is_artefact(path), "network", expected, network)
+    read_manifest(path, ("tdks-density-net", "tdks-ensemble"), parameter="network")
     folder = Path(dataset)
     require(
         (folder / "set.json").is_file(), "dataset", "a folder made by 'densitylab tdks dataset'", str(dataset)
@@ -202,26 +202,26 @@ def make_switch(
     names = sorted(json.loads((folder / "set.json").read_text())["summaries"])
     missing = [name for name in names if not (folder / f"{name}.h5").is_file()]
     require(names and not missing, "dataset", "a set with every case's trajectory", missing or "no cases")
-    network = load_density_net(path)
+    net = load_density_net(path)
 
     def case_problem(name: str):
         return problem_from_trajectory(load_trajectory(folder / f"{name}.h5"))
 
     for name in names:  # every case's grid and interaction first, one case in memory at a time
         problem, _ = case_problem(name)
-        require_grid(network.config, problem, "moving", moving)
-        interaction_scale(network.config, problem.interaction, problem.x)
+        require_grid(net.config, problem, "network", network)
+        interaction_scale(net.config, problem.interaction, problem.x)
     cases = []
     for done, name in enumerate(names, start=1):
         problem, target = case_problem(name)
-        experts = [_network_model(network, problem, "network", moving)]
+        experts = [_network_model(net, problem, "network", network)]
         results = evaluate(problem, target, experts + [ANCHORS[e](problem) for e in EXPERTS[1:]])
         errors = {expert: float(results[expert]["errors"].max()) for expert in EXPERTS}
         errors = {expert: error if np.isfinite(error) else math.inf for expert, error in errors.items()}
         cases.append(SwitchCase(name, inward_speed(problem.orbital0, problem.x), errors))
         if progress is not None:
             progress(done, len(names), case=name)
-    save_switch(output, path, cases, neighbours, moving_from=moving, dataset=str(dataset))
+    save_switch(output, path, cases, neighbours, network_from=network, dataset=str(dataset))
     others = [
         choose(tuple(c for c in cases if c is not case), case.speed, neighbours)[0]
         if len(cases) > 1
@@ -230,7 +230,7 @@ def make_switch(
     ]
     return {
         "output": str(output),
-        "moving": moving,
+        "network": network,
         "neighbours": neighbours,
         "cases": {
             case.name: {
