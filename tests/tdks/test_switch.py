@@ -16,7 +16,16 @@ from densitylab.tdks.dataset import TrajectorySetConfig, generate_set
 from densitylab.tdks.evaluate import ANCHORS, load_model, make_switch, run
 from densitylab.tdks.models import DensityNetConfig, build_density_net, save_density_net
 from densitylab.tdks.propagation import KSProblem
-from densitylab.tdks.switch import EXPERTS, Switch, SwitchCase, choose, inward_speed, save_switch
+from densitylab.tdks.switch import (
+    EXPERTS,
+    Switch,
+    SwitchCase,
+    choose,
+    cross_validated_neighbours,
+    inward_speed,
+    leave_one_out,
+    save_switch,
+)
 from densitylab.tdks.workflow import ExactConfig, evaluate_model
 
 X = np.linspace(-12.0, 12.0, 121)
@@ -76,6 +85,26 @@ def test_the_expert_is_the_least_worst_ratio_over_the_nearest_cases():
     assert choose(diverged, 0.55, 2)[0] == "sce"
     exact = (SwitchCase("x", 0.0, {"network": 0.0, "sce": 0.1, "alda": 0.0, "exchange-only": 0.0}),)
     assert choose(exact, 0.0, 1)[0] == "network"
+
+
+def test_cross_validation_picks_the_neighbours_whose_left_out_choices_err_least():
+    """Two leaving packets beside three lasers: with one neighbour each packet, left out,
+    takes SCE from the other (0.05 of exchange-only's error); with two the lasers join in,
+    where SCE is poor, and exchange-only is chosen. One neighbour wins."""
+    lasers = tuple(
+        _case(f"laser{k}", 0.0, network, sce=2.0, alda=0.5) for k, network in enumerate((0.4, 3.0, 0.6))
+    )
+    leaving = (_case("slow", -0.4, 0.3, sce=0.05, alda=1.2), _case("fast", -0.7, 0.3, sce=0.05, alda=1.2))
+    cases = lasers + leaving
+    assert leave_one_out(cases, 1)[3:] == ["sce", "sce"]
+    assert leave_one_out(cases, 2)[3:] == ["exchange-only", "exchange-only"]
+    best, scores = cross_validated_neighbours(cases)
+    assert best == 1 and scores[1] < scores[2] and set(scores) == {1, 2, 3, 4}
+    assert scores[1] == pytest.approx((3 * 0.5 + 2 * 0.05) / 5)  # ALDA on each laser, SCE on each packet
+    # equal scores go to the larger number (the more cautious rule); one case has none to leave out
+    same = (_case("a", 0.0, 0.5), _case("b", 0.1, 0.5), _case("c", 0.2, 0.5))
+    assert cross_validated_neighbours(same)[0] == 2
+    assert leave_one_out(same[:1], 1) == [None] and cross_validated_neighbours(same[:1])[0] == 1
 
 
 def _network(dx: float, inputs=("density", "history", "sce")):
@@ -211,7 +240,7 @@ def test_the_command_fits_the_same_switch_and_evaluate_reports_the_expert(small_
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     library = make_switch(network, small_set, tmp_path / "library")  # the CLI's default neighbours
-    assert summary["neighbours"] == library["neighbours"] == 2
+    assert summary["neighbours"] == library["neighbours"] == 1  # two cases: one neighbour left out
     for name, case in library["cases"].items():
         for expert in EXPERTS:
             assert summary["cases"][name][expert] == pytest.approx(case[expert], rel=1e-12)

@@ -244,7 +244,9 @@ def tdks_switch(
     network: option(str, "The trained functional: a shipped name, or a functional/ensemble folder."),
     dataset: option(Path, "Training trajectory set (densitylab tdks dataset) to fit the choice on."),
     output: option(Path, "Folder for the switch (an artefact; evaluate it as any functional)."),
-    neighbours: option(int, "Training cases, nearest in initial inward speed, that choose the expert.") = 2,
+    neighbours: option(
+        int | None, "Training cases nearest in initial inward speed that choose (default: by leave-one-out)."
+    ) = None,
     as_json: Json = False,
 ) -> None:
     """A functional of the density and the initial state: per trajectory, the trained functional

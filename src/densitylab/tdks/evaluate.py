@@ -163,14 +163,17 @@ def _switched_model(path: Path, problem: KSProblem) -> VcModel:
 
 
 def make_switch(
-    network: str, dataset: str | Path, output: str | Path, neighbours: int = 2, progress=None
+    network: str, dataset: str | Path, output: str | Path, neighbours: int | None = None, progress=None
 ) -> dict:
     """Fit and save a switched functional (:mod:`densitylab.tdks.switch`): the trained
     functional ``network`` (a shipped name, or a ``tdks functional``/``tdks ensemble`` folder,
     copied into ``output/network``) and the anchors, each propagated on every case of the
     trajectory set ``dataset`` (``tdks dataset``; keep held-out cases out of it), with the
-    ``neighbours`` rule. ``progress(done, total, case=...)`` after each case. Returns a summary
-    with each case's inward speed, the expert it would choose for itself and the errors.
+    ``neighbours`` rule (None: the number whose leave-one-out choices on the set err least,
+    :func:`densitylab.tdks.switch.cross_validated_neighbours`). ``progress(done, total,
+    case=...)`` after each case. Returns a summary with the neighbours (and each number's mean
+    leave-one-out error over exchange-only's) and, per case, its inward speed, the errors and
+    the expert the other cases choose for it.
 
     Raises:
         InvalidParameterError: naming ``network`` (not a trained network or committee, or one
@@ -184,12 +187,14 @@ def make_switch(
         EXPERTS,
         SwitchCase,
         check_neighbours,
-        choose,
+        cross_validated_neighbours,
         inward_speed,
+        leave_one_out,
         save_switch,
     )
 
-    check_neighbours(neighbours)
+    if neighbours is not None:
+        check_neighbours(neighbours)
     check_replaceable(output)
     shipped, path = shipped_or_path(network)
     expected = f"a shipped functional {shipped}, or a 'tdks functional' or 'tdks ensemble' folder"
@@ -221,17 +226,15 @@ def make_switch(
         cases.append(SwitchCase(name, inward_speed(problem.orbital0, problem.x), errors))
         if progress is not None:
             progress(done, len(names), case=name)
+    best, scores = cross_validated_neighbours(tuple(cases))
+    neighbours = best if neighbours is None else neighbours
     save_switch(output, path, cases, neighbours, network_from=network, dataset=str(dataset))
-    others = [
-        choose(tuple(c for c in cases if c is not case), case.speed, neighbours)[0]
-        if len(cases) > 1
-        else None
-        for case in cases
-    ]
+    others = leave_one_out(tuple(cases), neighbours)
     return {
         "output": str(output),
         "network": network,
         "neighbours": neighbours,
+        "leave_one_out_ratio": scores,
         "cases": {
             case.name: {
                 "speed": case.speed,

@@ -9,8 +9,9 @@ the rest of the density, −|p|/2 for one that leaves it, 0 for a ground state. 
 trajectory it takes the ``neighbours`` training cases nearest in that number (with every case
 tied with the last) and propagates the expert whose worst error over them, relative to
 exchange-only's, is least: on the cases it was fitted on, never above exchange-only, which is
-one of the experts. A hand-written nearest-neighbour rule: no library picks among propagation
-models by a table of measured errors.
+one of the experts. The number of neighbours is chosen by leave-one-out on the training cases
+(:func:`cross_validated_neighbours`) unless given. A hand-written nearest-neighbour rule: no
+library picks among propagation models by a table of measured errors.
 """
 
 from __future__ import annotations
@@ -70,6 +71,31 @@ def choose(cases: tuple[SwitchCase, ...], speed: float, neighbours: int) -> tupl
     scores = {expert: max(case.ratio(expert) for case in near) for expert in EXPERTS}
     best = min(EXPERTS, key=lambda expert: (scores[expert], EXPERTS.index(expert)))
     return best, tuple(case.name for case in near)
+
+
+def leave_one_out(cases: tuple[SwitchCase, ...], neighbours: int) -> list[str | None]:
+    """Each case's expert as chosen by the others (None where there are no others)."""
+    if len(cases) < 2:
+        return [None] * len(cases)
+    return [choose(tuple(c for c in cases if c is not case), case.speed, neighbours)[0] for case in cases]
+
+
+#: The largest number of neighbours cross-validation tries.
+MOST_NEIGHBOURS = 5
+
+
+def cross_validated_neighbours(cases: tuple[SwitchCase, ...]) -> tuple[int, dict[int, float]]:
+    """(the number of neighbours whose leave-one-out choices have the least mean error relative
+    to exchange-only's, ties to the larger; {neighbours: that mean}) over 1 … min(5, cases − 1)."""
+    scores = {}
+    for neighbours in range(1, max(1, min(MOST_NEIGHBOURS, len(cases) - 1)) + 1):
+        chosen = leave_one_out(cases, neighbours)
+        ratios = [
+            case.ratio(expert) for case, expert in zip(cases, chosen, strict=True) if expert is not None
+        ]
+        scores[neighbours] = float(np.mean(ratios)) if ratios else 1.0
+    best = min(scores, key=lambda neighbours: (scores[neighbours], -neighbours))
+    return best, scores
 
 
 @dataclass(frozen=True, eq=False)
