@@ -150,6 +150,8 @@ def test_each_expert_propagates_as_itself_and_none_correlates_non_interacting_el
     np.testing.assert_array_equal(run(moving, switched)[1], run(moving, ANCHORS["sce"](moving))[1])
     opened = densitylab.load(str(tmp_path / "switch"))
     assert isinstance(opened, Switch) and opened.choose(moving.orbital0, X)[0] == "network"
+    with pytest.raises(InvalidParameterError, match=r"^orbital0"):
+        opened.choose(np.zeros(len(X), complex), X)
 
 
 @pytest.fixture(scope="module")

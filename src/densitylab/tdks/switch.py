@@ -39,9 +39,12 @@ def inward_speed(orbital: np.ndarray, x: np.ndarray) -> float:
     it moves towards the centre. Invariant under translation and reflection."""
     orbital, x = np.asarray(orbital), np.asarray(x)
     density = 2.0 * np.abs(orbital) ** 2
+    total = float(np.sum(density))
+    if not (math.isfinite(total) and total > 0):
+        return math.nan  # no density: no speed
     current = 2.0 * np.imag(np.conj(orbital) * np.gradient(orbital, x[1] - x[0]))
-    centre = np.sum(x * density) / np.sum(density)
-    return float(np.sum(current * np.sign(centre - x)) / np.sum(density))
+    centre = np.sum(x * density) / total
+    return float(np.sum(current * np.sign(centre - x)) / total)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,11 @@ class Switch:
 
     def choose(self, orbital: np.ndarray, x: np.ndarray) -> tuple[str, tuple[str, ...]]:
         """(expert, the nearest training cases) for the initial orbital (N,) on the grid x."""
-        return choose(self.cases, inward_speed(orbital, x), self.neighbours)
+        speed = inward_speed(orbital, x)
+        require(
+            math.isfinite(speed), "orbital0", "a finite, non-zero initial orbital", "a zero or non-finite one"
+        )
+        return choose(self.cases, speed, self.neighbours)
 
 
 def check_neighbours(neighbours: object) -> None:
