@@ -203,3 +203,16 @@ def test_warnings_print_as_one_line_and_the_default_display_comes_back(tmp_path,
     assert len(lines) == 1 and lines[0].startswith("Warning: charge reached the box's walls"), result.stderr
     assert "UserWarning" not in result.stderr and "workflow.py" not in result.stderr
     assert warnings.showwarning is before
+
+
+def test_summaries_and_rows_print_brackets_as_text_not_markup():
+    """``memory-switch [sce]`` (the expert a switch propagated) and a path with brackets print
+    as they are: Rich would otherwise read ``[sce]`` as a style and drop it."""
+    from rich.console import Console
+
+    from densitylab.cli.common import summary_table
+
+    console = Console(record=True, width=200)
+    console.print(summary_table({"propagated": "memory-switch [sce]", "output": "runs/a[1]"}, "x [bold]"))
+    text = console.export_text()
+    assert "memory-switch [sce]" in text and "runs/a[1]" in text and "x [bold]" in text

@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from densitylab.artefacts import check_replaceable
@@ -124,8 +125,9 @@ def _cell(value: object) -> str:
 
 
 def summary_table(summary: Mapping[str, object], title: str | None = None) -> Table:
-    """A two-column table of a summary; nested mappings become rows ``outer.inner``."""
-    table = Table(title=title)
+    """A two-column table of a summary; nested mappings become rows ``outer.inner``. Names and
+    values are shown as they are (``[network]`` is text, not Rich markup)."""
+    table = Table(title=None if title is None else escape(title))
     table.add_column("quantity")
     table.add_column("value", justify="right")
 
@@ -135,7 +137,7 @@ def summary_table(summary: Mapping[str, object], title: str | None = None) -> Ta
             if isinstance(value, Mapping):
                 add(name + ".", value)
             else:
-                table.add_row(name, _cell(value))
+                table.add_row(escape(name), escape(_cell(value)))
 
     add("", summary)
     return table
@@ -151,11 +153,11 @@ def print_summary(summary: dict, as_json: bool, title: str | None = None) -> Non
 
 def print_rows(rows: list[Mapping[str, object]], columns: Mapping[str, str], title: str) -> None:
     """A table with one row per mapping; ``columns`` maps a header to the key it shows."""
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for header in columns:
-        table.add_column(header)
+        table.add_column(escape(header))
     for row in rows:
-        table.add_row(*(_cell(row.get(key, "")) for key in columns.values()))
+        table.add_row(*(escape(_cell(row.get(key, ""))) for key in columns.values()))
     out.print(table)
 
 
