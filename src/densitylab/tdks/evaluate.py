@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -91,6 +90,16 @@ def shipped_or_path(name: str) -> tuple[list[str], Path]:
     """(the shipped model names, the folder of shipped model ``name`` or else ``name`` as a path)."""
     shipped = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
     return shipped, PRETRAINED / name if name in shipped else Path(name)
+
+
+def trained_folder(name: str, parameter: str, kinds: tuple[str, ...], folders: str) -> Path:
+    """The folder of the trained functional ``name`` (a shipped name or a folder of one of
+    ``kinds``), refusing anything else naming ``parameter``; ``folders`` says which folders
+    (e.g. "a 'tdks functional' folder") for the message."""
+    shipped, path = shipped_or_path(name)
+    require(is_artefact(path), parameter, f"a shipped functional {shipped}, or {folders}", name)
+    read_manifest(path, kinds, parameter=parameter)
+    return path
 
 
 def require_grid(net_config, problem: KSProblem, parameter: str, got: str) -> None:
@@ -182,6 +191,7 @@ def make_switch(
     """
     from densitylab.artefacts import check_replaceable
     from densitylab.model1d.propagation import load_trajectory
+    from densitylab.tdks.dataset import set_case_names
     from densitylab.tdks.propagation import problem_from_trajectory
     from densitylab.tdks.switch import (
         EXPERTS,
@@ -196,15 +206,10 @@ def make_switch(
     if neighbours is not None:
         check_neighbours(neighbours)
     check_replaceable(output)
-    shipped, path = shipped_or_path(network)
-    expected = f"a shipped functional {shipped}, or a 'tdks functional' or 'tdks ensemble' folder"
-    require(is_artefact(path), "network", expected, network)
-    read_manifest(path, ("tdks-density-net", "tdks-ensemble"), parameter="network")
+    kinds = ("tdks-density-net", "tdks-ensemble")
+    path = trained_folder(network, "network", kinds, "a 'tdks functional' or 'tdks ensemble' folder")
     folder = Path(dataset)
-    require(
-        (folder / "set.json").is_file(), "dataset", "a folder made by 'densitylab tdks dataset'", str(dataset)
-    )
-    names = sorted(json.loads((folder / "set.json").read_text())["summaries"])
+    names = sorted(set_case_names(dataset))
     missing = [name for name in names if not (folder / f"{name}.h5").is_file()]
     require(names and not missing, "dataset", "a set with every case's trajectory", missing or "no cases")
     net = load_density_net(path)
@@ -260,11 +265,7 @@ def make_ensemble(members: list[str], output: str | Path) -> dict:
     """
     paths = []
     for name in members:
-        shipped, path = shipped_or_path(name)
-        expected = f"a shipped functional {shipped} or a 'tdks functional' folder"
-        require(is_artefact(path), "members", expected, name)
-        read_manifest(path, ("tdks-density-net",), parameter="members")
-        paths.append(path)
+        paths.append(trained_folder(name, "members", ("tdks-density-net",), "a 'tdks functional' folder"))
     ensemble = build_ensemble([load_density_net(path) for path in paths])
     save_ensemble(output, ensemble, {"members_from": list(members)})
     return {"output": str(output), "members": list(members), "memory": ensemble.config.memory}
