@@ -69,7 +69,8 @@ def set_case_names(dataset: str | Path) -> tuple[str, ...]:
         InvalidParameterError: naming ``dataset``, a folder that :func:`generate_set` did not make.
     """
     index = Path(dataset) / "set.json"
-    require(index.is_file(), "dataset", "a folder made by 'densitylab tdks dataset' (with set.json)", dataset)
+    expected = "a folder made by 'densitylab tdks dataset' (with set.json)"
+    require(index.is_file(), "dataset", expected, str(dataset))
     return tuple(json.loads(index.read_text())["summaries"])
 
 
