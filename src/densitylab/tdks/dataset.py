@@ -62,18 +62,6 @@ def held_out_cases() -> tuple[ExactConfig, ...]:
 PRESETS = ("training", "held-out", "all", "none")
 
 
-def set_case_names(dataset: str | Path) -> tuple[str, ...]:
-    """The case names a set's ``set.json`` lists, in its order.
-
-    Raises:
-        InvalidParameterError: naming ``dataset``, a folder that :func:`generate_set` did not make.
-    """
-    index = Path(dataset) / "set.json"
-    expected = "a folder made by 'densitylab tdks dataset' (with set.json)"
-    require(index.is_file(), "dataset", expected, str(dataset))
-    return tuple(json.loads(index.read_text())["summaries"])
-
-
 def parse_laser(text: str) -> tuple[float, float]:
     """'F:ω' (e.g. '0.05:0.5') as (amplitude, frequency); a one-line error otherwise."""
     amplitude, sep, frequency = str(text).partition(":")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -191,7 +192,6 @@ def make_switch(
     """
     from densitylab.artefacts import check_replaceable
     from densitylab.model1d.propagation import load_trajectory
-    from densitylab.tdks.dataset import set_case_names
     from densitylab.tdks.propagation import problem_from_trajectory
     from densitylab.tdks.switch import (
         EXPERTS,
@@ -208,8 +208,10 @@ def make_switch(
     check_replaceable(output)
     kinds = ("tdks-density-net", "tdks-ensemble")
     path = trained_folder(network, "network", kinds, "a 'tdks functional' or 'tdks ensemble' folder")
-    folder = Path(dataset)
-    names = sorted(set_case_names(dataset))
+    folder = Path(dataset)  # set.json read here: tdks.dataset imports the workflow, which imports this
+    expected = "a folder made by 'densitylab tdks dataset' (with set.json)"
+    require((folder / "set.json").is_file(), "dataset", expected, str(dataset))
+    names = sorted(json.loads((folder / "set.json").read_text())["summaries"])
     missing = [name for name in names if not (folder / f"{name}.h5").is_file()]
     require(names and not missing, "dataset", "a set with every case's trajectory", missing or "no cases")
     net = load_density_net(path)

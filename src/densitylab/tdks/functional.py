@@ -36,6 +36,7 @@ stage keeps its own checkpoint; a resume under other settings is refused.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -46,7 +47,6 @@ import numpy as np
 
 from densitylab.errors import require
 from densitylab.jaxsetup import jax_modules
-from densitylab.tdks.dataset import set_case_names
 from densitylab.tdks.supervised import (
     calibrated,
     pretrain,
@@ -171,7 +171,12 @@ class FunctionalConfig:
         object.__setattr__(self, "horizons", tuple(int(h) for h in self.horizons))
         if self.cases is not None:
             object.__setattr__(self, "cases", tuple(self.cases))
-        set_case_names(self.dataset)  # a folder that is no set is refused here, before the rest
+        require(
+            (Path(self.dataset) / "set.json").is_file(),
+            "dataset",
+            "a folder made by 'densitylab tdks dataset' (with set.json)",
+            self.dataset,
+        )
         check_inputs(self.inputs, self.memory)
         check_measure(self.measure)
         require(self.base in ("exchange", "sce"), "base", "exchange or sce", self.base)
@@ -248,7 +253,7 @@ class FunctionalConfig:
             object.__setattr__(self, "init", str(self.init))
             require(self.base == "exchange", "base", "exchange (the default) with init", self.base)
             initial_net(self)
-        available = set(set_case_names(self.dataset))
+        available = set(_set_cases(self.dataset))
         for name in self.case_names():
             require(name in available, "cases", f"names from the set: {sorted(available)}", name)
 
@@ -269,7 +274,7 @@ class FunctionalConfig:
 
             chosen = tuple(case_name(case) for case in select_cases(self.preset))
             return chosen + tuple(name for name in self.cases or () if name not in chosen)
-        return self.cases if self.cases is not None else set_case_names(self.dataset)
+        return self.cases if self.cases is not None else _set_cases(self.dataset)
 
 
 def initial_net(config: FunctionalConfig):
@@ -289,6 +294,11 @@ def initial_net(config: FunctionalConfig):
     require(not differ, "init", "a functional of the config's shape (set these to its values)", differ)
     changes = {name: value for name, value in config.gating().items() if value != getattr(net.config, name)}
     return with_config(net, **changes) if changes else net
+
+
+def _set_cases(dataset: str) -> tuple[str, ...]:
+    """The case names a set's ``set.json`` lists."""
+    return tuple(json.loads((Path(dataset) / "set.json").read_text())["summaries"])
 
 
 @dataclass(frozen=True, eq=False)
